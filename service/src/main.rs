@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use service::config::Config;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The web service. Settings come from the environment: PORT (8080), BIND_ADDRESS (0.0.0.0),
+/// DATABASE_PATH (service.db), RUST_LOG (info), MIGRATE_ON_START (false).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP until SIGTERM or SIGINT (the default)
+    Serve,
+    /// Exit 0 when the service on PORT answers /healthz (for container health checks)
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Config::from_env().and_then(|config| match cli.command {
+        None | Some(Command::Serve) => serve(config),
+        Some(Command::Healthcheck) => healthcheck(config),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    service::init_logging(&config.log)?;
+    tokio::runtime::Runtime::new()?.block_on(service::server::run(config))
+}
+
+fn healthcheck(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(service::healthcheck::check(config.local_address()))
+}

@@ -1,0 +1,170 @@
+//! Staging verified binaries under `<target dir>/dist/<triple>/`, all or nothing.
+
+use std::io::Read;
+
+use anyhow::Context;
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::interrupt;
+
+pub const MANIFEST: &str = "manifest.json";
+
+/// `manifest.json` in a dist folder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub package: String,
+    pub version: String,
+    pub target: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A folder being filled next to its final place; removed on drop unless committed.
+pub struct Staging {
+    path: Utf8PathBuf,
+    dest: Utf8PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    /// Starts a fresh staging folder for `dest`, clearing what earlier interrupted runs
+    /// (killed too hard to clean up) left beside it.
+    pub fn new(dest: &Utf8Path) -> anyhow::Result<Staging> {
+        let parent = dest.parent().context("dist folder has no parent")?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {parent}"))?;
+        let name = dest.file_name().context("dist folder has no name")?;
+        for entry in parent.read_dir_utf8()?.flatten() {
+            if entry.file_name().starts_with(&format!(".{name}.")) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let path = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        std::fs::create_dir(&path).with_context(|| format!("creating {path}"))?;
+        Ok(Staging { path, dest: dest.to_owned(), committed: false })
+    }
+
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    /// Copies `src` in as `name` and returns its manifest entry.
+    pub fn add(&self, src: &Utf8Path, name: &str) -> anyhow::Result<FileEntry> {
+        let dest = self.path.join(name);
+        std::fs::copy(src, &dest).with_context(|| format!("copying {src} to {dest}"))?;
+        Ok(FileEntry { name: name.to_owned(), size: dest.metadata()?.len(), sha256: sha256(&dest)? })
+    }
+
+    /// Writes the manifest and swaps the folder into place. The old folder is moved aside
+    /// first, so at any instant `dest` is either the old complete set or the new one.
+    pub fn commit(mut self, manifest: &Manifest) -> anyhow::Result<Utf8PathBuf> {
+        let json = serde_json::to_string_pretty(manifest)? + "\n";
+        std::fs::write(self.path.join(MANIFEST), json)?;
+        interrupt::check()?;
+        let old = self.path.with_file_name(format!(
+            ".{}.old-{}",
+            self.dest.file_name().unwrap_or("dist"),
+            std::process::id()
+        ));
+        if self.dest.exists() {
+            std::fs::rename(&self.dest, &old).with_context(|| format!("moving {} aside", self.dest))?;
+        }
+        std::fs::rename(&self.path, &self.dest)
+            .with_context(|| format!("moving the staged files to {}", self.dest))?;
+        self.committed = true;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
+}
+
+pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir(name: &str) -> Utf8PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-dist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Utf8PathBuf::from_path_buf(dir).unwrap()
+    }
+
+    fn manifest(files: Vec<FileEntry>) -> Manifest {
+        Manifest { package: "p".into(), version: "1".into(), target: "t".into(), files }
+    }
+
+    #[test]
+    fn a_commit_replaces_the_folder_whole() {
+        let root = scratch_dir("commit");
+        let src = root.join("bin");
+        std::fs::write(&src, b"abc").unwrap();
+        let dest = root.join("dist/t");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("stale"), b"old").unwrap();
+
+        let staging = Staging::new(&dest).unwrap();
+        let entry = staging.add(&src, "service").unwrap();
+        assert_eq!(entry.size, 3);
+        assert_eq!(entry.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        staging.commit(&manifest(vec![entry.clone()])).unwrap();
+
+        assert!(!dest.join("stale").exists());
+        assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry]));
+        let leftovers: Vec<_> = root.join("dist").read_dir().unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "only the final folder remains");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_staging_leaves_nothing_and_the_old_folder_intact() {
+        let root = scratch_dir("abandon");
+        let dest = root.join("dist/t");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("service"), b"old").unwrap();
+        // What a SIGKILLed run leaves behind is cleared by the next one.
+        std::fs::create_dir_all(root.join("dist/.t.staging-1")).unwrap();
+        {
+            let staging = Staging::new(&dest).unwrap();
+            assert!(!root.join("dist/.t.staging-1").exists());
+            std::fs::write(staging.path().join("service"), b"half").unwrap();
+        }
+        let names: Vec<_> = root.join("dist").read_dir().unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["t"]);
+        assert_eq!(std::fs::read(dest.join("service")).unwrap(), b"old");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask doctor`: every tool the commands need, found or missing, with the fix.
+
+use xshell::Shell;
+
+use crate::build::resolve_targets;
+use crate::cli::DoctorArgs;
+use crate::project::Project;
+use crate::toolchain::{self, CSource};
+
+impl DoctorArgs {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let mut rows = Vec::new();
+        let mut missing = 0;
+        for target in resolve_targets(&self.targets, project) {
+            let std = if toolchain::rust_target_installed(sh, target)? {
+                ("ok", "installed".to_string())
+            } else if toolchain::find_on_path("rustup").is_some() {
+                ("auto", format!("`cargo xtask build` adds it (rustup target add {target})"))
+            } else {
+                missing += 1;
+                ("missing", format!("install it for your toolchain (rustup target add {target})"))
+            };
+            rows.push(row(format!("rust std {target}"), std));
+            let cc = match toolchain::locate_c_compiler(project, target) {
+                CSource::UserSet { var, value } => ("ok", format!("{value} (from {var})")),
+                CSource::Zig(zig) => ("ok", format!("zig cc ({zig})")),
+                CSource::Provisionable => (
+                    "auto",
+                    format!("`cargo xtask build` installs zig {} with pip", project.settings.zig),
+                ),
+                CSource::Missing => {
+                    missing += 1;
+                    ("missing", toolchain::missing_c_compiler(project, target))
+                }
+            };
+            rows.push(row(format!("C compiler {target}"), cc));
+        }
+        print!("{}", crate::report::table(&["tool", "status", "detail"], &rows));
+        if missing > 0 {
+            anyhow::bail!("{missing} tool(s) missing: see the table above for the fix");
+        }
+        Ok(())
+    }
+}
+
+fn row(tool: String, (status, detail): (&str, String)) -> Vec<String> {
+    vec![tool, status.to_string(), detail]
+}

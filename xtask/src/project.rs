@@ -1,0 +1,145 @@
+//! The workspace as cargo describes it: the only module that runs `cargo metadata`.
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use cargo_metadata::{MetadataCommand, TargetKind};
+use serde::Deserialize;
+
+use crate::target::Target;
+
+pub struct Project {
+    pub root: Utf8PathBuf,
+    pub target_dir: Utf8PathBuf,
+    /// The shipped crate (`[workspace.metadata.xtask] package`).
+    pub package: Package,
+    pub settings: Settings,
+}
+
+pub struct Package {
+    pub id: cargo_metadata::PackageId,
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    /// Its binary targets, in manifest order; the first is the entrypoint.
+    pub binaries: Vec<String>,
+}
+
+/// `[workspace.metadata.xtask]` in the root `Cargo.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Settings {
+    pub package: String,
+    pub targets: Vec<Target>,
+    pub zig: String,
+    #[serde(default)]
+    pub image: ImageSettings,
+}
+
+/// `[workspace.metadata.xtask.image]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ImageSettings {
+    pub name: Option<String>,
+    pub base: String,
+    pub alpine: String,
+    pub size_budget: String,
+    pub port: u16,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            name: None,
+            base: "scratch".into(),
+            alpine: "docker.io/library/alpine:3.20".into(),
+            size_budget: "16 MiB".into(),
+            port: 8080,
+        }
+    }
+}
+
+impl Project {
+    pub fn load() -> anyhow::Result<Project> {
+        let meta = MetadataCommand::new()
+            .no_deps()
+            .exec()
+            .context("`cargo metadata` failed: run from inside the workspace")?;
+        let settings: Settings = serde_json::from_value(meta.workspace_metadata["xtask"].clone())
+            .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
+        let Some(pkg) = meta.workspace_packages().into_iter().find(|p| p.name == settings.package)
+        else {
+            bail!(
+                "[workspace.metadata.xtask] package = {:?} is not a workspace member",
+                settings.package
+            );
+        };
+        let binaries: Vec<String> = pkg
+            .targets
+            .iter()
+            .filter(|t| t.kind.contains(&TargetKind::Bin))
+            .map(|t| t.name.clone())
+            .collect();
+        if binaries.is_empty() {
+            bail!("package `{}` has no binaries to ship", pkg.name);
+        }
+        let package = Package {
+            id: pkg.id.clone(),
+            name: pkg.name.to_string(),
+            version: pkg.version.to_string(),
+            description: pkg.description.clone(),
+            license: pkg.license.clone(),
+            repository: pkg.repository.clone(),
+            binaries,
+        };
+        Ok(Project {
+            root: meta.workspace_root,
+            target_dir: meta.target_directory,
+            package,
+            settings,
+        })
+    }
+
+    /// Where `cargo xtask build` stages one target's verified binaries.
+    pub fn dist_dir(&self, target: Target) -> Utf8PathBuf {
+        self.dist_root().join(target.triple())
+    }
+
+    pub fn dist_root(&self) -> Utf8PathBuf {
+        self.target_dir.join("dist")
+    }
+
+    /// Scratch space of the xtask itself: provisioned tools, wrappers, image contexts.
+    pub fn work_dir(&self) -> Utf8PathBuf {
+        self.target_dir.join("xtask")
+    }
+
+    pub fn relative<'a>(&self, path: &'a Utf8Path) -> &'a Utf8Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_settings_parse() {
+        let project = Project::load().unwrap();
+        assert_eq!(project.package.name, "service");
+        assert_eq!(project.package.binaries, ["service", "migrate"]);
+        assert_eq!(project.settings.targets, Target::ALL);
+        assert!(project.dist_dir(Target::Aarch64Musl).ends_with("dist/aarch64-unknown-linux-musl"));
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let err = serde_json::from_value::<Settings>(serde_json::json!({
+            "package": "service", "targets": ["amd64"], "zig": "0.13.0", "colour": "red"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+}

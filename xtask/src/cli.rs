@@ -1,7 +1,9 @@
 //! The command line: clap types only, no I/O.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 
+use crate::engine::EngineKind;
 use crate::target::Target;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
@@ -17,8 +19,14 @@ pub struct Cli {
 pub enum Command {
     /// Cross-compile the service for the musl targets and stage verified static binaries
     Build(BuildArgs),
+    /// Build one container image per architecture from the staged binaries
+    Image(ImageArgs),
+    /// Run each architecture's image as a real container and check that it works
+    SmokeTest(SmokeArgs),
     /// Check every tool the commands need: found, or how to get it
     Doctor(DoctorArgs),
+    /// Measure build times, binary sizes and request throughput, and print the figures
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +42,78 @@ pub struct BuildArgs {
     /// Print the staged artifacts as JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseKind {
+    /// Nothing but the service, its companion and the files it needs
+    Scratch,
+    /// Alpine Linux, pinned (`alpine` in [workspace.metadata.xtask.image]), for a shell
+    Alpine,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Build for this target; repeatable (amd64, arm64 and the triples are accepted)
+    /// [default: `targets` in [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<Target>,
+    /// The base image kind [default: `base` in [workspace.metadata.xtask.image], scratch]
+    #[arg(long, value_enum)]
+    pub base: Option<BaseKind>,
+    /// Any base image reference; overrides --base
+    #[arg(long, value_name = "REF")]
+    pub base_image: Option<String>,
+    /// The container engine [default: docker if its daemon runs, else podman]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+    /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
+    /// `<tag>-<arch>` [default: `<name>:<version>` from Cargo.toml]
+    #[arg(long, value_name = "REF")]
+    pub tag: Option<String>,
+    /// The registry to name the images for, `host:port`
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry: Option<String>,
+    /// Push every architecture's image, then the multi-architecture index
+    #[arg(long)]
+    pub push: bool,
+    /// Print the images as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// Test this target's image (`<name>:<version>-<arch>`); repeatable
+    /// [default: `targets` in [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE", conflicts_with = "images")]
+    pub targets: Vec<Target>,
+    /// Test this image instead; repeatable. Its architecture is read from the image
+    #[arg(long = "image", value_name = "REF")]
+    pub images: Vec<String>,
+    /// The multi-architecture reference the images were built as (see `image --tag`)
+    #[arg(long, value_name = "REF", conflicts_with = "images")]
+    pub tag: Option<String>,
+    /// The container engine [default: docker if its daemon runs, else podman]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+    /// Seconds to wait for /healthz after the container starts (emulation is slow)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds of load per `/hello` throughput run
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub duration: u64,
+    /// Concurrent connections for the throughput runs
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub connections: u32,
+    /// Skip the cold builds (minutes each); measure no-op builds, sizes and throughput only
+    #[arg(long)]
+    pub skip_cold: bool,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ impl Staging {
         Ok(Staging { path, dest: dest.to_owned(), committed: false })
     }
 
+    #[cfg(test)]
     pub fn path(&self) -> &Utf8Path {
         &self.path
     }
@@ -92,6 +93,7 @@ impl Drop for Staging {
     }
 }
 
+#[cfg(test)]
 pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;

@@ -1,13 +1,18 @@
 //! `cargo xtask`: the project's build orchestrator (see README.md).
 
+mod bench;
 mod build;
 mod cli;
 mod dist;
 mod doctor;
 mod elf;
+mod engine;
+mod image;
 mod interrupt;
 mod project;
+mod reference;
 mod report;
+mod smoke;
 mod target;
 mod toolchain;
 
@@ -45,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     sh.change_dir(&project.root);
     match cli.command {
         Command::Build(args) => args.run(&sh, &project),
+        Command::Image(args) => args.run(&sh, &project),
+        Command::SmokeTest(args) => args.run(&sh, &project),
         Command::Doctor(args) => args.run(&sh, &project),
+        Command::Bench(args) => args.run(&sh, &project),
     }
 }

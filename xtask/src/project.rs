@@ -42,19 +42,28 @@ pub struct Settings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ImageSettings {
     pub name: Option<String>,
-    pub base: String,
+    pub base: crate::cli::BaseKind,
     pub alpine: String,
-    pub size_budget: String,
+    pub size_budget: SizeBudget,
     pub port: u16,
+}
+
+/// `[workspace.metadata.xtask.image.size-budget]`: the largest an image may be.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SizeBudget {
+    pub scratch: String,
+    /// For any other base (alpine or `--base-image`), the base included.
+    pub with_base: String,
 }
 
 impl Default for ImageSettings {
     fn default() -> Self {
         ImageSettings {
             name: None,
-            base: "scratch".into(),
+            base: crate::cli::BaseKind::Scratch,
             alpine: "docker.io/library/alpine:3.20".into(),
-            size_budget: "16 MiB".into(),
+            size_budget: SizeBudget { scratch: "10 MiB".into(), with_base: "24 MiB".into() },
             port: 8080,
         }
     }

@@ -1,0 +1,214 @@
+//! The container engine: docker (BuildKit through buildx, or the BuildKit built into
+//! clients before 23.0) or podman, found automatically or chosen with `--engine`.
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use xshell::{Cmd, Shell, cmd};
+
+use crate::toolchain::{find_all_on_path, find_on_path};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+/// How a docker client builds images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// `docker buildx build --load`.
+    Buildx,
+    /// `DOCKER_BUILDKIT=1 docker build`: clients before 23.0 carry BuildKit themselves.
+    BuiltinBuildKit,
+    /// The legacy builder: it mislabels `FROM scratch` images built for a foreign platform,
+    /// so it is only used for the host's own architecture.
+    Legacy,
+    Podman,
+}
+
+pub struct Engine {
+    pub kind: EngineKind,
+    pub program: Utf8PathBuf,
+    pub builder: Builder,
+    pub version: String,
+}
+
+/// The one-line fix when no engine answers.
+pub const NO_ENGINE: &str = "no container engine is running: start the Docker daemon \
+    (`sudo systemctl start docker`, or `sudo dockerd &`) or install podman (`sudo apt-get install podman`)";
+
+impl Engine {
+    pub fn detect(sh: &Shell, choice: Option<EngineKind>) -> anyhow::Result<Engine> {
+        match choice {
+            Some(EngineKind::Docker) => docker(sh),
+            Some(EngineKind::Podman) => podman(sh),
+            None => docker(sh).or_else(|docker_err| {
+                podman(sh).map_err(|_| match find_on_path("docker") {
+                    // Docker is installed: its own message says what to start.
+                    Some(_) => docker_err,
+                    None => anyhow::anyhow!(NO_ENGINE),
+                })
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let builder = match self.builder {
+            Builder::Buildx => "buildx",
+            Builder::BuiltinBuildKit => "built-in BuildKit",
+            Builder::Legacy => "legacy builder: host architecture only",
+            Builder::Podman => "buildah",
+        };
+        format!("{} {} at {} ({builder})", self.name(), self.version, self.program)
+    }
+
+    /// `<engine> <args...>`, for everything but builds.
+    pub fn cmd<'a>(&self, sh: &'a Shell, args: &[&str]) -> Cmd<'a> {
+        let program = &self.program;
+        cmd!(sh, "{program} {args...}").quiet()
+    }
+
+    /// Builds `dockerfile` with `context` for one platform and tags the result.
+    pub fn build(
+        &self,
+        sh: &Shell,
+        platform: &str,
+        native: bool,
+        dockerfile: &Utf8Path,
+        context: &Utf8Path,
+        tag: &str,
+        build_args: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        if self.builder == Builder::Legacy && !native {
+            bail!(
+                "the legacy docker builder at {} mislabels images built for {platform}: install \
+                 the buildx plugin (docker-buildx), or use --engine podman",
+                self.program
+            );
+        }
+        let mut args: Vec<String> = match self.builder {
+            Builder::Buildx => vec!["buildx".into(), "build".into(), "--load".into()],
+            Builder::Podman => vec!["build".into(), "--format=docker".into()],
+            Builder::BuiltinBuildKit | Builder::Legacy => vec!["build".into()],
+        };
+        args.extend(["--quiet".into(), format!("--platform={platform}"), format!("--file={dockerfile}")]);
+        args.extend(["--tag".into(), tag.into()]);
+        for (key, value) in build_args {
+            args.extend(["--build-arg".into(), format!("{key}={value}")]);
+        }
+        args.push(context.to_string());
+        let program = &self.program;
+        let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_stdout();
+        if self.builder == Builder::BuiltinBuildKit {
+            command = command.env("DOCKER_BUILDKIT", "1");
+        }
+        command.run().with_context(|| format!("{} build for {platform} failed", self.name()))
+    }
+
+    /// `image inspect`, as JSON (the two engines share the fields used here).
+    pub fn inspect_image(&self, sh: &Shell, reference: &str) -> anyhow::Result<serde_json::Value> {
+        let out = self
+            .cmd(sh, &["image", "inspect", reference])
+            .ignore_stderr()
+            .read()
+            .with_context(|| format!("no image {reference} in {}: build it with `cargo xtask image`", self.name()))?;
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out)?;
+        list.pop().with_context(|| format!("no image {reference}"))
+    }
+
+    /// Pushes one image (plain HTTP is allowed: the registries here are on loopback).
+    pub fn push(&self, sh: &Shell, reference: &str) -> anyhow::Result<()> {
+        let mut args = vec!["push", "--quiet"];
+        if self.kind == EngineKind::Podman {
+            // Docker allows plain HTTP to 127.0.0.0/8 on its own; podman must be told.
+            args.push("--tls-verify=false");
+        }
+        args.push(reference);
+        self.cmd(sh, &args)
+            .ignore_stdout()
+            .run()
+            .with_context(|| format!("pushing {reference} failed"))
+    }
+
+    /// Creates and pushes the multi-architecture index `index` over already pushed `members`.
+    pub fn push_index(&self, sh: &Shell, index: &str, members: &[String]) -> anyhow::Result<()> {
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        match self.kind {
+            EngineKind::Docker => {
+                let create = [&["manifest", "create", "--insecure", "--amend", index][..], &members].concat();
+                self.cmd(sh, &create).ignore_stdout().run()?;
+                self.cmd(sh, &["manifest", "push", "--insecure", "--purge", index]).ignore_stdout().run()?;
+            }
+            EngineKind::Podman => {
+                // A stale local list with the same name would keep old members.
+                let _ = self.cmd(sh, &["manifest", "rm", index]).ignore_stderr().ignore_stdout().run();
+                self.cmd(sh, &["manifest", "create", index]).ignore_stdout().run()?;
+                for member in &members {
+                    let source = format!("docker://{member}");
+                    self.cmd(sh, &["manifest", "add", "--tls-verify=false", index, &source]).ignore_stdout().run()?;
+                }
+                let dest = format!("docker://{index}");
+                self.cmd(sh, &["manifest", "push", "--all", "--tls-verify=false", index, &dest])
+                    .ignore_stdout()
+                    .run()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+const SERVER_VERSION: &str = "{{.Server.Version}}";
+const CLIENT_VERSION: &str = "{{.Client.Version}}";
+
+fn docker(sh: &Shell) -> anyhow::Result<Engine> {
+    let candidates = find_all_on_path("docker");
+    if candidates.is_empty() {
+        bail!("docker is not installed: install it (`sudo apt-get install docker.io`) or use --engine podman");
+    }
+    // Several clients can be installed (a new one without buildx beside an older one with
+    // BuildKit built in): prefer one that can build for foreign platforms.
+    let mut usable = Vec::new();
+    for program in candidates {
+        let Ok(version) = cmd!(sh, "{program} version --format {SERVER_VERSION}").quiet().ignore_stderr().read()
+        else {
+            continue;
+        };
+        let builder = docker_builder(sh, &program);
+        usable.push(Engine { kind: EngineKind::Docker, program, builder, version: version.trim().to_owned() });
+    }
+    usable.sort_by_key(|e| e.builder == Builder::Legacy);
+    usable.into_iter().next().with_context(|| {
+        "the Docker daemon is not running: start it (`sudo systemctl start docker`, or \
+         `sudo dockerd &`), or use --engine podman"
+    })
+}
+
+fn docker_builder(sh: &Shell, program: &Utf8Path) -> Builder {
+    if cmd!(sh, "{program} buildx version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+        return Builder::Buildx;
+    }
+    let client = cmd!(sh, "{program} version --format {CLIENT_VERSION}").quiet().ignore_stderr().read();
+    let major = client.ok().and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
+    match major {
+        Some(m) if m < 23 => Builder::BuiltinBuildKit,
+        _ => Builder::Legacy,
+    }
+}
+
+fn podman(sh: &Shell) -> anyhow::Result<Engine> {
+    let program = find_on_path("podman")
+        .context("podman is not installed: install it (`sudo apt-get install podman`) or use --engine docker")?;
+    let version = cmd!(sh, "{program} version --format {CLIENT_VERSION}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("podman does not run: see `podman info`")?;
+    Ok(Engine { kind: EngineKind::Podman, program, builder: Builder::Podman, version: version.trim().to_owned() })
+}

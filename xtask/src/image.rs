@@ -1,0 +1,251 @@
+//! `cargo xtask image`: one image per architecture from the staged binaries, through
+//! `Dockerfile.runtime`, and a multi-architecture index when pushing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::Utf8Path;
+use serde::Serialize;
+use xshell::{Shell, cmd};
+
+use crate::build::{self, Built, resolve_targets};
+use crate::cli::{BaseKind, ImageArgs};
+use crate::engine::Engine;
+use crate::project::Project;
+use crate::reference::ImageNames;
+use crate::report::{self, step};
+use crate::target::Target;
+
+pub const DOCKERFILE: &str = "Dockerfile.runtime";
+/// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
+const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// One built image.
+#[derive(Debug, Serialize)]
+pub struct Image {
+    pub arch: &'static str,
+    pub base: String,
+    pub reference: String,
+    pub size: u64,
+    /// What the image was assembled from: the build context's files.
+    pub context_size: u64,
+    pub id: String,
+    /// The registry digest, once pushed.
+    pub digest: Option<String>,
+    pub seconds: f64,
+}
+
+impl ImageArgs {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let settings = &project.settings.image;
+        let name = settings.name.as_deref().unwrap_or(&project.package.name);
+        let names = ImageNames::new(self.tag.as_deref(), self.registry.as_deref(), name, &project.package.version)?;
+        if self.push && names.registry().is_none() {
+            bail!("--push needs a registry: give --registry <host:port> or a --tag that starts with one");
+        }
+        let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
+            (Some(image), _) => image.clone(),
+            (None, BaseKind::Scratch) => "scratch".to_owned(),
+            (None, BaseKind::Alpine) => settings.alpine.clone(),
+        };
+        let budget = size_budget(project, &base)?;
+        let engine = Engine::detect(sh, self.engine)?;
+        eprintln!("  engine: {}", engine.describe());
+
+        let targets = resolve_targets(&self.targets, project);
+        let built = build::build(sh, project, &targets, "release")?;
+        let labels = Labels::collect(sh, project, &base)?;
+        let mut images = Vec::new();
+        for artifacts in &built {
+            let reference = names.for_target(artifacts.target);
+            let image = step(format_args!("{}: image {reference}", artifacts.target.arch()), || {
+                assemble(sh, project, &engine, artifacts, &base, &labels, &reference, budget)
+            })?;
+            images.push(image);
+        }
+        if self.push {
+            push(sh, &engine, &names, &mut images)?;
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&images)?);
+        } else {
+            print!("{}", image_table(&images));
+            if self.push {
+                println!("index {} (linux/{})", names.index, images.iter().map(|i| i.arch).collect::<Vec<_>>().join(", linux/"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    sh: &Shell,
+    project: &Project,
+    engine: &Engine,
+    artifacts: &Built,
+    base: &str,
+    labels: &Labels,
+    reference: &str,
+    budget: u64,
+) -> anyhow::Result<Image> {
+    let started = Instant::now();
+    let target = artifacts.target;
+    let context = project.work_dir().join("image").join(target.arch());
+    let context_size = stage_context(&context, artifacts, base == "scratch")?;
+    let mut args = labels.build_args();
+    args.push(("BASE".into(), base.to_owned()));
+    args.push(("PORT".into(), project.settings.image.port.to_string()));
+    let native = Target::host() == Some(target);
+    engine.build(sh, &target.platform(), native, &project.root.join(DOCKERFILE), &context, reference, &args)?;
+
+    let inspect = engine.inspect_image(sh, reference)?;
+    let arch = inspect["Architecture"].as_str().unwrap_or_default();
+    if arch != target.arch() {
+        let _ = engine.cmd(sh, &["rmi", reference]).ignore_stdout().ignore_stderr().run();
+        bail!("{} labelled the {} image `{arch}`: removed it", engine.name(), target.arch());
+    }
+    let size = inspect["Size"].as_u64().unwrap_or_default();
+    if size > budget {
+        let _ = engine.cmd(sh, &["rmi", reference]).ignore_stdout().ignore_stderr().run();
+        bail!(
+            "{reference} is {}, over its size budget of {}: removed it (raise size-budget in \
+             [workspace.metadata.xtask.image] if that is intended)",
+            report::size(size),
+            report::size(budget)
+        );
+    }
+    Ok(Image {
+        arch: target.arch(),
+        base: base.to_owned(),
+        reference: reference.to_owned(),
+        size,
+        context_size,
+        id: inspect["Id"].as_str().unwrap_or_default().to_owned(),
+        digest: None,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Fills the per-architecture build context afresh and returns the size of its files.
+fn stage_context(context: &Utf8Path, artifacts: &Built, scratch: bool) -> anyhow::Result<u64> {
+    let _ = std::fs::remove_dir_all(context);
+    for dir in ["bin", "rootfs", "owned/data"] {
+        std::fs::create_dir_all(context.join(dir)).with_context(|| format!("creating {context}/{dir}"))?;
+    }
+    let mut total = 0;
+    for file in &artifacts.manifest.files {
+        let dest = context.join("bin").join(&file.name);
+        total += std::fs::copy(artifacts.dir.join(&file.name), &dest).with_context(|| format!("staging {dest}"))?;
+    }
+    if scratch {
+        let rootfs = context.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc/ssl/certs"))?;
+        std::fs::write(rootfs.join("etc/passwd"), PASSWD)?;
+        std::fs::write(rootfs.join("etc/group"), GROUP)?;
+        total += (PASSWD.len() + GROUP.len()) as u64;
+        total += std::fs::copy(CA_BUNDLE, rootfs.join(CA_BUNDLE.trim_start_matches('/'))).with_context(|| {
+            format!("a scratch image needs a CA bundle and {CA_BUNDLE} is missing: install ca-certificates")
+        })?;
+    }
+    Ok(total)
+}
+
+/// The OCI labels, from Cargo.toml and git.
+pub struct Labels {
+    title: String,
+    description: String,
+    version: String,
+    revision: String,
+    created: String,
+    source: String,
+    licenses: String,
+    base: String,
+}
+
+impl Labels {
+    fn collect(sh: &Shell, project: &Project, base: &str) -> anyhow::Result<Labels> {
+        let package = &project.package;
+        let (revision, created) = git_revision(sh);
+        Ok(Labels {
+            title: project.settings.image.name.clone().unwrap_or_else(|| package.name.clone()),
+            description: package.description.clone().unwrap_or_default(),
+            version: package.version.clone(),
+            revision,
+            created,
+            source: package.repository.clone().unwrap_or_default(),
+            licenses: package.license.clone().unwrap_or_default(),
+            base: base.to_owned(),
+        })
+    }
+
+    fn build_args(&self) -> Vec<(String, String)> {
+        [
+            ("TITLE", &self.title),
+            ("DESCRIPTION", &self.description),
+            ("VERSION", &self.version),
+            ("REVISION", &self.revision),
+            ("CREATED", &self.created),
+            ("SOURCE", &self.source),
+            ("LICENSES", &self.licenses),
+            ("BASE_NAME", &self.base),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
+    }
+}
+
+/// HEAD's commit (marked `-dirty` when tracked files changed) and its commit time: the
+/// commit time rather than the clock keeps rebuilds of one commit identical.
+fn git_revision(sh: &Shell) -> (String, String) {
+    let head = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read();
+    let time = cmd!(sh, "git log -1 --format=%cI").quiet().ignore_stderr().read();
+    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no").quiet().ignore_stderr().read();
+    match (head, time) {
+        (Ok(head), Ok(time)) => {
+            let suffix = if dirty.is_ok_and(|d| !d.trim().is_empty()) { "-dirty" } else { "" };
+            (format!("{}{suffix}", head.trim()), time.trim().to_owned())
+        }
+        _ => ("unknown".to_owned(), humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
+    }
+}
+
+fn push(sh: &Shell, engine: &Engine, names: &ImageNames, images: &mut [Image]) -> anyhow::Result<()> {
+    for image in images.iter_mut() {
+        step(format_args!("pushed {}", image.reference), || engine.push(sh, &image.reference))?;
+        let inspect = engine.inspect_image(sh, &image.reference)?;
+        image.digest = inspect["RepoDigests"]
+            .as_array()
+            .and_then(|d| d.iter().filter_map(|v| v.as_str()).find_map(|d| d.split_once('@').map(|(_, h)| h.to_owned())));
+    }
+    let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+    step(format_args!("pushed index {}", names.index), || engine.push_index(sh, &names.index, &members))
+}
+
+fn image_table(images: &[Image]) -> String {
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            let digest = i.digest.as_deref().unwrap_or(&i.id);
+            vec![
+                i.arch.to_owned(),
+                i.base.clone(),
+                i.reference.clone(),
+                report::size(i.size),
+                digest.trim_start_matches("sha256:").chars().take(12).collect(),
+                report::seconds(Duration::from_secs_f64(i.seconds)),
+            ]
+        })
+        .collect();
+    report::table(&["arch", "base", "reference", "size", "digest", "time"], &rows)
+}
+
+/// The largest an image on `base` may be (`size-budget` in [workspace.metadata.xtask.image]).
+pub fn size_budget(project: &Project, base: &str) -> anyhow::Result<u64> {
+    let budgets = &project.settings.image.size_budget;
+    let budget = if base == "scratch" { &budgets.scratch } else { &budgets.with_base };
+    report::parse_size(budget).context("[workspace.metadata.xtask.image] size-budget")
+}

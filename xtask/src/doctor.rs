@@ -3,6 +3,8 @@
 use xshell::Shell;
 
 use crate::build::resolve_targets;
+use crate::engine::{Builder, Engine, EngineKind};
+use crate::target::Target;
 use crate::cli::DoctorArgs;
 use crate::project::Project;
 use crate::toolchain::{self, CSource};
@@ -34,6 +36,36 @@ impl DoctorArgs {
                 }
             };
             rows.push(row(format!("C compiler {target}"), cc));
+        }
+        let foreign = resolve_targets(&self.targets, project).into_iter().filter(|t| Target::host() != Some(*t));
+        for target in foreign {
+            let status = match toolchain::emulation(target) {
+                Ok(found) => ("ok", found),
+                Err(e) => {
+                    missing += 1;
+                    ("missing", format!("{e:#}"))
+                }
+            };
+            rows.push(row(format!("emulation {}", target.platform()), status));
+        }
+        // One working engine is enough; each row says how to get the one that is not.
+        let engines: Vec<_> = [EngineKind::Docker, EngineKind::Podman]
+            .into_iter()
+            .map(|kind| (kind, Engine::detect(sh, Some(kind))))
+            .collect();
+        if !engines.iter().any(|(_, e)| e.as_ref().is_ok_and(|e| e.builder != Builder::Legacy)) {
+            missing += 1;
+        }
+        for (kind, engine) in engines {
+            let status = match engine {
+                Ok(e) if e.builder == Builder::Legacy => ("limited", format!(
+                    "{}: install the buildx plugin to build for other platforms",
+                    e.describe()
+                )),
+                Ok(e) => ("ok", e.describe()),
+                Err(e) => ("missing", format!("{e:#}")),
+            };
+            rows.push(row(format!("{kind:?}").to_lowercase(), status));
         }
         print!("{}", crate::report::table(&["tool", "status", "detail"], &rows));
         if missing > 0 {

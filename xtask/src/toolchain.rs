@@ -176,6 +176,36 @@ fn write_script(path: &Utf8Path, contents: &str) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))
 }
 
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Whether the kernel runs `target`'s binaries through qemu, also inside containers (the
+/// `F` flag: the interpreter is opened at registration, not looked up in the container).
+pub fn emulation(target: Target) -> anyhow::Result<String> {
+    let machine = target.machine();
+    let fix = format!(
+        "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag          (README: Troubleshooting)"
+    );
+    let entries = Utf8Path::new(BINFMT)
+        .read_dir_utf8()
+        .with_context(|| format!("{BINFMT} is not mounted: {fix}"))?;
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let interpreter = text.lines().find_map(|l| l.strip_prefix("interpreter ")).unwrap_or_default();
+        if !interpreter.ends_with(&format!("qemu-{machine}-static")) && !interpreter.ends_with(&format!("qemu-{machine}")) {
+            continue;
+        }
+        let enabled = text.lines().next() == Some("enabled");
+        let flags = text.lines().find_map(|l| l.strip_prefix("flags: ")).unwrap_or_default();
+        if enabled && flags.contains('F') {
+            return Ok(format!("{interpreter} (binfmt_misc {}, flags {flags})", entry.file_name()));
+        }
+        if enabled {
+            bail!("{interpreter} is registered without the F flag, so containers cannot use it: {fix}");
+        }
+    }
+    bail!("no qemu emulation for {machine} is registered: {fix}")
+}
+
 /// The first executable file called `name` in PATH.
 pub fn find_on_path(name: &str) -> Option<Utf8PathBuf> {
     find_all_on_path(name).into_iter().next()

@@ -91,7 +91,7 @@ mod tests {
         out[52..54].copy_from_slice(&64u16.to_le_bytes());
         out[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
         out[56..58].copy_from_slice(&(segments.len() as u16).to_le_bytes());
-        let mut payload = Vec::new();
+        let mut payload: Vec<u8> = Vec::new();
         for (p_type, contents) in segments {
             let mut ph = vec![0u8; PHDR_SIZE];
             ph[..4].copy_from_slice(&p_type.to_le_bytes());

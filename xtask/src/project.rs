@@ -22,7 +22,7 @@ pub struct Package {
     pub description: Option<String>,
     pub license: Option<String>,
     pub repository: Option<String>,
-    /// Its binary targets, in manifest order; the first is the entrypoint.
+    /// Its binary targets, sorted by name.
     pub binaries: Vec<String>,
 }
 
@@ -84,12 +84,13 @@ impl Project {
                 settings.package
             );
         };
-        let binaries: Vec<String> = pkg
+        let mut binaries: Vec<String> = pkg
             .targets
             .iter()
             .filter(|t| t.kind.contains(&TargetKind::Bin))
             .map(|t| t.name.clone())
             .collect();
+        binaries.sort();
         if binaries.is_empty() {
             bail!("package `{}` has no binaries to ship", pkg.name);
         }
@@ -137,7 +138,7 @@ mod tests {
     fn the_workspace_settings_parse() {
         let project = Project::load().unwrap();
         assert_eq!(project.package.name, "service");
-        assert_eq!(project.package.binaries, ["service", "migrate"]);
+        assert_eq!(project.package.binaries, ["migrate", "service"]);
         assert_eq!(project.settings.targets, Target::ALL);
         assert!(project.dist_dir(Target::Aarch64Musl).ends_with("dist/aarch64-unknown-linux-musl"));
     }

@@ -1,0 +1,93 @@
+//! The xtask binary as a user meets it: help, bad input, a missing engine. These run
+//! without building the service.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(XTASK);
+    command.args(args).current_dir(root());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A PATH with the Rust toolchain and nothing else: no docker, no podman.
+fn rust_only_path() -> String {
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap());
+    cargo.parent().unwrap().display().to_string()
+}
+
+#[test]
+fn help_lists_every_command_with_a_line_each() {
+    let out = xtask(&["--help"], &[]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for command in ["build", "image", "smoke-test", "doctor", "bench"] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap_or_else(|| panic!("{help}"));
+        assert!(line.split_whitespace().count() > 3, "no description for {command}: {line}");
+    }
+}
+
+#[test]
+fn unsupported_targets_fail_with_one_line_naming_the_supported_ones() {
+    for target in ["riscv64gc-unknown-linux-gnu", "nonsense"] {
+        let out = xtask(&["build", "--target", target], &[("RUST_BACKTRACE", "1")]);
+        assert_eq!(out.status.code(), Some(2), "{target}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("unsupported target `{target}`")), "{err}");
+        assert!(err.contains("x86_64-unknown-linux-musl") && err.contains("aarch64-unknown-linux-musl"), "{err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    }
+}
+
+#[test]
+fn a_stopped_docker_daemon_is_one_line_that_says_what_to_start() {
+    let dead = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    for command in ["image", "smoke-test"] {
+        let out = xtask(&[command, "--engine", "docker"], &dead);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{command}: {err}");
+        assert!(err.starts_with("error: the Docker daemon is not running: start it"), "{command}: {err}");
+    }
+}
+
+#[test]
+fn no_engine_at_all_says_what_to_start_or_install_and_doctor_agrees() {
+    let path = rust_only_path();
+    for command in ["image", "smoke-test"] {
+        let out = xtask(&[command], &[("PATH", &path)]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{command}: {err}");
+        assert!(err.starts_with("error: no container engine is running: start the Docker daemon"), "{err}");
+        assert!(err.contains("install podman"), "{err}");
+    }
+    let out = xtask(&["doctor"], &[("PATH", &path)]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row = |tool: &str| table.lines().find(|l| l.starts_with(tool)).unwrap_or_else(|| panic!("{table}")).to_owned();
+    assert!(row("docker ").contains("missing") && row("docker ").contains("apt-get install docker.io"), "{table}");
+    assert!(row("podman ").contains("missing") && row("podman ").contains("apt-get install podman"), "{table}");
+}
+
+#[test]
+fn push_without_a_registry_is_refused_before_any_work() {
+    let out = xtask(&["image", "--push"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: --push needs a registry"), "{err}");
+}

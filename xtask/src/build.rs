@@ -113,6 +113,7 @@ fn compile(
         }
     }
     binaries.retain(|(name, _)| project.package.binaries.contains(name));
+    binaries.sort();
     for name in &project.package.binaries {
         if !binaries.iter().any(|(n, _)| n == name) {
             bail!("cargo did not report the binary `{name}`");

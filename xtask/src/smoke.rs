@@ -74,7 +74,8 @@ impl Checks {
             return;
         }
         let started = Instant::now();
-        let result = interrupt::check().and_then(|()| f());
+        // A child killed by Ctrl-C fails its check: report the interruption, not the symptom.
+        let result = interrupt::check().and_then(|()| f()).map_err(|e| interrupt::check().err().unwrap_or(e));
         let time = report::seconds(started.elapsed());
         let (result, detail) = match result {
             Ok(detail) => ("pass", detail),

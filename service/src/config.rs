@@ -52,7 +52,8 @@ impl Config {
         Ok(Config {
             bind,
             port,
-            database: lookup("DATABASE_PATH").map_or_else(|| DEFAULT_DATABASE.into(), PathBuf::from),
+            database: lookup("DATABASE_PATH")
+                .map_or_else(|| DEFAULT_DATABASE.into(), PathBuf::from),
             log: lookup("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG.to_owned()),
             migrate_on_start,
         })
@@ -78,7 +79,11 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     #[test]
@@ -110,9 +115,13 @@ mod tests {
     fn bad_values_name_the_variable() {
         let err = config(&[("PORT", "eighty")]).unwrap_err().to_string();
         assert!(err.starts_with("PORT=\"eighty\""), "{err}");
-        let err = config(&[("BIND_ADDRESS", "localhost")]).unwrap_err().to_string();
+        let err = config(&[("BIND_ADDRESS", "localhost")])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("BIND_ADDRESS="), "{err}");
-        let err = config(&[("MIGRATE_ON_START", "maybe")]).unwrap_err().to_string();
+        let err = config(&[("MIGRATE_ON_START", "maybe")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a boolean"), "{err}");
     }
 }

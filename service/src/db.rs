@@ -33,7 +33,12 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|m| M::up(m.up).down(m.down).comment(m.name)).collect())
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|m| M::up(m.up).down(m.down).comment(m.name))
+            .collect(),
+    )
 }
 
 /// Opens (creating if needed) the database file with the settings the service relies on.
@@ -115,18 +120,23 @@ pub fn insert_message(conn: &Connection, body: &str) -> rusqlite::Result<Message
 
 /// The latest `limit` messages, newest first.
 pub fn latest_messages(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Message>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, body, received_at FROM messages ORDER BY id DESC LIMIT ?1",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT id, body, received_at FROM messages ORDER BY id DESC LIMIT ?1")?;
     stmt.query_map(params![limit], row_to_message)?.collect()
 }
 
 pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("SELECT 1", [], |_| Ok(())).optional().map(drop)
+    conn.query_row("SELECT 1", [], |_| Ok(()))
+        .optional()
+        .map(drop)
 }
 
 fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
-    Ok(Message { id: row.get(0)?, body: row.get(1)?, received_at: row.get(2)? })
+    Ok(Message {
+        id: row.get(0)?,
+        body: row.get(1)?,
+        received_at: row.get(2)?,
+    })
 }
 
 /// The connection shared by the handlers. SQLite calls block, so they run on tokio's
@@ -172,7 +182,13 @@ mod tests {
     #[test]
     fn up_then_down_round_trips() {
         let mut conn = fresh();
-        assert_eq!(status(&conn).unwrap(), Status { applied: 0, latest: 2 });
+        assert_eq!(
+            status(&conn).unwrap(),
+            Status {
+                applied: 0,
+                latest: 2
+            }
+        );
         migrations().to_latest(&mut conn).unwrap();
         assert_eq!(status(&conn).unwrap().pending(), 0);
         migrations().to_version(&mut conn, 0).unwrap();
@@ -182,7 +198,9 @@ mod tests {
     #[test]
     fn pending_migrations_are_refused_with_the_fix() {
         let conn = fresh();
-        let err = ensure_current(&conn, Path::new("x.db")).unwrap_err().to_string();
+        let err = ensure_current(&conn, Path::new("x.db"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("2 pending migration(s)"), "{err}");
         assert!(err.contains("migrate up"), "{err}");
     }
@@ -192,7 +210,10 @@ mod tests {
         let conn = fresh();
         conn.pragma_update(None, "user_version", 9).unwrap();
         let err = status(&conn).unwrap_err().to_string();
-        assert!(err.contains("version 9, newer than this build knows (2)"), "{err}");
+        assert!(
+            err.contains("version 9, newer than this build knows (2)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -202,8 +223,11 @@ mod tests {
         for body in ["one", "two", "three"] {
             insert_message(&conn, body).unwrap();
         }
-        let bodies: Vec<_> =
-            latest_messages(&conn, 2).unwrap().into_iter().map(|m| m.body).collect();
+        let bodies: Vec<_> = latest_messages(&conn, 2)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
         assert_eq!(bodies, ["three", "two"]);
     }
 }

@@ -15,9 +15,11 @@ pub fn init_logging(filter: &str) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let targets: tracing_subscriber::filter::Targets = filter
-        .parse()
-        .with_context(|| format!("RUST_LOG={filter:?} is not a log filter (for example `info` or `warn,service=debug`)"))?;
+    let targets: tracing_subscriber::filter::Targets = filter.parse().with_context(|| {
+        format!(
+            "RUST_LOG={filter:?} is not a log filter (for example `info` or `warn,service=debug`)"
+        )
+    })?;
     let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());

@@ -45,6 +45,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn healthcheck(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(service::healthcheck::check(config.local_address()))
 }

@@ -2,8 +2,10 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{
+    CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code,
+};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -72,7 +74,11 @@ async fn messages(
         let msg = format!("limit must be a whole number from 1 to {MAX_LIMIT}");
         return (StatusCode::BAD_REQUEST, msg).into_response();
     };
-    match state.db.call(move |conn| db::latest_messages(conn, limit)).await {
+    match state
+        .db
+        .call(move |conn| db::latest_messages(conn, limit))
+        .await
+    {
         Ok(list) => Json(list).into_response(),
         Err(e) => internal_error(e),
     }
@@ -97,9 +103,15 @@ async fn echo(mut socket: WebSocket, state: AppState) {
         match frame {
             Some(Ok(WsMessage::Text(text))) => {
                 let body = text.to_string();
-                if let Err(e) = state.db.call(move |conn| db::insert_message(conn, &body)).await {
+                if let Err(e) = state
+                    .db
+                    .call(move |conn| db::insert_message(conn, &body))
+                    .await
+                {
                     tracing::error!("storing a websocket message failed: {e:#}");
-                    let _ = socket.send(close(close_code::ERROR, "storage failed")).await;
+                    let _ = socket
+                        .send(close(close_code::ERROR, "storage failed"))
+                        .await;
                     return;
                 }
                 if socket.send(WsMessage::Text(text)).await.is_err() {
@@ -107,7 +119,9 @@ async fn echo(mut socket: WebSocket, state: AppState) {
                 }
             }
             Some(Ok(WsMessage::Binary(_))) => {
-                let _ = socket.send(close(close_code::UNSUPPORTED, "text frames only")).await;
+                let _ = socket
+                    .send(close(close_code::UNSUPPORTED, "text frames only"))
+                    .await;
                 return;
             }
             // Pings are answered by the library; a close or an error ends the session.
@@ -123,7 +137,10 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 }
 
 fn close(code: u16, reason: &'static str) -> WsMessage {
-    WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 fn internal_error(e: anyhow::Error) -> Response {

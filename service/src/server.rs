@@ -51,7 +51,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping) = watch::channel(false);
-    let state = AppState { db, shutdown: stopping };
+    let state = AppState {
+        db,
+        shutdown: stopping,
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -9,8 +9,15 @@ const SERVICE: &str = env!("CARGO_BIN_EXE_service");
 const MIGRATE: &str = env!("CARGO_BIN_EXE_migrate");
 
 fn migrate(db: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(MIGRATE).args(args).env("DATABASE_PATH", db).output().unwrap();
-    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
+    let out = Command::new(MIGRATE)
+        .args(args)
+        .env("DATABASE_PATH", db)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
 }
 
 /// Starts the service on an ephemeral port and returns it with the port it logged.
@@ -47,7 +54,10 @@ fn refuses_to_start_on_an_unmigrated_database_and_says_how_to_fix_it() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("2 pending migration(s)") && stderr.contains("`migrate up`"), "{stderr}");
+    assert!(
+        stderr.contains("2 pending migration(s)") && stderr.contains("`migrate up`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -86,7 +96,10 @@ fn migrate_on_start_then_healthcheck_then_sigterm_exits_0() {
     // Migrated on start: wait for the file to reach the latest version.
     let deadline = Instant::now() + Duration::from_secs(10);
     while migrate(&db, &["status"]).0 != 0 {
-        assert!(Instant::now() < deadline, "MIGRATE_ON_START did not migrate");
+        assert!(
+            Instant::now() < deadline,
+            "MIGRATE_ON_START did not migrate"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap();
@@ -101,7 +114,10 @@ fn migrate_on_start_then_healthcheck_then_sigterm_exits_0() {
         .unwrap();
     assert!(health.success());
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let started = Instant::now();
     loop {
@@ -109,19 +125,30 @@ fn migrate_on_start_then_healthcheck_then_sigterm_exits_0() {
             assert!(status.success(), "exit status after SIGTERM: {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "no exit within 2 s of SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no exit within 2 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 #[test]
 fn healthcheck_fails_when_nothing_listens() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = Command::new(SERVICE)
         .arg("healthcheck")
         .env("PORT", free.to_string())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot connect"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot connect")
+    );
 }

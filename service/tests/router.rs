@@ -13,7 +13,10 @@ fn state() -> AppState {
     db::insert_message(&conn, "first").unwrap();
     db::insert_message(&conn, "second").unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
-    AppState { db: Db::new(conn), shutdown }
+    AppState {
+        db: Db::new(conn),
+        shutdown,
+    }
 }
 
 async fn get(uri: &str) -> (StatusCode, String) {
@@ -62,7 +65,11 @@ async fn messages_are_listed_newest_first_with_a_limit() {
 
 #[tokio::test]
 async fn bad_limits_are_refused() {
-    for uri in ["/messages?limit=0", "/messages?limit=abc", "/messages?limit=1001"] {
+    for uri in [
+        "/messages?limit=0",
+        "/messages?limit=abc",
+        "/messages?limit=1001",
+    ] {
         let (status, body) = get(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         assert_eq!(body, "limit must be a whole number from 1 to 1000", "{uri}");

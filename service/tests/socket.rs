@@ -26,7 +26,12 @@ async fn start() -> Running {
     let server = tokio::spawn(service::server::serve(listener, db.clone(), async {
         let _ = stopped.await;
     }));
-    Running { addr, stop, server, db }
+    Running {
+        addr,
+        stop,
+        server,
+        db,
+    }
 }
 
 #[tokio::test]
@@ -40,7 +45,11 @@ async fn websocket_echoes_and_stores_text() {
         let echo = ws.next().await.unwrap().unwrap();
         assert_eq!(echo, Message::text(text));
     }
-    let stored = running.db.call(|c| db::latest_messages(c, 10)).await.unwrap();
+    let stored = running
+        .db
+        .call(|c| db::latest_messages(c, 10))
+        .await
+        .unwrap();
     let bodies: Vec<_> = stored.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["ping two", "ping one"]);
 }
@@ -68,7 +77,9 @@ async fn shutdown_closes_websockets_with_going_away_and_stops_the_server() {
     ws.next().await.unwrap().unwrap();
 
     running.stop.send(()).unwrap();
-    let frame = tokio::time::timeout(Duration::from_secs(2), ws.next()).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(2), ws.next())
+        .await
+        .unwrap();
     match frame.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
         other => panic!("expected a close frame, got {other:?}"),

@@ -39,7 +39,11 @@ impl BuildArgs {
 
 /// The targets asked for, or the workspace's defaults, each once, in order.
 pub fn resolve_targets(asked: &[Target], project: &Project) -> Vec<Target> {
-    let mut targets = if asked.is_empty() { project.settings.targets.clone() } else { asked.to_vec() };
+    let mut targets = if asked.is_empty() {
+        project.settings.targets.clone()
+    } else {
+        asked.to_vec()
+    };
     let mut seen = Vec::new();
     targets.retain(|t| {
         let first = !seen.contains(t);
@@ -49,25 +53,44 @@ pub fn resolve_targets(asked: &[Target], project: &Project) -> Vec<Target> {
     targets
 }
 
-pub fn build(sh: &Shell, project: &Project, targets: &[Target], profile: &str) -> anyhow::Result<Vec<Built>> {
-    targets.iter().map(|&t| build_one(sh, project, t, profile)).collect()
+pub fn build(
+    sh: &Shell,
+    project: &Project,
+    targets: &[Target],
+    profile: &str,
+) -> anyhow::Result<Vec<Built>> {
+    targets
+        .iter()
+        .map(|&t| build_one(sh, project, t, profile))
+        .collect()
 }
 
-fn build_one(sh: &Shell, project: &Project, target: Target, profile: &str) -> anyhow::Result<Built> {
+fn build_one(
+    sh: &Shell,
+    project: &Project,
+    target: Target,
+    profile: &str,
+) -> anyhow::Result<Built> {
     let started = Instant::now();
     toolchain::ensure_rust_target(sh, target)?;
     let cc = toolchain::c_compiler(sh, project, target)?;
     let binaries = step(format_args!("{target}: compiled"), || {
         compile(sh, project, target, profile, &cc.env)
     })
-    .with_context(|| format!("building {} for {target} (C compiler: {})", project.package.name, cc.description))?;
+    .with_context(|| {
+        format!(
+            "building {} for {target} (C compiler: {})",
+            project.package.name, cc.description
+        )
+    })?;
 
     let dest = project.dist_dir(target);
     let staging = Staging::new(&dest)?;
     let mut files = Vec::new();
     for (name, path) in &binaries {
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        elf::verify(&bytes, target).with_context(|| format!("refusing {}", project.relative(path)))?;
+        elf::verify(&bytes, target)
+            .with_context(|| format!("refusing {}", project.relative(path)))?;
         files.push(staging.add(path, name)?);
     }
     let manifest = Manifest {
@@ -77,8 +100,16 @@ fn build_one(sh: &Shell, project: &Project, target: Target, profile: &str) -> an
         files,
     };
     let dir = staging.commit(&manifest)?;
-    eprintln!("  {target}: verified and staged in {}", project.relative(&dir));
-    Ok(Built { target, dir, manifest, elapsed: started.elapsed() })
+    eprintln!(
+        "  {target}: verified and staged in {}",
+        project.relative(&dir)
+    );
+    Ok(Built {
+        target,
+        dir,
+        manifest,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Runs cargo and returns the package's executables (name, path) from its JSON messages.
@@ -107,7 +138,10 @@ fn compile(
     for message in Message::parse_stream(stdout.as_bytes()) {
         if let Message::CompilerArtifact(artifact) = message? {
             let ours = artifact.package_id == project.package.id;
-            if let (true, Some(exe)) = (ours && artifact.target.kind.contains(&TargetKind::Bin), artifact.executable) {
+            if let (true, Some(exe)) = (
+                ours && artifact.target.kind.contains(&TargetKind::Bin),
+                artifact.executable,
+            ) {
                 binaries.push((artifact.target.name.clone(), exe));
             }
         }
@@ -137,7 +171,12 @@ fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> 
             ]);
         }
     }
-    Ok(report::table(&["target", "binary", "size", "gzipped", "sha256", "time", "path"], &rows))
+    Ok(report::table(
+        &[
+            "target", "binary", "size", "gzipped", "sha256", "time", "path",
+        ],
+        &rows,
+    ))
 }
 
 /// The size of a file after gzip at the default level: what a registry stores and sends.

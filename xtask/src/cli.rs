@@ -136,8 +136,18 @@ mod tests {
 
     #[test]
     fn targets_repeat_and_accept_shorthands() {
-        let cli = Cli::try_parse_from(["xtask", "build", "--target", "arm64", "--target", "x86_64-unknown-linux-musl"]).unwrap();
-        let Command::Build(args) = cli.command else { panic!("not build") };
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "build",
+            "--target",
+            "arm64",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
         assert_eq!(args.targets, [Target::Aarch64Musl, Target::X86_64Musl]);
     }
 
@@ -145,6 +155,9 @@ mod tests {
     fn an_unknown_target_is_a_usage_error_naming_the_supported_ones() {
         let err = Cli::try_parse_from(["xtask", "build", "--target", "nonsense"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
-        assert!(err.to_string().contains("supported targets are x86_64-unknown-linux-musl"));
+        assert!(
+            err.to_string()
+                .contains("supported targets are x86_64-unknown-linux-musl")
+        );
     }
 }

@@ -48,7 +48,11 @@ impl Staging {
         }
         let path = parent.join(format!(".{name}.staging-{}", std::process::id()));
         std::fs::create_dir(&path).with_context(|| format!("creating {path}"))?;
-        Ok(Staging { path, dest: dest.to_owned(), committed: false })
+        Ok(Staging {
+            path,
+            dest: dest.to_owned(),
+            committed: false,
+        })
     }
 
     #[cfg(test)]
@@ -60,7 +64,11 @@ impl Staging {
     pub fn add(&self, src: &Utf8Path, name: &str) -> anyhow::Result<FileEntry> {
         let dest = self.path.join(name);
         std::fs::copy(src, &dest).with_context(|| format!("copying {src} to {dest}"))?;
-        Ok(FileEntry { name: name.to_owned(), size: dest.metadata()?.len(), sha256: sha256(&dest)? })
+        Ok(FileEntry {
+            name: name.to_owned(),
+            size: dest.metadata()?.len(),
+            sha256: sha256(&dest)?,
+        })
     }
 
     /// Writes the manifest and swaps the folder into place. The old folder is moved aside
@@ -75,7 +83,8 @@ impl Staging {
             std::process::id()
         ));
         if self.dest.exists() {
-            std::fs::rename(&self.dest, &old).with_context(|| format!("moving {} aside", self.dest))?;
+            std::fs::rename(&self.dest, &old)
+                .with_context(|| format!("moving {} aside", self.dest))?;
         }
         std::fs::rename(&self.path, &self.dest)
             .with_context(|| format!("moving the staged files to {}", self.dest))?;
@@ -126,7 +135,12 @@ mod tests {
     }
 
     fn manifest(files: Vec<FileEntry>) -> Manifest {
-        Manifest { package: "p".into(), version: "1".into(), target: "t".into(), files }
+        Manifest {
+            package: "p".into(),
+            version: "1".into(),
+            target: "t".into(),
+            files,
+        }
     }
 
     #[test]
@@ -141,7 +155,10 @@ mod tests {
         let staging = Staging::new(&dest).unwrap();
         let entry = staging.add(&src, "service").unwrap();
         assert_eq!(entry.size, 3);
-        assert_eq!(entry.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            entry.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         staging.commit(&manifest(vec![entry.clone()])).unwrap();
 
         assert!(!dest.join("stale").exists());
@@ -164,7 +181,12 @@ mod tests {
             assert!(!root.join("dist/.t.staging-1").exists());
             std::fs::write(staging.path().join("service"), b"half").unwrap();
         }
-        let names: Vec<_> = root.join("dist").read_dir().unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = root
+            .join("dist")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["t"]);
         assert_eq!(std::fs::read(dest.join("service")).unwrap(), b"old");
         std::fs::remove_dir_all(&root).unwrap();

@@ -3,10 +3,10 @@
 use xshell::Shell;
 
 use crate::build::resolve_targets;
-use crate::engine::{Builder, Engine, EngineKind};
-use crate::target::Target;
 use crate::cli::DoctorArgs;
+use crate::engine::{Builder, Engine, EngineKind};
 use crate::project::Project;
+use crate::target::Target;
 use crate::toolchain::{self, CSource};
 
 impl DoctorArgs {
@@ -17,10 +17,16 @@ impl DoctorArgs {
             let std = if toolchain::rust_target_installed(sh, target)? {
                 ("ok", "installed".to_string())
             } else if toolchain::find_on_path("rustup").is_some() {
-                ("auto", format!("`cargo xtask build` adds it (rustup target add {target})"))
+                (
+                    "auto",
+                    format!("`cargo xtask build` adds it (rustup target add {target})"),
+                )
             } else {
                 missing += 1;
-                ("missing", format!("install it for your toolchain (rustup target add {target})"))
+                (
+                    "missing",
+                    format!("install it for your toolchain (rustup target add {target})"),
+                )
             };
             rows.push(row(format!("rust std {target}"), std));
             let cc = match toolchain::locate_c_compiler(project, target) {
@@ -28,7 +34,10 @@ impl DoctorArgs {
                 CSource::Zig(zig) => ("ok", format!("zig cc ({zig})")),
                 CSource::Provisionable => (
                     "auto",
-                    format!("`cargo xtask build` installs zig {} with pip", project.settings.zig),
+                    format!(
+                        "`cargo xtask build` installs zig {} with pip",
+                        project.settings.zig
+                    ),
                 ),
                 CSource::Missing => {
                     missing += 1;
@@ -37,7 +46,9 @@ impl DoctorArgs {
             };
             rows.push(row(format!("C compiler {target}"), cc));
         }
-        let foreign = resolve_targets(&self.targets, project).into_iter().filter(|t| Target::host() != Some(*t));
+        let foreign = resolve_targets(&self.targets, project)
+            .into_iter()
+            .filter(|t| Target::host() != Some(*t));
         for target in foreign {
             let status = match toolchain::emulation(target) {
                 Ok(found) => ("ok", found),
@@ -53,21 +64,30 @@ impl DoctorArgs {
             .into_iter()
             .map(|kind| (kind, Engine::detect(sh, Some(kind))))
             .collect();
-        if !engines.iter().any(|(_, e)| e.as_ref().is_ok_and(|e| e.builder != Builder::Legacy)) {
+        if !engines
+            .iter()
+            .any(|(_, e)| e.as_ref().is_ok_and(|e| e.builder != Builder::Legacy))
+        {
             missing += 1;
         }
         for (kind, engine) in engines {
             let status = match engine {
-                Ok(e) if e.builder == Builder::Legacy => ("limited", format!(
-                    "{}: install the buildx plugin to build for other platforms",
-                    e.describe()
-                )),
+                Ok(e) if e.builder == Builder::Legacy => (
+                    "limited",
+                    format!(
+                        "{}: install the buildx plugin to build for other platforms",
+                        e.describe()
+                    ),
+                ),
                 Ok(e) => ("ok", e.describe()),
                 Err(e) => ("missing", format!("{e:#}")),
             };
             rows.push(row(format!("{kind:?}").to_lowercase(), status));
         }
-        print!("{}", crate::report::table(&["tool", "status", "detail"], &rows));
+        print!(
+            "{}",
+            crate::report::table(&["tool", "status", "detail"], &rows)
+        );
         if missing > 0 {
             anyhow::bail!("{missing} tool(s) missing: see the table above for the fix");
         }

@@ -29,21 +29,33 @@ pub fn verify(bytes: &[u8], target: Target) -> anyhow::Result<Linkage> {
             target.machine()
         );
     }
-    let segments = header.program_headers(endian, bytes).context("malformed program headers")?;
+    let segments = header
+        .program_headers(endian, bytes)
+        .context("malformed program headers")?;
     for segment in segments {
         if segment.p_type(endian) == elf::PT_INTERP {
             let interp = segment
                 .data(endian, bytes)
                 .ok()
-                .map(|d| String::from_utf8_lossy(d).trim_end_matches('\0').to_string())
+                .map(|d| {
+                    String::from_utf8_lossy(d)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
                 .unwrap_or_default();
             bail!(
                 "dynamically linked (program interpreter {interp}): in a scratch image it would \
                  fail with \"no such file or directory\""
             );
         }
-        if let Some(entries) = segment.dynamic(endian, bytes).context("malformed dynamic section")? {
-            if entries.iter().any(|d| d.tag32(endian) == Some(elf::DT_NEEDED)) {
+        if let Some(entries) = segment
+            .dynamic(endian, bytes)
+            .context("malformed dynamic section")?
+        {
+            if entries
+                .iter()
+                .any(|d| d.tag32(endian) == Some(elf::DT_NEEDED))
+            {
                 bail!(
                     "needs shared libraries: in a scratch image it would fail with \"no such file \
                      or directory\""
@@ -120,16 +132,25 @@ mod tests {
         let pie = elf(
             elf::ET_DYN,
             elf::EM_X86_64,
-            &[(elf::PT_DYNAMIC, dynamic(&[(elf::DT_FLAGS_1 as u64, 0x0800_0000)]))],
+            &[(
+                elf::PT_DYNAMIC,
+                dynamic(&[(elf::DT_FLAGS_1 as u64, 0x0800_0000)]),
+            )],
         );
-        assert_eq!(verify(&pie, Target::X86_64Musl).unwrap(), Linkage::StaticPie);
+        assert_eq!(
+            verify(&pie, Target::X86_64Musl).unwrap(),
+            Linkage::StaticPie
+        );
     }
 
     #[test]
     fn the_wrong_machine_is_an_exec_format_error() {
         let bin = elf(elf::ET_EXEC, elf::EM_X86_64, &[]);
         let err = verify(&bin, Target::Aarch64Musl).unwrap_err().to_string();
-        assert_eq!(err, "built for x86_64, not aarch64: it would fail with \"exec format error\"");
+        assert_eq!(
+            err,
+            "built for x86_64, not aarch64: it would fail with \"exec format error\""
+        );
         let bin = elf(elf::ET_EXEC, elf::EM_RISCV, &[]);
         let err = verify(&bin, Target::X86_64Musl).unwrap_err().to_string();
         assert!(err.starts_with("built for riscv, not x86_64"), "{err}");
@@ -143,7 +164,10 @@ mod tests {
             &[(elf::PT_INTERP, b"/lib64/ld-linux-x86-64.so.2\0".to_vec())],
         );
         let err = verify(&bin, Target::X86_64Musl).unwrap_err().to_string();
-        assert!(err.starts_with("dynamically linked (program interpreter /lib64/ld-linux-x86-64.so.2)"), "{err}");
+        assert!(
+            err.starts_with("dynamically linked (program interpreter /lib64/ld-linux-x86-64.so.2)"),
+            "{err}"
+        );
         assert!(err.contains("no such file or directory"), "{err}");
     }
 
@@ -160,7 +184,12 @@ mod tests {
 
     #[test]
     fn non_elf_input_is_refused() {
-        assert_eq!(verify(b"#!/bin/sh\n", Target::X86_64Musl).unwrap_err().to_string(), "not a 64-bit ELF executable");
+        assert_eq!(
+            verify(b"#!/bin/sh\n", Target::X86_64Musl)
+                .unwrap_err()
+                .to_string(),
+            "not a 64-bit ELF executable"
+        );
         let mut elf32 = elf(elf::ET_EXEC, elf::EM_ARM, &[]);
         elf32[4] = 1;
         assert!(verify(&elf32, Target::Aarch64Musl).is_err());

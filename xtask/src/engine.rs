@@ -66,7 +66,12 @@ impl Engine {
             Builder::Legacy => "legacy builder: host architecture only",
             Builder::Podman => "buildah",
         };
-        format!("{} {} at {} ({builder})", self.name(), self.version, self.program)
+        format!(
+            "{} {} at {} ({builder})",
+            self.name(),
+            self.version,
+            self.program
+        )
     }
 
     /// `<engine> <args...>`, for everything but builds.
@@ -98,7 +103,11 @@ impl Engine {
             Builder::Podman => vec!["build".into(), "--format=docker".into()],
             Builder::BuiltinBuildKit | Builder::Legacy => vec!["build".into()],
         };
-        args.extend(["--quiet".into(), format!("--platform={platform}"), format!("--file={dockerfile}")]);
+        args.extend([
+            "--quiet".into(),
+            format!("--platform={platform}"),
+            format!("--file={dockerfile}"),
+        ]);
         args.extend(["--tag".into(), tag.into()]);
         for (key, value) in build_args {
             args.extend(["--build-arg".into(), format!("{key}={value}")]);
@@ -109,7 +118,9 @@ impl Engine {
         if self.builder == Builder::BuiltinBuildKit {
             command = command.env("DOCKER_BUILDKIT", "1");
         }
-        command.run().with_context(|| format!("{} build for {platform} failed", self.name()))
+        command
+            .run()
+            .with_context(|| format!("{} build for {platform} failed", self.name()))
     }
 
     /// `image inspect`, as JSON (the two engines share the fields used here).
@@ -118,7 +129,12 @@ impl Engine {
             .cmd(sh, &["image", "inspect", reference])
             .ignore_stderr()
             .read()
-            .with_context(|| format!("no image {reference} in {}: build it with `cargo xtask image`", self.name()))?;
+            .with_context(|| {
+                format!(
+                    "no image {reference} in {}: build it with `cargo xtask image`",
+                    self.name()
+                )
+            })?;
         let mut list: Vec<serde_json::Value> = serde_json::from_str(&out)?;
         list.pop().with_context(|| format!("no image {reference}"))
     }
@@ -142,22 +158,49 @@ impl Engine {
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         match self.kind {
             EngineKind::Docker => {
-                let create = [&["manifest", "create", "--insecure", "--amend", index][..], &members].concat();
+                let create = [
+                    &["manifest", "create", "--insecure", "--amend", index][..],
+                    &members,
+                ]
+                .concat();
                 self.cmd(sh, &create).ignore_stdout().run()?;
-                self.cmd(sh, &["manifest", "push", "--insecure", "--purge", index]).ignore_stdout().run()?;
+                self.cmd(sh, &["manifest", "push", "--insecure", "--purge", index])
+                    .ignore_stdout()
+                    .run()?;
             }
             EngineKind::Podman => {
                 // A stale local list with the same name would keep old members.
-                let _ = self.cmd(sh, &["manifest", "rm", index]).ignore_stderr().ignore_stdout().run();
-                self.cmd(sh, &["manifest", "create", index]).ignore_stdout().run()?;
-                for member in &members {
-                    let source = format!("docker://{member}");
-                    self.cmd(sh, &["manifest", "add", "--tls-verify=false", index, &source]).ignore_stdout().run()?;
-                }
-                let dest = format!("docker://{index}");
-                self.cmd(sh, &["manifest", "push", "--all", "--tls-verify=false", index, &dest])
+                let _ = self
+                    .cmd(sh, &["manifest", "rm", index])
+                    .ignore_stderr()
+                    .ignore_stdout()
+                    .run();
+                self.cmd(sh, &["manifest", "create", index])
                     .ignore_stdout()
                     .run()?;
+                for member in &members {
+                    let source = format!("docker://{member}");
+                    self.cmd(
+                        sh,
+                        &["manifest", "add", "--tls-verify=false", index, &source],
+                    )
+                    .ignore_stdout()
+                    .run()?;
+                }
+                let dest = format!("docker://{index}");
+                self.cmd(
+                    sh,
+                    &[
+                        "manifest",
+                        "push",
+                        "--all",
+                        "--tls-verify=false",
+                        index,
+                        &dest,
+                    ],
+                )
+                .ignore_stdout()
+                .run()?;
             }
         }
         Ok(())
@@ -170,18 +213,28 @@ const CLIENT_VERSION: &str = "{{.Client.Version}}";
 fn docker(sh: &Shell) -> anyhow::Result<Engine> {
     let candidates = find_all_on_path("docker");
     if candidates.is_empty() {
-        bail!("docker is not installed: install it (`sudo apt-get install docker.io`) or use --engine podman");
+        bail!(
+            "docker is not installed: install it (`sudo apt-get install docker.io`) or use --engine podman"
+        );
     }
     // Several clients can be installed (a new one without buildx beside an older one with
     // BuildKit built in): prefer one that can build for foreign platforms.
     let mut usable = Vec::new();
     for program in candidates {
-        let Ok(version) = cmd!(sh, "{program} version --format {SERVER_VERSION}").quiet().ignore_stderr().read()
+        let Ok(version) = cmd!(sh, "{program} version --format {SERVER_VERSION}")
+            .quiet()
+            .ignore_stderr()
+            .read()
         else {
             continue;
         };
         let builder = docker_builder(sh, &program);
-        usable.push(Engine { kind: EngineKind::Docker, program, builder, version: version.trim().to_owned() });
+        usable.push(Engine {
+            kind: EngineKind::Docker,
+            program,
+            builder,
+            version: version.trim().to_owned(),
+        });
     }
     usable.sort_by_key(|e| e.builder == Builder::Legacy);
     usable.into_iter().next().with_context(|| {
@@ -191,11 +244,22 @@ fn docker(sh: &Shell) -> anyhow::Result<Engine> {
 }
 
 fn docker_builder(sh: &Shell, program: &Utf8Path) -> Builder {
-    if cmd!(sh, "{program} buildx version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+    if cmd!(sh, "{program} buildx version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+    {
         return Builder::Buildx;
     }
-    let client = cmd!(sh, "{program} version --format {CLIENT_VERSION}").quiet().ignore_stderr().read();
-    let major = client.ok().and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
+    let client = cmd!(sh, "{program} version --format {CLIENT_VERSION}")
+        .quiet()
+        .ignore_stderr()
+        .read();
+    let major = client
+        .ok()
+        .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
     match major {
         Some(m) if m < 23 => Builder::BuiltinBuildKit,
         _ => Builder::Legacy,
@@ -210,5 +274,10 @@ fn podman(sh: &Shell) -> anyhow::Result<Engine> {
         .ignore_stderr()
         .read()
         .context("podman does not run: see `podman info`")?;
-    Ok(Engine { kind: EngineKind::Podman, program, builder: Builder::Podman, version: version.trim().to_owned() })
+    Ok(Engine {
+        kind: EngineKind::Podman,
+        program,
+        builder: Builder::Podman,
+        version: version.trim().to_owned(),
+    })
 }

@@ -41,9 +41,16 @@ impl ImageArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let settings = &project.settings.image;
         let name = settings.name.as_deref().unwrap_or(&project.package.name);
-        let names = ImageNames::new(self.tag.as_deref(), self.registry.as_deref(), name, &project.package.version)?;
+        let names = ImageNames::new(
+            self.tag.as_deref(),
+            self.registry.as_deref(),
+            name,
+            &project.package.version,
+        )?;
         if self.push && names.registry().is_none() {
-            bail!("--push needs a registry: give --registry <host:port> or a --tag that starts with one");
+            bail!(
+                "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
+            );
         }
         let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
             (Some(image), _) => image.clone(),
@@ -60,9 +67,14 @@ impl ImageArgs {
         let mut images = Vec::new();
         for artifacts in &built {
             let reference = names.for_target(artifacts.target);
-            let image = step(format_args!("{}: image {reference}", artifacts.target.arch()), || {
-                assemble(sh, project, &engine, artifacts, &base, &labels, &reference, budget)
-            })?;
+            let image = step(
+                format_args!("{}: image {reference}", artifacts.target.arch()),
+                || {
+                    assemble(
+                        sh, project, &engine, artifacts, &base, &labels, &reference, budget,
+                    )
+                },
+            )?;
             images.push(image);
         }
         if self.push {
@@ -73,7 +85,15 @@ impl ImageArgs {
         } else {
             print!("{}", image_table(&images));
             if self.push {
-                println!("index {} (linux/{})", names.index, images.iter().map(|i| i.arch).collect::<Vec<_>>().join(", linux/"));
+                println!(
+                    "index {} (linux/{})",
+                    names.index,
+                    images
+                        .iter()
+                        .map(|i| i.arch)
+                        .collect::<Vec<_>>()
+                        .join(", linux/")
+                );
             }
         }
         Ok(())
@@ -99,17 +119,37 @@ fn assemble(
     args.push(("BASE".into(), base.to_owned()));
     args.push(("PORT".into(), project.settings.image.port.to_string()));
     let native = Target::host() == Some(target);
-    engine.build(sh, &target.platform(), native, &project.root.join(DOCKERFILE), &context, reference, &args)?;
+    engine.build(
+        sh,
+        &target.platform(),
+        native,
+        &project.root.join(DOCKERFILE),
+        &context,
+        reference,
+        &args,
+    )?;
 
     let inspect = engine.inspect_image(sh, reference)?;
     let arch = inspect["Architecture"].as_str().unwrap_or_default();
     if arch != target.arch() {
-        let _ = engine.cmd(sh, &["rmi", reference]).ignore_stdout().ignore_stderr().run();
-        bail!("{} labelled the {} image `{arch}`: removed it", engine.name(), target.arch());
+        let _ = engine
+            .cmd(sh, &["rmi", reference])
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
+        bail!(
+            "{} labelled the {} image `{arch}`: removed it",
+            engine.name(),
+            target.arch()
+        );
     }
     let size = inspect["Size"].as_u64().unwrap_or_default();
     if size > budget {
-        let _ = engine.cmd(sh, &["rmi", reference]).ignore_stdout().ignore_stderr().run();
+        let _ = engine
+            .cmd(sh, &["rmi", reference])
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
         bail!(
             "{reference} is {}, over its size budget of {}: removed it (raise size-budget in \
              [workspace.metadata.xtask.image] if that is intended)",
@@ -133,12 +173,14 @@ fn assemble(
 fn stage_context(context: &Utf8Path, artifacts: &Built, scratch: bool) -> anyhow::Result<u64> {
     let _ = std::fs::remove_dir_all(context);
     for dir in ["bin", "rootfs", "owned/data"] {
-        std::fs::create_dir_all(context.join(dir)).with_context(|| format!("creating {context}/{dir}"))?;
+        std::fs::create_dir_all(context.join(dir))
+            .with_context(|| format!("creating {context}/{dir}"))?;
     }
     let mut total = 0;
     for file in &artifacts.manifest.files {
         let dest = context.join("bin").join(&file.name);
-        total += std::fs::copy(artifacts.dir.join(&file.name), &dest).with_context(|| format!("staging {dest}"))?;
+        total += std::fs::copy(artifacts.dir.join(&file.name), &dest)
+            .with_context(|| format!("staging {dest}"))?;
     }
     if scratch {
         let rootfs = context.join("rootfs");
@@ -170,7 +212,12 @@ impl Labels {
         let package = &project.package;
         let (revision, created) = git_revision(sh);
         Ok(Labels {
-            title: project.settings.image.name.clone().unwrap_or_else(|| package.name.clone()),
+            title: project
+                .settings
+                .image
+                .name
+                .clone()
+                .unwrap_or_else(|| package.name.clone()),
             description: package.description.clone().unwrap_or_default(),
             version: package.version.clone(),
             revision,
@@ -201,28 +248,55 @@ impl Labels {
 /// HEAD's commit (marked `-dirty` when tracked files changed) and its commit time: the
 /// commit time rather than the clock keeps rebuilds of one commit identical.
 fn git_revision(sh: &Shell) -> (String, String) {
-    let head = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read();
-    let time = cmd!(sh, "git log -1 --format=%cI").quiet().ignore_stderr().read();
-    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no").quiet().ignore_stderr().read();
+    let head = cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read();
+    let time = cmd!(sh, "git log -1 --format=%cI")
+        .quiet()
+        .ignore_stderr()
+        .read();
+    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .ignore_stderr()
+        .read();
     match (head, time) {
         (Ok(head), Ok(time)) => {
-            let suffix = if dirty.is_ok_and(|d| !d.trim().is_empty()) { "-dirty" } else { "" };
+            let suffix = if dirty.is_ok_and(|d| !d.trim().is_empty()) {
+                "-dirty"
+            } else {
+                ""
+            };
             (format!("{}{suffix}", head.trim()), time.trim().to_owned())
         }
-        _ => ("unknown".to_owned(), humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
+        _ => (
+            "unknown".to_owned(),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ),
     }
 }
 
-fn push(sh: &Shell, engine: &Engine, names: &ImageNames, images: &mut [Image]) -> anyhow::Result<()> {
+fn push(
+    sh: &Shell,
+    engine: &Engine,
+    names: &ImageNames,
+    images: &mut [Image],
+) -> anyhow::Result<()> {
     for image in images.iter_mut() {
-        step(format_args!("pushed {}", image.reference), || engine.push(sh, &image.reference))?;
+        step(format_args!("pushed {}", image.reference), || {
+            engine.push(sh, &image.reference)
+        })?;
         let inspect = engine.inspect_image(sh, &image.reference)?;
-        image.digest = inspect["RepoDigests"]
-            .as_array()
-            .and_then(|d| d.iter().filter_map(|v| v.as_str()).find_map(|d| d.split_once('@').map(|(_, h)| h.to_owned())));
+        image.digest = inspect["RepoDigests"].as_array().and_then(|d| {
+            d.iter()
+                .filter_map(|v| v.as_str())
+                .find_map(|d| d.split_once('@').map(|(_, h)| h.to_owned()))
+        });
     }
     let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
-    step(format_args!("pushed index {}", names.index), || engine.push_index(sh, &names.index, &members))
+    step(format_args!("pushed index {}", names.index), || {
+        engine.push_index(sh, &names.index, &members)
+    })
 }
 
 fn image_table(images: &[Image]) -> String {
@@ -235,17 +309,89 @@ fn image_table(images: &[Image]) -> String {
                 i.base.clone(),
                 i.reference.clone(),
                 report::size(i.size),
-                digest.trim_start_matches("sha256:").chars().take(12).collect(),
+                digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect(),
                 report::seconds(Duration::from_secs_f64(i.seconds)),
             ]
         })
         .collect();
-    report::table(&["arch", "base", "reference", "size", "digest", "time"], &rows)
+    report::table(
+        &["arch", "base", "reference", "size", "digest", "time"],
+        &rows,
+    )
 }
 
 /// The largest an image on `base` may be (`size-budget` in [workspace.metadata.xtask.image]).
 pub fn size_budget(project: &Project, base: &str) -> anyhow::Result<u64> {
     let budgets = &project.settings.image.size_budget;
-    let budget = if base == "scratch" { &budgets.scratch } else { &budgets.with_base };
+    let budget = if base == "scratch" {
+        &budgets.scratch
+    } else {
+        &budgets.with_base
+    };
     report::parse_size(budget).context("[workspace.metadata.xtask.image] size-budget")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNTIME: &str = include_str!("../../Dockerfile.runtime");
+
+    fn instructions() -> impl Iterator<Item = &'static str> {
+        RUNTIME
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    }
+
+    #[test]
+    fn the_runtime_dockerfile_runs_nothing() {
+        assert!(
+            !instructions().any(|l| l.to_ascii_uppercase().starts_with("RUN ")),
+            "no RUN in {DOCKERFILE}"
+        );
+    }
+
+    #[test]
+    fn every_build_argument_passed_is_declared() {
+        let declared: Vec<&str> = instructions()
+            .filter_map(|l| l.strip_prefix("ARG "))
+            .map(|a| a.split('=').next().unwrap_or(a))
+            .collect();
+        let labels = Labels {
+            title: "t".into(),
+            description: "d".into(),
+            version: "1".into(),
+            revision: "r".into(),
+            created: "c".into(),
+            source: "s".into(),
+            licenses: "l".into(),
+            base: "scratch".into(),
+        };
+        let mut passed: Vec<String> = labels.build_args().into_iter().map(|(k, _)| k).collect();
+        passed.extend(["BASE".into(), "PORT".into()]);
+        for arg in &passed {
+            assert!(
+                declared.contains(&arg.as_str()),
+                "{DOCKERFILE} does not declare ARG {arg}"
+            );
+        }
+        assert_eq!(
+            declared.len(),
+            passed.len(),
+            "declared {declared:?}, passed {passed:?}"
+        );
+    }
+
+    #[test]
+    fn the_image_runs_the_service_as_the_user_of_its_passwd_entry() {
+        assert!(instructions().any(|l| l == "USER 65532:65532"));
+        assert!(PASSWD.contains(":65532:65532:") && GROUP.contains(":65532:"));
+        assert!(instructions().any(|l| l == r#"ENTRYPOINT ["/usr/local/bin/service"]"#));
+        assert!(instructions().any(|l| l.starts_with("COPY --chown=65532:65532 owned/ /")));
+    }
 }

@@ -29,7 +29,13 @@ fn main() -> ExitCode {
         // Usage errors get one line, like every other error; help and version print as usual.
         Err(e) if e.use_stderr() => {
             let rendered = e.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),

@@ -63,7 +63,10 @@ impl Default for ImageSettings {
             name: None,
             base: crate::cli::BaseKind::Scratch,
             alpine: "docker.io/library/alpine:3.20".into(),
-            size_budget: SizeBudget { scratch: "10 MiB".into(), with_base: "24 MiB".into() },
+            size_budget: SizeBudget {
+                scratch: "10 MiB".into(),
+                with_base: "24 MiB".into(),
+            },
             port: 8080,
         }
     }
@@ -75,9 +78,13 @@ impl Project {
             .no_deps()
             .exec()
             .context("`cargo metadata` failed: run from inside the workspace")?;
-        let settings: Settings = serde_json::from_value(meta.workspace_metadata["xtask"].clone())
-            .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
-        let Some(pkg) = meta.workspace_packages().into_iter().find(|p| p.name == settings.package)
+        let settings: Settings =
+            serde_json::from_value(meta.workspace_metadata["xtask"].clone())
+                .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
+        let Some(pkg) = meta
+            .workspace_packages()
+            .into_iter()
+            .find(|p| p.name == settings.package)
         else {
             bail!(
                 "[workspace.metadata.xtask] package = {:?} is not a workspace member",
@@ -140,7 +147,11 @@ mod tests {
         assert_eq!(project.package.name, "service");
         assert_eq!(project.package.binaries, ["migrate", "service"]);
         assert_eq!(project.settings.targets, Target::ALL);
-        assert!(project.dist_dir(Target::Aarch64Musl).ends_with("dist/aarch64-unknown-linux-musl"));
+        assert!(
+            project
+                .dist_dir(Target::Aarch64Musl)
+                .ends_with("dist/aarch64-unknown-linux-musl")
+        );
     }
 
     #[test]

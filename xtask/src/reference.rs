@@ -13,7 +13,12 @@ pub struct ImageNames {
 
 impl ImageNames {
     /// From a full `--tag`, or else from `[registry/]name:version`.
-    pub fn new(tag: Option<&str>, registry: Option<&str>, name: &str, version: &str) -> anyhow::Result<ImageNames> {
+    pub fn new(
+        tag: Option<&str>,
+        registry: Option<&str>,
+        name: &str,
+        version: &str,
+    ) -> anyhow::Result<ImageNames> {
         let index = match tag {
             Some(tag) if has_tag(tag) => tag.to_owned(),
             Some(repo) => format!("{repo}:{version}"),
@@ -25,8 +30,14 @@ impl ImageNames {
         if index.contains('@') {
             bail!("--tag takes a tag, not a digest: {index}");
         }
-        if tag.is_some() && registry.is_some() && registry_of(&index) != registry.map(|r| r.trim_end_matches('/')) {
-            bail!("--tag {index} and --registry {} disagree: give one of them", registry.unwrap_or_default());
+        if tag.is_some()
+            && registry.is_some()
+            && registry_of(&index) != registry.map(|r| r.trim_end_matches('/'))
+        {
+            bail!(
+                "--tag {index} and --registry {} disagree: give one of them",
+                registry.unwrap_or_default()
+            );
         }
         Ok(ImageNames { index })
     }
@@ -43,7 +54,10 @@ impl ImageNames {
 
 /// Whether the last path component carries a `:tag` (a registry's `:port` does not count).
 fn has_tag(reference: &str) -> bool {
-    reference.rsplit('/').next().is_some_and(|last| last.contains(':'))
+    reference
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
 }
 
 /// The registry host of a reference, as docker decides it: the first component, when it
@@ -69,13 +83,17 @@ mod tests {
     fn a_registry_prefixes_the_name() {
         let n = ImageNames::new(None, Some("127.0.0.1:5000/"), "svc", "1.0.0").unwrap();
         assert_eq!(n.index, "127.0.0.1:5000/svc:1.0.0");
-        assert_eq!(n.for_target(Target::X86_64Musl), "127.0.0.1:5000/svc:1.0.0-amd64");
+        assert_eq!(
+            n.for_target(Target::X86_64Musl),
+            "127.0.0.1:5000/svc:1.0.0-amd64"
+        );
         assert_eq!(n.registry(), Some("127.0.0.1:5000"));
     }
 
     #[test]
     fn a_full_tag_wins_and_a_bare_repository_gets_the_version() {
-        let n = ImageNames::new(Some("localhost:5000/team/svc:edge"), None, "svc", "1.0.0").unwrap();
+        let n =
+            ImageNames::new(Some("localhost:5000/team/svc:edge"), None, "svc", "1.0.0").unwrap();
         assert_eq!(n.index, "localhost:5000/team/svc:edge");
         assert_eq!(n.registry(), Some("localhost:5000"));
         let n = ImageNames::new(Some("127.0.0.1:5000/svc"), None, "x", "2.0.0").unwrap();

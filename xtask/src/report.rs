@@ -3,7 +3,10 @@
 use std::time::{Duration, Instant};
 
 /// Runs one step and prints `what` with its elapsed time on stderr when it succeeds.
-pub fn step<T>(what: impl std::fmt::Display, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub fn step<T>(
+    what: impl std::fmt::Display,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let started = Instant::now();
     let result = f()?;
     eprintln!("  {what} ({})", seconds(started.elapsed()));
@@ -30,7 +33,9 @@ pub fn size(bytes: u64) -> String {
 /// Parses `8 MiB`, `900KB`, `1.5GiB` or a plain byte count.
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -57,8 +62,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> =
-            cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(&mut headers.iter().copied());
@@ -91,7 +98,13 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let rows = vec![vec!["x86_64".to_string(), "1".to_string()], vec!["a".into(), "22".into()]];
-        assert_eq!(table(&["arch", "n"], &rows), "arch    n\nx86_64  1\na       22\n");
+        let rows = vec![
+            vec!["x86_64".to_string(), "1".to_string()],
+            vec!["a".into(), "22".into()],
+        ];
+        assert_eq!(
+            table(&["arch", "n"], &rows),
+            "arch    n\nx86_64  1\na       22\n"
+        );
     }
 }

@@ -19,7 +19,9 @@ use crate::{elf, image, interrupt, toolchain};
 /// Marks every container and volume we create, so leftovers can be found and removed.
 pub const LABEL: &str = "xtask.smoke-test";
 /// The labels every image must carry.
-const REQUIRED_LABELS: [&str; 6] = ["title", "version", "revision", "created", "source", "licenses"];
+const REQUIRED_LABELS: [&str; 6] = [
+    "title", "version", "revision", "created", "source", "licenses",
+];
 /// `docker stop` would wait 10 s; a clean service exits well within this.
 const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -33,14 +35,28 @@ impl SmokeArgs {
         let engine = Engine::detect(sh, self.engine)?;
         eprintln!("  engine: {}", engine.describe());
         let subjects: Vec<Subject> = if self.images.is_empty() {
-            let name = project.settings.image.name.as_deref().unwrap_or(&project.package.name);
+            let name = project
+                .settings
+                .image
+                .name
+                .as_deref()
+                .unwrap_or(&project.package.name);
             let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
             crate::build::resolve_targets(&self.targets, project)
                 .into_iter()
-                .map(|t| Subject { reference: names.for_target(t), expected_arch: Some(t.arch()) })
+                .map(|t| Subject {
+                    reference: names.for_target(t),
+                    expected_arch: Some(t.arch()),
+                })
                 .collect()
         } else {
-            self.images.iter().map(|r| Subject { reference: r.clone(), expected_arch: None }).collect()
+            self.images
+                .iter()
+                .map(|r| Subject {
+                    reference: r.clone(),
+                    expected_arch: None,
+                })
+                .collect()
         };
         let timeout = Duration::from_secs(self.timeout);
         let mut rows = Vec::new();
@@ -52,7 +68,10 @@ impl SmokeArgs {
             }
             rows.extend(checks.rows);
         }
-        print!("{}", report::table(&["image", "check", "result", "time", "detail"], &rows));
+        print!(
+            "{}",
+            report::table(&["image", "check", "result", "time", "detail"], &rows)
+        );
         if !failed.is_empty() {
             bail!("smoke test failed for {}", failed.join("; "));
         }
@@ -70,12 +89,20 @@ struct Checks {
 impl Checks {
     fn run(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<String>) {
         if self.failure.is_some() {
-            self.rows.push(vec![self.label.clone(), name.into(), "skip".into(), "-".into(), String::new()]);
+            self.rows.push(vec![
+                self.label.clone(),
+                name.into(),
+                "skip".into(),
+                "-".into(),
+                String::new(),
+            ]);
             return;
         }
         let started = Instant::now();
         // A child killed by Ctrl-C fails its check: report the interruption, not the symptom.
-        let result = interrupt::check().and_then(|()| f()).map_err(|e| interrupt::check().err().unwrap_or(e));
+        let result = interrupt::check()
+            .and_then(|()| f())
+            .map_err(|e| interrupt::check().err().unwrap_or(e));
         let time = report::seconds(started.elapsed());
         let (result, detail) = match result {
             Ok(detail) => ("pass", detail),
@@ -85,35 +112,77 @@ impl Checks {
                 ("FAIL", reason)
             }
         };
-        self.rows.push(vec![self.label.clone(), name.into(), result.into(), time, detail]);
+        self.rows.push(vec![
+            self.label.clone(),
+            name.into(),
+            result.into(),
+            time,
+            detail,
+        ]);
     }
 }
 
-fn smoke(sh: &Shell, project: &Project, engine: &Engine, subject: &Subject, timeout: Duration) -> Checks {
+fn smoke(
+    sh: &Shell,
+    project: &Project,
+    engine: &Engine,
+    subject: &Subject,
+    timeout: Duration,
+) -> Checks {
     let started = Instant::now();
-    let label = subject.expected_arch.unwrap_or(&subject.reference).to_owned();
-    let mut checks = Checks { label, rows: Vec::new(), failure: None };
-    let resources = Resources { sh, engine, containers: RefCell::default(), volumes: RefCell::default() };
+    let label = subject
+        .expected_arch
+        .unwrap_or(&subject.reference)
+        .to_owned();
+    let mut checks = Checks {
+        label,
+        rows: Vec::new(),
+        failure: None,
+    };
+    let resources = Resources {
+        sh,
+        engine,
+        containers: RefCell::default(),
+        volumes: RefCell::default(),
+    };
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());
 
     let mut facts = None;
     checks.run("image", || {
         let f = inspect(sh, engine, reference, subject.expected_arch)?;
-        let detail = format!("linux/{}, user {}, entrypoint {}", f.arch, f.user, f.entrypoint);
+        let detail = format!(
+            "linux/{}, user {}, entrypoint {}",
+            f.arch, f.user, f.entrypoint
+        );
         facts = Some(f);
         Ok(detail)
     });
     let Some(facts) = facts else { return checks };
     let platform = format!("linux/{}", facts.arch);
-    checks.run("binary", || binary_matches(sh, engine, &resources, reference, &facts));
-    if let Some(target) = Target::ALL.into_iter().find(|t| t.arch() == facts.arch).filter(|t| Target::host() != Some(*t)) {
+    checks.run("binary", || {
+        binary_matches(sh, engine, &resources, reference, &facts)
+    });
+    if let Some(target) = Target::ALL
+        .into_iter()
+        .find(|t| t.arch() == facts.arch)
+        .filter(|t| Target::host() != Some(*t))
+    {
         checks.run("emulation", || toolchain::emulation(target));
     }
     checks.run("size", || {
         let budget = image::size_budget(project, &facts.base)?;
-        ensure!(facts.size <= budget, "{} is over the budget of {}", report::size(facts.size), report::size(budget));
-        Ok(format!("{} of {} budget", report::size(facts.size), report::size(budget)))
+        ensure!(
+            facts.size <= budget,
+            "{} is over the budget of {}",
+            report::size(facts.size),
+            report::size(budget)
+        );
+        Ok(format!(
+            "{} of {} budget",
+            report::size(facts.size),
+            report::size(budget)
+        ))
     });
     let volume = format!("xtask-smoke-{}-{}", std::process::id(), facts.arch);
     checks.run("migrate up", || {
@@ -138,7 +207,10 @@ fn smoke(sh: &Shell, project: &Project, engine: &Engine, subject: &Subject, time
     checks.run("messages", || messages_contain(addr, &message));
     checks.run("healthcheck", || {
         let entry = facts.entrypoint.clone();
-        engine.cmd(sh, &["exec", &first, &entry, "healthcheck"]).ignore_stdout().run()?;
+        engine
+            .cmd(sh, &["exec", &first, &entry, "healthcheck"])
+            .ignore_stdout()
+            .run()?;
         Ok(format!("{entry} healthcheck exits 0"))
     });
     checks.run("migrate status", || {
@@ -160,8 +232,18 @@ fn smoke(sh: &Shell, project: &Project, engine: &Engine, subject: &Subject, time
     }
     drop(resources);
     let total = report::seconds(started.elapsed());
-    let result = if checks.failure.is_some() { "FAIL" } else { "pass" };
-    checks.rows.push(vec![checks.label.clone(), "total".into(), result.into(), total, reference.to_owned()]);
+    let result = if checks.failure.is_some() {
+        "FAIL"
+    } else {
+        "pass"
+    };
+    checks.rows.push(vec![
+        checks.label.clone(),
+        "total".into(),
+        result.into(),
+        total,
+        reference.to_owned(),
+    ]);
     checks
 }
 
@@ -174,29 +256,59 @@ struct Facts {
     size: u64,
 }
 
-fn inspect(sh: &Shell, engine: &Engine, reference: &str, expected_arch: Option<&str>) -> anyhow::Result<Facts> {
+fn inspect(
+    sh: &Shell,
+    engine: &Engine,
+    reference: &str,
+    expected_arch: Option<&str>,
+) -> anyhow::Result<Facts> {
     let json = engine.inspect_image(sh, reference)?;
     let config = &json["Config"];
     let arch = json["Architecture"].as_str().unwrap_or_default().to_owned();
     if let Some(expected) = expected_arch {
-        ensure!(arch == expected, "the image is for `{arch}`, expected `{expected}`");
+        ensure!(
+            arch == expected,
+            "the image is for `{arch}`, expected `{expected}`"
+        );
     }
     let user = config["User"].as_str().unwrap_or_default().to_owned();
     let uid = user.split(':').next().unwrap_or_default();
-    ensure!(!uid.is_empty() && uid != "0" && uid != "root", "the image runs as root (User {user:?})");
-    let entrypoint = config["Entrypoint"].as_array().and_then(|e| e.first()).and_then(|e| e.as_str()).unwrap_or_default();
-    ensure!(entrypoint.starts_with('/'), "no absolute entrypoint (Entrypoint {})", config["Entrypoint"]);
+    ensure!(
+        !uid.is_empty() && uid != "0" && uid != "root",
+        "the image runs as root (User {user:?})"
+    );
+    let entrypoint = config["Entrypoint"]
+        .as_array()
+        .and_then(|e| e.first())
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    ensure!(
+        entrypoint.starts_with('/'),
+        "no absolute entrypoint (Entrypoint {})",
+        config["Entrypoint"]
+    );
     let labels = &config["Labels"];
     let missing: Vec<&str> = REQUIRED_LABELS
         .into_iter()
-        .filter(|l| labels[format!("org.opencontainers.image.{l}")].as_str().is_none_or(str::is_empty))
+        .filter(|l| {
+            labels[format!("org.opencontainers.image.{l}")]
+                .as_str()
+                .is_none_or(str::is_empty)
+        })
         .collect();
-    ensure!(missing.is_empty(), "missing OCI labels: {}", missing.join(", "));
+    ensure!(
+        missing.is_empty(),
+        "missing OCI labels: {}",
+        missing.join(", ")
+    );
     Ok(Facts {
         arch,
         user,
         entrypoint: entrypoint.to_owned(),
-        base: labels["org.opencontainers.image.base.name"].as_str().unwrap_or("scratch").to_owned(),
+        base: labels["org.opencontainers.image.base.name"]
+            .as_str()
+            .unwrap_or("scratch")
+            .to_owned(),
         size: json["Size"].as_u64().unwrap_or_default(),
     })
 }
@@ -204,7 +316,13 @@ fn inspect(sh: &Shell, engine: &Engine, reference: &str, expected_arch: Option<&
 /// Copies the entrypoint out of the image and checks it is a static binary for the
 /// image's architecture: a mislabelled image would otherwise run under emulation here and
 /// fail on real hardware.
-fn binary_matches(sh: &Shell, engine: &Engine, resources: &Resources, reference: &str, facts: &Facts) -> anyhow::Result<String> {
+fn binary_matches(
+    sh: &Shell,
+    engine: &Engine,
+    resources: &Resources,
+    reference: &str,
+    facts: &Facts,
+) -> anyhow::Result<String> {
     let target = Target::ALL
         .into_iter()
         .find(|t| t.arch() == facts.arch)
@@ -212,13 +330,31 @@ fn binary_matches(sh: &Shell, engine: &Engine, resources: &Resources, reference:
     let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
     let platform = format!("linux/{}", facts.arch);
     resources.containers.borrow_mut().push(name.clone());
-    engine.cmd(sh, &["create", "--name", &name, "--label", LABEL, "--platform", &platform, reference]).ignore_stdout().run()?;
+    engine
+        .cmd(
+            sh,
+            &[
+                "create",
+                "--name",
+                &name,
+                "--label",
+                LABEL,
+                "--platform",
+                &platform,
+                reference,
+            ],
+        )
+        .ignore_stdout()
+        .run()?;
     let dir = sh.create_temp_dir()?;
     let local = dir.path().join("entrypoint");
     let source = format!("{name}:{}", facts.entrypoint);
-    engine.cmd(sh, &["cp", &source, &local.to_string_lossy()]).run()?;
+    engine
+        .cmd(sh, &["cp", &source, &local.to_string_lossy()])
+        .run()?;
     let bytes = std::fs::read(&local)?;
-    let linkage = elf::verify(&bytes, target).with_context(|| format!("{} in this linux/{} image", facts.entrypoint, facts.arch))?;
+    let linkage = elf::verify(&bytes, target)
+        .with_context(|| format!("{} in this linux/{} image", facts.entrypoint, facts.arch))?;
     Ok(format!("{:?} {} executable", linkage, target.machine()))
 }
 
@@ -233,7 +369,10 @@ struct Resources<'a> {
 impl Resources<'_> {
     fn volume(&self, name: &str) -> anyhow::Result<()> {
         self.volumes.borrow_mut().push(name.to_owned());
-        self.engine.cmd(self.sh, &["volume", "create", "--label", LABEL, name]).ignore_stdout().run()?;
+        self.engine
+            .cmd(self.sh, &["volume", "create", "--label", LABEL, name])
+            .ignore_stdout()
+            .run()?;
         Ok(())
     }
 
@@ -242,13 +381,31 @@ impl Resources<'_> {
     /// for that timer), so the result does not depend on the interval.
     fn run_args<'s>(&self, platform: &'s str, mount: &'s str) -> Vec<&'s str> {
         vec![
-            "--label", LABEL, "--platform", platform, "--network", "host", "--read-only", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges", "--no-healthcheck", "--volume", mount,
+            "--label",
+            LABEL,
+            "--platform",
+            platform,
+            "--network",
+            "host",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--no-healthcheck",
+            "--volume",
+            mount,
         ]
     }
 
     /// Runs the companion `migrate` with `args` to completion and returns its output.
-    fn run_once(&self, platform: &str, volume: &str, reference: &str, args: &[&str]) -> anyhow::Result<String> {
+    fn run_once(
+        &self,
+        platform: &str,
+        volume: &str,
+        reference: &str,
+        args: &[&str],
+    ) -> anyhow::Result<String> {
         let mount = format!("{volume}:/data");
         let mut all = vec!["run", "--rm", "--entrypoint", "/usr/local/bin/migrate"];
         all.extend(self.run_args(platform, &mount));
@@ -258,17 +415,39 @@ impl Resources<'_> {
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            bail!("migrate {} exited with {}: {} {}", args.join(" "), out.status, text, err.trim());
+            bail!(
+                "migrate {} exited with {}: {} {}",
+                args.join(" "),
+                out.status,
+                text,
+                err.trim()
+            );
         }
         Ok(text)
     }
 
     /// Starts the service detached on `port`, bound to loopback only (host networking).
-    fn start(&self, name: &str, platform: &str, volume: &str, reference: &str, port: u16) -> anyhow::Result<()> {
+    fn start(
+        &self,
+        name: &str,
+        platform: &str,
+        volume: &str,
+        reference: &str,
+        port: u16,
+    ) -> anyhow::Result<()> {
         self.containers.borrow_mut().push(name.to_owned());
         let mount = format!("{volume}:/data");
         let port = format!("PORT={port}");
-        let mut all = vec!["run", "--detach", "--name", name, "--env", &port, "--env", "BIND_ADDRESS=127.0.0.1"];
+        let mut all = vec![
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--env",
+            &port,
+            "--env",
+            "BIND_ADDRESS=127.0.0.1",
+        ];
         all.extend(self.run_args(platform, &mount));
         all.push(reference);
         self.engine.cmd(self.sh, &all).ignore_stdout().run()?;
@@ -276,10 +455,24 @@ impl Resources<'_> {
     }
 
     fn print_logs(&self) {
-        for name in self.containers.borrow().iter().filter(|n| !n.ends_with("-copy")) {
-            if let Ok(out) = self.engine.cmd(self.sh, &["logs", name]).ignore_status().output() {
+        for name in self
+            .containers
+            .borrow()
+            .iter()
+            .filter(|n| !n.ends_with("-copy"))
+        {
+            if let Ok(out) = self
+                .engine
+                .cmd(self.sh, &["logs", name])
+                .ignore_status()
+                .output()
+            {
                 eprintln!("--- logs of {name} ---");
-                eprint!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                eprint!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
     }
@@ -288,59 +481,115 @@ impl Resources<'_> {
 impl Drop for Resources<'_> {
     fn drop(&mut self) {
         for name in self.containers.borrow().iter() {
-            let _ = self.engine.cmd(self.sh, &["rm", "--force", "--volumes", name]).ignore_stdout().ignore_stderr().run();
+            let _ = self
+                .engine
+                .cmd(self.sh, &["rm", "--force", "--volumes", name])
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
         }
         for name in self.volumes.borrow().iter() {
-            let _ = self.engine.cmd(self.sh, &["volume", "rm", "--force", name]).ignore_stdout().ignore_stderr().run();
+            let _ = self
+                .engine
+                .cmd(self.sh, &["volume", "rm", "--force", name])
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
         }
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(8080, |a| a.port())
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(8080, |a| a.port())
 }
 
 /// `(running, exit code)` of a container.
 fn state(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<(bool, i64)> {
-    let out = engine.cmd(sh, &["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", name]).read()?;
-    let (running, code) = out.trim().split_once(' ').context("unexpected inspect output")?;
+    let out = engine
+        .cmd(
+            sh,
+            &[
+                "inspect",
+                "--format",
+                "{{.State.Running}} {{.State.ExitCode}}",
+                name,
+            ],
+        )
+        .read()?;
+    let (running, code) = out
+        .trim()
+        .split_once(' ')
+        .context("unexpected inspect output")?;
     Ok((running == "true", code.parse().unwrap_or(-1)))
 }
 
-fn wait_healthy(resources: &Resources, name: &str, addr: SocketAddr, timeout: Duration) -> anyhow::Result<String> {
+fn wait_healthy(
+    resources: &Resources,
+    name: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
         interrupt::check()?;
         if http_get(addr, "/healthz").is_ok() {
-            return Ok(format!("answered after {}", report::seconds(started.elapsed())));
+            return Ok(format!(
+                "answered after {}",
+                report::seconds(started.elapsed())
+            ));
         }
         let (running, code) = state(resources.sh, resources.engine, name)?;
-        ensure!(running, "the container exited with status {code} before /healthz answered");
-        ensure!(started.elapsed() < timeout, "no answer from http://{addr}/healthz within {}s", timeout.as_secs());
+        ensure!(
+            running,
+            "the container exited with status {code} before /healthz answered"
+        );
+        ensure!(
+            started.elapsed() < timeout,
+            "no answer from http://{addr}/healthz within {}s",
+            timeout.as_secs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
 fn stop(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    engine.cmd(sh, &["kill", "--signal", "TERM", name]).ignore_stdout().run()?;
+    engine
+        .cmd(sh, &["kill", "--signal", "TERM", name])
+        .ignore_stdout()
+        .run()?;
     let started = Instant::now();
     loop {
         let (running, code) = state(sh, engine, name)?;
         if !running {
             ensure!(code == 0, "exited with status {code} after SIGTERM");
-            return Ok(format!("exit 0 after {}", report::seconds(started.elapsed())));
+            return Ok(format!(
+                "exit 0 after {}",
+                report::seconds(started.elapsed())
+            ));
         }
-        ensure!(started.elapsed() < STOP_DEADLINE, "still running {}s after SIGTERM", STOP_DEADLINE.as_secs());
+        ensure!(
+            started.elapsed() < STOP_DEADLINE,
+            "still running {}s after SIGTERM",
+            STOP_DEADLINE.as_secs()
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
 
 /// The real user of the container's main process, from the host's /proc.
 fn process_user(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    let pid = engine.cmd(sh, &["inspect", "--format", "{{.State.Pid}}", name]).read()?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).context("reading the process status")?;
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).context("no Uid line")?;
+    let pid = engine
+        .cmd(sh, &["inspect", "--format", "{{.State.Pid}}", name])
+        .read()?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .context("reading the process status")?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .context("no Uid line")?;
     let uid = uid.split_whitespace().next().unwrap_or_default();
     ensure!(uid != "0", "the service runs as root");
     Ok(format!("uid {uid}"))
@@ -357,7 +606,11 @@ fn agent() -> ureq::Agent {
 fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let mut response = agent().get(format!("http://{addr}{path}")).call()?;
     let body = response.body_mut().read_to_string()?;
-    ensure!(response.status().is_success(), "{path} answered {}: {body}", response.status());
+    ensure!(
+        response.status().is_success(),
+        "{path} answered {}: {body}",
+        response.status()
+    );
     Ok(body)
 }
 
@@ -365,17 +618,28 @@ fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let started = Instant::now();
-    let (mut socket, _) = tungstenite::client(format!("ws://{addr}/ws"), stream).context("websocket handshake")?;
+    let (mut socket, _) =
+        tungstenite::client(format!("ws://{addr}/ws"), stream).context("websocket handshake")?;
     socket.send(tungstenite::Message::text(message))?;
     let reply = socket.read().context("no echo")?;
-    ensure!(reply.to_text()? == message, "echoed {reply:?}, sent {message:?}");
+    ensure!(
+        reply.to_text()? == message,
+        "echoed {reply:?}, sent {message:?}"
+    );
     let _ = socket.close(None);
-    Ok(format!("round trip {:.1} ms", started.elapsed().as_secs_f64() * 1000.0))
+    Ok(format!(
+        "round trip {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    ))
 }
 
 fn messages_contain(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
     let body = http_get(addr, "/messages?limit=50")?;
-    let list: Vec<serde_json::Value> = serde_json::from_str(&body).context("/messages is not a JSON list")?;
-    ensure!(list.iter().any(|m| m["body"] == message), "{message:?} is not in /messages: {body}");
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&body).context("/messages is not a JSON list")?;
+    ensure!(
+        list.iter().any(|m| m["body"] == message),
+        "{message:?} is not in /messages: {body}"
+    );
     Ok(format!("{} message(s), ours included", list.len()))
 }

@@ -93,7 +93,10 @@ impl FromStr for Target {
         {
             return Ok(t);
         }
-        bail!("unsupported target `{name}`: supported targets are {}", Target::supported())
+        bail!(
+            "unsupported target `{name}`: supported targets are {}",
+            Target::supported()
+        )
     }
 }
 
@@ -131,11 +134,25 @@ mod tests {
 
     #[test]
     fn unsupported_targets_are_refused_with_the_list() {
-        for name in ["riscv64gc-unknown-linux-gnu", "nonsense", "x86_64-unknown-linux-gnu", ""] {
+        for name in [
+            "riscv64gc-unknown-linux-gnu",
+            "nonsense",
+            "x86_64-unknown-linux-gnu",
+            "",
+        ] {
             let err = name.parse::<Target>().unwrap_err().to_string();
-            assert!(err.starts_with(&format!("unsupported target `{name}`")), "{err}");
-            assert!(err.contains("x86_64-unknown-linux-musl (amd64, x86_64)"), "{err}");
-            assert!(err.contains("aarch64-unknown-linux-musl (arm64, aarch64)"), "{err}");
+            assert!(
+                err.starts_with(&format!("unsupported target `{name}`")),
+                "{err}"
+            );
+            assert!(
+                err.contains("x86_64-unknown-linux-musl (amd64, x86_64)"),
+                "{err}"
+            );
+            assert!(
+                err.contains("aarch64-unknown-linux-musl (arm64, aarch64)"),
+                "{err}"
+            );
             assert!(!err.contains('\n'), "{err}");
         }
     }

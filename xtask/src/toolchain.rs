@@ -16,8 +16,13 @@ pub fn rust_target_installed(sh: &Shell, target: Target) -> anyhow::Result<bool>
         .quiet()
         .read()
         .context("`rustc` did not run: install Rust with rustup (https://rustup.rs)")?;
-    let lib = Utf8PathBuf::from(sysroot).join("lib/rustlib").join(target.triple()).join("lib");
-    Ok(lib.read_dir().is_ok_and(|mut entries| entries.next().is_some()))
+    let lib = Utf8PathBuf::from(sysroot)
+        .join("lib/rustlib")
+        .join(target.triple())
+        .join("lib");
+    Ok(lib
+        .read_dir()
+        .is_ok_and(|mut entries| entries.next().is_some()))
 }
 
 /// Adds the target's standard library with rustup when it is missing.
@@ -70,14 +75,21 @@ pub fn locate_c_compiler(project: &Project, target: Target) -> CSource {
     if let Some(zig) = find_on_path("zig").or_else(|| provisioned_zig(project)) {
         return CSource::Zig(zig);
     }
-    if find_on_path("python3").is_some() { CSource::Provisionable } else { CSource::Missing }
+    if find_on_path("python3").is_some() {
+        CSource::Provisionable
+    } else {
+        CSource::Missing
+    }
 }
 
 /// Finds, or provisions, the C compiler for `target` and writes the zig wrappers.
 pub fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<CCompiler> {
     let zig = match locate_c_compiler(project, target) {
         CSource::UserSet { var, value } => {
-            return Ok(CCompiler { description: format!("{value} (from {var})"), env: vec![] });
+            return Ok(CCompiler {
+                description: format!("{value} (from {var})"),
+                env: vec![],
+            });
         }
         CSource::Zig(zig) => zig,
         CSource::Provisionable => provision_zig(sh, project, target)?,
@@ -91,7 +103,10 @@ pub fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Resu
     let ar_env = format!("AR_{}", target.triple().replace('-', "_"));
     Ok(CCompiler {
         description: format!("zig cc -target {} ({zig})", target.zig_target()),
-        env: vec![(target.cc_env(), cc.into_string()), (ar_env, ar.into_string())],
+        env: vec![
+            (target.cc_env(), cc.into_string()),
+            (ar_env, ar.into_string()),
+        ],
     })
 }
 
@@ -122,7 +137,10 @@ fn provision_zig(sh: &Shell, project: &Project, target: Target) -> anyhow::Resul
     let version = &project.settings.zig;
     let home = zig_home(project);
     let partial = home.with_extension("partial");
-    eprintln!("provisioning zig {version} (C cross compiler) into {}", project.relative(&home));
+    eprintln!(
+        "provisioning zig {version} (C cross compiler) into {}",
+        project.relative(&home)
+    );
     let _ = std::fs::remove_dir_all(&partial);
     let spec = format!("ziglang=={version}");
     let installed = cmd!(
@@ -156,7 +174,10 @@ fn cc_wrapper(zig: &Utf8Path, target: Target) -> String {
 }
 
 fn ar_wrapper(zig: &Utf8Path) -> String {
-    format!("#!/bin/sh\n# Written by `cargo xtask build`: zig's archiver.\nexec {} ar \"$@\"\n", shell_quote(zig.as_str()))
+    format!(
+        "#!/bin/sh\n# Written by `cargo xtask build`: zig's archiver.\nexec {} ar \"$@\"\n",
+        shell_quote(zig.as_str())
+    )
 }
 
 fn shell_quote(s: &str) -> String {
@@ -189,18 +210,33 @@ pub fn emulation(target: Target) -> anyhow::Result<String> {
         .read_dir_utf8()
         .with_context(|| format!("{BINFMT} is not mounted: {fix}"))?;
     for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-        let interpreter = text.lines().find_map(|l| l.strip_prefix("interpreter ")).unwrap_or_default();
-        if !interpreter.ends_with(&format!("qemu-{machine}-static")) && !interpreter.ends_with(&format!("qemu-{machine}")) {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let interpreter = text
+            .lines()
+            .find_map(|l| l.strip_prefix("interpreter "))
+            .unwrap_or_default();
+        if !interpreter.ends_with(&format!("qemu-{machine}-static"))
+            && !interpreter.ends_with(&format!("qemu-{machine}"))
+        {
             continue;
         }
         let enabled = text.lines().next() == Some("enabled");
-        let flags = text.lines().find_map(|l| l.strip_prefix("flags: ")).unwrap_or_default();
+        let flags = text
+            .lines()
+            .find_map(|l| l.strip_prefix("flags: "))
+            .unwrap_or_default();
         if enabled && flags.contains('F') {
-            return Ok(format!("{interpreter} (binfmt_misc {}, flags {flags})", entry.file_name()));
+            return Ok(format!(
+                "{interpreter} (binfmt_misc {}, flags {flags})",
+                entry.file_name()
+            ));
         }
         if enabled {
-            bail!("{interpreter} is registered without the F flag, so containers cannot use it: {fix}");
+            bail!(
+                "{interpreter} is registered without the F flag, so containers cannot use it: {fix}"
+            );
         }
     }
     bail!("no qemu emulation for {machine} is registered: {fix}")
@@ -216,7 +252,9 @@ pub fn find_all_on_path(name: &str) -> Vec<Utf8PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut found: Vec<Utf8PathBuf> = Vec::new();
     let mut seen = Vec::new();
-    for candidate in std::env::split_paths(&path).filter_map(|dir| Utf8PathBuf::from_path_buf(dir.join(name)).ok()) {
+    for candidate in std::env::split_paths(&path)
+        .filter_map(|dir| Utf8PathBuf::from_path_buf(dir.join(name)).ok())
+    {
         let real = candidate.canonicalize().ok();
         if is_executable(&candidate) && !seen.contains(&real) {
             seen.push(real);
@@ -227,7 +265,8 @@ pub fn find_all_on_path(name: &str) -> Vec<Utf8PathBuf> {
 }
 
 pub fn is_executable(path: &Utf8Path) -> bool {
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -237,7 +276,10 @@ mod tests {
     #[test]
     fn the_cc_wrapper_drops_cc_rs_target_flag_and_quotes_the_path() {
         let script = cc_wrapper(Utf8Path::new("/opt/it's/zig"), Target::Aarch64Musl);
-        assert!(script.contains("exec '/opt/it'\\''s/zig' cc -target aarch64-linux-musl \"$@\""), "{script}");
+        assert!(
+            script.contains("exec '/opt/it'\\''s/zig' cc -target aarch64-linux-musl \"$@\""),
+            "{script}"
+        );
         let dir = tempfile_dir();
         let fake_zig = dir.join("zig");
         write_script(&fake_zig, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();

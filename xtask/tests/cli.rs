@@ -35,8 +35,14 @@ fn help_lists_every_command_with_a_line_each() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for command in ["build", "image", "smoke-test", "doctor", "bench"] {
-        let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap_or_else(|| panic!("{help}"));
-        assert!(line.split_whitespace().count() > 3, "no description for {command}: {line}");
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(command))
+            .unwrap_or_else(|| panic!("{help}"));
+        assert!(
+            line.split_whitespace().count() > 3,
+            "no description for {command}: {line}"
+        );
     }
 }
 
@@ -47,9 +53,18 @@ fn unsupported_targets_fail_with_one_line_naming_the_supported_ones() {
         assert_eq!(out.status.code(), Some(2), "{target}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("unsupported target `{target}`")), "{err}");
-        assert!(err.contains("x86_64-unknown-linux-musl") && err.contains("aarch64-unknown-linux-musl"), "{err}");
-        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        assert!(
+            err.contains(&format!("unsupported target `{target}`")),
+            "{err}"
+        );
+        assert!(
+            err.contains("x86_64-unknown-linux-musl") && err.contains("aarch64-unknown-linux-musl"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
     }
 }
 
@@ -61,7 +76,10 @@ fn a_stopped_docker_daemon_is_one_line_that_says_what_to_start() {
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{command}: {err}");
-        assert!(err.starts_with("error: the Docker daemon is not running: start it"), "{command}: {err}");
+        assert!(
+            err.starts_with("error: the Docker daemon is not running: start it"),
+            "{command}: {err}"
+        );
     }
 }
 
@@ -73,15 +91,30 @@ fn no_engine_at_all_says_what_to_start_or_install_and_doctor_agrees() {
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{command}: {err}");
-        assert!(err.starts_with("error: no container engine is running: start the Docker daemon"), "{err}");
+        assert!(
+            err.starts_with("error: no container engine is running: start the Docker daemon"),
+            "{err}"
+        );
         assert!(err.contains("install podman"), "{err}");
     }
     let out = xtask(&["doctor"], &[("PATH", &path)]);
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8(out.stdout).unwrap();
-    let row = |tool: &str| table.lines().find(|l| l.starts_with(tool)).unwrap_or_else(|| panic!("{table}")).to_owned();
-    assert!(row("docker ").contains("missing") && row("docker ").contains("apt-get install docker.io"), "{table}");
-    assert!(row("podman ").contains("missing") && row("podman ").contains("apt-get install podman"), "{table}");
+    let row = |tool: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(tool))
+            .unwrap_or_else(|| panic!("{table}"))
+            .to_owned()
+    };
+    assert!(
+        row("docker ").contains("missing") && row("docker ").contains("apt-get install docker.io"),
+        "{table}"
+    );
+    assert!(
+        row("podman ").contains("missing") && row("podman ").contains("apt-get install podman"),
+        "{table}"
+    );
 }
 
 #[test]

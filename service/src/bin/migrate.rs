@@ -64,13 +64,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let going_up = matches!(cli.command, Command::Up { .. });
     if going_up && target < status.applied {
-        bail!("the database is at version {}, past {target}: use `migrate down --to {target}`", status.applied);
+        bail!(
+            "the database is at version {}, past {target}: use `migrate down --to {target}`",
+            status.applied
+        );
     }
     if !going_up && target > status.applied {
-        bail!("the database is at version {}, before {target}: use `migrate up --to {target}`", status.applied);
+        bail!(
+            "the database is at version {}, before {target}: use `migrate up --to {target}`",
+            status.applied
+        );
     }
     if target > status.latest {
-        bail!("--to {target} is past the latest migration ({})", status.latest);
+        bail!(
+            "--to {target} is past the latest migration ({})",
+            status.latest
+        );
     }
     if target == status.applied {
         println!("already at version {target}; nothing to do");
@@ -78,14 +87,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     db::migrations()
         .to_version(&mut conn, target)
-        .with_context(|| format!("migrating {} to version {target} failed", cli.database.display()))?;
-    println!("migrated {} from version {} to {target}", cli.database.display(), status.applied);
+        .with_context(|| {
+            format!(
+                "migrating {} to version {target} failed",
+                cli.database.display()
+            )
+        })?;
+    println!(
+        "migrated {} from version {} to {target}",
+        cli.database.display(),
+        status.applied
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_status(status: &db::Status) -> ExitCode {
     for version in 1..=status.latest {
-        let state = if version <= status.applied { "applied" } else { "pending" };
+        let state = if version <= status.applied {
+            "applied"
+        } else {
+            "pending"
+        };
         println!("{version:>4}  {state:<8} {}", db::describe(version));
     }
     if status.pending() > 0 {

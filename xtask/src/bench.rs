@@ -1,11 +1,323 @@
-//! `cargo xtask bench` (filled in below).
-use xshell::Shell;
+//! `cargo xtask bench`: figures, compared within one run. Cold and no-op build times of
+//! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
+//! and gzipped, and `/hello` throughput of the musl build against a glibc build.
 
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::Utf8Path;
+use xshell::{Shell, cmd};
+
+use crate::build::gzip_size;
 use crate::cli::BenchArgs;
 use crate::project::Project;
+use crate::report;
+use crate::target::Target;
+use crate::{interrupt, toolchain};
+
+/// Rounds of each throughput run; the median is reported.
+const ROUNDS: usize = 3;
 
 impl BenchArgs {
-    pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
-        anyhow::bail!("not yet")
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let wrk = toolchain::find_on_path("wrk")
+            .context("the benchmark needs wrk: sudo apt-get install wrk")?;
+        // One C compiler setting for every build measured, so they differ only in the driver.
+        let mut cc_env = Vec::new();
+        for target in Target::ALL {
+            toolchain::ensure_rust_target(sh, target)?;
+            cc_env.extend(toolchain::c_compiler(sh, project, target)?.env);
+        }
+        let scratch = project.work_dir().join("bench");
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch)?;
+
+        if !self.skip_cold {
+            println!("{}", build_times(sh, project, &scratch, &cc_env)?);
+        }
+        println!("{}", sizes(sh, project)?);
+        println!(
+            "{}",
+            throughput(sh, project, &scratch, &cc_env, &wrk, &self)?
+        );
+        let _ = std::fs::remove_dir_all(&scratch);
+        Ok(())
+    }
+}
+
+fn build_times(
+    sh: &Shell,
+    project: &Project,
+    scratch: &Utf8Path,
+    cc_env: &[(String, String)],
+) -> anyhow::Result<String> {
+    let xtask = std::env::current_exe()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let package = &project.package.name;
+    let triples: Vec<&str> = Target::ALL
+        .iter()
+        .flat_map(|t| ["--target", t.triple()])
+        .collect();
+    let mut rows = Vec::new();
+    let mut cold = Vec::new();
+    for (label, dir) in [
+        ("cargo xtask build", "xtask"),
+        ("plain cargo build --release", "plain"),
+    ] {
+        let target_dir = scratch.join(dir);
+        let mut times = Vec::new();
+        for kind in ["cold", "no-op"] {
+            let triples = &triples;
+            let mut command = if dir == "xtask" {
+                cmd!(sh, "{xtask} build {triples...}")
+            } else {
+                cmd!(
+                    sh,
+                    "{cargo} build --release --package {package} {triples...}"
+                )
+            };
+            command = command
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr();
+            for (k, v) in cc_env {
+                command = command.env(k, v);
+            }
+            let started = Instant::now();
+            command
+                .run()
+                .with_context(|| format!("{kind} {label} failed"))?;
+            interrupt::check()?;
+            let elapsed = started.elapsed();
+            eprintln!("  {kind} {label}: {}", report::seconds(elapsed));
+            times.push(elapsed);
+        }
+        cold.push(times[0]);
+        rows.push(vec![
+            label.to_owned(),
+            report::seconds(times[0]),
+            report::seconds(times[1]),
+        ]);
+        let _ = std::fs::remove_dir_all(&target_dir);
+    }
+    let ratio = cold[0].as_secs_f64() / cold[1].as_secs_f64();
+    Ok(format!(
+        "build times, both targets ({} cores)\n{}cold: xtask / plain = {ratio:.2}\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        report::table(&["driver", "cold", "no-op"], &rows)
+    ))
+}
+
+fn sizes(sh: &Shell, project: &Project) -> anyhow::Result<String> {
+    let built = crate::build::build(sh, project, &Target::ALL, "release")?;
+    let mut rows = Vec::new();
+    for b in &built {
+        for file in &b.manifest.files {
+            let gz = gzip_size(&b.dir.join(&file.name))?;
+            rows.push(vec![
+                b.target.triple().to_owned(),
+                file.name.clone(),
+                format!("{} ({} B)", report::size(file.size), file.size),
+                format!("{} ({} B)", report::size(gz), gz),
+                format!("{:.2}", gz as f64 / file.size as f64),
+            ]);
+        }
+    }
+    Ok(format!(
+        "binary sizes\n{}",
+        report::table(&["target", "binary", "raw", "gzipped", "gz/raw"], &rows)
+    ))
+}
+
+struct Variant {
+    label: &'static str,
+    binary: String,
+}
+
+fn throughput(
+    sh: &Shell,
+    project: &Project,
+    scratch: &Utf8Path,
+    cc_env: &[(String, String)],
+    wrk: &Utf8Path,
+    args: &BenchArgs,
+) -> anyhow::Result<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let package = &project.package.name;
+    let musl = Target::X86_64Musl.triple();
+    let system_alloc = scratch.join("system-alloc");
+    eprintln!("  building the glibc and musl-malloc variants");
+    cmd!(sh, "{cargo} build --release --quiet --package {package}")
+        .quiet()
+        .run()?;
+    let mut no_mimalloc = cmd!(
+        sh,
+        "{cargo} build --release --quiet --package {package} --no-default-features --target {musl}"
+    )
+    .env("CARGO_TARGET_DIR", &system_alloc)
+    .quiet();
+    for (k, v) in cc_env {
+        no_mimalloc = no_mimalloc.env(k, v);
+    }
+    no_mimalloc.run()?;
+    let variants = [
+        Variant {
+            label: "musl + mimalloc (shipped)",
+            binary: project
+                .dist_dir(Target::X86_64Musl)
+                .join("service")
+                .into_string(),
+        },
+        Variant {
+            label: "glibc (host build)",
+            binary: project.target_dir.join("release/service").into_string(),
+        },
+        Variant {
+            label: "musl + musl malloc",
+            binary: system_alloc
+                .join(musl)
+                .join("release/service")
+                .into_string(),
+        },
+    ];
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut latency: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    // Interleaved rounds, so a noisy moment on the machine hits every variant alike.
+    for round in 0..ROUNDS {
+        for (i, v) in variants.iter().enumerate() {
+            let (rps, p99) = load(sh, wrk, &v.binary, scratch, args)?;
+            eprintln!(
+                "  round {}: {}: {rps:.0} req/s, p99 {p99:.2} ms",
+                round + 1,
+                v.label
+            );
+            results[i].push(rps);
+            latency[i].push(p99);
+        }
+    }
+    let medians: Vec<f64> = results.iter_mut().map(|r| median(r)).collect();
+    let rows: Vec<Vec<String>> = variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            vec![
+                v.label.to_owned(),
+                format!("{:.0}", medians[i]),
+                format!("{:.2}", median(&mut latency[i])),
+                format!("{:.2}", medians[i] / medians[1]),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "GET /hello, {} connections, {}s x {ROUNDS} rounds (median), wrk -t2\n{}",
+        args.connections,
+        args.duration,
+        report::table(&["build", "req/s", "p99 ms", "vs glibc"], &rows)
+    ))
+}
+
+/// Starts one build of the service on a free loopback port and loads `/hello` with wrk.
+/// Returns requests per second and the 99th percentile latency in milliseconds.
+fn load(
+    sh: &Shell,
+    wrk: &Utf8Path,
+    binary: &str,
+    scratch: &Utf8Path,
+    args: &BenchArgs,
+) -> anyhow::Result<(f64, f64)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let db = scratch.join(format!("bench-{port}.db"));
+    let server = Server(
+        Command::new(binary)
+            .env("PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("DATABASE_PATH", &db)
+            .env("MIGRATE_ON_START", "true")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {binary}"))?,
+    );
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{binary} did not start listening");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let connections = args.connections.to_string();
+    let duration = format!("{}s", args.duration);
+    let out = cmd!(sh, "{wrk} -t2 -c{connections} -d{duration} --latency {url}")
+        .quiet()
+        .read()?;
+    drop(server);
+    parse_wrk(&out).with_context(|| format!("unexpected wrk output:\n{out}"))
+}
+
+/// Stops the server when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn parse_wrk(out: &str) -> Option<(f64, f64)> {
+    let rps = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let p99 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))?
+        .trim();
+    Some((rps, parse_duration_ms(p99)?))
+}
+
+/// wrk prints latencies as `812.00us`, `1.23ms` or `2.00s`.
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    Some(number.parse::<f64>().ok()? * factor)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_parses() {
+        let out = "Running 10s test @ http://127.0.0.1:1/hello\n  2 threads and 64 connections\n\
+                   Latency Distribution\n     50%  412.00us\n     99%    2.31ms\n\
+                   812345 requests in 10.00s, 98.00MB read\nRequests/sec:  81234.50\nTransfer/sec:      9.80MB\n";
+        assert_eq!(parse_wrk(out), Some((81234.5, 2.31)));
+        assert_eq!(parse_duration_ms("812.00us"), Some(0.812));
+        assert_eq!(parse_duration_ms("1.50s"), Some(1500.0));
+        assert_eq!(parse_wrk("garbage"), None);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
     }
 }

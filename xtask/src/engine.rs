@@ -139,6 +139,15 @@ impl Engine {
         list.pop().with_context(|| format!("no image {reference}"))
     }
 
+    /// Removes an image that must not be used; best effort, as it runs on the error path.
+    pub fn remove_image(&self, sh: &Shell, reference: &str) {
+        let _ = self
+            .cmd(sh, &["rmi", reference])
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
+    }
+
     /// Pushes one image (plain HTTP is allowed: the registries here are on loopback).
     pub fn push(&self, sh: &Shell, reference: &str) -> anyhow::Result<()> {
         let mut args = vec!["push", "--quiet"];

@@ -132,11 +132,7 @@ fn assemble(
     let inspect = engine.inspect_image(sh, reference)?;
     let arch = inspect["Architecture"].as_str().unwrap_or_default();
     if arch != target.arch() {
-        let _ = engine
-            .cmd(sh, &["rmi", reference])
-            .ignore_stdout()
-            .ignore_stderr()
-            .run();
+        engine.remove_image(sh, reference);
         bail!(
             "{} labelled the {} image `{arch}`: removed it",
             engine.name(),
@@ -145,11 +141,7 @@ fn assemble(
     }
     let size = inspect["Size"].as_u64().unwrap_or_default();
     if size > budget {
-        let _ = engine
-            .cmd(sh, &["rmi", reference])
-            .ignore_stdout()
-            .ignore_stderr()
-            .run();
+        engine.remove_image(sh, reference);
         bail!(
             "{reference} is {}, over its size budget of {}: removed it (raise size-budget in \
              [workspace.metadata.xtask.image] if that is intended)",

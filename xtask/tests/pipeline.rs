@@ -59,6 +59,13 @@ fn docker(args: &[&str]) -> String {
     run("docker", args)
 }
 
+fn assert_both_architectures_pass(table: &str) {
+    let passed = table
+        .lines()
+        .filter(|l| l.contains(" total ") && l.contains(" pass "));
+    assert_eq!(passed.count(), 2, "{table}");
+}
+
 fn assert_nothing_left() {
     let filter = format!("label={LABEL}");
     assert_eq!(
@@ -197,14 +204,7 @@ fn scratch_images_are_small_and_pass_the_smoke_test() {
         );
     }
     let table = xtask_ok(&["smoke-test"]);
-    assert_eq!(
-        table
-            .lines()
-            .filter(|l| l.contains(" total ") && l.contains(" pass "))
-            .count(),
-        2,
-        "{table}"
-    );
+    assert_both_architectures_pass(&table);
     assert!(
         !table.contains("FAIL") && !table.contains("skip"),
         "{table}"
@@ -318,14 +318,7 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
     .unwrap();
     assert_eq!(images.as_array().unwrap().len(), 2);
     let table = xtask_ok(&["smoke-test"]);
-    assert_eq!(
-        table
-            .lines()
-            .filter(|l| l.contains(" total ") && l.contains(" pass "))
-            .count(),
-        2,
-        "{table}"
-    );
+    assert_both_architectures_pass(&table);
     for arch in ["amd64", "arm64"] {
         let reference = format!("tiny-service:0.1.0-{arch}");
         let platform = format!("linux/{arch}");
@@ -538,14 +531,7 @@ fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
 fn podman_builds_and_runs_the_same_images() {
     xtask_ok(&["image", "--engine", "podman"]);
     let table = xtask_ok(&["smoke-test", "--engine", "podman"]);
-    assert_eq!(
-        table
-            .lines()
-            .filter(|l| l.contains(" total ") && l.contains(" pass "))
-            .count(),
-        2,
-        "{table}"
-    );
+    assert_both_architectures_pass(&table);
     let filter = format!("label={LABEL}");
     assert_eq!(
         run("podman", &["ps", "--all", "--quiet", "--filter", &filter]),

@@ -53,41 +53,60 @@ pub fn resolve_targets(asked: &[Target], project: &Project) -> Vec<Target> {
     targets
 }
 
+/// Compiles every target in one cargo run (cargo schedules them side by side, as a plain
+/// `cargo build --target a --target b` does), then verifies and stages each target's binaries.
 pub fn build(
     sh: &Shell,
     project: &Project,
     targets: &[Target],
     profile: &str,
 ) -> anyhow::Result<Vec<Built>> {
-    targets
-        .iter()
-        .map(|&t| build_one(sh, project, t, profile))
-        .collect()
-}
-
-fn build_one(
-    sh: &Shell,
-    project: &Project,
-    target: Target,
-    profile: &str,
-) -> anyhow::Result<Built> {
     let started = Instant::now();
-    toolchain::ensure_rust_target(sh, target)?;
-    let cc = toolchain::c_compiler(sh, project, target)?;
-    let binaries = step(format_args!("{target}: compiled"), || {
-        compile(sh, project, target, profile, &cc.env)
+    let mut env = Vec::new();
+    let mut compilers = Vec::new();
+    for &target in targets {
+        toolchain::ensure_rust_target(sh, target)?;
+        let cc = toolchain::c_compiler(sh, project, target)?;
+        compilers.push(format!("{target}: {}", cc.description));
+        env.extend(cc.env);
+    }
+    let triples: Vec<&str> = targets.iter().map(|t| t.triple()).collect();
+    let binaries = step(format_args!("compiled {}", triples.join(", ")), || {
+        compile(sh, project, targets, profile, &env)
     })
     .with_context(|| {
         format!(
-            "building {} for {target} (C compiler: {})",
-            project.package.name, cc.description
+            "building {} (C compilers: {})",
+            project.package.name,
+            compilers.join("; ")
         )
     })?;
+    let compiled = started.elapsed();
+    targets
+        .iter()
+        .map(|&target| {
+            let ours: Vec<_> = binaries.iter().filter(|b| b.0 == target).collect();
+            stage(project, target, &ours, compiled)
+        })
+        .collect()
+}
 
-    let dest = project.dist_dir(target);
-    let staging = Staging::new(&dest)?;
+/// Verifies one target's binaries and swaps them into its dist folder with a manifest.
+fn stage(
+    project: &Project,
+    target: Target,
+    binaries: &[&(Target, String, Utf8PathBuf)],
+    compiled: Duration,
+) -> anyhow::Result<Built> {
+    let started = Instant::now();
+    for name in &project.package.binaries {
+        if !binaries.iter().any(|(_, n, _)| n == name) {
+            bail!("cargo did not report the binary `{name}` for {target}");
+        }
+    }
+    let staging = Staging::new(&project.dist_dir(target))?;
     let mut files = Vec::new();
-    for (name, path) in &binaries {
+    for (_, name, path) in binaries {
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
         elf::verify(&bytes, target)
             .with_context(|| format!("refusing {}", project.relative(path)))?;
@@ -108,24 +127,25 @@ fn build_one(
         target,
         dir,
         manifest,
-        elapsed: started.elapsed(),
+        elapsed: compiled + started.elapsed(),
     })
 }
 
-/// Runs cargo and returns the package's executables (name, path) from its JSON messages.
+/// Runs cargo and returns the package's executables (target, name, path), read from its
+/// JSON messages; the target is the first folder of the path under the target directory.
 fn compile(
     sh: &Shell,
     project: &Project,
-    target: Target,
+    targets: &[Target],
     profile: &str,
     env: &[(String, String)],
-) -> anyhow::Result<Vec<(String, Utf8PathBuf)>> {
+) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let package = &project.package.name;
-    let triple = target.triple();
+    let triples = targets.iter().flat_map(|t| ["--target", t.triple()]);
     let mut command = cmd!(
         sh,
-        "{cargo} build --package {package} --target {triple} --profile {profile} --message-format=json-render-diagnostics"
+        "{cargo} build --package {package} {triples...} --profile {profile} --message-format=json-render-diagnostics"
     )
     .quiet();
     for (key, value) in env {
@@ -136,23 +156,26 @@ fn compile(
     let stdout = output.context("cargo build failed")?;
     let mut binaries = Vec::new();
     for message in Message::parse_stream(stdout.as_bytes()) {
-        if let Message::CompilerArtifact(artifact) = message? {
-            let ours = artifact.package_id == project.package.id;
-            if let (true, Some(exe)) = (
-                ours && artifact.target.kind.contains(&TargetKind::Bin),
-                artifact.executable,
-            ) {
-                binaries.push((artifact.target.name.clone(), exe));
-            }
+        let Message::CompilerArtifact(artifact) = message? else {
+            continue;
+        };
+        let Some(exe) = artifact.executable else {
+            continue;
+        };
+        let name = artifact.target.name.clone();
+        let is_shipped = artifact.package_id == project.package.id
+            && artifact.target.kind.contains(&TargetKind::Bin)
+            && project.package.binaries.contains(&name);
+        let target = exe
+            .strip_prefix(&project.target_dir)
+            .ok()
+            .and_then(|rel| rel.components().next())
+            .and_then(|dir| targets.iter().find(|t| t.triple() == dir.as_str()));
+        if let (true, Some(&target)) = (is_shipped, target) {
+            binaries.push((target, name, exe));
         }
     }
-    binaries.retain(|(name, _)| project.package.binaries.contains(name));
     binaries.sort();
-    for name in &project.package.binaries {
-        if !binaries.iter().any(|(n, _)| n == name) {
-            bail!("cargo did not report the binary `{name}`");
-        }
-    }
     Ok(binaries)
 }
 

@@ -48,14 +48,14 @@ pub fn verify(bytes: &[u8], target: Target) -> anyhow::Result<Linkage> {
                  fail with \"no such file or directory\""
             );
         }
-        if let Some(entries) = segment
+        let dynamic = segment
             .dynamic(endian, bytes)
-            .context("malformed dynamic section")?
-        {
-            if entries
+            .context("malformed dynamic section")?;
+        if let Some(entries) = dynamic {
+            let needs_libraries = entries
                 .iter()
-                .any(|d| d.tag32(endian) == Some(elf::DT_NEEDED))
-            {
+                .any(|d| d.tag32(endian) == Some(elf::DT_NEEDED));
+            if needs_libraries {
                 bail!(
                     "needs shared libraries: in a scratch image it would fail with \"no such file \
                      or directory\""

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use xshell::{Cmd, Shell, cmd};
 
+use crate::target::Target;
 use crate::toolchain::{find_all_on_path, find_on_path};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,18 +81,18 @@ impl Engine {
         cmd!(sh, "{program} {args...}").quiet()
     }
 
-    /// Builds `dockerfile` with `context` for one platform and tags the result.
+    /// Builds `dockerfile` with `context` for `target`'s platform and tags the result.
     pub fn build(
         &self,
         sh: &Shell,
-        platform: &str,
-        native: bool,
+        target: Target,
         dockerfile: &Utf8Path,
         context: &Utf8Path,
         tag: &str,
         build_args: &[(String, String)],
     ) -> anyhow::Result<()> {
-        if self.builder == Builder::Legacy && !native {
+        let platform = target.platform();
+        if self.builder == Builder::Legacy && Target::host() != Some(target) {
             bail!(
                 "the legacy docker builder at {} mislabels images built for {platform}: install \
                  the buildx plugin (docker-buildx), or use --engine podman",

@@ -14,7 +14,6 @@ use crate::engine::Engine;
 use crate::project::Project;
 use crate::reference::ImageNames;
 use crate::report::{self, step};
-use crate::target::Target;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
@@ -63,18 +62,21 @@ impl ImageArgs {
 
         let targets = resolve_targets(&self.targets, project);
         let built = build::build(sh, project, &targets, "release")?;
-        let labels = Labels::collect(sh, project, &base)?;
+        let mut build_args = Labels::collect(sh, project, &base)?.build_args();
+        build_args.push(("BASE".into(), base.clone()));
+        build_args.push(("PORT".into(), settings.port.to_string()));
+        let recipe = Recipe {
+            base,
+            build_args,
+            budget,
+        };
         let mut images = Vec::new();
         for artifacts in &built {
             let reference = names.for_target(artifacts.target);
-            let image = step(
-                format_args!("{}: image {reference}", artifacts.target.arch()),
-                || {
-                    assemble(
-                        sh, project, &engine, artifacts, &base, &labels, &reference, budget,
-                    )
-                },
-            )?;
+            let what = format!("{}: image {reference}", artifacts.target.arch());
+            let image = step(what, || {
+                assemble(sh, project, &engine, &recipe, artifacts, &reference)
+            })?;
             images.push(image);
         }
         if self.push {
@@ -100,33 +102,34 @@ impl ImageArgs {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every architecture's image is built from besides its binaries.
+struct Recipe {
+    base: String,
+    build_args: Vec<(String, String)>,
+    budget: u64,
+}
+
 fn assemble(
     sh: &Shell,
     project: &Project,
     engine: &Engine,
+    recipe: &Recipe,
     artifacts: &Built,
-    base: &str,
-    labels: &Labels,
     reference: &str,
-    budget: u64,
 ) -> anyhow::Result<Image> {
     let started = Instant::now();
     let target = artifacts.target;
+    let (base, budget) = (&recipe.base, recipe.budget);
     let context = project.work_dir().join("image").join(target.arch());
     let context_size = stage_context(&context, artifacts, base == "scratch")?;
-    let mut args = labels.build_args();
-    args.push(("BASE".into(), base.to_owned()));
-    args.push(("PORT".into(), project.settings.image.port.to_string()));
-    let native = Target::host() == Some(target);
+    let dockerfile = project.root.join(DOCKERFILE);
     engine.build(
         sh,
-        &target.platform(),
-        native,
-        &project.root.join(DOCKERFILE),
+        target,
+        &dockerfile,
         &context,
         reference,
-        &args,
+        &recipe.build_args,
     )?;
 
     let inspect = engine.inspect_image(sh, reference)?;

@@ -66,10 +66,9 @@ pub enum CSource {
 
 pub fn locate_c_compiler(project: &Project, target: Target) -> CSource {
     for var in [target.cc_env(), format!("CC_{}", target.triple())] {
-        if let Ok(value) = std::env::var(&var) {
-            if !value.trim().is_empty() {
-                return CSource::UserSet { var, value };
-            }
+        match std::env::var(&var) {
+            Ok(value) if !value.trim().is_empty() => return CSource::UserSet { var, value },
+            _ => {}
         }
     }
     if let Some(zig) = find_on_path("zig").or_else(|| provisioned_zig(project)) {

@@ -203,6 +203,7 @@ impl Engine {
                     &[
                         "manifest",
                         "push",
+                        "--quiet",
                         "--all",
                         "--tls-verify=false",
                         index,

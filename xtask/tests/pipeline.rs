@@ -143,7 +143,7 @@ fn pipeline() {
     ctrl_c_during_the_smoke_test_leaves_nothing(
         &busybox.path().join("amd64/context/rootfs/bin/busybox"),
     );
-    podman_builds_and_runs_the_same_images();
+    podman_builds_pushes_and_runs_the_same_images(&registry);
 }
 
 fn build_both_targets_static() -> PathBuf {
@@ -341,26 +341,17 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
     work
 }
 
-fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
-    xtask_ok(&["image", "--push", "--registry", &registry.host]);
-    let index = format!("{}/tiny-service:0.1.0", registry.host);
+/// The media type of the index at `reference` in the registry, and its platforms, sorted.
+fn index_platforms(reference: &str) -> (String, Vec<String>) {
+    let source = format!("docker://{reference}");
     let raw = run(
         "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{index}"),
-        ],
+        &["inspect", "--raw", "--tls-verify=false", &source],
     );
     let list: Value = serde_json::from_str(&raw).unwrap();
-    assert_eq!(
-        list["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json",
-        "{raw}"
-    );
     let mut platforms: Vec<String> = list["manifests"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("not an index: {raw}"))
         .iter()
         .map(|m| {
             format!(
@@ -371,7 +362,22 @@ fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
         })
         .collect();
     platforms.sort();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    (
+        list["mediaType"].as_str().unwrap_or_default().to_owned(),
+        platforms,
+    )
+}
+
+fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
+    xtask_ok(&["image", "--push", "--registry", &registry.host]);
+    let index = format!("{}/tiny-service:0.1.0", registry.host);
+    assert_eq!(
+        index_platforms(&index),
+        (
+            "application/vnd.docker.distribution.manifest.list.v2+json".to_owned(),
+            vec!["linux/amd64".to_owned(), "linux/arm64".to_owned()]
+        )
+    );
 
     // Each platform, pulled back through the index, runs.
     for arch in ["amd64", "arm64"] {
@@ -528,7 +534,12 @@ fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
     docker(&["rmi", "xtask-test/never-healthy:latest"]);
 }
 
-fn podman_builds_and_runs_the_same_images() {
+fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {
+    let index = format!("{}/podman/tiny-service:edge", registry.host);
+    xtask_ok(&["image", "--engine", "podman", "--push", "--tag", &index]);
+    let (media_type, platforms) = index_platforms(&index);
+    assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     xtask_ok(&["image", "--engine", "podman"]);
     let table = xtask_ok(&["smoke-test", "--engine", "podman"]);
     assert_both_architectures_pass(&table);

@@ -159,6 +159,11 @@ fn smoke(
         Ok(detail)
     });
     let Some(facts) = facts else { return checks };
+    // Rows name the architecture; the image's reference stands in the total row.
+    checks.label = facts.arch.clone();
+    for row in &mut checks.rows {
+        row[0] = facts.arch.clone();
+    }
     let platform = format!("linux/{}", facts.arch);
     checks.run("binary", || {
         binary_matches(sh, engine, &resources, reference, &facts)

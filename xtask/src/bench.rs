@@ -2,7 +2,7 @@
 //! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
 //! and gzipped, and `/hello` throughput of the musl build against a glibc build.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,12 @@ use crate::cli::BenchArgs;
 use crate::project::Project;
 use crate::report;
 use crate::target::Target;
-use crate::{interrupt, toolchain};
+use crate::{interrupt, smoke, toolchain};
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;
+/// The variant the others are compared with.
+const GLIBC: usize = 1;
 
 impl BenchArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
@@ -183,14 +185,49 @@ fn throughput(
                 .into_string(),
         },
     ];
+    let mut tables = Vec::new();
+    for workload in &WORKLOADS {
+        tables.push(compare(sh, wrk, &variants, scratch, args, workload)?);
+    }
+    Ok(tables.join("\n"))
+}
+
+/// What the load generator asks for: `/hello` measures the HTTP stack; `/messages` with
+/// stored messages serialises JSON on every worker thread, where the allocator shows.
+struct Workload {
+    path: &'static str,
+    stored_messages: usize,
+}
+
+const WORKLOADS: [Workload; 2] = [
+    Workload {
+        path: "/hello",
+        stored_messages: 0,
+    },
+    Workload {
+        path: "/messages?limit=100",
+        stored_messages: 100,
+    },
+];
+
+/// One workload against every variant, in interleaved rounds so that a noisy moment on the
+/// machine hits each variant alike; medians, and ratios to the glibc build.
+fn compare(
+    sh: &Shell,
+    wrk: &Utf8Path,
+    variants: &[Variant],
+    scratch: &Utf8Path,
+    args: &BenchArgs,
+    workload: &Workload,
+) -> anyhow::Result<String> {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut latency: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    // Interleaved rounds, so a noisy moment on the machine hits every variant alike.
     for round in 0..ROUNDS {
         for (i, v) in variants.iter().enumerate() {
-            let (rps, p99) = load(sh, wrk, &v.binary, scratch, args)?;
+            let (rps, p99) = load(sh, wrk, &v.binary, scratch, args, workload)?;
             eprintln!(
-                "  round {}: {}: {rps:.0} req/s, p99 {p99:.2} ms",
+                "  {} round {}: {}: {rps:.0} req/s, p99 {p99:.2} ms",
+                workload.path,
                 round + 1,
                 v.label
             );
@@ -207,26 +244,29 @@ fn throughput(
                 v.label.to_owned(),
                 format!("{:.0}", medians[i]),
                 format!("{:.2}", median(&mut latency[i])),
-                format!("{:.2}", medians[i] / medians[1]),
+                format!("{:.2}", medians[i] / medians[GLIBC]),
             ]
         })
         .collect();
     Ok(format!(
-        "GET /hello, {} connections, {}s x {ROUNDS} rounds (median), wrk -t2\n{}",
+        "GET {}, {} connections, {}s x {ROUNDS} rounds (median), wrk -t2\n{}",
+        workload.path,
         args.connections,
         args.duration,
         report::table(&["build", "req/s", "p99 ms", "vs glibc"], &rows)
     ))
 }
 
-/// Starts one build of the service on a free loopback port and loads `/hello` with wrk.
-/// Returns requests per second and the 99th percentile latency in milliseconds.
+/// Starts one build of the service on a free loopback port, stores the workload's messages
+/// through the websocket, and loads the workload's path with wrk. Returns requests per
+/// second and the 99th percentile latency in milliseconds.
 fn load(
     sh: &Shell,
     wrk: &Utf8Path,
     binary: &str,
     scratch: &Utf8Path,
     args: &BenchArgs,
+    workload: &Workload,
 ) -> anyhow::Result<(f64, f64)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let db = scratch.join(format!("bench-{port}.db"));
@@ -241,13 +281,17 @@ fn load(
             .spawn()
             .with_context(|| format!("starting {binary}"))?,
     );
-    let url = format!("http://127.0.0.1:{port}/hello");
+    let url = format!("http://127.0.0.1:{port}{}", workload.path);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
             bail!("{binary} did not start listening");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for i in 0..workload.stored_messages {
+        smoke::websocket_echo(addr, &format!("benchmark message {i}: {}", "x".repeat(64)))?;
     }
     let connections = args.connections.to_string();
     let duration = format!("{}s", args.duration);

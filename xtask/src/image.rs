@@ -39,7 +39,7 @@ pub struct Image {
 impl ImageArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let settings = &project.settings.image;
-        let name = settings.name.as_deref().unwrap_or(&project.package.name);
+        let name = project.image_name();
         let names = ImageNames::new(
             self.tag.as_deref(),
             self.registry.as_deref(),
@@ -207,12 +207,7 @@ impl Labels {
         let package = &project.package;
         let (revision, created) = git_revision(sh);
         Ok(Labels {
-            title: project
-                .settings
-                .image
-                .name
-                .clone()
-                .unwrap_or_else(|| package.name.clone()),
+            title: project.image_name().to_owned(),
             description: package.description.clone().unwrap_or_default(),
             version: package.version.clone(),
             revision,

@@ -123,6 +123,15 @@ impl Project {
         self.dist_root().join(target.triple())
     }
 
+    /// The image name: `name` in [workspace.metadata.xtask.image], else the package's.
+    pub fn image_name(&self) -> &str {
+        self.settings
+            .image
+            .name
+            .as_deref()
+            .unwrap_or(&self.package.name)
+    }
+
     pub fn dist_root(&self) -> Utf8PathBuf {
         self.target_dir.join("dist")
     }

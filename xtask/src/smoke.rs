@@ -35,12 +35,7 @@ impl SmokeArgs {
         let engine = Engine::detect(sh, self.engine)?;
         eprintln!("  engine: {}", engine.describe());
         let subjects: Vec<Subject> = if self.images.is_empty() {
-            let name = project
-                .settings
-                .image
-                .name
-                .as_deref()
-                .unwrap_or(&project.package.name);
+            let name = project.image_name();
             let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
             crate::build::resolve_targets(&self.targets, project)
                 .into_iter()
@@ -619,7 +614,7 @@ fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body)
 }
 
-fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
+pub fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let started = Instant::now();

@@ -146,6 +146,7 @@ fn provision_zig(sh: &Shell, project: &Project, target: Target) -> anyhow::Resul
         sh,
         "python3 -m pip install --quiet --disable-pip-version-check --no-deps --target {partial} {spec}"
     )
+    .env("PIP_ROOT_USER_ACTION", "ignore")
     .quiet()
     .run();
     if installed.is_err() {

@@ -34,12 +34,18 @@ async fn start() -> Running {
     }
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(running: &Running) -> Socket {
+    let url = format!("ws://{}/ws", running.addr);
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
 #[tokio::test]
 async fn websocket_echoes_and_stores_text() {
     let running = start().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", running.addr))
-        .await
-        .unwrap();
+    let mut ws = connect(&running).await;
     for text in ["ping one", "ping two"] {
         ws.send(Message::text(text)).await.unwrap();
         let echo = ws.next().await.unwrap().unwrap();
@@ -57,9 +63,7 @@ async fn websocket_echoes_and_stores_text() {
 #[tokio::test]
 async fn binary_frames_are_refused_with_1003() {
     let running = start().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", running.addr))
-        .await
-        .unwrap();
+    let mut ws = connect(&running).await;
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     match ws.next().await.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Unsupported),
@@ -70,9 +74,7 @@ async fn binary_frames_are_refused_with_1003() {
 #[tokio::test]
 async fn shutdown_closes_websockets_with_going_away_and_stops_the_server() {
     let running = start().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", running.addr))
-        .await
-        .unwrap();
+    let mut ws = connect(&running).await;
     ws.send(Message::text("before")).await.unwrap();
     ws.next().await.unwrap().unwrap();
 

@@ -65,7 +65,7 @@ pub struct ImageArgs {
     /// Any base image reference; overrides --base
     #[arg(long, value_name = "REF")]
     pub base_image: Option<String>,
-    /// The container engine [default: docker if its daemon runs, else podman]
+    /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
@@ -95,7 +95,7 @@ pub struct SmokeArgs {
     /// The multi-architecture reference the images were built as (see `image --tag`)
     #[arg(long, value_name = "REF", conflicts_with = "images")]
     pub tag: Option<String>,
-    /// The container engine [default: docker if its daemon runs, else podman]
+    /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// Seconds to wait for /healthz after the container starts (emulation is slow)

@@ -43,13 +43,16 @@ impl Engine {
         match choice {
             Some(EngineKind::Docker) => docker(sh),
             Some(EngineKind::Podman) => podman(sh),
-            None => docker(sh).or_else(|docker_err| {
-                podman(sh).map_err(|_| match find_on_path("docker") {
-                    // Docker is installed: its own message says what to start.
-                    Some(_) => docker_err,
-                    None => anyhow::anyhow!(NO_ENGINE),
-                })
-            }),
+            // Docker with BuildKit, else podman, else docker's legacy builder (host
+            // architecture only) rather than nothing.
+            None => match (docker(sh), podman(sh)) {
+                (Ok(docker), _) if docker.builder != Builder::Legacy => Ok(docker),
+                (_, Ok(podman)) => Ok(podman),
+                (Ok(legacy), Err(_)) => Ok(legacy),
+                // Docker is installed: its own message says what to start.
+                (Err(e), Err(_)) if find_on_path("docker").is_some() => Err(e),
+                (Err(_), Err(_)) => Err(anyhow::anyhow!(NO_ENGINE)),
+            },
         }
     }
 

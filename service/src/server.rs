@@ -28,6 +28,7 @@ pub fn prepare_database(config: &Config) -> anyhow::Result<Db> {
 
 /// The whole service process after configuration and logging are set up.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal().context("cannot install SIGTERM and SIGINT handlers")?;
     let db = prepare_database(&config)?;
     let addr = config.listen_address();
     let listener = TcpListener::bind(addr)
@@ -38,7 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listener.local_addr()?,
         config.database.display()
     );
-    serve(listener, db, shutdown_signal()).await?;
+    serve(listener, db, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -66,12 +67,16 @@ pub async fn serve(
 
 /// SIGTERM (what `docker stop` sends) or SIGINT (Ctrl-C). As PID 1 in a scratch image
 /// nothing else will forward them, and the kernel ignores signals PID 1 does not handle.
-pub async fn shutdown_signal() {
+/// The handlers are installed when this is called, before the server starts listening, so
+/// a signal that arrives early is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-        _ = int.recv() => tracing::info!("received SIGINT"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
+    })
 }

@@ -144,6 +144,7 @@ fn pipeline() {
         &busybox.path().join("amd64/context/rootfs/bin/busybox"),
     );
     podman_builds_pushes_and_runs_the_same_images(&registry);
+    ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
 }
 
 fn build_both_targets_static() -> PathBuf {
@@ -477,43 +478,23 @@ fn failing_images_fail_clearly_and_leave_nothing(dist: &Path) {
     ]);
 }
 
-/// Ctrl-C reaches the whole foreground process group; xtask must still remove what it
-/// started and exit non-zero.
-fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
+/// Starts xtask in a process group of its own, as a shell runs a foreground job.
+fn spawn_in_own_group(args: &[&str]) -> Child {
     use std::os::unix::process::CommandExt;
-    derived_image(
-        "xtask-test/never-healthy:latest",
-        "FROM tiny-service:0.1.0-amd64\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
-        &[("busybox", busybox)],
-    );
-    let mut child = Command::new(XTASK)
-        .args([
-            "smoke-test",
-            "--image",
-            "xtask-test/never-healthy:latest",
-            "--timeout",
-            "300",
-        ])
+    eprintln!("$ cargo xtask {}", args.join(" "));
+    Command::new(XTASK)
+        .args(args)
         .current_dir(root())
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let filter = format!("label={LABEL}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // The service container (`-1`), not the short-lived ones before it.
-    while !docker(&["ps", "--format", "{{.Names}}", "--filter", &filter])
-        .lines()
-        .any(|n| n.ends_with("-1"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the smoke test never started its container"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+        .unwrap()
+}
+
+/// Ctrl-C as a terminal sends it, to the whole group; returns how xtask ended and what it
+/// printed.
+fn ctrl_c(mut child: Child) -> (std::process::ExitStatus, String) {
     run("kill", &["-INT", "--", &format!("-{}", child.id())]);
     let started = Instant::now();
     let status = loop {
@@ -528,6 +509,40 @@ fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
     };
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    eprint!("{err}");
+    (status, err)
+}
+
+/// Ctrl-C reaches the whole foreground process group; xtask must still remove what it
+/// started and exit non-zero.
+fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
+    derived_image(
+        "xtask-test/never-healthy:latest",
+        "FROM tiny-service:0.1.0-amd64\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
+        &[("busybox", busybox)],
+    );
+    let child = spawn_in_own_group(&[
+        "smoke-test",
+        "--image",
+        "xtask-test/never-healthy:latest",
+        "--timeout",
+        "300",
+    ]);
+    let filter = format!("label={LABEL}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The service container (`-1`), not the short-lived ones before it.
+    while !docker(&["ps", "--format", "{{.Names}}", "--filter", &filter])
+        .lines()
+        .any(|n| n.ends_with("-1"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the smoke test never started its container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, err) = ctrl_c(child);
     assert!(!status.success(), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_nothing_left();
@@ -552,4 +567,36 @@ fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {
         run("podman", &["volume", "ls", "--quiet", "--filter", &filter]),
         ""
     );
+}
+
+/// Ctrl-C while cargo compiles: the staged binaries from before stay whole, and nothing
+/// half-written is left beside them.
+fn ctrl_c_during_a_build_leaves_the_dist_folders_whole(dist: &Path) {
+    let manifests = || -> Vec<String> {
+        ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]
+            .iter()
+            .map(|t| std::fs::read_to_string(dist.join(t).join("manifest.json")).unwrap())
+            .collect()
+    };
+    let before = manifests();
+    // A newer source file makes cargo recompile the service: tens of seconds with LTO.
+    let source = root().join("service/src/lib.rs");
+    std::fs::File::options()
+        .append(true)
+        .open(&source)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let child = spawn_in_own_group(&["build"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, err) = ctrl_c(child);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let hidden: Vec<_> = std::fs::read_dir(dist)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    assert_eq!(manifests(), before);
 }

@@ -15,7 +15,7 @@ use crate::cli::BenchArgs;
 use crate::project::Project;
 use crate::report;
 use crate::target::Target;
-use crate::{interrupt, smoke, toolchain};
+use crate::{interrupt, probe, toolchain};
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;
@@ -291,7 +291,7 @@ fn load(
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for i in 0..workload.stored_messages {
-        smoke::websocket_echo(addr, &format!("benchmark message {i}: {}", "x".repeat(64)))?;
+        probe::websocket_echo(addr, &format!("benchmark message {i}: {}", "x".repeat(64)))?;
     }
     let connections = args.connections.to_string();
     let duration = format!("{}s", args.duration);

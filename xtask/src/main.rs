@@ -3,12 +3,14 @@
 mod bench;
 mod build;
 mod cli;
+mod containers;
 mod dist;
 mod doctor;
 mod elf;
 mod engine;
 mod image;
 mod interrupt;
+mod probe;
 mod project;
 mod reference;
 mod report;

@@ -1,29 +1,26 @@
 //! `cargo xtask smoke-test`: each architecture's image as a real container, checked the way
 //! production would use it: read-only, non-root, no capabilities, host network on loopback.
 
-use std::cell::RefCell;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
 use crate::cli::SmokeArgs;
+use crate::containers::{LABEL, Resources, process_user, stop};
 use crate::engine::Engine;
+use crate::probe::{free_port, http_get, messages_contain, websocket_echo};
 use crate::project::Project;
 use crate::reference::ImageNames;
 use crate::report;
 use crate::target::Target;
 use crate::{elf, image, interrupt, toolchain};
 
-/// Marks every container and volume we create, so leftovers can be found and removed.
-pub const LABEL: &str = "xtask.smoke-test";
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [
     "title", "version", "revision", "created", "source", "licenses",
 ];
-/// `docker stop` would wait 10 s; a clean service exits well within this.
-const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 struct Subject {
     reference: String,
@@ -134,12 +131,7 @@ fn smoke(
         rows: Vec::new(),
         failure: None,
     };
-    let resources = Resources {
-        sh,
-        engine,
-        containers: RefCell::default(),
-        volumes: RefCell::default(),
-    };
+    let resources = Resources::new(sh, engine);
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());
 
@@ -329,7 +321,7 @@ fn binary_matches(
         .with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
     let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
     let platform = format!("linux/{}", facts.arch);
-    resources.containers.borrow_mut().push(name.clone());
+    resources.track_container(&name);
     engine
         .cmd(
             sh,
@@ -358,173 +350,6 @@ fn binary_matches(
     Ok(format!("{:?} {} executable", linkage, target.machine()))
 }
 
-/// Containers and volumes of one smoke test, removed when it ends however it ends.
-struct Resources<'a> {
-    sh: &'a Shell,
-    engine: &'a Engine,
-    containers: RefCell<Vec<String>>,
-    volumes: RefCell<Vec<String>>,
-}
-
-impl Resources<'_> {
-    fn volume(&self, name: &str) -> anyhow::Result<()> {
-        self.volumes.borrow_mut().push(name.to_owned());
-        self.engine
-            .cmd(self.sh, &["volume", "create", "--label", LABEL, name])
-            .ignore_stdout()
-            .run()?;
-        Ok(())
-    }
-
-    /// The locked-down container options. The image's HEALTHCHECK is run by the
-    /// `healthcheck` check itself rather than on the engine's timer (podman needs systemd
-    /// for that timer), so the result does not depend on the interval.
-    fn run_args<'s>(&self, platform: &'s str, mount: &'s str) -> Vec<&'s str> {
-        vec![
-            "--label",
-            LABEL,
-            "--platform",
-            platform,
-            "--network",
-            "host",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "--no-healthcheck",
-            "--volume",
-            mount,
-        ]
-    }
-
-    /// Runs the companion `migrate` with `args` to completion and returns its output.
-    fn run_once(
-        &self,
-        platform: &str,
-        volume: &str,
-        reference: &str,
-        args: &[&str],
-    ) -> anyhow::Result<String> {
-        let mount = format!("{volume}:/data");
-        let mut all = vec!["run", "--rm", "--entrypoint", "/usr/local/bin/migrate"];
-        all.extend(self.run_args(platform, &mount));
-        all.push(reference);
-        all.extend(args);
-        let out = self.engine.cmd(self.sh, &all).ignore_status().output()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            bail!(
-                "migrate {} exited with {}: {} {}",
-                args.join(" "),
-                out.status,
-                text,
-                err.trim()
-            );
-        }
-        Ok(text)
-    }
-
-    /// Starts the service detached on `port`, bound to loopback only (host networking).
-    fn start(
-        &self,
-        name: &str,
-        platform: &str,
-        volume: &str,
-        reference: &str,
-        port: u16,
-    ) -> anyhow::Result<()> {
-        self.containers.borrow_mut().push(name.to_owned());
-        let mount = format!("{volume}:/data");
-        let port = format!("PORT={port}");
-        let mut all = vec![
-            "run",
-            "--detach",
-            "--name",
-            name,
-            "--env",
-            &port,
-            "--env",
-            "BIND_ADDRESS=127.0.0.1",
-        ];
-        all.extend(self.run_args(platform, &mount));
-        all.push(reference);
-        self.engine.cmd(self.sh, &all).ignore_stdout().run()?;
-        Ok(())
-    }
-
-    fn print_logs(&self) {
-        for name in self
-            .containers
-            .borrow()
-            .iter()
-            .filter(|n| !n.ends_with("-copy"))
-        {
-            if let Ok(out) = self
-                .engine
-                .cmd(self.sh, &["logs", name])
-                .ignore_status()
-                .output()
-            {
-                eprintln!("--- logs of {name} ---");
-                eprint!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Resources<'_> {
-    fn drop(&mut self) {
-        for name in self.containers.borrow().iter() {
-            let _ = self
-                .engine
-                .cmd(self.sh, &["rm", "--force", "--volumes", name])
-                .ignore_stdout()
-                .ignore_stderr()
-                .run();
-        }
-        for name in self.volumes.borrow().iter() {
-            let _ = self
-                .engine
-                .cmd(self.sh, &["volume", "rm", "--force", name])
-                .ignore_stdout()
-                .ignore_stderr()
-                .run();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(8080, |a| a.port())
-}
-
-/// `(running, exit code)` of a container.
-fn state(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<(bool, i64)> {
-    let out = engine
-        .cmd(
-            sh,
-            &[
-                "inspect",
-                "--format",
-                "{{.State.Running}} {{.State.ExitCode}}",
-                name,
-            ],
-        )
-        .read()?;
-    let (running, code) = out
-        .trim()
-        .split_once(' ')
-        .context("unexpected inspect output")?;
-    Ok((running == "true", code.parse().unwrap_or(-1)))
-}
-
 fn wait_healthy(
     resources: &Resources,
     name: &str,
@@ -540,7 +365,7 @@ fn wait_healthy(
                 report::seconds(started.elapsed())
             ));
         }
-        let (running, code) = state(resources.sh, resources.engine, name)?;
+        let (running, code) = resources.state(name)?;
         ensure!(
             running,
             "the container exited with status {code} before /healthz answered"
@@ -552,94 +377,4 @@ fn wait_healthy(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
-fn stop(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    engine
-        .cmd(sh, &["kill", "--signal", "TERM", name])
-        .ignore_stdout()
-        .run()?;
-    let started = Instant::now();
-    loop {
-        let (running, code) = state(sh, engine, name)?;
-        if !running {
-            ensure!(code == 0, "exited with status {code} after SIGTERM");
-            return Ok(format!(
-                "exit 0 after {}",
-                report::seconds(started.elapsed())
-            ));
-        }
-        ensure!(
-            started.elapsed() < STOP_DEADLINE,
-            "still running {}s after SIGTERM",
-            STOP_DEADLINE.as_secs()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// The real user of the container's main process, from the host's /proc.
-fn process_user(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    let pid = engine
-        .cmd(sh, &["inspect", "--format", "{{.State.Pid}}", name])
-        .read()?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
-        .context("reading the process status")?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .context("no Uid line")?;
-    let uid = uid.split_whitespace().next().unwrap_or_default();
-    ensure!(uid != "0", "the service runs as root");
-    Ok(format!("uid {uid}"))
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut response = agent().get(format!("http://{addr}{path}")).call()?;
-    let body = response.body_mut().read_to_string()?;
-    ensure!(
-        response.status().is_success(),
-        "{path} answered {}: {body}",
-        response.status()
-    );
-    Ok(body)
-}
-
-pub fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let started = Instant::now();
-    let (mut socket, _) =
-        tungstenite::client(format!("ws://{addr}/ws"), stream).context("websocket handshake")?;
-    socket.send(tungstenite::Message::text(message))?;
-    let reply = socket.read().context("no echo")?;
-    ensure!(
-        reply.to_text()? == message,
-        "echoed {reply:?}, sent {message:?}"
-    );
-    let _ = socket.close(None);
-    Ok(format!(
-        "round trip {:.1} ms",
-        started.elapsed().as_secs_f64() * 1000.0
-    ))
-}
-
-fn messages_contain(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
-    let body = http_get(addr, "/messages?limit=50")?;
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(&body).context("/messages is not a JSON list")?;
-    ensure!(
-        list.iter().any(|m| m["body"] == message),
-        "{message:?} is not in /messages: {body}"
-    );
-    Ok(format!("{} message(s), ours included", list.len()))
 }

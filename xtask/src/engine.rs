@@ -118,13 +118,23 @@ impl Engine {
         }
         args.push(context.to_string());
         let program = &self.program;
-        let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_stdout();
+        let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_status();
         if self.builder == Builder::BuiltinBuildKit {
             command = command.env("DOCKER_BUILDKIT", "1");
         }
-        command
-            .run()
-            .with_context(|| format!("{} build for {platform} failed", self.name()))
+        let out = command.output()?;
+        if !out.status.success() {
+            // The builder's log is long; its last line is the reason.
+            let log = String::from_utf8_lossy(&out.stderr);
+            let reason = log
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no output");
+            bail!("{} build for {platform} failed: {reason}", self.name());
+        }
+        Ok(())
     }
 
     /// `image inspect`, as JSON (the two engines share the fields used here).

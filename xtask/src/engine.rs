@@ -84,6 +84,20 @@ impl Engine {
         cmd!(sh, "{program} {args...}").quiet()
     }
 
+    /// Refuses what this engine would build wrong: the legacy builder mislabels `FROM
+    /// scratch` images for a foreign platform.
+    pub fn can_build(&self, target: Target) -> anyhow::Result<()> {
+        if self.builder == Builder::Legacy && Target::host() != Some(target) {
+            bail!(
+                "the legacy docker builder at {} mislabels images built for {}: install \
+                 the buildx plugin (docker-buildx), or use --engine podman",
+                self.program,
+                target.platform()
+            );
+        }
+        Ok(())
+    }
+
     /// Builds `dockerfile` with `context` for `target`'s platform and tags the result.
     pub fn build(
         &self,
@@ -95,13 +109,7 @@ impl Engine {
         build_args: &[(String, String)],
     ) -> anyhow::Result<()> {
         let platform = target.platform();
-        if self.builder == Builder::Legacy && Target::host() != Some(target) {
-            bail!(
-                "the legacy docker builder at {} mislabels images built for {platform}: install \
-                 the buildx plugin (docker-buildx), or use --engine podman",
-                self.program
-            );
-        }
+        self.can_build(target)?;
         let mut args: Vec<String> = match self.builder {
             Builder::Buildx => vec!["buildx".into(), "build".into(), "--load".into()],
             Builder::Podman => vec!["build".into(), "--format=docker".into()],

@@ -61,6 +61,9 @@ impl ImageArgs {
         eprintln!("  engine: {}", engine.describe());
 
         let targets = resolve_targets(&self.targets, project);
+        for &target in &targets {
+            engine.can_build(target)?;
+        }
         let built = build::build(sh, project, &targets, "release")?;
         let mut build_args = Labels::collect(sh, project, &base)?.build_args();
         build_args.push(("BASE".into(), base.clone()));

@@ -93,3 +93,40 @@ async fn shutdown_closes_websockets_with_going_away_and_stops_the_server() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let running = start().await;
+    // Hold the database for a while, so /messages is still waiting when shutdown begins.
+    let busy = running.db.clone();
+    let holder = tokio::spawn(async move {
+        busy.call(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(())
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET /messages HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    running.stop.send(()).unwrap();
+
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response))
+        .await
+        .expect("the answer comes within 2 s")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.ends_with("[]"), "{response}");
+    holder.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(2), running.server)
+        .await
+        .expect("server stops within 2 s")
+        .unwrap()
+        .unwrap();
+}

@@ -204,7 +204,8 @@ const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 pub fn emulation(target: Target) -> anyhow::Result<String> {
     let machine = target.machine();
     let fix = format!(
-        "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag          (README: Troubleshooting)"
+        "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag \
+         (README: Troubleshooting)"
     );
     let entries = Utf8Path::new(BINFMT)
         .read_dir_utf8()

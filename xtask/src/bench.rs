@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: figures, compared within one run. Cold and no-op build times of
 //! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
-//! and gzipped, and `/hello` throughput of the musl build against a glibc build.
+//! and gzipped, and throughput of `/hello` and of an allocation-heavy `/messages` for the
+//! musl build, with mimalloc and with musl's malloc, against a glibc build.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -27,11 +28,7 @@ impl BenchArgs {
         let wrk = toolchain::find_on_path("wrk")
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
         // One C compiler setting for every build measured, so they differ only in the driver.
-        let mut cc_env = Vec::new();
-        for target in Target::ALL {
-            toolchain::ensure_rust_target(sh, target)?;
-            cc_env.extend(toolchain::c_compiler(sh, project, target)?.env);
-        }
+        let cc_env = toolchain::cross_env(sh, project, &Target::ALL)?.env;
         let scratch = project.work_dir().join("bench");
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)?;
@@ -56,7 +53,7 @@ fn build_times(
     cc_env: &[(String, String)],
 ) -> anyhow::Result<String> {
     let xtask = std::env::current_exe()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples: Vec<&str> = Target::ALL
         .iter()
@@ -147,7 +144,7 @@ fn throughput(
     wrk: &Utf8Path,
     args: &BenchArgs,
 ) -> anyhow::Result<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = toolchain::cargo();
     let package = &project.package.name;
     let musl = Target::X86_64Musl.triple();
     let system_alloc = scratch.join("system-alloc");

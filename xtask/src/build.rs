@@ -1,6 +1,5 @@
 //! `cargo xtask build`: cross-compile, verify and stage the service's binaries per target.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -62,23 +61,16 @@ pub fn build(
     profile: &str,
 ) -> anyhow::Result<Vec<Built>> {
     let started = Instant::now();
-    let mut env = Vec::new();
-    let mut compilers = Vec::new();
-    for &target in targets {
-        toolchain::ensure_rust_target(sh, target)?;
-        let cc = toolchain::c_compiler(sh, project, target)?;
-        compilers.push(format!("{target}: {}", cc.description));
-        env.extend(cc.env);
-    }
+    let cross = toolchain::cross_env(sh, project, targets)?;
     let triples: Vec<&str> = targets.iter().map(|t| t.triple()).collect();
     let binaries = step(format_args!("compiled {}", triples.join(", ")), || {
-        compile(sh, project, targets, profile, &env)
+        compile(sh, project, targets, profile, &cross.env)
     })
     .with_context(|| {
         format!(
             "building {} (C compilers: {})",
             project.package.name,
-            compilers.join("; ")
+            cross.compilers.join("; ")
         )
     })?;
     let compiled = started.elapsed();
@@ -140,7 +132,7 @@ fn compile(
     profile: &str,
     env: &[(String, String)],
 ) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples = targets.iter().flat_map(|t| ["--target", t.triple()]);
     let mut command = cmd!(
@@ -206,5 +198,5 @@ fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> 
 pub fn gzip_size(path: &cargo_metadata::camino::Utf8Path) -> anyhow::Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
     let mut encoder = flate2::read::GzEncoder::new(file, flate2::Compression::default());
-    Ok(std::io::copy(&mut encoder.by_ref(), &mut std::io::sink())?)
+    Ok(std::io::copy(&mut encoder, &mut std::io::sink())?)
 }

@@ -13,8 +13,9 @@ impl DoctorArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let mut rows = Vec::new();
         let mut missing = 0;
+        let sysroot = toolchain::sysroot(sh)?;
         for target in resolve_targets(&self.targets, project) {
-            let std = if toolchain::rust_target_installed(sh, target)? {
+            let std = if toolchain::rust_target_installed(&sysroot, target) {
                 ("ok", "installed".to_string())
             } else if toolchain::find_on_path("rustup").is_some() {
                 (

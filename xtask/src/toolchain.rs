@@ -10,24 +10,33 @@ use xshell::{Shell, cmd};
 use crate::project::Project;
 use crate::target::Target;
 
-/// Whether the active toolchain has the target's standard library.
-pub fn rust_target_installed(sh: &Shell, target: Target) -> anyhow::Result<bool> {
+/// The cargo that runs us (cargo sets `CARGO` for its children), else the one on PATH.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The active toolchain's sysroot, where each target's standard library lives.
+pub fn sysroot(sh: &Shell) -> anyhow::Result<Utf8PathBuf> {
     let sysroot = cmd!(sh, "rustc --print sysroot")
         .quiet()
         .read()
         .context("`rustc` did not run: install Rust with rustup (https://rustup.rs)")?;
-    let lib = Utf8PathBuf::from(sysroot)
+    Ok(Utf8PathBuf::from(sysroot))
+}
+
+/// Whether the toolchain at `sysroot` has the target's standard library.
+pub fn rust_target_installed(sysroot: &Utf8Path, target: Target) -> bool {
+    let lib = sysroot
         .join("lib/rustlib")
         .join(target.triple())
         .join("lib");
-    Ok(lib
-        .read_dir()
-        .is_ok_and(|mut entries| entries.next().is_some()))
+    lib.read_dir()
+        .is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// Adds the target's standard library with rustup when it is missing.
-pub fn ensure_rust_target(sh: &Shell, target: Target) -> anyhow::Result<()> {
-    if rust_target_installed(sh, target)? {
+fn ensure_rust_target(sh: &Shell, sysroot: &Utf8Path, target: Target) -> anyhow::Result<()> {
+    if rust_target_installed(sysroot, target) {
         return Ok(());
     }
     let triple = target.triple();
@@ -45,8 +54,34 @@ pub fn ensure_rust_target(sh: &Shell, target: Target) -> anyhow::Result<()> {
         .with_context(|| format!("`rustup target add {triple}` failed (offline?)"))
 }
 
+/// What cargo needs to cross-compile for some targets, all provisioned.
+pub struct CrossEnv {
+    /// `CC_<target>` and `AR_<target>` for cargo (cc-rs reads them).
+    pub env: Vec<(String, String)>,
+    /// Each target's C compiler, for the build log and errors.
+    pub compilers: Vec<String>,
+}
+
+/// Adds any missing standard library and finds, or provisions, each target's C compiler.
+pub fn cross_env(sh: &Shell, project: &Project, targets: &[Target]) -> anyhow::Result<CrossEnv> {
+    let sysroot = sysroot(sh)?;
+    let mut cross = CrossEnv {
+        env: Vec::new(),
+        compilers: Vec::new(),
+    };
+    for &target in targets {
+        ensure_rust_target(sh, &sysroot, target)?;
+        let cc = c_compiler(sh, project, target)?;
+        cross
+            .compilers
+            .push(format!("{target}: {}", cc.description));
+        cross.env.extend(cc.env);
+    }
+    Ok(cross)
+}
+
 /// The C compiler for one target, as environment for cargo (cc-rs reads `CC_<target>`).
-pub struct CCompiler {
+struct CCompiler {
     /// Where it came from, for `doctor` and the build log.
     pub description: String,
     pub env: Vec<(String, String)>,
@@ -82,7 +117,7 @@ pub fn locate_c_compiler(project: &Project, target: Target) -> CSource {
 }
 
 /// Finds, or provisions, the C compiler for `target` and writes the zig wrappers.
-pub fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<CCompiler> {
+fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<CCompiler> {
     let zig = match locate_c_compiler(project, target) {
         CSource::UserSet { var, value } => {
             return Ok(CCompiler {

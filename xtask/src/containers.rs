@@ -2,6 +2,7 @@
 //! that happens however the test ends.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -38,9 +39,32 @@ impl<'a> Resources<'a> {
         self.containers.borrow_mut().push(name.to_owned());
     }
 
-    /// `(running, exit code)` of one of our containers.
-    pub fn state(&self, name: &str) -> anyhow::Result<(bool, i64)> {
-        state(self.sh, self.engine, name)
+    /// Copies `path` out of the image into `dest` through a container `name` that is
+    /// created, never started.
+    pub fn copy_out(
+        &self,
+        name: &str,
+        platform: &str,
+        reference: &str,
+        path: &str,
+        dest: &Path,
+    ) -> anyhow::Result<()> {
+        self.track_container(name);
+        let create = [
+            "create",
+            "--name",
+            name,
+            "--label",
+            LABEL,
+            "--platform",
+            platform,
+            reference,
+        ];
+        self.engine.cmd(self.sh, &create).ignore_stdout().run()?;
+        let source = format!("{name}:{path}");
+        let dest = dest.to_string_lossy();
+        self.engine.cmd(self.sh, &["cp", &source, &dest]).run()?;
+        Ok(())
     }
 
     pub fn volume(&self, name: &str) -> anyhow::Result<()> {
@@ -130,6 +154,69 @@ impl<'a> Resources<'a> {
         Ok(())
     }
 
+    /// `(running, exit code)` of a container.
+    pub fn state(&self, name: &str) -> anyhow::Result<(bool, i64)> {
+        let out = self
+            .engine
+            .cmd(
+                self.sh,
+                &[
+                    "inspect",
+                    "--format",
+                    "{{.State.Running}} {{.State.ExitCode}}",
+                    name,
+                ],
+            )
+            .read()?;
+        let (running, code) = out
+            .trim()
+            .split_once(' ')
+            .context("unexpected inspect output")?;
+        Ok((running == "true", code.parse().unwrap_or(-1)))
+    }
+
+    /// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
+    pub fn stop(&self, name: &str) -> anyhow::Result<String> {
+        self.engine
+            .cmd(self.sh, &["kill", "--signal", "TERM", name])
+            .ignore_stdout()
+            .run()?;
+        let started = Instant::now();
+        loop {
+            let (running, code) = self.state(name)?;
+            if !running {
+                ensure!(code == 0, "exited with status {code} after SIGTERM");
+                return Ok(format!(
+                    "exit 0 after {}",
+                    report::seconds(started.elapsed())
+                ));
+            }
+            ensure!(
+                started.elapsed() < STOP_DEADLINE,
+                "still running {}s after SIGTERM",
+                STOP_DEADLINE.as_secs()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The real user of the container's main process, from the host's /proc.
+    pub fn process_user(&self, name: &str) -> anyhow::Result<String> {
+        let pid = self
+            .engine
+            .cmd(self.sh, &["inspect", "--format", "{{.State.Pid}}", name])
+            .read()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+            .context("reading the process status")?;
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .context("no Uid line")?;
+        let uid = uid.split_whitespace().next().unwrap_or_default();
+        ensure!(uid != "0", "the service runs as root");
+        Ok(format!("uid {uid}"))
+    }
+
     pub fn print_logs(&self) {
         for name in self
             .containers
@@ -173,65 +260,4 @@ impl Drop for Resources<'_> {
                 .run();
         }
     }
-}
-
-/// `(running, exit code)` of a container.
-fn state(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<(bool, i64)> {
-    let out = engine
-        .cmd(
-            sh,
-            &[
-                "inspect",
-                "--format",
-                "{{.State.Running}} {{.State.ExitCode}}",
-                name,
-            ],
-        )
-        .read()?;
-    let (running, code) = out
-        .trim()
-        .split_once(' ')
-        .context("unexpected inspect output")?;
-    Ok((running == "true", code.parse().unwrap_or(-1)))
-}
-
-/// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
-pub fn stop(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    engine
-        .cmd(sh, &["kill", "--signal", "TERM", name])
-        .ignore_stdout()
-        .run()?;
-    let started = Instant::now();
-    loop {
-        let (running, code) = state(sh, engine, name)?;
-        if !running {
-            ensure!(code == 0, "exited with status {code} after SIGTERM");
-            return Ok(format!(
-                "exit 0 after {}",
-                report::seconds(started.elapsed())
-            ));
-        }
-        ensure!(
-            started.elapsed() < STOP_DEADLINE,
-            "still running {}s after SIGTERM",
-            STOP_DEADLINE.as_secs()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// The real user of the container's main process, from the host's /proc.
-pub fn process_user(sh: &Shell, engine: &Engine, name: &str) -> anyhow::Result<String> {
-    let pid = engine
-        .cmd(sh, &["inspect", "--format", "{{.State.Pid}}", name])
-        .read()?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
-        .context("reading the process status")?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .context("no Uid line")?;
-    let uid = uid.split_whitespace().next().unwrap_or_default();
-    ensure!(uid != "0", "the service runs as root");
-    Ok(format!("uid {uid}"))
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
 use crate::cli::SmokeArgs;
-use crate::containers::{LABEL, Resources, process_user, stop};
+use crate::containers::Resources;
 use crate::engine::Engine;
 use crate::probe::{free_port, http_get, messages_contain, websocket_echo};
 use crate::project::Project;
@@ -152,15 +152,12 @@ fn smoke(
         row[0] = facts.arch.clone();
     }
     let platform = format!("linux/{}", facts.arch);
+    let target = Target::from_arch(&facts.arch);
     checks.run("binary", || {
-        binary_matches(sh, engine, &resources, reference, &facts)
+        binary_matches(sh, &resources, target, &platform, reference, &facts)
     });
-    if let Some(target) = Target::ALL
-        .into_iter()
-        .find(|t| t.arch() == facts.arch)
-        .filter(|t| Target::host() != Some(*t))
-    {
-        checks.run("emulation", || toolchain::emulation(target));
+    if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
+        checks.run("emulation", || toolchain::emulation(foreign));
     }
     checks.run("size", || {
         let budget = image::size_budget(project, &facts.base)?;
@@ -209,14 +206,14 @@ fn smoke(
         let out = resources.run_once(&platform, &volume, reference, &["status"])?;
         Ok(out.lines().last().unwrap_or_default().to_owned())
     });
-    checks.run("non-root", || process_user(sh, engine, &first));
-    checks.run("sigterm", || stop(sh, engine, &first));
+    checks.run("non-root", || resources.process_user(&first));
+    checks.run("sigterm", || resources.stop(&first));
     checks.run("restart", || {
         let second = format!("{volume}-2");
         resources.start(&second, &platform, &volume, reference, port)?;
         wait_healthy(&resources, &second, addr, timeout)?;
         messages_contain(addr, &message)?;
-        stop(sh, engine, &second)?;
+        resources.stop(&second)?;
         Ok("the message survived on the volume".into())
     });
     if checks.failure.is_some() {
@@ -310,43 +307,21 @@ fn inspect(
 /// fail on real hardware.
 fn binary_matches(
     sh: &Shell,
-    engine: &Engine,
     resources: &Resources,
+    target: Option<Target>,
+    platform: &str,
     reference: &str,
     facts: &Facts,
 ) -> anyhow::Result<String> {
-    let target = Target::ALL
-        .into_iter()
-        .find(|t| t.arch() == facts.arch)
-        .with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
+    let target =
+        target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
     let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
-    let platform = format!("linux/{}", facts.arch);
-    resources.track_container(&name);
-    engine
-        .cmd(
-            sh,
-            &[
-                "create",
-                "--name",
-                &name,
-                "--label",
-                LABEL,
-                "--platform",
-                &platform,
-                reference,
-            ],
-        )
-        .ignore_stdout()
-        .run()?;
     let dir = sh.create_temp_dir()?;
     let local = dir.path().join("entrypoint");
-    let source = format!("{name}:{}", facts.entrypoint);
-    engine
-        .cmd(sh, &["cp", &source, &local.to_string_lossy()])
-        .run()?;
+    resources.copy_out(&name, platform, reference, &facts.entrypoint, &local)?;
     let bytes = std::fs::read(&local)?;
     let linkage = elf::verify(&bytes, target)
-        .with_context(|| format!("{} in this linux/{} image", facts.entrypoint, facts.arch))?;
+        .with_context(|| format!("{} in this {platform} image", facts.entrypoint))?;
     Ok(format!("{:?} {} executable", linkage, target.machine()))
 }
 

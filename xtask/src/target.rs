@@ -70,6 +70,11 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.machine() == machine)
     }
 
+    /// The target of an image architecture (`amd64`, `arm64`).
+    pub fn from_arch(arch: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.arch() == arch)
+    }
+
     /// The supported names, for error messages and help.
     pub fn supported() -> String {
         Target::ALL
@@ -167,5 +172,7 @@ mod tests {
         assert_eq!(Target::X86_64Musl.elf_machine(), 62);
         assert_eq!(Target::from_machine("aarch64"), Some(t));
         assert_eq!(Target::from_machine("riscv64"), None);
+        assert_eq!(Target::from_arch("arm64"), Some(t));
+        assert_eq!(Target::from_arch("riscv64"), None);
     }
 }

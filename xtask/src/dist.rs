@@ -127,11 +127,11 @@ pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
-    fn scratch_dir(name: &str) -> Utf8PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-dist-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Utf8PathBuf::from_path_buf(dir).unwrap()
+    /// A temporary folder, removed when the returned guard drops (also after a failure).
+    fn scratch_dir() -> (tempfile::TempDir, Utf8PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
+        (dir, path)
     }
 
     fn manifest(files: Vec<FileEntry>) -> Manifest {
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_commit_replaces_the_folder_whole() {
-        let root = scratch_dir("commit");
+        let (_tmp, root) = scratch_dir();
         let src = root.join("bin");
         std::fs::write(&src, b"abc").unwrap();
         let dest = root.join("dist/t");
@@ -165,12 +165,11 @@ mod tests {
         assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry]));
         let leftovers: Vec<_> = root.join("dist").read_dir().unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the final folder remains");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn an_abandoned_staging_leaves_nothing_and_the_old_folder_intact() {
-        let root = scratch_dir("abandon");
+        let (_tmp, root) = scratch_dir();
         let dest = root.join("dist/t");
         std::fs::create_dir_all(&dest).unwrap();
         std::fs::write(dest.join("service"), b"old").unwrap();
@@ -189,6 +188,5 @@ mod tests {
             .collect();
         assert_eq!(names, ["t"]);
         assert_eq!(std::fs::read(dest.join("service")).unwrap(), b"old");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

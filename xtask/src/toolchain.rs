@@ -316,7 +316,8 @@ mod tests {
             script.contains("exec '/opt/it'\\''s/zig' cc -target aarch64-linux-musl \"$@\""),
             "{script}"
         );
-        let dir = tempfile_dir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
         let fake_zig = dir.join("zig");
         write_script(&fake_zig, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
         let wrapper = dir.join("cc");
@@ -327,12 +328,5 @@ mod tests {
             .unwrap();
         let args = String::from_utf8(out.stdout).unwrap();
         assert_eq!(args, "cc\n-target\naarch64-linux-musl\n-O2\n-c\na b.c\n");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn tempfile_dir() -> Utf8PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-toolchain-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Utf8PathBuf::from_path_buf(dir).unwrap()
     }
 }

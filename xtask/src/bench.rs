@@ -3,7 +3,7 @@
 //! and gzipped, and throughput of `/hello` and of an allocation-heavy `/messages` for the
 //! musl build, with mimalloc and with musl's malloc, against a glibc build.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,7 +265,7 @@ fn load(
     args: &BenchArgs,
     workload: &Workload,
 ) -> anyhow::Result<(f64, f64)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = probe::free_port();
     let db = scratch.join(format!("bench-{port}.db"));
     let server = Server(
         Command::new(binary)

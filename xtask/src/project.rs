@@ -120,7 +120,7 @@ impl Project {
 
     /// Where `cargo xtask build` stages one target's verified binaries.
     pub fn dist_dir(&self, target: Target) -> Utf8PathBuf {
-        self.dist_root().join(target.triple())
+        self.target_dir.join("dist").join(target.triple())
     }
 
     /// The image name: `name` in [workspace.metadata.xtask.image], else the package's.
@@ -130,10 +130,6 @@ impl Project {
             .name
             .as_deref()
             .unwrap_or(&self.package.name)
-    }
-
-    pub fn dist_root(&self) -> Utf8PathBuf {
-        self.target_dir.join("dist")
     }
 
     /// Scratch space of the xtask itself: provisioned tools, wrappers, image contexts.

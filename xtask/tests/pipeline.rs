@@ -42,19 +42,22 @@ fn xtask_ok(args: &[&str]) -> String {
     stdout
 }
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
+/// Runs a command to success and returns its stdout.
+fn succeed(command: &mut Command) -> String {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
+        "{command:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The docker CLI that builds with BuildKit here, as xtask picks it: the test builds its
-/// own small images with the same engine xtask uses.
+fn run(program: &str, args: &[&str]) -> String {
+    succeed(Command::new(program).args(args))
+}
+
+/// The docker CLI on PATH: any client talks to the same daemon for run, ps, pull and rmi.
 fn docker(args: &[&str]) -> String {
     run("docker", args)
 }
@@ -224,15 +227,10 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
         let debs = work.path().join(arch);
         std::fs::create_dir_all(debs.join("context/rootfs/bin")).unwrap();
         std::fs::create_dir_all(debs.join("context/rootfs/etc")).unwrap();
-        let out = Command::new("apt-get")
-            .args(["download", &format!("busybox-static:{arch}")])
-            .current_dir(&debs)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apt-get download busybox-static:{arch}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            Command::new("apt-get")
+                .args(["download", &format!("busybox-static:{arch}")])
+                .current_dir(&debs),
         );
         let deb = std::fs::read_dir(&debs)
             .unwrap()
@@ -413,21 +411,11 @@ fn derived_image(tag: &str, dockerfile: &str, files: &[(&str, &Path)]) {
     for (name, source) in files {
         std::fs::copy(source, context.path().join(name)).unwrap();
     }
-    let out = Command::new("docker")
-        .args([
-            "build",
-            "--quiet",
-            "--tag",
-            tag,
-            context.path().to_str().unwrap(),
-        ])
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "building {tag}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let context = context.path().to_str().unwrap();
+    succeed(
+        Command::new("docker")
+            .args(["build", "--quiet", "--tag", tag, context])
+            .env("DOCKER_BUILDKIT", "0"),
     );
 }
 

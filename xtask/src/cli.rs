@@ -1,10 +1,9 @@
 //! The command line: clap types only, no I/O.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use clap::{Args, Parser, Subcommand};
 
-use crate::engine::EngineKind;
-use crate::target::Target;
+use crate::model::choice::{BaseKind, EngineKind};
+use crate::model::target::Target;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
 /// them as tiny container images, and proves the images work.
@@ -42,15 +41,6 @@ pub struct BuildArgs {
     /// Print the staged artifacts as JSON instead of a table
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BaseKind {
-    /// Nothing but the service, its companion and the files it needs
-    Scratch,
-    /// Alpine Linux, pinned (`alpine` in [workspace.metadata.xtask.image]), for a shell
-    Alpine,
 }
 
 #[derive(Debug, Args)]

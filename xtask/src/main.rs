@@ -1,28 +1,18 @@
 //! `cargo xtask`: the project's build orchestrator (see README.md).
 
-mod bench;
-mod build;
 mod cli;
-mod containers;
-mod dist;
-mod doctor;
-mod elf;
-mod engine;
-mod image;
+mod commands;
 mod interrupt;
-mod probe;
-mod project;
-mod reference;
+mod model;
+mod oci;
 mod report;
-mod smoke;
-mod target;
-mod toolchain;
+mod tools;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use project::Project;
+use model::project::Project;
 use xshell::Shell;
 
 fn main() -> ExitCode {

@@ -1,6 +1,8 @@
 //! `cargo xtask smoke-test`: each architecture's image as a real container, checked the way
 //! production would use it: read-only, non-root, no capabilities, host network on loopback.
 
+mod containers;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -8,14 +10,16 @@ use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
 use crate::cli::SmokeArgs;
-use crate::containers::Resources;
-use crate::engine::Engine;
-use crate::probe::{free_port, http_get, messages_contain, websocket_echo};
-use crate::project::Project;
-use crate::reference::ImageNames;
+use crate::interrupt;
+use crate::model::elf;
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::oci::reference::ImageNames;
 use crate::report;
-use crate::target::Target;
-use crate::{elf, image, interrupt, toolchain};
+use crate::tools::engine::Engine;
+use crate::tools::probe::{free_port, http_get, messages_contain, websocket_echo};
+use crate::tools::qemu;
+use containers::Resources;
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [
@@ -34,7 +38,8 @@ impl SmokeArgs {
         let subjects: Vec<Subject> = if self.images.is_empty() {
             let name = project.image_name();
             let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
-            crate::build::resolve_targets(&self.targets, project)
+            project
+                .targets(&self.targets)
                 .into_iter()
                 .map(|t| Subject {
                     reference: names.for_target(t),
@@ -157,10 +162,10 @@ fn smoke(
         binary_matches(sh, &resources, target, &platform, reference, &facts)
     });
     if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
-        checks.run("emulation", || toolchain::emulation(foreign));
+        checks.run("emulation", || qemu::emulation(foreign));
     }
     checks.run("size", || {
-        let budget = image::size_budget(project, &facts.base)?;
+        let budget = project.size_budget(&facts.base)?;
         ensure!(
             facts.size <= budget,
             "{} is over the budget of {}",

@@ -5,14 +5,9 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use xshell::{Cmd, Shell, cmd};
 
-use crate::target::Target;
-use crate::toolchain::{find_all_on_path, find_on_path};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EngineKind {
-    Docker,
-    Podman,
-}
+use crate::model::choice::EngineKind;
+use crate::model::target::Target;
+use crate::tools::which::{find_all_on_path, find_on_path};
 
 /// How a docker client builds images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

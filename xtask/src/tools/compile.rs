@@ -1,4 +1,5 @@
-//! `cargo xtask build`: cross-compile, verify and stage the service's binaries per target.
+//! Cross-compiling the shipped package with cargo, then verifying and staging each target's
+//! binaries.
 
 use std::time::{Duration, Instant};
 
@@ -7,50 +8,13 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::cli::BuildArgs;
-use crate::dist::{Manifest, Staging};
-use crate::project::Project;
-use crate::report::{self, step};
-use crate::target::Target;
-use crate::{elf, interrupt, toolchain};
-
-/// One target's staged, verified binaries.
-pub struct Built {
-    pub target: Target,
-    pub dir: Utf8PathBuf,
-    pub manifest: Manifest,
-    pub elapsed: Duration,
-}
-
-impl BuildArgs {
-    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let targets = resolve_targets(&self.targets, project);
-        let built = build(sh, project, &targets, &self.profile)?;
-        if self.json {
-            let manifests: Vec<_> = built.iter().map(|b| (&b.dir, &b.manifest)).collect();
-            println!("{}", serde_json::to_string_pretty(&manifests)?);
-        } else {
-            print!("{}", artifact_table(project, &built)?);
-        }
-        Ok(())
-    }
-}
-
-/// The targets asked for, or the workspace's defaults, each once, in order.
-pub fn resolve_targets(asked: &[Target], project: &Project) -> Vec<Target> {
-    let mut targets = if asked.is_empty() {
-        project.settings.targets.clone()
-    } else {
-        asked.to_vec()
-    };
-    let mut seen = Vec::new();
-    targets.retain(|t| {
-        let first = !seen.contains(t);
-        seen.push(*t);
-        first
-    });
-    targets
-}
+use crate::interrupt;
+use crate::model::dist::{Built, Manifest, Staging};
+use crate::model::elf;
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::report::step;
+use crate::tools::toolchain;
 
 /// Compiles every target in one cargo run (cargo schedules them side by side, as a plain
 /// `cargo build --target a --target b` does), then verifies and stages each target's binaries.
@@ -169,34 +133,4 @@ fn compile(
     }
     binaries.sort();
     Ok(binaries)
-}
-
-fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> {
-    let mut rows = Vec::new();
-    for b in built {
-        for file in &b.manifest.files {
-            rows.push(vec![
-                b.target.triple().to_owned(),
-                file.name.clone(),
-                report::size(file.size),
-                report::size(gzip_size(&b.dir.join(&file.name))?),
-                file.sha256[..12].to_owned(),
-                report::seconds(b.elapsed),
-                project.relative(&b.dir.join(&file.name)).to_string(),
-            ]);
-        }
-    }
-    Ok(report::table(
-        &[
-            "target", "binary", "size", "gzipped", "sha256", "time", "path",
-        ],
-        &rows,
-    ))
-}
-
-/// The size of a file after gzip at the default level: what a registry stores and sends.
-pub fn gzip_size(path: &cargo_metadata::camino::Utf8Path) -> anyhow::Result<u64> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
-    let mut encoder = flate2::read::GzEncoder::new(file, flate2::Compression::default());
-    Ok(std::io::copy(&mut encoder, &mut std::io::sink())?)
 }

@@ -7,8 +7,9 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use xshell::{Shell, cmd};
 
-use crate::project::Project;
-use crate::target::Target;
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::tools::which::find_on_path;
 
 /// The cargo that runs us (cargo sets `CARGO` for its children), else the one on PATH.
 pub fn cargo() -> String {
@@ -230,79 +231,6 @@ fn write_script(path: &Utf8Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))
-}
-
-const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
-
-/// Whether the kernel runs `target`'s binaries through qemu, also inside containers (the
-/// `F` flag: the interpreter is opened at registration, not looked up in the container).
-pub fn emulation(target: Target) -> anyhow::Result<String> {
-    let machine = target.machine();
-    let fix = format!(
-        "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag \
-         (README: Troubleshooting)"
-    );
-    let entries = Utf8Path::new(BINFMT)
-        .read_dir_utf8()
-        .with_context(|| format!("{BINFMT} is not mounted: {fix}"))?;
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let interpreter = text
-            .lines()
-            .find_map(|l| l.strip_prefix("interpreter "))
-            .unwrap_or_default();
-        if !interpreter.ends_with(&format!("qemu-{machine}-static"))
-            && !interpreter.ends_with(&format!("qemu-{machine}"))
-        {
-            continue;
-        }
-        let enabled = text.lines().next() == Some("enabled");
-        let flags = text
-            .lines()
-            .find_map(|l| l.strip_prefix("flags: "))
-            .unwrap_or_default();
-        if enabled && flags.contains('F') {
-            return Ok(format!(
-                "{interpreter} (binfmt_misc {}, flags {flags})",
-                entry.file_name()
-            ));
-        }
-        if enabled {
-            bail!(
-                "{interpreter} is registered without the F flag, so containers cannot use it: {fix}"
-            );
-        }
-    }
-    bail!("no qemu emulation for {machine} is registered: {fix}")
-}
-
-/// The first executable file called `name` in PATH.
-pub fn find_on_path(name: &str) -> Option<Utf8PathBuf> {
-    find_all_on_path(name).into_iter().next()
-}
-
-/// Every executable file called `name` in PATH, in PATH order, each real file once.
-pub fn find_all_on_path(name: &str) -> Vec<Utf8PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut found: Vec<Utf8PathBuf> = Vec::new();
-    let mut seen = Vec::new();
-    for candidate in std::env::split_paths(&path)
-        .filter_map(|dir| Utf8PathBuf::from_path_buf(dir.join(name)).ok())
-    {
-        let real = candidate.canonicalize().ok();
-        if is_executable(&candidate) && !seen.contains(&real) {
-            seen.push(real);
-            found.push(candidate);
-        }
-    }
-    found
-}
-
-pub fn is_executable(path: &Utf8Path) -> bool {
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 use xshell::{Shell, cmd};
 
-use crate::build::gzip_size;
 use crate::cli::BenchArgs;
-use crate::project::Project;
+use crate::interrupt;
+use crate::model::dist::gzip_size;
+use crate::model::project::Project;
+use crate::model::target::Target;
 use crate::report;
-use crate::target::Target;
-use crate::{interrupt, probe, toolchain};
+use crate::tools::{compile, probe, toolchain, which};
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;
@@ -25,7 +26,7 @@ const GLIBC: usize = 1;
 
 impl BenchArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let wrk = toolchain::find_on_path("wrk")
+        let wrk = which::find_on_path("wrk")
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
         // One C compiler setting for every build measured, so they differ only in the driver.
         let cc_env = toolchain::cross_env(sh, project, &Target::ALL)?.env;
@@ -111,7 +112,7 @@ fn build_times(
 }
 
 fn sizes(sh: &Shell, project: &Project) -> anyhow::Result<String> {
-    let built = crate::build::build(sh, project, &Target::ALL, "release")?;
+    let built = compile::build(sh, project, &Target::ALL, "release")?;
     let mut rows = Vec::new();
     for b in &built {
         for file in &b.manifest.files {

@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 
-use crate::target::Target;
+use crate::model::target::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageNames {

@@ -2,22 +2,23 @@
 
 use xshell::Shell;
 
-use crate::build::resolve_targets;
 use crate::cli::DoctorArgs;
-use crate::engine::{Builder, Engine, EngineKind};
-use crate::project::Project;
-use crate::target::Target;
-use crate::toolchain::{self, CSource};
+use crate::model::choice::EngineKind;
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::tools::engine::{Builder, Engine};
+use crate::tools::toolchain::{self, CSource};
+use crate::tools::{qemu, which};
 
 impl DoctorArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let mut rows = Vec::new();
         let mut missing = 0;
         let sysroot = toolchain::sysroot(sh)?;
-        for target in resolve_targets(&self.targets, project) {
+        for target in project.targets(&self.targets) {
             let std = if toolchain::rust_target_installed(&sysroot, target) {
                 ("ok", "installed".to_string())
-            } else if toolchain::find_on_path("rustup").is_some() {
+            } else if which::find_on_path("rustup").is_some() {
                 (
                     "auto",
                     format!("`cargo xtask build` adds it (rustup target add {target})"),
@@ -47,11 +48,12 @@ impl DoctorArgs {
             };
             rows.push(row(format!("C compiler {target}"), cc));
         }
-        let foreign = resolve_targets(&self.targets, project)
+        let foreign = project
+            .targets(&self.targets)
             .into_iter()
             .filter(|t| Target::host() != Some(*t));
         for target in foreign {
-            let status = match toolchain::emulation(target) {
+            let status = match qemu::emulation(target) {
                 Ok(found) => ("ok", found),
                 Err(e) => {
                     missing += 1;

@@ -6,7 +6,7 @@ use object::elf::{self, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
-use crate::target::Target;
+use crate::model::target::Target;
 
 /// How a verified binary is linked, as `file` would put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

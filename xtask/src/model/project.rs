@@ -5,7 +5,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{MetadataCommand, TargetKind};
 use serde::Deserialize;
 
-use crate::target::Target;
+use crate::model::target::Target;
 
 pub struct Project {
     pub root: Utf8PathBuf,
@@ -42,7 +42,7 @@ pub struct Settings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ImageSettings {
     pub name: Option<String>,
-    pub base: crate::cli::BaseKind,
+    pub base: crate::model::choice::BaseKind,
     pub alpine: String,
     pub size_budget: SizeBudget,
     pub port: u16,
@@ -61,7 +61,7 @@ impl Default for ImageSettings {
     fn default() -> Self {
         ImageSettings {
             name: None,
-            base: crate::cli::BaseKind::Scratch,
+            base: crate::model::choice::BaseKind::Scratch,
             alpine: "docker.io/library/alpine:3.20".into(),
             size_budget: SizeBudget {
                 scratch: "10 MiB".into(),
@@ -73,6 +73,22 @@ impl Default for ImageSettings {
 }
 
 impl Project {
+    /// The targets asked for, or the workspace's defaults, each once, in order.
+    pub fn targets(&self, asked: &[Target]) -> Vec<Target> {
+        let mut targets = if asked.is_empty() {
+            self.settings.targets.clone()
+        } else {
+            asked.to_vec()
+        };
+        let mut seen = Vec::new();
+        targets.retain(|t| {
+            let first = !seen.contains(t);
+            seen.push(*t);
+            first
+        });
+        targets
+    }
+
     pub fn load() -> anyhow::Result<Project> {
         let meta = MetadataCommand::new()
             .no_deps()
@@ -116,6 +132,17 @@ impl Project {
             package,
             settings,
         })
+    }
+
+    /// The largest an image on `base` may be (`size-budget` in [workspace.metadata.xtask.image]).
+    pub fn size_budget(&self, base: &str) -> anyhow::Result<u64> {
+        let budgets = &self.settings.image.size_budget;
+        let budget = if base == "scratch" {
+            &budgets.scratch
+        } else {
+            &budgets.with_base
+        };
+        crate::report::parse_size(budget).context("[workspace.metadata.xtask.image] size-budget")
     }
 
     /// Where `cargo xtask build` stages one target's verified binaries.

@@ -1,6 +1,7 @@
 //! Staging verified binaries under `<target dir>/dist/<triple>/`, all or nothing.
 
 use std::io::Read;
+use std::time::Duration;
 
 use anyhow::Context;
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::interrupt;
+use crate::model::target::Target;
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -25,6 +27,14 @@ pub struct FileEntry {
     pub name: String,
     pub size: u64,
     pub sha256: String,
+}
+
+/// One target's staged, verified binaries.
+pub struct Built {
+    pub target: Target,
+    pub dir: Utf8PathBuf,
+    pub manifest: Manifest,
+    pub elapsed: Duration,
 }
 
 /// A folder being filled next to its final place; removed on drop unless committed.
@@ -107,6 +117,13 @@ pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
+}
+
+/// The size of a file after gzip at the default level: what a registry stores and sends.
+pub fn gzip_size(path: &Utf8Path) -> anyhow::Result<u64> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
+    let mut encoder = flate2::read::GzEncoder::new(file, flate2::Compression::default());
+    Ok(std::io::copy(&mut encoder, &mut std::io::sink())?)
 }
 
 pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {

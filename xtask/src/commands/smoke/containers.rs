@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
-use crate::engine::Engine;
 use crate::report;
+use crate::tools::engine::Engine;
 
 /// Marks every container and volume we create, so leftovers can be found and removed.
 pub const LABEL: &str = "xtask.smoke-test";

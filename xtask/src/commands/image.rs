@@ -8,12 +8,14 @@ use cargo_metadata::camino::Utf8Path;
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
-use crate::build::{self, Built, resolve_targets};
-use crate::cli::{BaseKind, ImageArgs};
-use crate::engine::Engine;
-use crate::project::Project;
-use crate::reference::ImageNames;
+use crate::cli::ImageArgs;
+use crate::model::choice::BaseKind;
+use crate::model::dist::Built;
+use crate::model::project::Project;
+use crate::oci::reference::ImageNames;
 use crate::report::{self, step};
+use crate::tools::compile;
+use crate::tools::engine::Engine;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
@@ -56,15 +58,15 @@ impl ImageArgs {
             (None, BaseKind::Scratch) => "scratch".to_owned(),
             (None, BaseKind::Alpine) => settings.alpine.clone(),
         };
-        let budget = size_budget(project, &base)?;
+        let budget = project.size_budget(&base)?;
         let engine = Engine::detect(sh, self.engine)?;
         eprintln!("  engine: {}", engine.describe());
 
-        let targets = resolve_targets(&self.targets, project);
+        let targets = project.targets(&self.targets);
         for &target in &targets {
             engine.can_build(target)?;
         }
-        let built = build::build(sh, project, &targets, "release")?;
+        let built = compile::build(sh, project, &targets, "release")?;
         let mut build_args = Labels::collect(sh, project, &base)?.build_args();
         build_args.push(("BASE".into(), base.clone()));
         build_args.push(("PORT".into(), settings.port.to_string()));
@@ -317,22 +319,11 @@ fn image_table(images: &[Image]) -> String {
     )
 }
 
-/// The largest an image on `base` may be (`size-budget` in [workspace.metadata.xtask.image]).
-pub fn size_budget(project: &Project, base: &str) -> anyhow::Result<u64> {
-    let budgets = &project.settings.image.size_budget;
-    let budget = if base == "scratch" {
-        &budgets.scratch
-    } else {
-        &budgets.with_base
-    };
-    report::parse_size(budget).context("[workspace.metadata.xtask.image] size-budget")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RUNTIME: &str = include_str!("../../Dockerfile.runtime");
+    const RUNTIME: &str = include_str!("../../../Dockerfile.runtime");
 
     fn instructions() -> impl Iterator<Item = &'static str> {
         RUNTIME

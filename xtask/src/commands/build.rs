@@ -1,0 +1,46 @@
+//! `cargo xtask build`: cross-compile, verify and stage the service's binaries per target.
+
+use xshell::Shell;
+
+use crate::cli::BuildArgs;
+use crate::model::dist::{Built, gzip_size};
+use crate::model::project::Project;
+use crate::report;
+use crate::tools::compile;
+
+impl BuildArgs {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let targets = project.targets(&self.targets);
+        let built = compile::build(sh, project, &targets, &self.profile)?;
+        if self.json {
+            let manifests: Vec<_> = built.iter().map(|b| (&b.dir, &b.manifest)).collect();
+            println!("{}", serde_json::to_string_pretty(&manifests)?);
+        } else {
+            print!("{}", artifact_table(project, &built)?);
+        }
+        Ok(())
+    }
+}
+
+fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    for b in built {
+        for file in &b.manifest.files {
+            rows.push(vec![
+                b.target.triple().to_owned(),
+                file.name.clone(),
+                report::size(file.size),
+                report::size(gzip_size(&b.dir.join(&file.name))?),
+                file.sha256[..12].to_owned(),
+                report::seconds(b.elapsed),
+                project.relative(&b.dir.join(&file.name)).to_string(),
+            ]);
+        }
+    }
+    Ok(report::table(
+        &[
+            "target", "binary", "size", "gzipped", "sha256", "time", "path",
+        ],
+        &rows,
+    ))
+}

@@ -1,0 +1,3 @@
+//! Images as data: references, and (as they arrive) layers, layouts and registries.
+
+pub mod reference;

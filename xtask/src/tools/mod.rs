@@ -1,0 +1,9 @@
+//! The programs the commands drive: cargo and the C cross compiler, the container engines,
+//! qemu, and the service itself as a client sees it.
+
+pub mod compile;
+pub mod engine;
+pub mod probe;
+pub mod qemu;
+pub mod toolchain;
+pub mod which;

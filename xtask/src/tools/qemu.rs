@@ -1,0 +1,52 @@
+//! arm64 (and any foreign) binaries run through qemu-user registered with binfmt_misc.
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::Utf8Path;
+
+use crate::model::target::Target;
+
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Whether the kernel runs `target`'s binaries through qemu, also inside containers (the
+/// `F` flag: the interpreter is opened at registration, not looked up in the container).
+pub fn emulation(target: Target) -> anyhow::Result<String> {
+    let machine = target.machine();
+    let fix = format!(
+        "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag \
+         (README: Troubleshooting)"
+    );
+    let entries = Utf8Path::new(BINFMT)
+        .read_dir_utf8()
+        .with_context(|| format!("{BINFMT} is not mounted: {fix}"))?;
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let interpreter = text
+            .lines()
+            .find_map(|l| l.strip_prefix("interpreter "))
+            .unwrap_or_default();
+        if !interpreter.ends_with(&format!("qemu-{machine}-static"))
+            && !interpreter.ends_with(&format!("qemu-{machine}"))
+        {
+            continue;
+        }
+        let enabled = text.lines().next() == Some("enabled");
+        let flags = text
+            .lines()
+            .find_map(|l| l.strip_prefix("flags: "))
+            .unwrap_or_default();
+        if enabled && flags.contains('F') {
+            return Ok(format!(
+                "{interpreter} (binfmt_misc {}, flags {flags})",
+                entry.file_name()
+            ));
+        }
+        if enabled {
+            bail!(
+                "{interpreter} is registered without the F flag, so containers cannot use it: {fix}"
+            );
+        }
+    }
+    bail!("no qemu emulation for {machine} is registered: {fix}")
+}

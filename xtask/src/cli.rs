@@ -1,6 +1,7 @@
 //! The command line: clap types only, no I/O.
 
 use clap::{Args, Parser, Subcommand};
+use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, EngineKind};
 use crate::model::target::Target;
@@ -20,6 +21,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Build one container image per architecture from the staged binaries
     Image(ImageArgs),
+    /// Push an OCI image layout to a registry: each architecture's image, then the index
+    Push(PushArgs),
+    /// Fetch a base image for each target's platform into the builtin engine's cache
+    Pull(PullArgs),
+    /// Merge per-architecture images in a registry into one multi-architecture index
+    Index(IndexArgs),
     /// Run each architecture's image as a real container and check that it works
     SmokeTest(SmokeArgs),
     /// Check every tool the commands need: found, or how to get it
@@ -71,6 +78,63 @@ pub struct ImageArgs {
     /// Print the images as JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The OCI image layout to push (a directory with `oci-layout` and `index.json`)
+    #[arg(long, value_name = "DIR")]
+    pub layout: std::path::PathBuf,
+    /// Where to push, `registry/name:tag`: the index goes to `<tag>`, each architecture's
+    /// image to `<tag>-<arch>`
+    #[arg(long, value_name = "REF")]
+    pub tag: Reference,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
+    /// Print the pushed images and the uploaded byte count as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The base image, best pinned by digest (`registry/name:tag@sha256:...`)
+    #[arg(value_name = "REF")]
+    pub reference: Reference,
+    /// Fetch this target's platform; repeatable [default: `targets` in
+    /// [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<Target>,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The index to push, `registry/name:tag`
+    #[arg(long, value_name = "REF")]
+    pub tag: Reference,
+    /// The images to list in it, one per platform, each in the same registry (e.g.
+    /// `registry/name:tag-amd64`); each platform is read from the image's config
+    #[arg(value_name = "MEMBER", required = true)]
+    pub members: Vec<Reference>,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
+    /// Print the index and its members as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Credentials for a registry [default: those `docker login` or `podman login` stored for
+/// it (REGISTRY_AUTH_FILE, podman's auth.json, docker's config.json), else anonymous]
+#[derive(Debug, Args)]
+pub struct RegistryAuthArgs {
+    /// The registry user; the password is read from stdin (with --password-stdin)
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password of --username from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +203,51 @@ mod tests {
             panic!("not build")
         };
         assert_eq!(args.targets, [Target::Aarch64Musl, Target::X86_64Musl]);
+    }
+
+    #[test]
+    fn index_takes_typed_references_and_a_password_only_from_stdin() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "index",
+            "--tag",
+            "127.0.0.1:5000/svc:1.0",
+            "127.0.0.1:5000/svc:1.0-amd64",
+            "127.0.0.1:5000/svc:1.0-arm64",
+            "--username",
+            "ci",
+            "--password-stdin",
+        ])
+        .unwrap();
+        let Command::Index(args) = cli.command else {
+            panic!("not index")
+        };
+        assert_eq!(args.tag.registry(), "127.0.0.1:5000");
+        assert_eq!(args.members[1].tag(), Some("1.0-arm64"));
+        assert_eq!(args.auth.username.as_deref(), Some("ci"));
+        for args in [
+            &["xtask", "index", "--tag", "r.io/a:1"][..],
+            &[
+                "xtask",
+                "index",
+                "--tag",
+                "r.io/a:1",
+                "r.io/a:1-amd64",
+                "--username",
+                "u",
+            ],
+            &[
+                "xtask",
+                "index",
+                "--tag",
+                "r.io/a:1",
+                "r.io/a:1-amd64",
+                "--password-stdin",
+            ],
+            &["xtask", "index", "--tag", "r.io/A:1", "r.io/a:1-amd64"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

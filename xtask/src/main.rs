@@ -49,6 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => args.run(&sh, &project),
         Command::Image(args) => args.run(&sh, &project),
+        Command::Push(args) => args.run(&sh, &project),
+        Command::Pull(args) => args.run(&sh, &project),
+        Command::Index(args) => args.run(&sh, &project),
         Command::SmokeTest(args) => args.run(&sh, &project),
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Bench(args) => args.run(&sh, &project),

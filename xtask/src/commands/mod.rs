@@ -5,4 +5,7 @@ pub mod bench;
 pub mod build;
 pub mod doctor;
 pub mod image;
+pub mod index;
+pub mod pull;
+pub mod push;
 pub mod smoke;

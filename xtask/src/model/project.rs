@@ -164,6 +164,12 @@ impl Project {
         self.target_dir.join("xtask")
     }
 
+    /// The OCI image layout base images are pulled into and the builtin engine reads them
+    /// from.
+    pub fn base_cache(&self) -> Utf8PathBuf {
+        self.work_dir().join("oci").join("bases")
+    }
+
     pub fn relative<'a>(&self, path: &'a Utf8Path) -> &'a Utf8Path {
         path.strip_prefix(&self.root).unwrap_or(path)
     }

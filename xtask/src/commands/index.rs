@@ -1,0 +1,63 @@
+//! `cargo xtask index`: merges per-architecture images, each pushed by its own machine,
+//! into one multi-architecture index in the registry.
+
+use xshell::Shell;
+
+use crate::cli::{IndexArgs, RegistryAuthArgs};
+use crate::model::project::Project;
+use crate::oci::auth::Credential;
+use crate::oci::registry;
+use crate::report;
+
+impl IndexArgs {
+    pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        let credential = self.auth.credential()?;
+        let merged = report::step(format!("pushed the index {}", self.tag), || {
+            registry::merge_index(&self.tag, &self.members, credential)
+        })?;
+        if self.json {
+            let members: Vec<serde_json::Value> = merged
+                .members
+                .iter()
+                .map(|(reference, platform, digest)| {
+                    serde_json::json!({
+                        "reference": reference.to_string(),
+                        "platform": platform,
+                        "digest": digest.to_string(),
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({
+                "index": merged.index.to_string(),
+                "digest": merged.digest.to_string(),
+                "members": members,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            let mut rows: Vec<Vec<String>> = merged
+                .members
+                .iter()
+                .map(|(reference, platform, digest)| {
+                    vec![platform.clone(), reference.to_string(), digest.to_string()]
+                })
+                .collect();
+            rows.push(vec![
+                "index".to_owned(),
+                merged.index.to_string(),
+                merged.digest.to_string(),
+            ]);
+            print!("{}", report::table(&["platform", "image", "digest"], &rows));
+        }
+        Ok(())
+    }
+}
+
+impl RegistryAuthArgs {
+    /// The credential given on the command line, if any (the password comes from stdin).
+    pub fn credential(&self) -> anyhow::Result<Option<Credential>> {
+        self.username
+            .as_deref()
+            .map(Credential::from_stdin)
+            .transpose()
+    }
+}

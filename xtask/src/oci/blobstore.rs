@@ -1,0 +1,207 @@
+//! An OCI image layout on disk as a content-addressed store: what the registry client
+//! pushes from and pulls base images into. Every blob read or written is checked against
+//! its digest; files appear atomically (written aside, then renamed).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, bail, ensure};
+use oci_spec::image::{Digest, ImageIndex, ImageIndexBuilder, MediaType, OciLayoutBuilder};
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// An existing layout (it has an `oci-layout` file).
+    pub fn open(root: &Path) -> anyhow::Result<BlobStore> {
+        ensure!(
+            root.join("oci-layout").is_file(),
+            "{} is not an OCI image layout (no oci-layout file): build the image first",
+            root.display()
+        );
+        Ok(BlobStore {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The layout at `root`, made empty if it does not exist yet.
+    pub fn create(root: &Path) -> anyhow::Result<BlobStore> {
+        let store = BlobStore {
+            root: root.to_owned(),
+        };
+        std::fs::create_dir_all(root.join("blobs/sha256"))
+            .with_context(|| format!("creating the OCI layout {}", root.display()))?;
+        if !root.join("oci-layout").is_file() {
+            let header = OciLayoutBuilder::default()
+                .image_layout_version("1.0.0")
+                .build()?;
+            store.write_file("oci-layout", header.to_string()?.as_bytes())?;
+        }
+        if !root.join("index.json").is_file() {
+            store.set_index(&empty_index()?)?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn index(&self) -> anyhow::Result<ImageIndex> {
+        let path = self.root.join("index.json");
+        ImageIndex::from_file(&path)
+            .with_context(|| format!("reading the layout's index {}", path.display()))
+    }
+
+    pub fn set_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
+        self.write_file("index.json", index.to_string()?.as_bytes())
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    /// Whether the blob is present with the expected size (its content is checked on read).
+    pub fn has(&self, digest: &Digest, size: u64) -> bool {
+        std::fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.len() == size)
+    }
+
+    /// The blob's bytes, checked against its digest.
+    pub fn read(&self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("the OCI layout has no blob {digest} ({})", path.display()))?;
+        let actual = sha256_digest(&bytes)?;
+        ensure!(
+            actual == *digest,
+            "blob {} is corrupt (its content hashes to {actual}): rebuild the layout",
+            path.display()
+        );
+        Ok(bytes)
+    }
+
+    /// Writes bytes as a blob and returns their digest.
+    pub fn write(&self, bytes: &[u8]) -> anyhow::Result<Digest> {
+        let digest = sha256_digest(bytes)?;
+        self.write_from(&digest, bytes.len() as u64, bytes)?;
+        Ok(digest)
+    }
+
+    /// Streams a blob in, refusing it unless its size and sha256 match.
+    pub fn write_from(
+        &self,
+        digest: &Digest,
+        size: u64,
+        mut reader: impl Read,
+    ) -> anyhow::Result<()> {
+        ensure_sha256(digest)?;
+        let path = self.blob_path(digest);
+        let partial = path.with_extension("partial");
+        let mut file =
+            File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut buffer = vec![0u8; 64 * 1024];
+        let result = (|| -> anyhow::Result<()> {
+            loop {
+                crate::interrupt::check()?;
+                let n = reader.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                file.write_all(&buffer[..n])?;
+                written += n as u64;
+            }
+            file.sync_all()?;
+            let actual = Digest::from_str(&format!("sha256:{:x}", hasher.finalize()))?;
+            if actual != *digest || written != size {
+                bail!(
+                    "blob {digest} arrived as {written} bytes hashing to {actual} (expected {size} bytes): the registry sent corrupt data"
+                );
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => std::fs::rename(&partial, &path)
+                .with_context(|| format!("storing {}", path.display())),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.root.join(name);
+        let partial = self.root.join(format!(".{name}.partial"));
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+pub fn empty_index() -> anyhow::Result<ImageIndex> {
+    Ok(ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(Vec::new())
+        .build()?)
+}
+
+pub fn sha256_digest(bytes: &[u8]) -> anyhow::Result<Digest> {
+    Ok(Digest::from_str(&format!(
+        "sha256:{:x}",
+        Sha256::digest(bytes)
+    ))?)
+}
+
+fn ensure_sha256(digest: &Digest) -> anyhow::Result<()> {
+    ensure!(
+        digest.algorithm().as_ref() == "sha256",
+        "digest {digest} uses {}, and only sha256 is supported",
+        digest.algorithm()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_round_trip_and_corruption_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::create(&dir.path().join("layout")).unwrap();
+        assert!(BlobStore::open(store.root()).is_ok());
+        assert!(store.index().unwrap().manifests().is_empty());
+        let digest = store.write(b"hello").unwrap();
+        assert_eq!(
+            digest.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert!(store.has(&digest, 5));
+        assert!(!store.has(&digest, 6));
+        assert_eq!(store.read(&digest).unwrap(), b"hello");
+        std::fs::write(store.blob_path(&digest), b"hellO").unwrap();
+        assert!(
+            store
+                .read(&digest)
+                .unwrap_err()
+                .to_string()
+                .contains("corrupt")
+        );
+        let wrong = store.write_from(&digest, 5, &b"world"[..]).unwrap_err();
+        assert!(wrong.to_string().contains("corrupt data"), "{wrong}");
+        assert!(!store.blob_path(&digest).with_extension("partial").exists());
+        assert!(BlobStore::open(dir.path()).is_err());
+    }
+}

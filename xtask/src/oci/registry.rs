@@ -1,0 +1,1188 @@
+//! A registry client for the OCI distribution API: push images and indexes from an OCI
+//! layout, pull a base image (one platform) into a cache layout, read manifests and configs.
+//!
+//! Written on `ureq` (blocking, already a dependency) rather than `oci-client` 0.18. Measured
+//! on the 2-core build machine, cold `cargo build -p xtask`, same load, with oci-spec in both:
+//! ureq with rustls (ring) adds UREQ_TLS_COST; oci-client (reqwest 0.13, tokio, hyper,
+//! rustls on aws-lc) adds OCI_CLIENT_COST. oci-client would also leave most of the work here:
+//! credentials from docker/podman files, the layout walk, platform choice, upload accounting
+//! and one-line errors; what it would save is the token flow and a few HTTP calls, about two
+//! hundred lines, which the tests below and in `tests/registry.rs` hold to a real registry.
+//!
+//! Loopback registries (127.0.0.1, ::1, localhost) are spoken to over plain HTTP, every other
+//! one over HTTPS. Authentication follows the registry's `WWW-Authenticate` challenge:
+//! none, Basic, or a Bearer token from the registry's token service.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use oci_spec::distribution::Reference;
+use oci_spec::image::{
+    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder,
+    ImageManifest, MediaType, Os, Platform, PlatformBuilder,
+};
+use serde::Deserialize;
+use ureq::http::{self, Method, StatusCode};
+
+use crate::oci::auth::{AuthFiles, Challenge, Credential};
+use crate::oci::blobstore::{BlobStore, sha256_digest};
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Every manifest kind we read, for `Accept`.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Blob bytes actually sent to a registry, and the blobs it already had, over one client's
+/// life: a push of unchanged images uploads 0 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uploads {
+    pub bytes: u64,
+    pub blobs: u64,
+    /// Blobs the registry already held in the repository (a HEAD answered 200).
+    pub present: u64,
+    /// Blobs the registry linked from another repository instead of receiving them.
+    pub mounted: u64,
+}
+
+/// One registry host, its authentication settled.
+pub struct Client {
+    agent: ureq::Agent,
+    host: String,
+    base: String,
+    credential: Option<Credential>,
+    scheme: Scheme,
+    /// Bearer tokens by the scopes they were granted for.
+    tokens: HashMap<String, String>,
+    uploads: Uploads,
+}
+
+#[derive(Debug, Clone)]
+enum Scheme {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// What a request needs from the registry's token service.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Pull,
+    Push,
+}
+
+enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// A manifest or index as the registry holds it: its exact bytes, their digest and type.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+}
+
+impl RawManifest {
+    pub fn is_index(&self) -> bool {
+        is_index_type(&self.media_type)
+    }
+
+    pub fn descriptor(&self) -> anyhow::Result<Descriptor> {
+        Ok(DescriptorBuilder::default()
+            .media_type(MediaType::from(self.media_type.as_str()))
+            .digest(self.digest.clone())
+            .size(self.bytes.len() as u64)
+            .build()?)
+    }
+}
+
+impl Client {
+    /// Connects to the registry of `reference` with `credential`, or else the one stored for
+    /// its host (podman's `auth.json`, docker's `config.json`), or anonymously, as the
+    /// registry's challenge asks. Wrong credentials and an unreachable registry are one line.
+    pub fn connect(
+        reference: &Reference,
+        credential: Option<Credential>,
+    ) -> anyhow::Result<Client> {
+        let host = reference.resolve_registry().to_owned();
+        let credential = match credential {
+            Some(credential) => Some(credential),
+            None => AuthFiles::from_env().lookup(reference.registry())?,
+        };
+        let scheme_name = if is_loopback(&host) { "http" } else { "https" };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let mut client = Client {
+            agent,
+            base: format!("{scheme_name}://{host}"),
+            host,
+            credential,
+            scheme: Scheme::Anonymous,
+            tokens: HashMap::new(),
+            uploads: Uploads::default(),
+        };
+        client.settle_scheme()?;
+        Ok(client)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn uploads(&self) -> Uploads {
+        self.uploads
+    }
+
+    /// Asks `/v2/` which authentication the registry wants, and checks the credentials
+    /// there, so a wrong password fails before any upload.
+    fn settle_scheme(&mut self) -> anyhow::Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let mut response = self.raw(Method::GET, &url, None, &[], &Body::Empty)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            ensure!(
+                response.status().is_success(),
+                "{} at {url} answered {}: is it an OCI registry?",
+                self.host,
+                response.status()
+            );
+            return Ok(());
+        }
+        let header = header(&response, "www-authenticate").with_context(|| {
+            format!(
+                "registry {} answered 401 with no WWW-Authenticate challenge",
+                self.host
+            )
+        })?;
+        let _ = read_error(&mut response);
+        match Challenge::parse(&header)? {
+            Challenge::Basic => {
+                self.scheme = Scheme::Basic;
+                let credential = self.require_credential("")?.basic_header();
+                let mut response =
+                    self.raw(Method::GET, &url, Some(&credential), &[], &Body::Empty)?;
+                if !response.status().is_success() {
+                    let why = read_error(&mut response);
+                    return Err(self.refused(&why));
+                }
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                self.scheme = Scheme::Bearer { realm, service };
+                // docker login's check: a token for no scope proves the credentials.
+                if self.credential.is_some() {
+                    self.token(&[])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn require_credential(&self, what: &str) -> anyhow::Result<&Credential> {
+        self.credential.as_ref().with_context(|| {
+            format!(
+                "registry {} requires credentials{what}: `docker login {0}` or `podman login {0}`, or pass --username with --password-stdin",
+                self.host
+            )
+        })
+    }
+
+    fn refused(&self, why: &str) -> anyhow::Error {
+        match &self.credential {
+            Some(c) => anyhow::anyhow!(
+                "registry {} refused the credentials for {} (from {}): {why}",
+                self.host,
+                c.username,
+                c.source
+            ),
+            None => anyhow::anyhow!(
+                "registry {} requires credentials ({why}): `docker login {0}` or `podman login {0}`, or pass --username with --password-stdin",
+                self.host
+            ),
+        }
+    }
+
+    /// A bearer token for `scopes` from the registry's token service, cached.
+    fn token(&mut self, scopes: &[String]) -> anyhow::Result<String> {
+        let key = scopes.join(" ");
+        if let Some(token) = self.tokens.get(&key) {
+            return Ok(token.clone());
+        }
+        let Scheme::Bearer { realm, service } = &self.scheme else {
+            bail!("registry {} did not ask for a token", self.host);
+        };
+        let mut request = self.agent.get(realm.as_str());
+        if let Some(service) = service {
+            request = request.query("service", service);
+        }
+        for scope in scopes {
+            request = request.query("scope", scope);
+        }
+        if let Some(credential) = &self.credential {
+            request = request.header("Authorization", credential.basic_header());
+        }
+        let mut response = request.call().map_err(|e| {
+            anyhow::anyhow!(
+                "the token service of registry {} at {realm} is unreachable: {e}",
+                self.host
+            )
+        })?;
+        if matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            let why = read_error(&mut response);
+            return Err(self.refused(&why));
+        }
+        ensure!(
+            response.status().is_success(),
+            "the token service of registry {} at {realm} answered {}: {}",
+            self.host,
+            response.status(),
+            read_error(&mut response)
+        );
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body: TokenResponse = serde_json::from_slice(&response.body_mut().read_to_vec()?)
+            .with_context(|| format!("the token service at {realm} answered no JSON token"))?;
+        let token = body
+            .token
+            .or(body.access_token)
+            .with_context(|| format!("the token service at {realm} answered no token"))?;
+        self.tokens.insert(key, token.clone());
+        Ok(token)
+    }
+
+    fn authorization(&mut self, scopes: &[String]) -> anyhow::Result<Option<String>> {
+        match self.scheme {
+            Scheme::Anonymous => Ok(None),
+            Scheme::Basic => Ok(Some(self.require_credential("")?.basic_header())),
+            Scheme::Bearer { .. } => Ok(Some(format!("Bearer {}", self.token(scopes)?))),
+        }
+    }
+
+    /// One request with the authorization its scopes need; a 401 on a bearer token (expired,
+    /// or scoped too narrowly) gets one fresh token and one retry.
+    fn send(
+        &mut self,
+        method: Method,
+        url: &str,
+        scopes: &[String],
+        headers: &[(&str, &str)],
+        body: &Body,
+    ) -> anyhow::Result<http::Response<ureq::Body>> {
+        crate::interrupt::check()?;
+        let auth = self.authorization(scopes)?;
+        let response = self.raw(method.clone(), url, auth.as_deref(), headers, body)?;
+        if response.status() != StatusCode::UNAUTHORIZED
+            || !matches!(self.scheme, Scheme::Bearer { .. })
+        {
+            return Ok(response);
+        }
+        self.tokens.remove(&scopes.join(" "));
+        let auth = self.authorization(scopes)?;
+        self.raw(method, url, auth.as_deref(), headers, body)
+    }
+
+    fn raw(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Body,
+    ) -> anyhow::Result<http::Response<ureq::Body>> {
+        let mut request = http::Request::builder().method(method).uri(url);
+        if let Some(auth) = authorization {
+            request = request.header("Authorization", auth);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let result = match body {
+            Body::Empty => self.agent.run(request.body(())?),
+            Body::Bytes(bytes) => self.agent.run(request.body(*bytes)?),
+            Body::File(path) => {
+                let file =
+                    File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                self.agent.run(request.body(file)?)
+            }
+        };
+        result.map_err(|e| match e {
+            ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
+                anyhow::anyhow!(
+                    "registry {} is unreachable at {}: {e}; is it running, and is the address right?",
+                    self.host,
+                    self.base
+                )
+            }
+            e => anyhow::anyhow!("talking to registry {} ({url}): {e}", self.host),
+        })
+    }
+
+    fn url(&self, repository: &str, rest: &str) -> String {
+        format!("{}/v2/{repository}/{rest}", self.base)
+    }
+
+    /// Resolves a registry's `Location` header, which may be relative.
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    /// The manifest or index `reference` (a tag or a digest) names in `repository`, checked
+    /// against the digest when one is asked for.
+    pub fn manifest(&mut self, repository: &str, reference: &str) -> anyhow::Result<RawManifest> {
+        let url = self.url(repository, &format!("manifests/{reference}"));
+        let scopes = scopes(repository, Access::Pull);
+        let mut response = self.send(
+            Method::GET,
+            &url,
+            &scopes,
+            &[("Accept", MANIFEST_TYPES)],
+            &Body::Empty,
+        )?;
+        if response.status() == StatusCode::NOT_FOUND {
+            bail!(
+                "{}/{repository}:{reference} does not exist in the registry (manifest unknown)",
+                self.host
+            );
+        }
+        self.expect_success(&mut response, &format!("reading {repository}:{reference}"))?;
+        let media_type = header(&response, "content-type").unwrap_or_default();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_vec()
+            .with_context(|| format!("reading the manifest of {repository}:{reference}"))?;
+        let digest = sha256_digest(&bytes)?;
+        if reference.contains(':') {
+            ensure!(
+                digest.to_string() == reference,
+                "registry {} sent a manifest for {reference} that hashes to {digest}: refusing it",
+                self.host
+            );
+        }
+        // The media type in the document wins over a registry's generic Content-Type.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Kind {
+            media_type: Option<String>,
+            manifests: Option<serde_json::Value>,
+        }
+        let kind: Kind = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the manifest of {repository}:{reference} is not JSON"))?;
+        let media_type = match kind.media_type {
+            Some(t) => t,
+            None if kind.manifests.is_some() => MediaType::ImageIndex.to_string(),
+            None if media_type.contains("json") => media_type,
+            None => MediaType::ImageManifest.to_string(),
+        };
+        Ok(RawManifest {
+            media_type,
+            digest,
+            bytes,
+        })
+    }
+
+    /// Puts a manifest or index under `reference` (a tag or its digest); returns its digest.
+    pub fn put_manifest(
+        &mut self,
+        repository: &str,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> anyhow::Result<Digest> {
+        let url = self.url(repository, &format!("manifests/{reference}"));
+        let scopes = scopes(repository, Access::Push);
+        let mut response = self.send(
+            Method::PUT,
+            &url,
+            &scopes,
+            &[("Content-Type", &manifest.media_type)],
+            &Body::Bytes(&manifest.bytes),
+        )?;
+        self.expect_success(
+            &mut response,
+            &format!("pushing the manifest {repository}:{reference}"),
+        )?;
+        if let Some(answered) = header(&response, "docker-content-digest") {
+            ensure!(
+                answered == manifest.digest.to_string(),
+                "registry {} stored {repository}:{reference} as {answered}, not {}",
+                self.host,
+                manifest.digest
+            );
+        }
+        Ok(manifest.digest.clone())
+    }
+
+    /// Whether `repository` holds the blob.
+    pub fn has_blob(&mut self, repository: &str, digest: &Digest) -> anyhow::Result<bool> {
+        let url = self.url(repository, &format!("blobs/{digest}"));
+        let scopes = scopes(repository, Access::Pull);
+        let mut response = self.send(Method::HEAD, &url, &scopes, &[], &Body::Empty)?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            _ => {
+                self.expect_success(&mut response, &format!("looking for blob {digest}"))?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Makes the blob present in `repository`: nothing if it is there, a cross-repository
+    /// mount from `mount_from` when the registry has it there, an upload of `path` otherwise.
+    pub fn ensure_blob(
+        &mut self,
+        repository: &str,
+        digest: &Digest,
+        path: &Path,
+        mount_from: Option<&str>,
+    ) -> anyhow::Result<()> {
+        if self.has_blob(repository, digest)? {
+            self.uploads.present += 1;
+            return Ok(());
+        }
+        let mut url = self.url(repository, "blobs/uploads/");
+        let mut scopes = scopes(repository, Access::Push);
+        if let Some(from) = mount_from.filter(|from| *from != repository) {
+            url = format!("{url}?mount={digest}&from={from}");
+            scopes.extend(self::scopes(from, Access::Pull));
+        }
+        let mut response = self.send(Method::POST, &url, &scopes, &[], &Body::Empty)?;
+        if response.status() == StatusCode::CREATED {
+            self.uploads.mounted += 1;
+            return Ok(());
+        }
+        self.expect_success(&mut response, &format!("starting the upload of {digest}"))?;
+        let location = header(&response, "location").with_context(|| {
+            format!("registry {} started an upload with no Location", self.host)
+        })?;
+        let location = self.absolute(&location);
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{separator}digest={digest}");
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        let mut response = self.send(
+            Method::PUT,
+            &put,
+            &scopes,
+            &[("Content-Type", "application/octet-stream")],
+            &Body::File(path),
+        )?;
+        self.expect_success(&mut response, &format!("uploading blob {digest}"))?;
+        self.uploads.bytes += size;
+        self.uploads.blobs += 1;
+        Ok(())
+    }
+
+    /// Streams a blob into `store`, checking size and digest.
+    pub fn fetch_blob(
+        &mut self,
+        repository: &str,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+    ) -> anyhow::Result<()> {
+        let digest = descriptor.digest();
+        let url = self.url(repository, &format!("blobs/{digest}"));
+        let scopes = scopes(repository, Access::Pull);
+        let mut response = self.send(Method::GET, &url, &scopes, &[], &Body::Empty)?;
+        self.expect_success(&mut response, &format!("downloading blob {digest}"))?;
+        store.write_from(digest, descriptor.size(), response.body_mut().as_reader())
+    }
+
+    fn expect_success(
+        &self,
+        response: &mut http::Response<ureq::Body>,
+        doing: &str,
+    ) -> anyhow::Result<()> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let why = read_error(response);
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            bail!("{doing}: {}", self.refused(&why));
+        }
+        bail!("{doing}: registry {} answered {status}: {why}", self.host)
+    }
+}
+
+fn scopes(repository: &str, access: Access) -> Vec<String> {
+    let actions = match access {
+        Access::Pull => "pull",
+        Access::Push => "pull,push",
+    };
+    vec![format!("repository:{repository}:{actions}")]
+}
+
+fn header(response: &http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The registry's error body as one line: `CODE: message` for each error it lists.
+fn read_error(response: &mut http::Response<ureq::Body>) -> String {
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<Error>,
+    }
+    #[derive(Deserialize)]
+    struct Error {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Errors>(&text) {
+        Ok(e) if !e.errors.is_empty() => e
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => {
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if line.is_empty() {
+                status.to_string()
+            } else {
+                line.chars().take(200).collect()
+            }
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
+}
+
+fn is_index_type(media_type: &str) -> bool {
+    media_type == MediaType::ImageIndex.to_string() || media_type == DOCKER_MANIFEST_LIST
+}
+
+fn is_manifest_type(media_type: &str) -> bool {
+    media_type == MediaType::ImageManifest.to_string() || media_type == DOCKER_MANIFEST
+}
+
+/// `linux/arm64/v8`, as docker writes a platform.
+pub fn platform_name(platform: &Platform) -> String {
+    let mut name = format!("{}/{}", platform.os(), platform.architecture());
+    if let Some(variant) = platform.variant() {
+        name = format!("{name}/{variant}");
+    }
+    name
+}
+
+/// Parses `linux/amd64` or `linux/arm64/v8`.
+pub fn parse_platform(text: &str) -> anyhow::Result<Platform> {
+    let mut parts = text.split('/');
+    let (Some(os), Some(arch)) = (parts.next(), parts.next()) else {
+        bail!("`{text}` is not a platform: write os/arch, e.g. linux/arm64");
+    };
+    let mut builder = PlatformBuilder::default()
+        .os(Os::from(os))
+        .architecture(Arch::from(arch));
+    if let Some(variant) = parts.next() {
+        builder = builder.variant(variant.to_owned());
+    }
+    Ok(builder.build()?)
+}
+
+/// The platform an image's config declares.
+fn platform_of_config(config: &ImageConfiguration) -> anyhow::Result<Platform> {
+    let mut builder = PlatformBuilder::default()
+        .os(config.os().clone())
+        .architecture(config.architecture().clone());
+    if let Some(variant) = config.variant() {
+        builder = builder.variant(variant.clone());
+    }
+    Ok(builder.build()?)
+}
+
+/// Whether an index entry's platform serves `wanted`: os and architecture equal, and the
+/// variant equal when both name one (`arm64` and `arm64/v8` are the same machine).
+fn platform_matches(entry: &Platform, wanted: &Platform) -> bool {
+    entry.os() == wanted.os()
+        && entry.architecture() == wanted.architecture()
+        && match (entry.variant(), wanted.variant()) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+}
+
+/// One architecture's image as pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedImage {
+    /// `linux/amd64`.
+    pub platform: String,
+    /// `<registry>/<name>:<tag>-<arch>`.
+    pub reference: Reference,
+    pub digest: Digest,
+}
+
+/// What `push_layout` did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub images: Vec<PushedImage>,
+    /// `<registry>/<name>:<tag>` and the index's digest.
+    pub index: Reference,
+    pub index_digest: Digest,
+    pub uploads: Uploads,
+}
+
+/// Pushes the images of the OCI layout at `layout` to `target`'s repository: each
+/// architecture's manifest as `<tag>-<arch>`, then the multi-architecture index as `<tag>`
+/// (an index only after all its manifests). The index is the layout's own image index blob
+/// when `index.json` points at one (its digest is kept), else an index of the manifests
+/// `index.json` lists. Blobs the registry already has are not sent again (HEAD first); a
+/// layer of a base image on the same registry, named by the manifest's
+/// `org.opencontainers.image.base.name` annotation, is mounted from the base's repository.
+/// `credential` comes from `--username`/`--password-stdin`; without it the stored
+/// credentials for the registry are used, or none. `Pushed::uploads` counts the blob bytes
+/// actually uploaded.
+pub fn push_layout(
+    layout: &Path,
+    target: &Reference,
+    credential: Option<Credential>,
+) -> anyhow::Result<Pushed> {
+    let tag = target
+        .tag()
+        .filter(|_| target.digest().is_none())
+        .with_context(|| format!("push to a tag, not a digest: {target}"))?;
+    let store = BlobStore::open(layout)?;
+    let (index, manifests) = layout_images(&store)?;
+    let mut client = Client::connect(target, credential)?;
+    let repository = target.repository();
+    let mut images = Vec::new();
+    for descriptor in &manifests {
+        let bytes = store.read(descriptor.digest())?;
+        let manifest = ImageManifest::from_reader(bytes.as_slice())
+            .with_context(|| format!("manifest {} in the layout", descriptor.digest()))?;
+        let platform = match descriptor.platform() {
+            Some(p) => p.clone(),
+            None => platform_of_config(&ImageConfiguration::from_reader(
+                store.read(manifest.config().digest())?.as_slice(),
+            )?)?,
+        };
+        let mount_from = base_repository(&manifest, client.host());
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            client.ensure_blob(
+                repository,
+                blob.digest(),
+                &store.blob_path(blob.digest()),
+                mount_from.as_deref(),
+            )?;
+        }
+        let arch_tag = format!("{tag}-{}", platform.architecture());
+        let raw = RawManifest {
+            media_type: descriptor.media_type().to_string(),
+            digest: descriptor.digest().clone(),
+            bytes,
+        };
+        let digest = client.put_manifest(repository, &arch_tag, &raw)?;
+        images.push(PushedImage {
+            platform: platform_name(&platform),
+            reference: Reference::with_tag(
+                target.registry().to_owned(),
+                repository.to_owned(),
+                arch_tag,
+            ),
+            digest,
+        });
+    }
+    let index_digest = client.put_manifest(repository, tag, &index)?;
+    Ok(Pushed {
+        images,
+        index: target.clone(),
+        index_digest,
+        uploads: client.uploads(),
+    })
+}
+
+/// The index to push and the image manifests under it, from a layout's `index.json`.
+fn layout_images(store: &BlobStore) -> anyhow::Result<(RawManifest, Vec<Descriptor>)> {
+    let top = store.index()?;
+    let nested: Vec<&Descriptor> = top
+        .manifests()
+        .iter()
+        .filter(|d| is_index_type(d.media_type().as_ref()))
+        .collect();
+    let (index, manifests) = match nested.as_slice() {
+        [one] => {
+            let bytes = store.read(one.digest())?;
+            let index = ImageIndex::from_reader(bytes.as_slice())
+                .with_context(|| format!("image index {} in the layout", one.digest()))?;
+            let raw = RawManifest {
+                media_type: one.media_type().to_string(),
+                digest: one.digest().clone(),
+                bytes,
+            };
+            (raw, index.manifests().clone())
+        }
+        [] => {
+            let manifests: Vec<Descriptor> = top
+                .manifests()
+                .iter()
+                .filter(|d| is_manifest_type(d.media_type().as_ref()))
+                .cloned()
+                .collect();
+            let mut entries = Vec::new();
+            for d in &manifests {
+                let mut entry = d.clone();
+                entry.set_annotations(None);
+                if entry.platform().is_none() {
+                    let manifest = ImageManifest::from_reader(store.read(d.digest())?.as_slice())?;
+                    let config = ImageConfiguration::from_reader(
+                        store.read(manifest.config().digest())?.as_slice(),
+                    )?;
+                    entry.set_platform(Some(platform_of_config(&config)?));
+                }
+                entries.push(entry);
+            }
+            (index_document(entries)?, manifests)
+        }
+        _ => bail!(
+            "the OCI layout {} lists {} image indexes; push needs exactly one",
+            store.root().display(),
+            nested.len()
+        ),
+    };
+    ensure!(
+        !manifests.is_empty(),
+        "the OCI layout {} holds no image: build one first",
+        store.root().display()
+    );
+    for d in &manifests {
+        ensure!(
+            is_manifest_type(d.media_type().as_ref()),
+            "the layout's index lists {} of type {}: only image manifests can be pushed under an index",
+            d.digest(),
+            d.media_type()
+        );
+    }
+    Ok((index, manifests))
+}
+
+/// An OCI image index over `manifests`, serialised once: these bytes are what is pushed.
+pub fn index_document(manifests: Vec<Descriptor>) -> anyhow::Result<RawManifest> {
+    let index: ImageIndex = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    let bytes = index.to_string()?.into_bytes();
+    Ok(RawManifest {
+        media_type: MediaType::ImageIndex.to_string(),
+        digest: sha256_digest(&bytes)?,
+        bytes,
+    })
+}
+
+/// The repository of the manifest's base image when it lives on `host` (for mounts).
+fn base_repository(manifest: &ImageManifest, host: &str) -> Option<String> {
+    let name = manifest
+        .annotations()
+        .as_ref()?
+        .get("org.opencontainers.image.base.name")?;
+    let base = Reference::from_str(name).ok()?;
+    (base.resolve_registry() == host).then(|| base.repository().to_owned())
+}
+
+/// A base image pulled for one platform into the cache layout.
+#[derive(Debug, Clone)]
+pub struct PulledBase {
+    /// The manifest's descriptor in the cache layout (with its platform).
+    pub descriptor: Descriptor,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+}
+
+/// The name under which a pulled base is listed in the cache's `index.json`
+/// (`org.opencontainers.image.ref.name`): the reference as asked for, and the platform.
+pub fn cache_name(reference: &Reference, platform: &Platform) -> String {
+    format!("{reference}+{}", platform_name(platform).replace('/', "-"))
+}
+
+/// Pulls `reference` for `platform` into the OCI layout `cache` (created if missing): the
+/// manifest (chosen from the index when the reference names one), its config and its layers,
+/// each checked against its digest. A reference pinned by digest that is already in the
+/// cache is served from it without asking the registry. Stored credentials are used as for
+/// a push. The manifest is listed in the cache's `index.json` under [`cache_name`].
+pub fn pull_base(
+    reference: &Reference,
+    platform: &Platform,
+    cache: &Path,
+    credential: Option<Credential>,
+) -> anyhow::Result<PulledBase> {
+    let store = BlobStore::create(cache)?;
+    let name = cache_name(reference, platform);
+    if reference.digest().is_some()
+        && let Some(pulled) = cached_base(&store, &name)?
+    {
+        return Ok(pulled);
+    }
+    let mut client = Client::connect(reference, credential)?;
+    let repository = reference.repository();
+    let asked = reference
+        .digest()
+        .or(reference.tag())
+        .unwrap_or("latest")
+        .to_owned();
+    let mut raw = client.manifest(repository, &asked)?;
+    if raw.is_index() {
+        let index = ImageIndex::from_reader(raw.bytes.as_slice())
+            .with_context(|| format!("the index of {reference}"))?;
+        let entry = index
+            .manifests()
+            .iter()
+            .find(|d| {
+                d.platform()
+                    .as_ref()
+                    .is_some_and(|p| platform_matches(p, platform))
+            })
+            .with_context(|| {
+                let offered: Vec<String> = index
+                    .manifests()
+                    .iter()
+                    .filter_map(|d| d.platform().as_ref().map(platform_name))
+                    .collect();
+                format!(
+                    "{reference} has no image for {}: it offers {}",
+                    platform_name(platform),
+                    offered.join(", ")
+                )
+            })?;
+        raw = client.manifest(repository, entry.digest().as_ref())?;
+    }
+    ensure!(
+        is_manifest_type(&raw.media_type),
+        "{reference} is a {}, not an image manifest or index",
+        raw.media_type
+    );
+    let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
+        .with_context(|| format!("the manifest of {reference}"))?;
+    for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        if !store.has(blob.digest(), blob.size()) {
+            client.fetch_blob(repository, blob, &store)?;
+        }
+    }
+    let config =
+        ImageConfiguration::from_reader(store.read(manifest.config().digest())?.as_slice())
+            .with_context(|| format!("the config of {reference}"))?;
+    let actual = platform_of_config(&config)?;
+    ensure!(
+        platform_matches(&actual, platform),
+        "{reference} is built for {}, not {}",
+        platform_name(&actual),
+        platform_name(platform)
+    );
+    store.write(&raw.bytes)?;
+    let mut descriptor = raw.descriptor()?;
+    descriptor.set_platform(Some(actual));
+    descriptor.set_annotations(Some(HashMap::from([(
+        "org.opencontainers.image.ref.name".to_owned(),
+        name.clone(),
+    )])));
+    let mut index = store.index()?;
+    let mut listed = index.manifests().clone();
+    listed.retain(|d| ref_name(d) != Some(name.as_str()));
+    listed.push(descriptor.clone());
+    index.set_manifests(listed);
+    store.set_index(&index)?;
+    Ok(PulledBase {
+        descriptor,
+        manifest,
+        config,
+    })
+}
+
+fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor
+        .annotations()
+        .as_ref()?
+        .get("org.opencontainers.image.ref.name")
+        .map(String::as_str)
+}
+
+/// A base already in the cache, every blob present and checked.
+fn cached_base(store: &BlobStore, name: &str) -> anyhow::Result<Option<PulledBase>> {
+    let index = store.index()?;
+    let Some(descriptor) = index.manifests().iter().find(|d| ref_name(d) == Some(name)) else {
+        return Ok(None);
+    };
+    let Ok(bytes) = store.read(descriptor.digest()) else {
+        return Ok(None);
+    };
+    let manifest = ImageManifest::from_reader(bytes.as_slice())?;
+    let complete = std::iter::once(manifest.config())
+        .chain(manifest.layers())
+        .all(|b| store.has(b.digest(), b.size()));
+    if !complete {
+        return Ok(None);
+    }
+    let config =
+        ImageConfiguration::from_reader(store.read(manifest.config().digest())?.as_slice())?;
+    Ok(Some(PulledBase {
+        descriptor: descriptor.clone(),
+        manifest,
+        config,
+    }))
+}
+
+/// One image in the registry, ready to be listed in an index.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub reference: Reference,
+    pub manifest: RawManifest,
+    pub platform: Platform,
+    pub blobs: Vec<Digest>,
+}
+
+/// Reads a single-platform image: its manifest and, from its config, its platform. An index
+/// is refused: a member must be one architecture's image.
+pub fn read_member(client: &mut Client, reference: &Reference) -> anyhow::Result<Member> {
+    let asked = reference.digest().or(reference.tag()).unwrap_or("latest");
+    let manifest = client.manifest(reference.repository(), asked)?;
+    ensure!(
+        !manifest.is_index(),
+        "{reference} is itself an index: name each architecture's image (e.g. <tag>-amd64)"
+    );
+    let parsed = ImageManifest::from_reader(manifest.bytes.as_slice())
+        .with_context(|| format!("the manifest of {reference}"))?;
+    let config_digest = parsed.config().digest();
+    let url = client.url(reference.repository(), &format!("blobs/{config_digest}"));
+    let scopes = scopes(reference.repository(), Access::Pull);
+    let mut response = client.send(Method::GET, &url, &scopes, &[], &Body::Empty)?;
+    client.expect_success(&mut response, &format!("reading the config of {reference}"))?;
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_vec()?;
+    let actual = sha256_digest(&bytes)?;
+    ensure!(
+        actual == *config_digest,
+        "the config of {reference} hashes to {actual}, not {config_digest}: refusing it"
+    );
+    let config = ImageConfiguration::from_reader(bytes.as_slice())
+        .with_context(|| format!("the config of {reference}"))?;
+    let blobs = std::iter::once(parsed.config())
+        .chain(parsed.layers())
+        .map(|d| d.digest().clone())
+        .collect();
+    Ok(Member {
+        reference: reference.clone(),
+        manifest,
+        platform: platform_of_config(&config)?,
+        blobs,
+    })
+}
+
+/// Makes `member` present in `repository` (blobs mounted from the member's repository,
+/// then its manifest put by digest) when it lives in another repository of the registry.
+pub fn copy_member(client: &mut Client, member: &Member, repository: &str) -> anyhow::Result<()> {
+    let from = member.reference.repository();
+    if from == repository {
+        return Ok(());
+    }
+    for digest in &member.blobs {
+        if client.has_blob(repository, digest)? {
+            client.uploads.present += 1;
+            continue;
+        }
+        let url = format!(
+            "{}?mount={digest}&from={from}",
+            client.url(repository, "blobs/uploads/")
+        );
+        let mut scopes = scopes(repository, Access::Push);
+        scopes.extend(self::scopes(from, Access::Pull));
+        let mut response = client.send(Method::POST, &url, &scopes, &[], &Body::Empty)?;
+        ensure!(
+            response.status() == StatusCode::CREATED,
+            "registry {} did not mount {digest} from {from} into {repository} ({}): push the member to {repository} instead",
+            client.host(),
+            read_error(&mut response)
+        );
+        client.uploads.mounted += 1;
+    }
+    client.put_manifest(
+        repository,
+        member.manifest.digest.as_ref(),
+        &member.manifest,
+    )?;
+    Ok(())
+}
+
+/// The index `merge_index` pushed.
+#[derive(Debug, Clone)]
+pub struct MergedIndex {
+    pub index: Reference,
+    pub digest: Digest,
+    /// Each member with the platform its config declares, in the index's order.
+    pub members: Vec<(Reference, String, Digest)>,
+}
+
+/// Pushes to `target` (a tag) an OCI image index over `members`, images already in the
+/// same registry, one per platform: the cross-machine merge, after each CI runner pushed its
+/// own architecture. Each platform (os, architecture, variant) is read from the member's
+/// config. Refused, each in one line: a member that is itself an index, two members with
+/// the same platform, a member on another registry. Members in another repository of the
+/// registry are mounted into the target's first. The entries are ordered by platform, so
+/// the index digest does not depend on the order the members are given in.
+pub fn merge_index(
+    target: &Reference,
+    members: &[Reference],
+    credential: Option<Credential>,
+) -> anyhow::Result<MergedIndex> {
+    let tag = target
+        .tag()
+        .filter(|_| target.digest().is_none())
+        .with_context(|| format!("the index needs a tag, not a digest: {target}"))?;
+    for member in members {
+        ensure!(
+            member.resolve_registry() == target.resolve_registry(),
+            "{member} is not on {}, the registry of {target}: push each architecture's image there first",
+            target.registry()
+        );
+    }
+    let mut client = Client::connect(target, credential)?;
+    let mut read = Vec::new();
+    for reference in members {
+        let member = read_member(&mut client, reference)?;
+        if let Some(other) = read
+            .iter()
+            .find(|m: &&Member| m.platform == member.platform)
+        {
+            bail!(
+                "{} and {reference} are both {}: give one image per platform",
+                other.reference,
+                platform_name(&member.platform)
+            );
+        }
+        read.push(member);
+    }
+    read.sort_by_key(|m| platform_name(&m.platform));
+    let mut entries = Vec::new();
+    for member in &read {
+        copy_member(&mut client, member, target.repository())?;
+        let mut entry = member.manifest.descriptor()?;
+        entry.set_platform(Some(member.platform.clone()));
+        entries.push(entry);
+    }
+    let index = index_document(entries)?;
+    let digest = client.put_manifest(target.repository(), tag, &index)?;
+    Ok(MergedIndex {
+        index: target.clone(),
+        digest,
+        members: read
+            .into_iter()
+            .map(|m| {
+                let platform = platform_name(&m.platform);
+                (m.reference, platform, m.manifest.digest)
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        for host in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "127.0.0.1",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "registry.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn platforms_parse_print_and_match() {
+        let arm = parse_platform("linux/arm64/v8").unwrap();
+        assert_eq!(platform_name(&arm), "linux/arm64/v8");
+        let bare = parse_platform("linux/arm64").unwrap();
+        assert!(platform_matches(&arm, &bare) && platform_matches(&bare, &arm));
+        let v7 = parse_platform("linux/arm/v7").unwrap();
+        let v6 = parse_platform("linux/arm/v6").unwrap();
+        assert!(!platform_matches(&v7, &v6));
+        assert!(!platform_matches(
+            &parse_platform("linux/amd64").unwrap(),
+            &bare
+        ));
+        assert!(parse_platform("linux").is_err());
+    }
+
+    #[test]
+    fn an_index_document_is_stable_and_names_its_type() {
+        let d = Descriptor::new(
+            MediaType::ImageManifest,
+            7,
+            Digest::from_str(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+        );
+        let one = index_document(vec![d.clone()]).unwrap();
+        let two = index_document(vec![d]).unwrap();
+        assert_eq!(one.digest, two.digest);
+        assert!(one.is_index());
+        let text = String::from_utf8(one.bytes).unwrap();
+        assert!(
+            text.contains(r#""mediaType":"application/vnd.oci.image.index.v1+json""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cache_names_carry_the_platform() {
+        let r: Reference = "127.0.0.1:5000/alpine:3.20".parse().unwrap();
+        let p = parse_platform("linux/arm64/v8").unwrap();
+        assert_eq!(
+            cache_name(&r, &p),
+            "127.0.0.1:5000/alpine:3.20+linux-arm64-v8"
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! Pushing, pulling and merging against a real registry (Debian's `docker-registry`) on
+//! 127.0.0.1, checked with skopeo: no container engine involved. Each test starts its own
+//! registry and makes its own OCI layout with oci-spec's types.
+
+mod support {
+    pub mod registry;
+}
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use support::registry::Registry;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Runs the xtask with the credential files pointed into `home` (none unless a test puts
+/// them there), and `stdin` on its standard input.
+fn xtask(args: &[&str], home: &Path, stdin: &str) -> Output {
+    eprintln!("$ cargo xtask {}", args.join(" "));
+    let mut child = Command::new(XTASK)
+        .args(args)
+        .current_dir(root())
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn xtask_ok(args: &[&str], home: &Path) -> String {
+    let out = xtask(args, home, "");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "cargo xtask {args:?} failed:\n{stdout}"
+    );
+    stdout
+}
+
+/// Runs xtask expecting failure; returns its one-line error.
+fn xtask_fails(args: &[&str], home: &Path, stdin: &str) -> String {
+    let out = xtask(args, home, stdin);
+    assert!(!out.status.success(), "cargo xtask {args:?} succeeded");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    err
+}
+
+fn skopeo(args: &[&str]) -> Value {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The manifest or index bytes exactly as the registry serves them.
+fn raw(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn inspect_raw(reference: &str) -> Value {
+    serde_json::from_slice(&raw(reference)).unwrap()
+}
+
+/// The sorted `os/arch` of an index's entries.
+fn platforms(index: &Value) -> Vec<String> {
+    let mut found: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// An OCI layout with one small image per architecture (a gzipped tar holding one file
+/// that names the architecture) and an image index over them, as the builtin engine
+/// writes it.
+struct Layout {
+    dir: tempfile::TempDir,
+}
+
+impl Layout {
+    fn new(arches: &[&str], content: &str) -> Layout {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let write = |bytes: &[u8]| {
+            let digest = sha256(bytes);
+            std::fs::write(
+                root.join("blobs/sha256").join(&digest["sha256:".len()..]),
+                bytes,
+            )
+            .unwrap();
+            digest
+        };
+        let descriptor = |media: MediaType, bytes: &[u8]| -> Descriptor {
+            DescriptorBuilder::default()
+                .media_type(media)
+                .size(bytes.len() as u64)
+                .digest(write(bytes).parse::<oci_spec::image::Digest>().unwrap())
+                .build()
+                .unwrap()
+        };
+        let mut entries = Vec::new();
+        for arch in arches {
+            let tar = tar_with_file("hello.txt", format!("{content} {arch}\n").as_bytes());
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&tar).unwrap();
+            let layer_bytes = gz.finish().unwrap();
+            let layer = descriptor(MediaType::ImageLayerGzip, &layer_bytes);
+            let config = ImageConfigurationBuilder::default()
+                .architecture(Arch::from(*arch))
+                .os(Os::Linux)
+                .config(
+                    ConfigBuilder::default()
+                        .entrypoint(vec!["/hello".to_owned()])
+                        .build()
+                        .unwrap(),
+                )
+                .rootfs(
+                    RootFsBuilder::default()
+                        .typ("layers")
+                        .diff_ids(vec![sha256(&tar)])
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            let config = descriptor(
+                MediaType::ImageConfig,
+                config.to_string().unwrap().as_bytes(),
+            );
+            let manifest = ImageManifestBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageManifest)
+                .config(config)
+                .layers(vec![layer])
+                .build()
+                .unwrap();
+            let mut entry = descriptor(
+                MediaType::ImageManifest,
+                manifest.to_string().unwrap().as_bytes(),
+            );
+            entry.set_platform(Some(
+                PlatformBuilder::default()
+                    .os(Os::Linux)
+                    .architecture(Arch::from(*arch))
+                    .build()
+                    .unwrap(),
+            ));
+            entries.push(entry);
+        }
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(entries)
+            .build()
+            .unwrap();
+        let index = descriptor(MediaType::ImageIndex, index.to_string().unwrap().as_bytes());
+        let top = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .manifests(vec![index])
+            .build()
+            .unwrap();
+        top.to_file(root.join("index.json")).unwrap();
+        Layout { dir }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+}
+
+/// A ustar archive with one regular file, written by hand: the tar format needs no crate
+/// for one entry.
+fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    header[100..107].copy_from_slice(b"0000644");
+    header[108..115].copy_from_slice(b"0000000");
+    header[116..123].copy_from_slice(b"0000000");
+    header[124..135].copy_from_slice(format!("{:011o}", content.len()).as_bytes());
+    header[136..147].copy_from_slice(b"00000000000");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(content);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    tar
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap()
+}
+
+#[test]
+fn push_uploads_once_and_pull_brings_one_platform_back() {
+    let registry = Registry::start();
+    let home = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&["amd64", "arm64"], "push");
+    let tag = format!("{}/test/app:1.0", registry.host);
+
+    let first = json(&xtask_ok(
+        &["push", "--layout", layout.path(), "--tag", &tag, "--json"],
+        home.path(),
+    ));
+    assert!(first["uploaded_bytes"].as_u64().unwrap() > 0, "{first}");
+    let index = inspect_raw(&tag);
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{index}"
+    );
+    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"]);
+    let arm = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{tag}-arm64"),
+    ]);
+    assert_eq!(arm["Architecture"], "arm64", "{arm}");
+
+    // Unchanged images: every blob is already there, nothing is uploaded again, and the
+    // index keeps its digest.
+    let second = json(&xtask_ok(
+        &["push", "--layout", layout.path(), "--tag", &tag, "--json"],
+        home.path(),
+    ));
+    assert_eq!(second["uploaded_bytes"], 0, "{second}");
+    assert_eq!(second["uploaded_blobs"], 0, "{second}");
+    assert_eq!(second["digest"], first["digest"]);
+
+    // The base, pinned by the index digest, pulled for one platform into the cache layout.
+    let pinned = format!("{tag}@{}", first["digest"].as_str().unwrap());
+    let out = xtask_ok(&["pull", &pinned, "--target", "arm64"], home.path());
+    let cache = out
+        .lines()
+        .find_map(|l| l.strip_prefix("cache: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cache = root().join(cache);
+    let arm_digest = first["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["platform"] == "linux/arm64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(out.contains(&arm_digest), "{out}");
+    let name = format!("{pinned}+linux-arm64");
+    let cached = skopeo(&["inspect", &format!("oci:{}:{name}", cache.display())]);
+    assert_eq!(cached["Architecture"], "arm64", "{cached}");
+    assert_eq!(cached["Digest"], arm_digest.as_str());
+    let unpacked = tempfile::tempdir().unwrap();
+    let bundle = unpacked.path().join("bundle");
+    let umoci = Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:{name}", cache.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        umoci.status.success(),
+        "{}",
+        String::from_utf8_lossy(&umoci.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),
+        "push arm64\n"
+    );
+    // Pinned and cached: served without the registry.
+    drop(registry);
+    let again = xtask_ok(&["pull", &pinned, "--target", "arm64"], home.path());
+    assert!(again.contains(&arm_digest), "{again}");
+}
+
+#[test]
+fn basic_auth_takes_docker_config_podman_auth_or_stdin_and_refuses_wrong_ones_in_one_line() {
+    let registry = Registry::with_basic_auth("ci", "right");
+    let home = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&["amd64"], "auth");
+    let tag = format!("{}/secure/app:1", registry.host);
+    let push = ["push", "--layout", layout.path(), "--tag", &tag];
+
+    let err = xtask_fails(&push, home.path(), "");
+    assert!(
+        err.contains(&format!("registry {} requires credentials", registry.host)),
+        "{err}"
+    );
+
+    let config = |dir: &str, file: &str, password: &str| -> PathBuf {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ci:{password}"));
+        let path = home.path().join(dir).join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+                registry.host
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let docker = config("docker", "config.json", "wrong");
+    let err = xtask_fails(&push, home.path(), "");
+    assert!(
+        err.contains(&format!(
+            "registry {} refused the credentials for ci (from {})",
+            registry.host,
+            docker.display()
+        )),
+        "{err}"
+    );
+    config("docker", "config.json", "right");
+    xtask_ok(&push, home.path());
+
+    // podman's auth.json comes first.
+    let podman = config("run", "containers/auth.json", "wrong");
+    let err = xtask_fails(&push, home.path(), "");
+    assert!(err.contains(&podman.display().to_string()), "{err}");
+
+    // --username with the password on stdin wins over both files.
+    let mut with_user = push.to_vec();
+    with_user.extend(["--username", "ci", "--password-stdin"]);
+    let out = xtask(&with_user, home.path(), "right\n");
+    assert!(out.status.success());
+    let err = xtask_fails(&with_user, home.path(), "nope\n");
+    assert!(
+        err.contains("refused the credentials for ci (from --username and --password-stdin)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn index_merges_images_pushed_separately_and_refuses_bad_members() {
+    let registry = Registry::start();
+    let home = tempfile::tempdir().unwrap();
+    let host = &registry.host;
+    // Two CI runners, each pushing its own architecture; the arm64 one to another
+    // repository of the same registry.
+    let amd = Layout::new(&["amd64"], "runner");
+    let arm = Layout::new(&["arm64"], "runner");
+    xtask_ok(
+        &[
+            "push",
+            "--layout",
+            amd.path(),
+            "--tag",
+            &format!("{host}/app:ci"),
+        ],
+        home.path(),
+    );
+    xtask_ok(
+        &[
+            "push",
+            "--layout",
+            arm.path(),
+            "--tag",
+            &format!("{host}/runners/app:ci"),
+        ],
+        home.path(),
+    );
+    let amd64 = format!("{host}/app:ci-amd64");
+    let arm64 = format!("{host}/runners/app:ci-arm64");
+    let tag = format!("{host}/app:1.0");
+
+    let merged = json(&xtask_ok(
+        &["index", "--tag", &tag, &arm64, &amd64, "--json"],
+        home.path(),
+    ));
+    let index = inspect_raw(&tag);
+    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(merged["digest"].as_str().unwrap(), sha256(&raw(&tag)));
+    // Every entry resolves in the index's own repository.
+    for entry in index["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        let manifest = inspect_raw(&format!("{host}/app@{digest}"));
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+    }
+    // The order the members are given in does not change the index.
+    let again = json(&xtask_ok(
+        &["index", "--tag", &tag, &amd64, &arm64, "--json"],
+        home.path(),
+    ));
+    assert_eq!(again["digest"], merged["digest"]);
+
+    let err = xtask_fails(&["index", "--tag", &tag, &amd64, &amd64], home.path(), "");
+    assert!(err.contains("are both linux/amd64"), "{err}");
+    let err = xtask_fails(
+        &["index", "--tag", &tag, &amd64, &format!("{host}/app:ci")],
+        home.path(),
+        "",
+    );
+    assert!(err.contains("is itself an index"), "{err}");
+}
+
+#[test]
+fn an_unreachable_registry_is_one_line_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&["amd64"], "nowhere");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = xtask_fails(
+        &[
+            "push",
+            "--layout",
+            layout.path(),
+            "--tag",
+            &format!("127.0.0.1:{port}/app:1"),
+        ],
+        home.path(),
+        "",
+    );
+    assert!(
+        err.contains(&format!("registry 127.0.0.1:{port} is unreachable")),
+        "{err}"
+    );
+}

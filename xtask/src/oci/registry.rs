@@ -1121,6 +1121,85 @@ pub fn merge_index(
 mod tests {
     use super::*;
 
+    /// A registry that wants a bearer token from its token service (both served here, on
+    /// loopback): the token costs `alice:pw` and opens `a/b` for reading.
+    fn token_registry() -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let realm = format!("http://{host}/token");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+                let request = lines.next().unwrap().unwrap();
+                let auth = lines
+                    .map_while(Result::ok)
+                    .take_while(|l| !l.is_empty())
+                    .find_map(|l| l.strip_prefix("authorization: ").map(str::to_owned))
+                    .unwrap_or_default();
+                let challenge =
+                    format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n");
+                let (status, headers, body) = if request.starts_with("GET /token?service=fake") {
+                    if auth == "Basic YWxpY2U6cHc=" {
+                        let token = if request.contains("scope=repository%3Aa%2Fb%3Apull") {
+                            "T-ab"
+                        } else {
+                            "T-none"
+                        };
+                        ("200 OK", String::new(), format!(r#"{{"token":"{token}"}}"#))
+                    } else {
+                        let e = r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password"}]}"#;
+                        ("401 Unauthorized", String::new(), e.to_owned())
+                    }
+                } else if request.starts_with("GET /v2/a/b/manifests/1 ") && auth == "Bearer T-ab" {
+                    let m = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+                    ("200 OK", String::new(), m.to_owned())
+                } else {
+                    ("401 Unauthorized", challenge, String::new())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        host
+    }
+
+    fn credential(password: &str) -> Credential {
+        Credential {
+            username: "alice".into(),
+            password: password.into(),
+            source: "a test".into(),
+        }
+    }
+
+    #[test]
+    fn the_token_flow_gets_a_scoped_token_and_wrong_credentials_are_one_line() {
+        let host = token_registry();
+        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
+        let mut client = Client::connect(&reference, Some(credential("pw"))).unwrap();
+        let manifest = client.manifest("a/b", "1").unwrap();
+        assert!(!manifest.is_index());
+        assert_eq!(
+            manifest.media_type,
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+
+        let err = Client::connect(&reference, Some(credential("nope")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "registry {host} refused the credentials for alice (from a test): UNAUTHORIZED: bad password"
+            )
+        );
+    }
+
     #[test]
     fn loopback_registries_are_plain_http() {
         for host in [

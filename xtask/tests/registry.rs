@@ -423,6 +423,9 @@ fn index_merges_images_pushed_separately_and_refuses_bad_members() {
         &["index", "--tag", &tag, &arm64, &amd64, "--json"],
         home.path(),
     ));
+    // The arm64 image's config and layer were linked into `app`, not sent again.
+    assert_eq!(merged["mounted_blobs"], 2, "{merged}");
+    assert_eq!(merged["uploaded_bytes"], 0, "{merged}");
     let index = inspect_raw(&tag);
     assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"]);
     assert_eq!(merged["digest"].as_str().unwrap(), sha256(&raw(&tag)));

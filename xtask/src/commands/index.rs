@@ -31,6 +31,8 @@ impl IndexArgs {
                 "index": merged.index.to_string(),
                 "digest": merged.digest.to_string(),
                 "members": members,
+                "mounted_blobs": merged.uploads.mounted,
+                "uploaded_bytes": merged.uploads.bytes,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         } else {

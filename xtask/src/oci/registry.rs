@@ -77,6 +77,13 @@ enum Access {
     Push,
 }
 
+/// Where a blob's bytes come from when the registry needs them.
+enum Source<'a> {
+    File(&'a Path),
+    /// Another repository of the same registry (when it will not mount the blob).
+    Repository(&'a str),
+}
+
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
@@ -458,6 +465,16 @@ impl Client {
         path: &Path,
         mount_from: Option<&str>,
     ) -> anyhow::Result<()> {
+        self.place_blob(repository, digest, mount_from, Source::File(path))
+    }
+
+    fn place_blob(
+        &mut self,
+        repository: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+        source: Source,
+    ) -> anyhow::Result<()> {
         if self.has_blob(repository, digest)? {
             self.uploads.present += 1;
             return Ok(());
@@ -473,6 +490,7 @@ impl Client {
             self.uploads.mounted += 1;
             return Ok(());
         }
+        // Not mounted: the registry opened an upload session instead.
         self.expect_success(&mut response, &format!("starting the upload of {digest}"))?;
         let location = header(&response, "location").with_context(|| {
             format!("registry {} started an upload with no Location", self.host)
@@ -480,20 +498,52 @@ impl Client {
         let location = self.absolute(&location);
         let separator = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{separator}digest={digest}");
-        let size = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .len();
+        let copied;
+        let (body, size) = match source {
+            Source::File(path) => {
+                let size = std::fs::metadata(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len();
+                (Body::File(path), size)
+            }
+            Source::Repository(from) => {
+                copied = self.blob_bytes(from, digest)?;
+                (Body::Bytes(&copied), copied.len() as u64)
+            }
+        };
         let mut response = self.send(
             Method::PUT,
             &put,
             &scopes,
             &[("Content-Type", "application/octet-stream")],
-            &Body::File(path),
+            &body,
         )?;
         self.expect_success(&mut response, &format!("uploading blob {digest}"))?;
         self.uploads.bytes += size;
         self.uploads.blobs += 1;
         Ok(())
+    }
+
+    /// A blob in memory (a config, or a layer the registry would not mount), checked
+    /// against its digest.
+    pub fn blob_bytes(&mut self, repository: &str, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+        let url = self.url(repository, &format!("blobs/{digest}"));
+        let scopes = scopes(repository, Access::Pull);
+        let mut response = self.send(Method::GET, &url, &scopes, &[], &Body::Empty)?;
+        self.expect_success(&mut response, &format!("downloading blob {digest}"))?;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .with_context(|| format!("downloading blob {digest} from {repository}"))?;
+        let actual = sha256_digest(&bytes)?;
+        ensure!(
+            actual == *digest,
+            "registry {} sent blob {digest} of {repository} hashing to {actual}: refusing it",
+            self.host
+        );
+        Ok(bytes)
     }
 
     /// Streams a blob into `store`, checking size and digest.
@@ -982,21 +1032,7 @@ pub fn read_member(client: &mut Client, reference: &Reference) -> anyhow::Result
     );
     let parsed = ImageManifest::from_reader(manifest.bytes.as_slice())
         .with_context(|| format!("the manifest of {reference}"))?;
-    let config_digest = parsed.config().digest();
-    let url = client.url(reference.repository(), &format!("blobs/{config_digest}"));
-    let scopes = scopes(reference.repository(), Access::Pull);
-    let mut response = client.send(Method::GET, &url, &scopes, &[], &Body::Empty)?;
-    client.expect_success(&mut response, &format!("reading the config of {reference}"))?;
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(16 << 20)
-        .read_to_vec()?;
-    let actual = sha256_digest(&bytes)?;
-    ensure!(
-        actual == *config_digest,
-        "the config of {reference} hashes to {actual}, not {config_digest}: refusing it"
-    );
+    let bytes = client.blob_bytes(reference.repository(), parsed.config().digest())?;
     let config = ImageConfiguration::from_reader(bytes.as_slice())
         .with_context(|| format!("the config of {reference}"))?;
     let blobs = std::iter::once(parsed.config())
@@ -1011,32 +1047,16 @@ pub fn read_member(client: &mut Client, reference: &Reference) -> anyhow::Result
     })
 }
 
-/// Makes `member` present in `repository` (blobs mounted from the member's repository,
-/// then its manifest put by digest) when it lives in another repository of the registry.
+/// Makes `member` present in `repository` (blobs mounted from the member's repository, or
+/// copied when the registry will not mount them, then its manifest put by digest) when it
+/// lives in another repository of the registry.
 pub fn copy_member(client: &mut Client, member: &Member, repository: &str) -> anyhow::Result<()> {
     let from = member.reference.repository();
     if from == repository {
         return Ok(());
     }
     for digest in &member.blobs {
-        if client.has_blob(repository, digest)? {
-            client.uploads.present += 1;
-            continue;
-        }
-        let url = format!(
-            "{}?mount={digest}&from={from}",
-            client.url(repository, "blobs/uploads/")
-        );
-        let mut scopes = scopes(repository, Access::Push);
-        scopes.extend(self::scopes(from, Access::Pull));
-        let mut response = client.send(Method::POST, &url, &scopes, &[], &Body::Empty)?;
-        ensure!(
-            response.status() == StatusCode::CREATED,
-            "registry {} did not mount {digest} from {from} into {repository} ({}): push the member to {repository} instead",
-            client.host(),
-            read_error(&mut response)
-        );
-        client.uploads.mounted += 1;
+        client.place_blob(repository, digest, Some(from), Source::Repository(from))?;
     }
     client.put_manifest(
         repository,
@@ -1053,6 +1073,8 @@ pub struct MergedIndex {
     pub digest: Digest,
     /// Each member with the platform its config declares, in the index's order.
     pub members: Vec<(Reference, String, Digest)>,
+    /// Blobs of members in other repositories, mounted or copied into the index's.
+    pub uploads: Uploads,
 }
 
 /// Pushes to `target` (a tag) an OCI image index over `members`, images already in the
@@ -1107,6 +1129,7 @@ pub fn merge_index(
     Ok(MergedIndex {
         index: target.clone(),
         digest,
+        uploads: client.uploads(),
         members: read
             .into_iter()
             .map(|m| {
@@ -1252,6 +1275,33 @@ mod tests {
         assert!(
             text.contains(r#""mediaType":"application/vnd.oci.image.index.v1+json""#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn layers_of_a_base_on_the_same_registry_are_mounted_from_its_repository() {
+        let manifest = |base: &str| -> ImageManifest {
+            serde_json::from_value(serde_json::json!({
+                "schemaVersion": 2,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": format!("sha256:{}", "b".repeat(64)),
+                    "size": 2
+                },
+                "layers": [],
+                "annotations": {"org.opencontainers.image.base.name": base}
+            }))
+            .unwrap()
+        };
+        let same = manifest("127.0.0.1:5000/library/alpine:3.20");
+        assert_eq!(
+            base_repository(&same, "127.0.0.1:5000").as_deref(),
+            Some("library/alpine")
+        );
+        assert_eq!(base_repository(&same, "127.0.0.1:5001"), None);
+        assert_eq!(
+            base_repository(&manifest("not a reference"), "127.0.0.1:5000"),
+            None
         );
     }
 

@@ -1,6 +1,9 @@
 //! A real registry (Debian's `docker-registry`, distribution 2.8) on a free loopback port,
 //! optionally behind htpasswd basic auth; stopped and its storage removed on drop.
 
+// Shared by several test binaries, each using a part.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -125,11 +125,12 @@ pub struct IndexArgs {
     pub json: bool,
 }
 
-/// Credentials for a registry [default: those `docker login` or `podman login` stored for
-/// it (REGISTRY_AUTH_FILE, podman's auth.json, docker's config.json), else anonymous]
+/// Credentials for a registry.
 #[derive(Debug, Args)]
 pub struct RegistryAuthArgs {
-    /// The registry user; the password is read from stdin (with --password-stdin)
+    /// The registry user; the password is read from stdin (with --password-stdin) [default:
+    /// what `docker login` or `podman login` stored for the registry (REGISTRY_AUTH_FILE,
+    /// podman's auth.json, docker's config.json), else anonymous]
     #[arg(long, value_name = "USER", requires = "password_stdin")]
     pub username: Option<String>,
     /// Read the password of --username from stdin

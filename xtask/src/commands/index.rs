@@ -3,9 +3,8 @@
 
 use xshell::Shell;
 
-use crate::cli::{IndexArgs, RegistryAuthArgs};
+use crate::cli::IndexArgs;
 use crate::model::project::Project;
-use crate::oci::auth::Credential;
 use crate::oci::registry;
 use crate::report;
 
@@ -51,15 +50,5 @@ impl IndexArgs {
             print!("{}", report::table(&["platform", "image", "digest"], &rows));
         }
         Ok(())
-    }
-}
-
-impl RegistryAuthArgs {
-    /// The credential given on the command line, if any (the password comes from stdin).
-    pub fn credential(&self) -> anyhow::Result<Option<Credential>> {
-        self.username
-            .as_deref()
-            .map(Credential::from_stdin)
-            .transpose()
     }
 }

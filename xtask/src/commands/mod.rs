@@ -9,3 +9,17 @@ pub mod index;
 pub mod pull;
 pub mod push;
 pub mod smoke;
+
+use crate::cli::RegistryAuthArgs;
+use crate::oci::auth::Credential;
+
+// Shared by every command that talks to a registry (push, pull, index, image --push).
+impl RegistryAuthArgs {
+    /// The credential given on the command line, if any (the password comes from stdin).
+    pub fn credential(&self) -> anyhow::Result<Option<Credential>> {
+        self.username
+            .as_deref()
+            .map(Credential::from_stdin)
+            .transpose()
+    }
+}

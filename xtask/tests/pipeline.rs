@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-const LABEL: &str = "xtask.smoke-test";
+const LABEL: &str = "xtask.run";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()

@@ -6,12 +6,14 @@
 //! from the signal thread and the process exits.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// The exit status of an interrupted command, as shells report death by SIGINT.
 pub const EXIT_STATUS: u8 = 130;
@@ -20,7 +22,9 @@ const GRACE: Duration = Duration::from_millis(3000);
 /// How long the undo actions may take when run at once.
 const UNDO_DEADLINE: Duration = Duration::from_millis(1500);
 
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// Set inside the signal handler itself, so that no step can see a child fail because of
+/// the signal before it sees the signal.
+static REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 static EMERGENCY: AtomicBool = AtomicBool::new(false);
 static UNDO: Mutex<Actions> = Mutex::new(Actions {
@@ -38,22 +42,33 @@ struct Actions {
 }
 
 pub fn install() {
+    const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
     // Failing to install only loses the clean-up on a signal; the command itself still works.
-    let _ = ctrlc::set_handler(|| {
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
-            std::thread::spawn(|| {
-                std::thread::sleep(GRACE);
+    for signal in SIGNALS {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&REQUESTED));
+    }
+    let Ok(mut signals) = Signals::new(SIGNALS) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut first = true;
+        for _ in signals.forever() {
+            if first {
+                first = false;
+                std::thread::spawn(|| {
+                    std::thread::sleep(GRACE);
+                    undo_all_and_exit();
+                });
+            } else {
                 undo_all_and_exit();
-            });
-        } else {
-            undo_all_and_exit();
+            }
         }
     });
 }
 
 /// Whether a signal asked the run to stop.
 pub fn requested() -> bool {
-    SIGNALS.load(Ordering::SeqCst) > 0
+    REQUESTED.load(Ordering::SeqCst)
 }
 
 /// The error a step returns when it stopped because of a signal.

@@ -141,6 +141,8 @@ fn assemble(
     let context = project.work_dir().join("image").join(target.arch());
     let context_size = stage_context(&context, artifacts, base == "scratch")?;
     let dockerfile = project.root.join(DOCKERFILE);
+    let previous = engine.find_image(sh, reference)?.map(|i| i.id);
+    let tag = engine.remover().image(reference, previous);
     engine.build(
         sh,
         target,
@@ -150,7 +152,6 @@ fn assemble(
         &recipe.build_args,
     )?;
 
-    let tag = engine.remover().image(reference);
     let inspect = engine.inspect_image(sh, reference)?;
     let arch = &inspect.architecture;
     if arch != target.arch() {

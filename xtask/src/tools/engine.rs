@@ -316,7 +316,6 @@ impl Engine {
             format!("--platform={platform}"),
             format!("--file={dockerfile}"),
         ]);
-        args.extend(["--tag".into(), tag.into()]);
         for (key, value) in build_args {
             args.extend(["--build-arg".into(), format!("{key}={value}")]);
         }
@@ -326,10 +325,19 @@ impl Engine {
         if self.builder == Builder::BuiltinBuildKit {
             command = command.env("DOCKER_BUILDKIT", "1");
         }
-        let done = process::run(command, Io::Null, Io::Capture)?;
+        // Built untagged, then tagged here: a build whose client was stopped can still
+        // finish in the daemon, and must not tag anything then.
+        let done = process::run(command, Io::Capture, Io::Capture)?;
         if !done.status.success() {
             return Err(self.failure(sh, &format!("build for {platform}"), &done.stderr));
         }
+        let id = done
+            .stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .with_context(|| format!("{} build printed no image id", self.name()))?;
+        self.run(sh, &["tag", id, tag])?;
         Ok(())
     }
 
@@ -482,10 +490,24 @@ impl Remover {
         })
     }
 
-    /// Untags `reference` when dropped, unless disarmed.
-    pub fn image(&self, reference: &str) -> Undo {
+    /// Puts the tag `reference` back as it was when dropped, unless disarmed: on the image
+    /// `previous` (its id, as inspect gives it), or on none. The build it guards may have
+    /// tagged its result even after its client was stopped.
+    pub fn image(&self, reference: &str, previous: Option<String>) -> Undo {
         let (this, reference) = (self.clone(), reference.to_owned());
-        Undo::new(move || this.remove(&["rmi", &reference]))
+        Undo::new(move || {
+            let now = this.read(&["image", "inspect", "--format", "{{.Id}}", &reference]);
+            let now = now.trim();
+            if Some(now) == previous.as_deref() {
+                return;
+            }
+            if !now.is_empty() {
+                this.remove(&["rmi", &reference]);
+            }
+            if let Some(previous) = &previous {
+                this.remove(&["tag", previous, &reference]);
+            }
+        })
     }
 
     /// Removes every container and volume of this run when dropped: the net under the

@@ -82,7 +82,7 @@ pub fn run_for(cmd: Cmd<'_>, stdout: Io, stderr: Io, limit: Duration) -> anyhow:
 /// For undoing: runs even after an interrupt (in its own group, so a further Ctrl-C does
 /// not cut it short), but never longer than `limit`.
 pub fn run_cleanup(cmd: Cmd<'_>, limit: Duration) -> anyhow::Result<Finished> {
-    run_inner(cmd.into(), Io::Null, Io::Capture, false, Some(limit))
+    run_inner(cmd.into(), Io::Capture, Io::Capture, false, Some(limit))
 }
 
 /// Spawns `command` in a group of its own, for children that are polled by their caller

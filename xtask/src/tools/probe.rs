@@ -49,7 +49,7 @@ pub fn registry(host: &str) -> anyhow::Result<()> {
         Ok(response) => response,
         Err(e) => bail!("the registry at {host} does not answer ({e}): {fix}"),
     };
-    let status = response.status();
+    let status = response.status().as_u16();
     let is_registry = response
         .headers()
         .contains_key("docker-distribution-api-version")
@@ -58,7 +58,7 @@ pub fn registry(host: &str) -> anyhow::Result<()> {
     if !is_registry {
         bail!(
             "{host} answers, but not as a registry (GET /v2/ gave {status}): another service \
-             holds that port; {fix}"
+             holds that port; correct --registry/--tag, or move that service"
         );
     }
     Ok(())

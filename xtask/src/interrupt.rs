@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -19,14 +19,16 @@ use signal_hook::iterator::Signals;
 pub const EXIT_STATUS: u8 = 130;
 /// How long the main thread may unwind by itself after the first signal.
 const GRACE: Duration = Duration::from_millis(3000);
-/// How long the undo actions may take when run at once.
-const UNDO_DEADLINE: Duration = Duration::from_millis(1500);
+/// When, after the first signal, the undo actions run at once must be done: the process
+/// exits by then even if one of them hangs (the engine's own clean-up goes on without us).
+const DEADLINE: Duration = Duration::from_millis(4500);
 
 /// Set inside the signal handler itself, so that no step can see a child fail because of
 /// the signal before it sees the signal.
 static REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 static EMERGENCY: AtomicBool = AtomicBool::new(false);
+static FIRST_SIGNAL: OnceLock<Instant> = OnceLock::new();
 static UNDO: Mutex<Actions> = Mutex::new(Actions {
     next: 0,
     pending: BTreeMap::new(),
@@ -51,10 +53,8 @@ pub fn install() {
         return;
     };
     std::thread::spawn(move || {
-        let mut first = true;
         for _ in signals.forever() {
-            if first {
-                first = false;
+            if FIRST_SIGNAL.set(Instant::now()).is_ok() {
                 std::thread::spawn(|| {
                     std::thread::sleep(GRACE);
                     undo_all_and_exit();
@@ -118,6 +118,14 @@ pub fn report() {
     }
 }
 
+/// For the main thread at its end: if the signal thread is undoing what is left, it must not
+/// end the process under it; that thread exits when done.
+pub fn await_undo() {
+    while EMERGENCY.load(Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
+
 /// Undoes something unless disarmed: runs its action when dropped (an error, a signal
 /// unwinding the run), or from the signal thread if the run does not unwind in time.
 #[must_use = "dropping it undoes at once"]
@@ -177,7 +185,8 @@ fn signal_group(pgid: u32, signal: Signal) {
 }
 
 /// The second signal, or a run that did not unwind within `GRACE`: kill every child,
-/// run the pending undo actions side by side for at most `UNDO_DEADLINE`, and exit.
+/// run the pending undo actions side by side until `DEADLINE` after the first signal, and
+/// exit.
 fn undo_all_and_exit() {
     if EMERGENCY.swap(true, Ordering::SeqCst) {
         return;
@@ -195,7 +204,8 @@ fn undo_all_and_exit() {
             let _ = done.send(());
         });
     }
-    let deadline = Instant::now() + UNDO_DEADLINE;
+    let first = FIRST_SIGNAL.get().copied().unwrap_or_else(Instant::now);
+    let deadline = (first + DEADLINE).max(Instant::now() + Duration::from_millis(500));
     for _ in 0..count {
         let left = deadline.saturating_duration_since(Instant::now());
         if finished.recv_timeout(left).is_err() {

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     let result = run(cli);
     // A signal wins over whatever the step it stopped made of it.
     if interrupt::requested() {
+        interrupt::await_undo();
         interrupt::report();
         return ExitCode::from(interrupt::EXIT_STATUS);
     }

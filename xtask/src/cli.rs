@@ -5,6 +5,7 @@ use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, EngineKind};
 use crate::model::target::Target;
+use crate::oci::reference::{ImageRef, Registry};
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
 /// them as tiny container images, and proves the images work.
@@ -61,17 +62,17 @@ pub struct ImageArgs {
     pub base: Option<BaseKind>,
     /// Any base image reference; overrides --base
     #[arg(long, value_name = "REF")]
-    pub base_image: Option<String>,
+    pub base_image: Option<ImageRef>,
     /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
     /// `<tag>-<arch>` [default: `<name>:<version>` from Cargo.toml]
     #[arg(long, value_name = "REF")]
-    pub tag: Option<String>,
+    pub tag: Option<ImageRef>,
     /// The registry to name the images for, `host:port`
     #[arg(long, value_name = "HOST:PORT")]
-    pub registry: Option<String>,
+    pub registry: Option<Registry>,
     /// Push every architecture's image, then the multi-architecture index
     #[arg(long)]
     pub push: bool,
@@ -146,10 +147,10 @@ pub struct SmokeArgs {
     pub targets: Vec<Target>,
     /// Test this image instead; repeatable. Its architecture is read from the image
     #[arg(long = "image", value_name = "REF")]
-    pub images: Vec<String>,
+    pub images: Vec<ImageRef>,
     /// The multi-architecture reference the images were built as (see `image --tag`)
     #[arg(long, value_name = "REF", conflicts_with = "images")]
-    pub tag: Option<String>,
+    pub tag: Option<ImageRef>,
     /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
@@ -259,5 +260,34 @@ mod tests {
             err.to_string()
                 .contains("supported targets are x86_64-unknown-linux-musl")
         );
+    }
+
+    #[test]
+    fn references_and_registries_are_parsed_before_anything_runs() {
+        for args in [
+            &["xtask", "image", "--tag", "Bad/Ref:1"][..],
+            &["xtask", "image", "--base-image", "x y"],
+            &["xtask", "smoke-test", "--image", ""],
+            &["xtask", "smoke-test", "--tag", "svc:"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(
+                err.to_string().contains("invalid image reference `"),
+                "{err}"
+            );
+        }
+        let err =
+            Cli::try_parse_from(["xtask", "image", "--registry", "not a registry!!"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid registry `not a registry!!`"),
+            "{err}"
+        );
+        let cli = Cli::try_parse_from(["xtask", "image", "--registry", "127.0.0.1:5000"]).unwrap();
+        let Command::Image(args) = cli.command else {
+            panic!("not image")
+        };
+        assert_eq!(args.registry.as_deref(), Some("127.0.0.1:5000"));
     }
 }

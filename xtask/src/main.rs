@@ -16,30 +16,61 @@ use model::project::Project;
 use xshell::Shell;
 
 fn main() -> ExitCode {
+    // First of all, so that no moment of a run is left to the default (die at once).
+    interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Usage errors get one line, like every other error; help and version print as usual.
         Err(e) if e.use_stderr() => {
-            let rendered = e.to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            eprintln!("{}", one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),
     };
-    interrupt::install();
-    match run(cli) {
+    let result = run(cli);
+    // A signal wins over whatever the step it stopped made of it.
+    if interrupt::requested() {
+        interrupt::await_undo();
+        interrupt::report();
+        return ExitCode::from(interrupt::EXIT_STATUS);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's usage error on one line: the error with its tip or possible values, without the
+/// usage that follows; the pointer to `--help` only where clap has no better advice.
+fn one_line(rendered: &str) -> String {
+    let lines: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let (help, said): (Vec<&str>, Vec<&str>) = lines
+        .into_iter()
+        .partition(|l| l.starts_with("For more information"));
+    let mut line = String::new();
+    for part in &said {
+        if !line.is_empty() {
+            line.push_str(if part.starts_with('[') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    if said.len() == 1 {
+        line.extend(
+            help.first()
+                .map(|h| format!("; {}", h.trim_end_matches('.'))),
+        );
+    }
+    if line.is_empty() {
+        return "error: invalid arguments".into();
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -55,5 +86,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmokeTest(args) => args.run(&sh, &project),
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Bench(args) => args.run(&sh, &project),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn usage_error(args: &[&str]) -> String {
+        one_line(&Cli::try_parse_from(args).unwrap_err().render().to_string())
+    }
+
+    #[test]
+    fn usage_errors_keep_the_tip_and_the_possible_values_on_one_line() {
+        let err = usage_error(&["xtask", "build", "--targte", "amd64"]);
+        assert!(
+            err.starts_with("error: unexpected argument '--targte' found; tip: a similar argument exists: '--target'"),
+            "{err}"
+        );
+        let err = usage_error(&["xtask", "image", "--engine", "nosuch"]);
+        assert_eq!(
+            err,
+            "error: invalid value 'nosuch' for '--engine <ENGINE>' [possible values: docker, podman]"
+        );
+        for args in [
+            &["xtask", "smoke-test", "--imgae", "x"][..],
+            &["xtask", "frobnicate"],
+            &["xtask", "image", "--base", "debian"],
+        ] {
+            let err = usage_error(args);
+            assert!(!err.contains('\n') && err.starts_with("error: "), "{err}");
+            assert!(!err.contains("Usage:"), "{err}");
+        }
+        let err = usage_error(&["xtask", "frobnicate"]);
+        assert_eq!(
+            err,
+            "error: unrecognized subcommand 'frobnicate'; For more information, try '--help'"
+        );
     }
 }

@@ -1,11 +1,16 @@
 //! The whole pipeline against the real parts: `cargo xtask build` for both targets, images
 //! on scratch and on a local alpine stand-in, smoke tests (arm64 under qemu), a push to a
-//! real registry on 127.0.0.1, podman, and the failures a user must be told about clearly.
+//! real registry on 127.0.0.1, podman, and the failures a user must be told about clearly:
+//! signals at any moment, the engine going away, a binary cut short.
 //!
 //! One test, in order: the steps share the engine's image store and the registry.
 
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,7 +21,7 @@ mod support {
 }
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-const LABEL: &str = "xtask.smoke-test";
+const LABEL: &str = "xtask.run";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -73,24 +78,39 @@ fn assert_both_architectures_pass(table: &str) {
     assert_eq!(passed.count(), 2, "{table}");
 }
 
-fn assert_nothing_left() {
+/// Labelled containers and volumes (named), as docker lists them.
+fn labelled() -> (String, String) {
     let filter = format!("label={LABEL}");
-    assert_eq!(
-        docker(&["ps", "--all", "--quiet", "--filter", &filter]),
-        "",
-        "containers left behind"
-    );
-    assert_eq!(
+    (
+        docker(&["ps", "--all", "--format", "{{.Names}}", "--filter", &filter]),
         docker(&["volume", "ls", "--quiet", "--filter", &filter]),
-        "",
-        "volumes left behind"
-    );
+    )
+}
+
+fn assert_nothing_left() {
+    let (containers, volumes) = labelled();
+    assert_eq!(containers, "", "containers left behind");
+    assert_eq!(volumes, "", "volumes left behind");
+}
+
+/// Waits for `condition`, polling; fails the test naming `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
 fn pipeline() {
     let dist = build_both_targets_static();
+    a_truncated_binary_in_cargos_output_is_refused();
     scratch_images_are_small_and_pass_the_smoke_test();
+    signals_at_any_moment_of_the_smoke_test_leave_nothing();
+    a_second_ctrl_c_ends_the_run_at_once();
+    the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up();
+    ctrl_c_during_image_leaves_no_tag();
     let registry = Registry::start();
     let busybox = alpine_stand_in_images_have_a_shell_and_pass(&registry);
     pushed_index_covers_both_platforms_and_each_runs(&registry);
@@ -100,6 +120,7 @@ fn pipeline() {
     );
     podman_builds_pushes_and_runs_the_same_images(&registry);
     ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
+    sigterm_during_bench_stops_its_builds();
 }
 
 fn build_both_targets_static() -> PathBuf {
@@ -418,39 +439,366 @@ fn failing_images_fail_clearly_and_leave_nothing(dist: &Path) {
     ]);
 }
 
-/// Starts xtask in a process group of its own, as a shell runs a foreground job.
-fn spawn_in_own_group(args: &[&str]) -> Child {
+/// xtask running in a process group of its own, as a shell runs a foreground job, with a
+/// temporary directory of its own to check that it leaves nothing there.
+struct Job {
+    child: Child,
+    tmp: tempfile::TempDir,
+    started: Instant,
+}
+
+/// A mark in the environment of xtask and everything it starts, to find stray processes.
+const MARK: &str = "XTASK_PIPELINE_TEST_JOB";
+
+fn spawn_job(args: &[&str], env: &[(&str, &str)]) -> Job {
     use std::os::unix::process::CommandExt;
     eprintln!("$ cargo xtask {}", args.join(" "));
-    Command::new(XTASK)
+    let tmp = tempfile::tempdir().unwrap();
+    let mut command = Command::new(XTASK);
+    command
         .args(args)
         .current_dir(root())
         .process_group(0)
+        .env("TMPDIR", tmp.path())
+        .env("RUST_BACKTRACE", "1")
+        .env(MARK, "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    Job {
+        child: command.spawn().unwrap(),
+        tmp,
+        started: Instant::now(),
+    }
 }
 
-/// Ctrl-C as a terminal sends it, to the whole group; returns how xtask ended and what it
-/// printed.
-fn ctrl_c(mut child: Child) -> (std::process::ExitStatus, String) {
-    run("kill", &["-INT", "--", &format!("-{}", child.id())]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+/// Processes carrying `MARK` in their environment.
+fn marked_processes() -> Vec<String> {
+    let mark = format!("{MARK}=1");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == mark.as_bytes()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .map(|c| c.replace('\0', " "))
+        .collect()
+}
+
+/// How a signalled job ended.
+struct Ended {
+    status: ExitStatus,
+    /// From the signal to the exit.
+    after: Duration,
+    stderr: String,
+    temp_left: usize,
+}
+
+impl Job {
+    /// Sends `signal` (`INT` to the whole group, as Ctrl-C does; `TERM` to xtask alone);
+    /// `None` if xtask had already finished.
+    fn signal(&mut self, signal: &str) -> Option<Ended> {
+        if self.child.try_wait().unwrap().is_some() {
+            return None;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "xtask did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let target = match signal {
+            "INT" => format!("-{}", self.child.id()),
+            _ => self.child.id().to_string(),
+        };
+        run("kill", &[&format!("-{signal}"), "--", &target]);
+        Some(self.wait_after(Instant::now()))
+    }
+
+    fn wait_after(&mut self, signalled: Instant) -> Ended {
+        wait_for(Duration::from_secs(30), "xtask to exit", || {
+            self.child.try_wait().unwrap().is_some()
+        });
+        let status = self.child.wait().unwrap();
+        let after = signalled.elapsed();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let temp_left = std::fs::read_dir(self.tmp.path()).unwrap().count();
+        Ended {
+            status,
+            after,
+            stderr,
+            temp_left,
+        }
+    }
+}
+
+/// What an interrupted run must look like: status 130 within 5 s, one line saying so and
+/// no error, nothing left in the engine, the temporary directory or the process table.
+fn assert_interrupted_cleanly(ended: &Ended, moment: &str) {
+    let err = &ended.stderr;
+    assert_eq!(ended.status.code(), Some(130), "{moment}: {err}");
+    assert!(
+        ended.after <= Duration::from_secs(5),
+        "{moment}: exited {:?} after the signal",
+        ended.after
+    );
+    assert_eq!(err.lines().last(), Some("interrupted"), "{moment}: {err}");
+    assert_eq!(err.matches("interrupted").count(), 1, "{moment}: {err}");
+    assert!(
+        !err.contains("error") && !err.contains("panicked"),
+        "{moment}: {err}"
+    );
+    assert_eq!(ended.temp_left, 0, "{moment}: temporary files left");
+    let (containers, volumes) = labelled();
+    assert!(
+        containers.is_empty() && volumes.is_empty(),
+        "{moment}: left containers {containers:?} and volumes {volumes:?}"
+    );
+    let strays = marked_processes();
+    assert!(strays.is_empty(), "{moment}: processes left {strays:?}");
+}
+
+/// SIGINT to the whole group (Ctrl-C) at 20 moments spread evenly over a smoke test of both
+/// architectures, then SIGTERM to xtask alone at 5 more: each run ends within 5 s with
+/// status 130 and leaves nothing.
+fn signals_at_any_moment_of_the_smoke_test_leave_nothing() {
+    // A run like the ones to interrupt (the first run of all is slower) sets the span; the
+    // moments stop short of its end, so that no run finishes before its signal.
+    let started = Instant::now();
+    xtask_ok(&["smoke-test"]);
+    let smoke_time = started.elapsed();
+    let span = smoke_time.mul_f64(0.9);
+    let mut worst = Duration::ZERO;
+    for (signal, count) in [("INT", 20), ("TERM", 5)] {
+        for k in 0..count {
+            let mut at = span.mul_f64((k as f64 + 0.5) / count as f64);
+            let ended = loop {
+                let mut job = spawn_job(&["smoke-test"], &[]);
+                wait_for(at + Duration::from_secs(1), "the moment", || {
+                    job.started.elapsed() >= at
+                });
+                match job.signal(signal) {
+                    Some(ended) => break ended,
+                    // This run was quicker than the first: the same moment, earlier.
+                    None => at = at.mul_f64(0.8),
+                }
+            };
+            let moment = format!("SIG{signal} at {:.2}s", at.as_secs_f64());
+            eprintln!(
+                "{moment}: status {:?} after {:.2}s",
+                ended.status.code(),
+                ended.after.as_secs_f64()
+            );
+            assert_interrupted_cleanly(&ended, &moment);
+            worst = worst.max(ended.after);
+        }
+    }
+    eprintln!(
+        "25 signals over a {:.1}s smoke test: every run exited 130, the slowest {:.2}s after its signal",
+        smoke_time.as_secs_f64(),
+        worst.as_secs_f64()
+    );
+}
+
+/// Waits until the smoke test runs a service container (not the short-lived ones before).
+fn wait_for_a_service_container() {
+    let filter = format!("label={LABEL}");
+    wait_for(Duration::from_secs(60), "a service container", || {
+        docker(&["ps", "--format", "{{.Names}}", "--filter", &filter])
+            .lines()
+            .any(|n| n.ends_with("-1"))
+    });
+}
+
+fn a_second_ctrl_c_ends_the_run_at_once() {
+    let mut job = spawn_job(&["smoke-test"], &[]);
+    wait_for_a_service_container();
+    let group = format!("-{}", job.child.id());
+    run("kill", &["-INT", "--", &group]);
+    run("kill", &["-INT", "--", &group]);
+    let ended = job.wait_after(Instant::now());
+    assert_interrupted_cleanly(&ended, "two Ctrl-C");
+}
+
+/// A unix socket in front of the real Docker socket, to take the daemon away from xtask
+/// without stopping it for everyone else.
+struct DockerProxy {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<UnixStream>>>,
+    accepting: Option<JoinHandle<()>>,
+}
+
+impl DockerProxy {
+    fn start(path: &Path) -> DockerProxy {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
+        let (stopping, open) = (stop.clone(), connections.clone());
+        let accepting = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(daemon) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let mut open = open.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(daemon.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), daemon.try_clone().unwrap()),
+                    (daemon, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        DockerProxy {
+            path: path.to_owned(),
+            stop,
+            connections,
+            accepting: Some(accepting),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// The daemon goes away: no new connections, and the open ones are cut.
+    fn kill(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(accepting) = self.accepting.take() {
+            accepting.join().unwrap();
+        }
+        let _ = std::fs::remove_file(&self.path);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for DockerProxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let mut proxy = DockerProxy::start(&socket);
+    let host = proxy.host();
+    let mut job = spawn_job(
+        &["smoke-test", "--engine", "docker"],
+        &[("DOCKER_HOST", &host)],
+    );
+    wait_for_a_service_container();
+    proxy.kill();
+    let ended = job.wait_after(Instant::now());
+    let err = &ended.stderr;
     eprint!("{err}");
-    (status, err)
+    assert_eq!(ended.status.code(), Some(1), "{err}");
+    assert!(ended.after <= Duration::from_secs(10), "{:?}", ended.after);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "error: the Docker daemon at {host} stopped answering: start it (`sudo systemctl start docker`"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("arm64"),
+        "went on to the next architecture: {err}"
+    );
+    let (containers, volumes) = labelled();
+    assert!(
+        !containers.is_empty(),
+        "the run could not have removed its containers"
+    );
+
+    let _proxy = DockerProxy::start(&socket);
+    let out = Command::new(XTASK)
+        .args(["smoke-test", "--engine", "docker"])
+        .current_dir(root())
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprint!("{err}");
+    assert!(out.status.success(), "{err}");
+    let swept = format!(
+        "removed {} container(s) and {} volume(s) left behind by stopped runs (pid {})",
+        containers.lines().count(),
+        volumes.lines().count(),
+        job.child.id()
+    );
+    assert!(err.contains(&swept), "{err}");
+    assert_both_architectures_pass(&String::from_utf8_lossy(&out.stdout));
+    assert_nothing_left();
+}
+
+/// Ctrl-C at moments of `image`: no tag of this run stays behind.
+fn ctrl_c_during_image_leaves_no_tag() {
+    let tag = "xtask-test/interrupted:1";
+    let started = Instant::now();
+    xtask_ok(&["image", "--tag", tag]);
+    let took = started.elapsed();
+    let tags = || docker(&["images", "--quiet", "xtask-test/interrupted"]);
+    docker(&[
+        "rmi",
+        "xtask-test/interrupted:1-amd64",
+        "xtask-test/interrupted:1-arm64",
+    ]);
+    for k in 0..6 {
+        let at = took.mul_f64(0.9 * (k as f64 + 0.5) / 6.0);
+        let mut job = spawn_job(&["image", "--tag", tag], &[]);
+        wait_for(at + Duration::from_secs(1), "the moment", || {
+            job.started.elapsed() >= at
+        });
+        let Some(ended) = job.signal("INT") else {
+            // Finished first: its tags are a result, not a leftover.
+            docker(&[
+                "rmi",
+                "xtask-test/interrupted:1-amd64",
+                "xtask-test/interrupted:1-arm64",
+            ]);
+            continue;
+        };
+        let moment = format!("image, SIGINT at {:.2}s", at.as_secs_f64());
+        assert_interrupted_cleanly(&ended, &moment);
+        assert_eq!(tags(), "", "{moment}: tags left");
+    }
+}
+
+/// A binary cut short in cargo's own output folder passes cargo's freshness check; the
+/// build must refuse it rather than stage it.
+fn a_truncated_binary_in_cargos_output_is_refused() {
+    let binary = root().join("target/x86_64-unknown-linux-musl/release/service");
+    let whole = std::fs::read(&binary).unwrap();
+    std::fs::write(&binary, &whole[..whole.len() - 100_000]).unwrap();
+    let out = xtask(&["build", "--target", "amd64"]);
+    std::fs::write(&binary, &whole).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with(
+            "error: refusing target/x86_64-unknown-linux-musl/release/service: not whole: loadable segment"
+        ),
+        "{err}"
+    );
+    assert!(errors[0].ends_with("delete it and build again"), "{err}");
+    xtask_ok(&["build", "--target", "amd64"]);
 }
 
 /// Ctrl-C reaches the whole foreground process group; xtask must still remove what it
@@ -461,31 +809,19 @@ fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
         "FROM tiny-service:0.1.0-amd64\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
         &[("busybox", busybox)],
     );
-    let child = spawn_in_own_group(&[
-        "smoke-test",
-        "--image",
-        "xtask-test/never-healthy:latest",
-        "--timeout",
-        "300",
-    ]);
-    let filter = format!("label={LABEL}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // The service container (`-1`), not the short-lived ones before it.
-    while !docker(&["ps", "--format", "{{.Names}}", "--filter", &filter])
-        .lines()
-        .any(|n| n.ends_with("-1"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the smoke test never started its container"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let (status, err) = ctrl_c(child);
-    assert!(!status.success(), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_nothing_left();
+    let mut job = spawn_job(
+        &[
+            "smoke-test",
+            "--image",
+            "xtask-test/never-healthy:latest",
+            "--timeout",
+            "300",
+        ],
+        &[],
+    );
+    wait_for_a_service_container();
+    let ended = job.signal("INT").expect("still running");
+    assert_interrupted_cleanly(&ended, "Ctrl-C while waiting for /healthz");
     docker(&["rmi", "xtask-test/never-healthy:latest"]);
 }
 
@@ -527,11 +863,13 @@ fn ctrl_c_during_a_build_leaves_the_dist_folders_whole(dist: &Path) {
         .unwrap()
         .set_modified(std::time::SystemTime::now())
         .unwrap();
-    let child = spawn_in_own_group(&["build"]);
-    std::thread::sleep(Duration::from_secs(3));
-    let (status, err) = ctrl_c(child);
-    assert!(!status.success(), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
+    let mut job = spawn_job(&["build"], &[]);
+    // Stop it while a rustc of this run compiles.
+    wait_for(Duration::from_secs(60), "cargo compiling", || {
+        marked_processes().iter().any(|c| c.contains("rustc"))
+    });
+    let ended = job.signal("TERM").expect("still building");
+    assert_interrupted_cleanly(&ended, "SIGTERM while cargo compiles");
     let hidden: Vec<_> = std::fs::read_dir(dist)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -539,4 +877,17 @@ fn ctrl_c_during_a_build_leaves_the_dist_folders_whole(dist: &Path) {
         .collect();
     assert!(hidden.is_empty(), "left behind: {hidden:?}");
     assert_eq!(manifests(), before);
+}
+
+/// SIGTERM to xtask alone while bench builds its variants: the builds stop with it, and
+/// its scratch folder goes.
+fn sigterm_during_bench_stops_its_builds() {
+    let scratch = root().join("target/xtask/bench");
+    let mut job = spawn_job(&["bench", "--skip-cold", "--duration", "1"], &[]);
+    wait_for(Duration::from_secs(120), "bench building", || {
+        marked_processes().iter().any(|c| c.contains("cargo build"))
+    });
+    let ended = job.signal("TERM").expect("still running");
+    assert_interrupted_cleanly(&ended, "SIGTERM during bench");
+    assert!(!scratch.exists(), "{scratch:?} left behind");
 }

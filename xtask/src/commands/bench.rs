@@ -4,7 +4,6 @@
 //! musl build, with mimalloc and with musl's malloc, against a glibc build.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,11 +11,12 @@ use cargo_metadata::camino::Utf8Path;
 use xshell::{Shell, cmd};
 
 use crate::cli::BenchArgs;
-use crate::interrupt;
+use crate::interrupt::{Undo, wait_until};
 use crate::model::dist::gzip_size;
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::report;
+use crate::tools::process::{self, Io};
 use crate::tools::{compile, probe, toolchain, which};
 
 /// Rounds of each throughput run; the median is reported.
@@ -32,6 +32,10 @@ impl BenchArgs {
         let cc_env = toolchain::cross_env(sh, project, &Target::ALL)?.env;
         let scratch = project.work_dir().join("bench");
         let _ = std::fs::remove_dir_all(&scratch);
+        let doomed = scratch.clone();
+        let _scratch_removed = Undo::new(move || {
+            let _ = std::fs::remove_dir_all(doomed);
+        });
         std::fs::create_dir_all(&scratch)?;
 
         if !self.skip_cold {
@@ -42,7 +46,6 @@ impl BenchArgs {
             "{}",
             throughput(sh, project, &scratch, &cc_env, &wrk, &self)?
         );
-        let _ = std::fs::remove_dir_all(&scratch);
         Ok(())
     }
 }
@@ -78,19 +81,15 @@ fn build_times(
                     "{cargo} build --release --package {package} {triples...}"
                 )
             };
-            command = command
-                .env("CARGO_TARGET_DIR", &target_dir)
-                .quiet()
-                .ignore_stdout()
-                .ignore_stderr();
+            command = command.env("CARGO_TARGET_DIR", &target_dir).quiet();
             for (k, v) in cc_env {
                 command = command.env(k, v);
             }
             let started = Instant::now();
-            command
-                .run()
-                .with_context(|| format!("{kind} {label} failed"))?;
-            interrupt::check()?;
+            let done = process::run(command, Io::Null, Io::Null)?;
+            if !done.status.success() {
+                bail!("{kind} {label} failed: run it by hand to see why");
+            }
             let elapsed = started.elapsed();
             eprintln!("  {kind} {label}: {}", report::seconds(elapsed));
             times.push(elapsed);
@@ -150,9 +149,7 @@ fn throughput(
     let musl = Target::X86_64Musl.triple();
     let system_alloc = scratch.join("system-alloc");
     eprintln!("  building the glibc and musl-malloc variants");
-    cmd!(sh, "{cargo} build --release --quiet --package {package}")
-        .quiet()
-        .run()?;
+    let glibc = cmd!(sh, "{cargo} build --release --quiet --package {package}").quiet();
     let mut no_mimalloc = cmd!(
         sh,
         "{cargo} build --release --quiet --package {package} --no-default-features --target {musl}"
@@ -162,7 +159,12 @@ fn throughput(
     for (k, v) in cc_env {
         no_mimalloc = no_mimalloc.env(k, v);
     }
-    no_mimalloc.run()?;
+    for build in [glibc, no_mimalloc] {
+        let done = process::run(build, Io::Null, Io::Inherit)?;
+        if !done.status.success() {
+            bail!("building a variant to compare failed: its errors are above");
+        }
+    }
     let variants = [
         Variant {
             label: "musl + mimalloc (shipped)",
@@ -268,24 +270,22 @@ fn load(
 ) -> anyhow::Result<(f64, f64)> {
     let port = probe::free_port();
     let db = scratch.join(format!("bench-{port}.db"));
-    let server = Server(
-        Command::new(binary)
-            .env("PORT", port.to_string())
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env("DATABASE_PATH", &db)
-            .env("MIGRATE_ON_START", "true")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {binary}"))?,
-    );
+    let server = cmd!(sh, "{binary}")
+        .env("PORT", port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("DATABASE_PATH", &db)
+        .env("MIGRATE_ON_START", "true")
+        .env("RUST_LOG", "warn");
+    // Stopped (its whole process group) when dropped, however this function ends.
+    let server = process::spawn(server, Io::Null)?;
     let url = format!("http://127.0.0.1:{port}{}", workload.path);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("{binary} did not start listening");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let listening = wait_until(Duration::from_secs(10), || {
+        Ok(std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok()
+            .then_some(()))
+    })?;
+    if listening.is_none() {
+        bail!("{binary} did not start listening");
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for i in 0..workload.stored_messages {
@@ -293,21 +293,13 @@ fn load(
     }
     let connections = args.connections.to_string();
     let duration = format!("{}s", args.duration);
-    let out = cmd!(sh, "{wrk} -t2 -c{connections} -d{duration} --latency {url}")
-        .quiet()
-        .read()?;
+    let wrk = cmd!(sh, "{wrk} -t2 -c{connections} -d{duration} --latency {url}").quiet();
+    let out = process::run(wrk, Io::Capture, Io::Inherit)?;
     drop(server);
-    parse_wrk(&out).with_context(|| format!("unexpected wrk output:\n{out}"))
-}
-
-/// Stops the server when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    if !out.status.success() {
+        bail!("wrk failed: its errors are above");
     }
+    parse_wrk(&out.stdout).with_context(|| format!("unexpected wrk output:\n{}", out.stdout))
 }
 
 fn parse_wrk(out: &str) -> Option<(f64, f64)> {

@@ -9,13 +9,14 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::cli::ImageArgs;
+use crate::interrupt::{self, Undo};
 use crate::model::choice::BaseKind;
 use crate::model::dist::Built;
 use crate::model::project::Project;
 use crate::oci::reference::ImageNames;
 use crate::report::{self, step};
-use crate::tools::compile;
 use crate::tools::engine::Engine;
+use crate::tools::{compile, probe};
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
@@ -48,18 +49,25 @@ impl ImageArgs {
             name,
             &project.package.version,
         )?;
-        if self.push && names.registry().is_none() {
-            bail!(
-                "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
-            );
+        if self.push {
+            let Some(registry) = names.registry() else {
+                bail!(
+                    "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
+                );
+            };
+            probe::registry(registry)?;
         }
         let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
-            (Some(image), _) => image.clone(),
+            (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),
             (None, BaseKind::Alpine) => settings.alpine.clone(),
         };
         let budget = project.size_budget(&base)?;
         let engine = Engine::detect(sh, self.engine)?;
+        let _whole_run = engine.remover().whole_run();
+        if let Some(notice) = engine.sweep_leftovers(sh)? {
+            eprintln!("  {notice}");
+        }
         eprintln!("  engine: {}", engine.describe());
 
         let targets = project.targets(&self.targets);
@@ -76,17 +84,22 @@ impl ImageArgs {
             budget,
         };
         let mut images = Vec::new();
+        // The tags this run made: untagged again unless the whole run succeeds.
+        let mut made = Vec::new();
         for artifacts in &built {
             let reference = names.for_target(artifacts.target);
             let what = format!("{}: image {reference}", artifacts.target.arch());
-            let image = step(what, || {
+            let (image, tag) = step(what, || {
                 assemble(sh, project, &engine, &recipe, artifacts, &reference)
             })?;
             images.push(image);
+            made.push(tag);
         }
         if self.push {
             push(sh, &engine, &names, &mut images)?;
         }
+        interrupt::check()?;
+        made.into_iter().for_each(Undo::disarm);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&images)?);
         } else {
@@ -121,13 +134,15 @@ fn assemble(
     recipe: &Recipe,
     artifacts: &Built,
     reference: &str,
-) -> anyhow::Result<Image> {
+) -> anyhow::Result<(Image, Undo)> {
     let started = Instant::now();
     let target = artifacts.target;
     let (base, budget) = (&recipe.base, recipe.budget);
     let context = project.work_dir().join("image").join(target.arch());
     let context_size = stage_context(&context, artifacts, base == "scratch")?;
     let dockerfile = project.root.join(DOCKERFILE);
+    let previous = engine.find_image(sh, reference)?.map(|i| i.id);
+    let tag = engine.remover().image(reference, previous);
     engine.build(
         sh,
         target,
@@ -138,18 +153,18 @@ fn assemble(
     )?;
 
     let inspect = engine.inspect_image(sh, reference)?;
-    let arch = inspect["Architecture"].as_str().unwrap_or_default();
+    let arch = &inspect.architecture;
     if arch != target.arch() {
-        engine.remove_image(sh, reference);
+        drop(tag);
         bail!(
             "{} labelled the {} image `{arch}`: removed it",
             engine.name(),
             target.arch()
         );
     }
-    let size = inspect["Size"].as_u64().unwrap_or_default();
+    let size = inspect.size;
     if size > budget {
-        engine.remove_image(sh, reference);
+        drop(tag);
         bail!(
             "{reference} is {}, over its size budget of {}: removed it (raise size-budget in \
              [workspace.metadata.xtask.image] if that is intended)",
@@ -157,16 +172,17 @@ fn assemble(
             report::size(budget)
         );
     }
-    Ok(Image {
+    let image = Image {
         arch: target.arch(),
         base: base.to_owned(),
         reference: reference.to_owned(),
         size,
         context_size,
-        id: inspect["Id"].as_str().unwrap_or_default().to_owned(),
+        id: inspect.id,
         digest: None,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((image, tag))
 }
 
 /// Fills the per-architecture build context afresh and returns the size of its files.
@@ -281,12 +297,7 @@ fn push(
         step(format_args!("pushed {}", image.reference), || {
             engine.push(sh, &image.reference)
         })?;
-        let inspect = engine.inspect_image(sh, &image.reference)?;
-        image.digest = inspect["RepoDigests"].as_array().and_then(|d| {
-            d.iter()
-                .filter_map(|v| v.as_str())
-                .find_map(|d| d.split_once('@').map(|(_, h)| h.to_owned()))
-        });
+        image.digest = engine.inspect_image(sh, &image.reference)?.digest();
     }
     let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     step(format_args!("pushed index {}", names.index), || {

@@ -8,7 +8,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::interrupt;
+use crate::interrupt::{self, Undo};
 use crate::model::target::Target;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -37,11 +37,12 @@ pub struct Built {
     pub elapsed: Duration,
 }
 
-/// A folder being filled next to its final place; removed on drop unless committed.
+/// A folder being filled next to its final place; removed on drop (or at a second Ctrl-C)
+/// unless committed.
 pub struct Staging {
     path: Utf8PathBuf,
     dest: Utf8PathBuf,
-    committed: bool,
+    removal: Option<Undo>,
 }
 
 impl Staging {
@@ -57,11 +58,15 @@ impl Staging {
             }
         }
         let path = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        let doomed = path.clone();
+        let removal = Undo::new(move || {
+            let _ = std::fs::remove_dir_all(doomed);
+        });
         std::fs::create_dir(&path).with_context(|| format!("creating {path}"))?;
         Ok(Staging {
             path,
             dest: dest.to_owned(),
-            committed: false,
+            removal: Some(removal),
         })
     }
 
@@ -98,17 +103,11 @@ impl Staging {
         }
         std::fs::rename(&self.path, &self.dest)
             .with_context(|| format!("moving the staged files to {}", self.dest))?;
-        self.committed = true;
+        if let Some(removal) = self.removal.take() {
+            removal.disarm();
+        }
         let _ = std::fs::remove_dir_all(&old);
         Ok(self.dest.clone())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
 

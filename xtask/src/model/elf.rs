@@ -1,5 +1,6 @@
-//! Checks that a binary will run in a scratch image on its target: the right machine, and
-//! statically linked (no program interpreter, no shared libraries).
+//! Checks that a binary will run in a scratch image on its target: whole (nothing the
+//! loader maps lies past the end of the file), the right machine, and statically linked (no
+//! program interpreter, no shared libraries).
 
 use anyhow::{Context, bail};
 use object::elf::{self, FileHeader64};
@@ -31,7 +32,8 @@ pub fn verify(bytes: &[u8], target: Target) -> anyhow::Result<Linkage> {
     }
     let segments = header
         .program_headers(endian, bytes)
-        .context("malformed program headers")?;
+        .context("malformed program headers: the file is truncated or corrupt")?;
+    check_whole(header, endian, segments, bytes.len() as u64)?;
     for segment in segments {
         if segment.p_type(endian) == elf::PT_INTERP {
             let interp = segment
@@ -67,6 +69,47 @@ pub fn verify(bytes: &[u8], target: Target) -> anyhow::Result<Linkage> {
         elf::ET_DYN => Linkage::StaticPie,
         _ => Linkage::Static,
     })
+}
+
+/// A cut-off binary still has a valid header: the loader would map bytes that are not
+/// there and the program would crash (SIGSEGV or SIGBUS) on first use of them.
+fn check_whole(
+    header: &FileHeader64<Endianness>,
+    endian: Endianness,
+    segments: &[elf::ProgramHeader64<Endianness>],
+    len: u64,
+) -> anyhow::Result<()> {
+    let fix = "the file is truncated or corrupt: delete it and build again";
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.p_type(endian) != elf::PT_LOAD {
+            continue;
+        }
+        let (offset, size) = (segment.p_offset(endian), segment.p_filesz(endian));
+        match offset.checked_add(size) {
+            Some(end) if end <= len => {}
+            _ => bail!(
+                "not whole: loadable segment {i} (bytes {offset}..{}) ends past the end of the \
+                 file ({len} bytes): {fix}",
+                offset.saturating_add(size)
+            ),
+        }
+    }
+    let table = header.e_shoff(endian);
+    if table != 0 {
+        // With more sections than the header can count, the count is in the first entry:
+        // that one entry must be there at least.
+        let count = u64::from(header.e_shnum(endian)).max(1);
+        let size = count * u64::from(header.e_shentsize(endian));
+        match table.checked_add(size) {
+            Some(end) if end <= len => {}
+            _ => bail!(
+                "not whole: the section header table (bytes {table}..{}) ends past the end of \
+                 the file ({len} bytes): {fix}",
+                table.saturating_add(size)
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn machine_name(machine: u16) -> String {
@@ -180,6 +223,70 @@ mod tests {
         );
         let err = verify(&bin, Target::Aarch64Musl).unwrap_err().to_string();
         assert!(err.starts_with("needs shared libraries"), "{err}");
+    }
+
+    /// Points the section header table at `offset` with `count` entries of 64 bytes.
+    fn with_section_table(mut bin: Vec<u8>, offset: u64, count: u16) -> Vec<u8> {
+        bin[40..48].copy_from_slice(&offset.to_le_bytes());
+        bin[58..60].copy_from_slice(&64u16.to_le_bytes());
+        bin[60..62].copy_from_slice(&count.to_le_bytes());
+        bin
+    }
+
+    #[test]
+    fn a_truncated_binary_is_not_whole() {
+        let whole = elf(
+            elf::ET_EXEC,
+            elf::EM_X86_64,
+            &[
+                (elf::PT_LOAD, vec![0x90; 64]),
+                (elf::PT_LOAD, vec![0xc3; 64]),
+            ],
+        );
+        assert!(verify(&whole, Target::X86_64Musl).is_ok());
+        for cut in [1, 64, 100] {
+            let truncated = &whole[..whole.len() - cut];
+            let err = verify(truncated, Target::X86_64Musl)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("not whole: loadable segment"),
+                "cut {cut}: {err}"
+            );
+            assert!(err.contains("truncated or corrupt"), "{err}");
+        }
+        // Cut into the program header table itself.
+        let err = verify(&whole[..100], Target::X86_64Musl).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("truncated or corrupt"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn an_overflowing_segment_is_not_whole() {
+        let mut bin = elf(elf::ET_EXEC, elf::EM_AARCH64, &[(elf::PT_LOAD, vec![0; 8])]);
+        // p_filesz of the first segment: offset + size overflows u64.
+        bin[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
+        let err = verify(&bin, Target::Aarch64Musl).unwrap_err().to_string();
+        assert!(err.starts_with("not whole: loadable segment 0"), "{err}");
+    }
+
+    #[test]
+    fn the_section_header_table_must_be_inside_the_file() {
+        let bin = elf(elf::ET_EXEC, elf::EM_X86_64, &[(elf::PT_LOAD, vec![0; 8])]);
+        let len = bin.len() as u64;
+        let mut inside = with_section_table(bin.clone(), len, 2);
+        inside.extend([0u8; 128]);
+        assert!(verify(&inside, Target::X86_64Musl).is_ok());
+        let cut = with_section_table(bin.clone(), len, 2);
+        let err = verify(&cut, Target::X86_64Musl).unwrap_err().to_string();
+        assert!(
+            err.starts_with("not whole: the section header table"),
+            "{err}"
+        );
+        let far = with_section_table(bin, u64::MAX - 10, 0);
+        assert!(verify(&far, Target::X86_64Musl).is_err());
     }
 
     #[test]

@@ -8,12 +8,12 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::interrupt;
 use crate::model::dist::{Built, Manifest, Staging};
 use crate::model::elf;
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::report::step;
+use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
 
 /// Compiles every target in one cargo run (cargo schedules them side by side, as a plain
@@ -107,11 +107,13 @@ fn compile(
     for (key, value) in env {
         command = command.env(key, value);
     }
-    let output = command.read();
-    interrupt::check()?;
-    let stdout = output.context("cargo build failed")?;
+    // cargo's progress and errors go to the terminal; its JSON messages come to us.
+    let output = process::run(command, Io::Capture, Io::Inherit)?;
+    if !output.status.success() {
+        bail!("cargo build failed: its errors are above");
+    }
     let mut binaries = Vec::new();
-    for message in Message::parse_stream(stdout.as_bytes()) {
+    for message in Message::parse_stream(output.stdout.as_bytes()) {
         let Message::CompilerArtifact(artifact) = message? else {
             continue;
         };

@@ -3,7 +3,9 @@
 
 pub mod compile;
 pub mod engine;
+pub mod inspect;
 pub mod probe;
+pub mod process;
 pub mod qemu;
 pub mod toolchain;
 pub mod which;

@@ -7,8 +7,10 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use xshell::{Shell, cmd};
 
+use crate::interrupt::Undo;
 use crate::model::project::Project;
 use crate::model::target::Target;
+use crate::tools::process::{self, Io};
 use crate::tools::which::find_on_path;
 
 /// The cargo that runs us (cargo sets `CARGO` for its children), else the one on PATH.
@@ -48,11 +50,15 @@ fn ensure_rust_target(sh: &Shell, sysroot: &Utf8Path, target: Target) -> anyhow:
         );
     }
     eprintln!("adding the Rust standard library for {triple}: rustup target add {triple}");
-    cmd!(sh, "rustup target add {triple}")
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .with_context(|| format!("`rustup target add {triple}` failed (offline?)"))
+    let done = process::run(
+        cmd!(sh, "rustup target add {triple}").quiet(),
+        Io::Null,
+        Io::Inherit,
+    )?;
+    if !done.status.success() {
+        bail!("`rustup target add {triple}` failed (offline?)");
+    }
+    Ok(())
 }
 
 /// What cargo needs to cross-compile for some targets, all provisioned.
@@ -178,14 +184,18 @@ fn provision_zig(sh: &Shell, project: &Project, target: Target) -> anyhow::Resul
     );
     let _ = std::fs::remove_dir_all(&partial);
     let spec = format!("ziglang=={version}");
-    let installed = cmd!(
+    let partial_dir = partial.clone();
+    let _partial_removed = Undo::new(move || {
+        let _ = std::fs::remove_dir_all(partial_dir);
+    });
+    let pip = cmd!(
         sh,
         "python3 -m pip install --quiet --disable-pip-version-check --no-deps --target {partial} {spec}"
     )
     .env("PIP_ROOT_USER_ACTION", "ignore")
-    .quiet()
-    .run();
-    if installed.is_err() {
+    .quiet();
+    let installed = process::run(pip, Io::Inherit, Io::Inherit)?;
+    if !installed.status.success() {
         let _ = std::fs::remove_dir_all(&partial);
         bail!(
             "could not install zig {version} with pip (offline, or no pip?); {}",

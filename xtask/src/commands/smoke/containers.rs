@@ -1,5 +1,6 @@
 //! The containers and volumes of a smoke test: locked-down runs, state, stop, and clean-up
-//! that happens however the test ends.
+//! that happens however the test ends. Every container runs detached and is waited on, so
+//! no signal ever reaches an engine client attached to it.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -8,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
+use crate::interrupt::{Undo, wait_until};
+use crate::model::run::RunId;
 use crate::report;
-use crate::tools::engine::Engine;
+use crate::tools::engine::{Engine, Remover};
 
-/// Marks every container and volume we create, so leftovers can be found and removed.
-pub const LABEL: &str = "xtask.smoke-test";
 /// `docker stop` would wait 10 s; a clean service exits well within this.
 const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -20,23 +21,41 @@ const STOP_DEADLINE: Duration = Duration::from_secs(2);
 pub struct Resources<'a> {
     sh: &'a Shell,
     engine: &'a Engine,
-    containers: RefCell<Vec<String>>,
-    volumes: RefCell<Vec<String>>,
+    remover: Remover,
+    label: String,
+    timeout: Duration,
+    // Containers go before the volumes they use: fields drop in this order.
+    containers: RefCell<Vec<(String, Undo)>>,
+    volumes: RefCell<Vec<Undo>>,
 }
 
 impl<'a> Resources<'a> {
-    pub fn new(sh: &'a Shell, engine: &'a Engine) -> Resources<'a> {
+    /// `timeout` bounds how long a run of the companion tool may take.
+    pub fn new(sh: &'a Shell, engine: &'a Engine, timeout: Duration) -> Resources<'a> {
         Resources {
             sh,
             engine,
+            remover: engine.remover(),
+            label: RunId::current().label(),
+            timeout,
             containers: RefCell::default(),
             volumes: RefCell::default(),
         }
     }
 
-    /// Removes the container `name` at the end, whoever created it.
-    pub fn track_container(&self, name: &str) {
-        self.containers.borrow_mut().push(name.to_owned());
+    /// Removes the container `name` at the end, whoever created it; tracked before it is
+    /// created, so an interrupted `create` leaves nothing either.
+    fn track_container(&self, name: &str) {
+        let undo = self.remover.container(name);
+        self.containers.borrow_mut().push((name.to_owned(), undo));
+    }
+
+    /// Removes the container `name` now.
+    fn remove_container(&self, name: &str) {
+        let mut containers = self.containers.borrow_mut();
+        if let Some(i) = containers.iter().position(|(n, _)| n == name) {
+            drop(containers.remove(i));
+        }
     }
 
     /// Copies `path` out of the image into `dest` through a container `name` that is
@@ -55,34 +74,33 @@ impl<'a> Resources<'a> {
             "--name",
             name,
             "--label",
-            LABEL,
+            &self.label,
             "--platform",
             platform,
             reference,
         ];
-        self.engine.cmd(self.sh, &create).ignore_stdout().run()?;
+        self.engine.run(self.sh, &create)?;
         let source = format!("{name}:{path}");
         let dest = dest.to_string_lossy();
-        self.engine.cmd(self.sh, &["cp", &source, &dest]).run()?;
+        self.engine.run(self.sh, &["cp", &source, &dest])?;
+        self.remove_container(name);
         Ok(())
     }
 
     pub fn volume(&self, name: &str) -> anyhow::Result<()> {
-        self.volumes.borrow_mut().push(name.to_owned());
+        self.volumes.borrow_mut().push(self.remover.volume(name));
         self.engine
-            .cmd(self.sh, &["volume", "create", "--label", LABEL, name])
-            .ignore_stdout()
-            .run()?;
+            .run(self.sh, &["volume", "create", "--label", &self.label, name])?;
         Ok(())
     }
 
     /// The locked-down container options. The image's HEALTHCHECK is run by the
     /// `healthcheck` check itself rather than on the engine's timer (podman needs systemd
     /// for that timer), so the result does not depend on the interval.
-    fn run_args<'s>(&self, platform: &'s str, mount: &'s str) -> Vec<&'s str> {
+    fn run_args<'s>(&'s self, platform: &'s str, mount: &'s str) -> Vec<&'s str> {
         vec![
             "--label",
-            LABEL,
+            &self.label,
             "--platform",
             platform,
             "--network",
@@ -98,29 +116,50 @@ impl<'a> Resources<'a> {
         ]
     }
 
-    /// Runs the companion `migrate` with `args` to completion and returns its output.
+    /// Runs the companion `migrate` with `args` to completion, detached, as container
+    /// `name`, and returns its output.
     pub fn run_once(
         &self,
+        name: &str,
         platform: &str,
         volume: &str,
         reference: &str,
         args: &[&str],
     ) -> anyhow::Result<String> {
+        self.track_container(name);
         let mount = format!("{volume}:/data");
-        let mut all = vec!["run", "--rm", "--entrypoint", "/usr/local/bin/migrate"];
+        let mut all = vec![
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--entrypoint",
+            "/usr/local/bin/migrate",
+        ];
         all.extend(self.run_args(platform, &mount));
         all.push(reference);
         all.extend(args);
-        let out = self.engine.cmd(self.sh, &all).ignore_status().output()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
+        self.engine.run(self.sh, &all)?;
+        let exited = wait_until(self.timeout, || {
+            let state = self.engine.container_state(self.sh, name)?;
+            Ok((!state.running).then_some(state.exit_code))
+        })?;
+        let Some(code) = exited else {
             bail!(
-                "migrate {} exited with {}: {} {}",
+                "migrate {} did not finish within {}s",
                 args.join(" "),
-                out.status,
+                self.timeout.as_secs()
+            );
+        };
+        let logs = self.engine.logs(self.sh, name)?;
+        self.remove_container(name);
+        let text = logs.stdout.trim().to_owned();
+        if code != 0 {
+            bail!(
+                "migrate {} exited with status {code}: {} {}",
+                args.join(" "),
                 text,
-                err.trim()
+                logs.stderr.trim()
             );
         }
         Ok(text)
@@ -150,63 +189,39 @@ impl<'a> Resources<'a> {
         ];
         all.extend(self.run_args(platform, &mount));
         all.push(reference);
-        self.engine.cmd(self.sh, &all).ignore_stdout().run()?;
+        self.engine.run(self.sh, &all)?;
         Ok(())
     }
 
     /// `(running, exit code)` of a container.
     pub fn state(&self, name: &str) -> anyhow::Result<(bool, i64)> {
-        let out = self
-            .engine
-            .cmd(
-                self.sh,
-                &[
-                    "inspect",
-                    "--format",
-                    "{{.State.Running}} {{.State.ExitCode}}",
-                    name,
-                ],
-            )
-            .read()?;
-        let (running, code) = out
-            .trim()
-            .split_once(' ')
-            .context("unexpected inspect output")?;
-        Ok((running == "true", code.parse().unwrap_or(-1)))
+        let state = self.engine.container_state(self.sh, name)?;
+        Ok((state.running, state.exit_code))
     }
 
     /// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
     pub fn stop(&self, name: &str) -> anyhow::Result<String> {
         self.engine
-            .cmd(self.sh, &["kill", "--signal", "TERM", name])
-            .ignore_stdout()
-            .run()?;
+            .run(self.sh, &["kill", "--signal", "TERM", name])?;
         let started = Instant::now();
-        loop {
+        let exited = wait_until(STOP_DEADLINE, || {
             let (running, code) = self.state(name)?;
-            if !running {
-                ensure!(code == 0, "exited with status {code} after SIGTERM");
-                return Ok(format!(
-                    "exit 0 after {}",
-                    report::seconds(started.elapsed())
-                ));
-            }
-            ensure!(
-                started.elapsed() < STOP_DEADLINE,
-                "still running {}s after SIGTERM",
-                STOP_DEADLINE.as_secs()
-            );
-            std::thread::sleep(Duration::from_millis(25));
+            Ok((!running).then_some(code))
+        })?;
+        match exited {
+            Some(0) => Ok(format!(
+                "exit 0 after {}",
+                report::seconds(started.elapsed())
+            )),
+            Some(code) => bail!("exited with status {code} after SIGTERM"),
+            None => bail!("still running {}s after SIGTERM", STOP_DEADLINE.as_secs()),
         }
     }
 
     /// The real user of the container's main process, from the host's /proc.
     pub fn process_user(&self, name: &str) -> anyhow::Result<String> {
-        let pid = self
-            .engine
-            .cmd(self.sh, &["inspect", "--format", "{{.State.Pid}}", name])
-            .read()?;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        let pid = self.engine.container_state(self.sh, name)?.pid;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .context("reading the process status")?;
         let uid = status
             .lines()
@@ -218,46 +233,11 @@ impl<'a> Resources<'a> {
     }
 
     pub fn print_logs(&self) {
-        for name in self
-            .containers
-            .borrow()
-            .iter()
-            .filter(|n| !n.ends_with("-copy"))
-        {
-            if let Ok(out) = self
-                .engine
-                .cmd(self.sh, &["logs", name])
-                .ignore_status()
-                .output()
-            {
+        for (name, _) in self.containers.borrow().iter() {
+            if let Ok(out) = self.engine.logs(self.sh, name) {
                 eprintln!("--- logs of {name} ---");
-                eprint!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                eprint!("{}{}", out.stdout, out.stderr);
             }
-        }
-    }
-}
-
-impl Drop for Resources<'_> {
-    fn drop(&mut self) {
-        for name in self.containers.borrow().iter() {
-            let _ = self
-                .engine
-                .cmd(self.sh, &["rm", "--force", "--volumes", name])
-                .ignore_stdout()
-                .ignore_stderr()
-                .run();
-        }
-        for name in self.volumes.borrow().iter() {
-            let _ = self
-                .engine
-                .cmd(self.sh, &["volume", "rm", "--force", name])
-                .ignore_stdout()
-                .ignore_stderr()
-                .run();
         }
     }
 }

@@ -10,13 +10,14 @@ use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
 use crate::cli::SmokeArgs;
-use crate::interrupt;
+use crate::interrupt::{self, Interrupted, Undo, wait_until};
 use crate::model::elf;
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::oci::reference::ImageNames;
 use crate::report;
-use crate::tools::engine::Engine;
+use crate::tools::engine::{Engine, Unreachable};
+use crate::tools::inspect;
 use crate::tools::probe::{free_port, http_get, messages_contain, websocket_echo};
 use crate::tools::qemu;
 use containers::Resources;
@@ -29,37 +30,23 @@ const REQUIRED_LABELS: [&str; 6] = [
 struct Subject {
     reference: String,
     expected_arch: Option<&'static str>,
+    image: inspect::Image,
 }
 
 impl SmokeArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let engine = Engine::detect(sh, self.engine)?;
+        let _whole_run = engine.remover().whole_run();
+        if let Some(notice) = engine.sweep_leftovers(sh)? {
+            eprintln!("  {notice}");
+        }
+        let subjects = self.subjects(sh, project, &engine)?;
         eprintln!("  engine: {}", engine.describe());
-        let subjects: Vec<Subject> = if self.images.is_empty() {
-            let name = project.image_name();
-            let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
-            project
-                .targets(&self.targets)
-                .into_iter()
-                .map(|t| Subject {
-                    reference: names.for_target(t),
-                    expected_arch: Some(t.arch()),
-                })
-                .collect()
-        } else {
-            self.images
-                .iter()
-                .map(|r| Subject {
-                    reference: r.clone(),
-                    expected_arch: None,
-                })
-                .collect()
-        };
         let timeout = Duration::from_secs(self.timeout);
         let mut rows = Vec::new();
         let mut failed = Vec::new();
         for subject in &subjects {
-            let checks = smoke(sh, project, &engine, subject, timeout);
+            let checks = smoke(sh, project, &engine, subject, timeout)?;
             if let Some(reason) = &checks.failure {
                 failed.push(format!("{} ({reason})", subject.reference));
             }
@@ -74,6 +61,61 @@ impl SmokeArgs {
         }
         Ok(())
     }
+
+    /// The images to test, each found in the engine before any container starts.
+    fn subjects(
+        &self,
+        sh: &Shell,
+        project: &Project,
+        engine: &Engine,
+    ) -> anyhow::Result<Vec<Subject>> {
+        let mut subjects = Vec::new();
+        if self.images.is_empty() {
+            let name = project.image_name();
+            let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
+            let tag = self
+                .tag
+                .as_ref()
+                .map(|t| format!(" --tag {t}"))
+                .unwrap_or_default();
+            for target in project.targets(&self.targets) {
+                let reference = names.for_target(target);
+                let image = engine.find_image(sh, &reference)?.with_context(|| {
+                    format!(
+                        "no image {reference} in {}: build it with `cargo xtask image --target {}{tag}`",
+                        engine.name(),
+                        target.arch()
+                    )
+                })?;
+                subjects.push(Subject {
+                    reference,
+                    expected_arch: Some(target.arch()),
+                    image,
+                });
+            }
+        } else {
+            for reference in &self.images {
+                let image = engine.find_image(sh, reference)?.with_context(|| {
+                    format!(
+                        "no image {reference} in {}: pull it (`{} pull {reference}`) or build it first",
+                        engine.name(),
+                        engine.name()
+                    )
+                })?;
+                subjects.push(Subject {
+                    reference: reference.to_string(),
+                    expected_arch: None,
+                    image,
+                });
+            }
+        }
+        Ok(subjects)
+    }
+}
+
+/// A step that leaves nothing worth checking further: a signal, or the engine gone.
+fn is_fatal(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Interrupted>().is_some() || e.downcast_ref::<Unreachable>().is_some()
 }
 
 /// The checks of one image, in order; after the first failure the rest are skipped.
@@ -81,6 +123,8 @@ struct Checks {
     label: String,
     rows: Vec<Vec<String>>,
     failure: Option<String>,
+    /// Why the whole run must stop, when it must.
+    fatal: Option<anyhow::Error>,
 }
 
 impl Checks {
@@ -96,13 +140,18 @@ impl Checks {
             return;
         }
         let started = Instant::now();
-        // A child killed by Ctrl-C fails its check: report the interruption, not the symptom.
+        // A check that a signal cut short failed because of it, whatever it says.
         let result = interrupt::check()
             .and_then(|()| f())
             .map_err(|e| interrupt::check().err().unwrap_or(e));
         let time = report::seconds(started.elapsed());
         let (result, detail) = match result {
             Ok(detail) => ("pass", detail),
+            Err(e) if is_fatal(&e) => {
+                self.failure = Some(format!("{name}: {e:#}"));
+                self.fatal = Some(e);
+                return;
+            }
             Err(e) => {
                 let reason = format!("{name}: {e:#}");
                 self.failure = Some(reason.clone());
@@ -119,13 +168,15 @@ impl Checks {
     }
 }
 
+/// The checks of one image; `Err` when the run must stop (a signal, the engine gone), after
+/// removing what the checks created.
 fn smoke(
     sh: &Shell,
     project: &Project,
     engine: &Engine,
     subject: &Subject,
     timeout: Duration,
-) -> Checks {
+) -> anyhow::Result<Checks> {
     let started = Instant::now();
     let label = subject
         .expected_arch
@@ -135,14 +186,15 @@ fn smoke(
         label,
         rows: Vec::new(),
         failure: None,
+        fatal: None,
     };
-    let resources = Resources::new(sh, engine);
+    let resources = Resources::new(sh, engine, timeout);
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());
 
     let mut facts = None;
     checks.run("image", || {
-        let f = inspect(sh, engine, reference, subject.expected_arch)?;
+        let f = read_facts(&subject.image, subject.expected_arch)?;
         let detail = format!(
             "linux/{}, user {}, entrypoint {}",
             f.arch, f.user, f.entrypoint
@@ -150,7 +202,9 @@ fn smoke(
         facts = Some(f);
         Ok(detail)
     });
-    let Some(facts) = facts else { return checks };
+    let Some(facts) = facts else {
+        return Ok(checks);
+    };
     // Rows name the architecture; the image's reference stands in the total row.
     checks.label = facts.arch.clone();
     for row in &mut checks.rows {
@@ -179,9 +233,13 @@ fn smoke(
         ))
     });
     let volume = format!("xtask-smoke-{}-{}", std::process::id(), facts.arch);
+    if let Some(fatal) = checks.fatal.take() {
+        return Err(fatal);
+    }
     checks.run("migrate up", || {
         resources.volume(&volume)?;
-        let out = resources.run_once(&platform, &volume, reference, &["up"])?;
+        let name = format!("{volume}-migrate-up");
+        let out = resources.run_once(&name, &platform, &volume, reference, &["up"])?;
         Ok(out.lines().last().unwrap_or_default().to_owned())
     });
 
@@ -201,14 +259,12 @@ fn smoke(
     checks.run("messages", || messages_contain(addr, &message));
     checks.run("healthcheck", || {
         let entry = facts.entrypoint.clone();
-        engine
-            .cmd(sh, &["exec", &first, &entry, "healthcheck"])
-            .ignore_stdout()
-            .run()?;
+        engine.run(sh, &["exec", &first, &entry, "healthcheck"])?;
         Ok(format!("{entry} healthcheck exits 0"))
     });
     checks.run("migrate status", || {
-        let out = resources.run_once(&platform, &volume, reference, &["status"])?;
+        let name = format!("{volume}-migrate-status");
+        let out = resources.run_once(&name, &platform, &volume, reference, &["status"])?;
         Ok(out.lines().last().unwrap_or_default().to_owned())
     });
     checks.run("non-root", || resources.process_user(&first));
@@ -221,6 +277,10 @@ fn smoke(
         resources.stop(&second)?;
         Ok("the message survived on the volume".into())
     });
+    if let Some(fatal) = checks.fatal.take() {
+        drop(resources);
+        return Err(fatal);
+    }
     if checks.failure.is_some() {
         resources.print_logs();
     }
@@ -238,7 +298,7 @@ fn smoke(
         total,
         reference.to_owned(),
     ]);
-    checks
+    Ok(checks)
 }
 
 /// What `image inspect` says, checked.
@@ -250,43 +310,37 @@ struct Facts {
     size: u64,
 }
 
-fn inspect(
-    sh: &Shell,
-    engine: &Engine,
-    reference: &str,
-    expected_arch: Option<&str>,
-) -> anyhow::Result<Facts> {
-    let json = engine.inspect_image(sh, reference)?;
-    let config = &json["Config"];
-    let arch = json["Architecture"].as_str().unwrap_or_default().to_owned();
+fn read_facts(image: &inspect::Image, expected_arch: Option<&str>) -> anyhow::Result<Facts> {
+    let arch = image.architecture.clone();
     if let Some(expected) = expected_arch {
         ensure!(
             arch == expected,
             "the image is for `{arch}`, expected `{expected}`"
         );
     }
-    let user = config["User"].as_str().unwrap_or_default().to_owned();
+    let user = image.config.user.clone().unwrap_or_default();
     let uid = user.split(':').next().unwrap_or_default();
     ensure!(
         !uid.is_empty() && uid != "0" && uid != "root",
         "the image runs as root (User {user:?})"
     );
-    let entrypoint = config["Entrypoint"]
-        .as_array()
+    let entrypoint = image
+        .config
+        .entrypoint
+        .as_ref()
         .and_then(|e| e.first())
-        .and_then(|e| e.as_str())
+        .map(String::as_str)
         .unwrap_or_default();
     ensure!(
         entrypoint.starts_with('/'),
-        "no absolute entrypoint (Entrypoint {})",
-        config["Entrypoint"]
+        "no absolute entrypoint (Entrypoint {:?})",
+        image.config.entrypoint
     );
-    let labels = &config["Labels"];
     let missing: Vec<&str> = REQUIRED_LABELS
         .into_iter()
         .filter(|l| {
-            labels[format!("org.opencontainers.image.{l}")]
-                .as_str()
+            image
+                .label(&format!("org.opencontainers.image.{l}"))
                 .is_none_or(str::is_empty)
         })
         .collect();
@@ -299,11 +353,12 @@ fn inspect(
         arch,
         user,
         entrypoint: entrypoint.to_owned(),
-        base: labels["org.opencontainers.image.base.name"]
-            .as_str()
+        // Without the label the strictest budget applies.
+        base: image
+            .label("org.opencontainers.image.base.name")
             .unwrap_or("scratch")
             .to_owned(),
-        size: json["Size"].as_u64().unwrap_or_default(),
+        size: image.size,
     })
 }
 
@@ -322,6 +377,10 @@ fn binary_matches(
         target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
     let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
     let dir = sh.create_temp_dir()?;
+    let path = dir.path().to_owned();
+    let _removed = Undo::new(move || {
+        let _ = std::fs::remove_dir_all(path);
+    });
     let local = dir.path().join("entrypoint");
     resources.copy_out(&name, platform, reference, &facts.entrypoint, &local)?;
     let bytes = std::fs::read(&local)?;
@@ -337,24 +396,24 @@ fn wait_healthy(
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let started = Instant::now();
-    loop {
-        interrupt::check()?;
+    let answered = wait_until(timeout, || {
         if http_get(addr, "/healthz").is_ok() {
-            return Ok(format!(
-                "answered after {}",
-                report::seconds(started.elapsed())
-            ));
+            return Ok(Some(()));
         }
         let (running, code) = resources.state(name)?;
         ensure!(
             running,
             "the container exited with status {code} before /healthz answered"
         );
-        ensure!(
-            started.elapsed() < timeout,
-            "no answer from http://{addr}/healthz within {}s",
-            timeout.as_secs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok(None)
+    })?;
+    ensure!(
+        answered.is_some(),
+        "no answer from http://{addr}/healthz within {}s",
+        timeout.as_secs()
+    );
+    Ok(format!(
+        "answered after {}",
+        report::seconds(started.elapsed())
+    ))
 }

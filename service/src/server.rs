@@ -17,7 +17,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -100,11 +101,33 @@ pub async fn serve(
         *open.borrow(),
         limits.drain.as_secs_f64()
     );
-    let mut idle = open.clone();
-    let drained = async {
-        let _ = tokio::time::timeout(limits.drain, idle.wait_for(|n| *n == 0)).await;
-    };
-    server.accept_until(&listener, drained).await;
+    let window = Instant::now() + limits.drain;
+    loop {
+        let mut idle = open.clone();
+        let until = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(window) => {}
+                () = none_open(&mut idle) => {}
+            }
+        };
+        server.accept_until(&listener, until).await;
+        // No connection is open: the window ends early, unless a client has just connected
+        // (it waits in the kernel's queue, where tokio may not have looked yet).
+        match server.accept_queued(&listener) {
+            Some(connection) if Instant::now() < window => server.spawn(connection),
+            Some(connection) => {
+                server.spawn(connection);
+                break;
+            }
+            None => break,
+        }
+    }
+    // Closing the listener resets the connections in its queue, whose clients may already
+    // have sent a request: take them first. Only those that connect in the next
+    // microseconds are refused.
+    while let Some(connection) = server.accept_queued(&listener) {
+        server.spawn(connection);
+    }
     drop(listener);
 
     phase_tx.send_replace(Phase::Stopping);
@@ -112,7 +135,7 @@ pub async fn serve(
         "stopped accepting: finishing {} open connection(s)",
         *open.borrow()
     );
-    if tokio::time::timeout_at(deadline, open.wait_for(|n| *n == 0))
+    if tokio::time::timeout_at(deadline, none_open(&mut open))
         .await
         .is_err()
     {
@@ -170,6 +193,19 @@ impl Server {
         }
     }
 
+    /// Takes a connection already in the kernel's queue, without waiting for one.
+    fn accept_queued(&self, listener: &TcpListener) -> Option<Connection> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let (socket, _) = SockRef::from(listener).accept().ok()?;
+        let stream = std::net::TcpStream::from(socket);
+        stream.set_nonblocking(true).ok()?;
+        let stream = TcpStream::from_std(stream).ok()?;
+        Some(Connection::new(
+            stream,
+            Slot::new(permit, self.open.clone()),
+        ))
+    }
+
     fn spawn(&self, connection: Connection) {
         let answered = Arc::new(AtomicBool::new(false));
         let service = {
@@ -209,6 +245,10 @@ impl Server {
             }
         });
     }
+}
+
+async fn none_open(open: &mut watch::Receiver<usize>) {
+    let _ = open.wait_for(|n| *n == 0).await;
 }
 
 /// Runs one request through the router, within the request timeout; while the server

@@ -1,8 +1,9 @@
 //! The programs the commands drive: cargo and the C cross compiler, the container engines,
-//! qemu, and the service itself as a client sees it.
+//! qemu, and the service itself as a client sees it (and under load).
 
 pub mod compile;
 pub mod engine;
+pub mod load;
 pub mod probe;
 pub mod qemu;
 pub mod toolchain;

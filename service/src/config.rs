@@ -106,10 +106,10 @@ impl Limits {
         }
         if limits.shutdown_timeout < limits.drain {
             bail!(
-                "SHUTDOWN_TIMEOUT_SECONDS ({}) is shorter than DRAIN_SECONDS ({}): raise it or \
-                 shorten the drain",
-                limits.shutdown_timeout.as_secs_f64(),
-                limits.drain.as_secs_f64()
+                "SHUTDOWN_TIMEOUT_SECONDS ({:?}) is shorter than DRAIN_SECONDS ({:?}): raise it \
+                 or shorten the drain",
+                limits.shutdown_timeout,
+                limits.drain
             );
         }
         Ok(limits)
@@ -131,7 +131,7 @@ fn count(
     }
 }
 
-/// Seconds, fractions allowed (`0.5`).
+/// Seconds, to the millisecond (`0.25`).
 fn seconds(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &str,
@@ -140,16 +140,23 @@ fn seconds(
     let Some(v) = lookup(name) else {
         return Ok(default);
     };
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .with_context(|| {
-            format!(
-                "{name}={v:?} is not a number of seconds (default {})",
-                default.as_secs_f64()
-            )
-        })
+    parse_seconds(v.trim())
+        .with_context(|| format!("{name}={v:?} is not a number of seconds (default {default:?})"))
+}
+
+/// Parsed by hand, without floating point: that would add float parsing and formatting
+/// code to the binary for this alone.
+fn parse_seconds(text: &str) -> Option<Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = match whole {
+        "" if !fraction.is_empty() => 0,
+        whole => whole.parse().ok()?,
+    };
+    let millis: u64 = format!("{fraction:0<3}").parse().ok()?;
+    Some(Duration::from_secs(whole) + Duration::from_millis(millis))
 }
 
 impl Config {
@@ -275,9 +282,29 @@ mod tests {
         }
         let err = config(&[("DRAIN_SECONDS", "20")]).unwrap_err().to_string();
         assert!(
-            err.contains("SHUTDOWN_TIMEOUT_SECONDS (9) is shorter than DRAIN_SECONDS (20)"),
+            err.contains("SHUTDOWN_TIMEOUT_SECONDS (9s) is shorter than DRAIN_SECONDS (20s)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seconds_parse_to_the_millisecond() {
+        for (text, millis) in [
+            ("0", 0),
+            ("2", 2000),
+            ("1.5", 1500),
+            (".25", 250),
+            ("3.", 3000),
+        ] {
+            assert_eq!(
+                parse_seconds(text),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for text in ["", ".", "-1", "1.2345", "1e3", "inf", "1.x", "one"] {
+            assert_eq!(parse_seconds(text), None, "{text}");
+        }
     }
 
     #[test]

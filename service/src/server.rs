@@ -97,9 +97,9 @@ pub async fn serve(
     let deadline = Instant::now() + limits.shutdown_timeout;
     phase_tx.send_replace(Phase::Draining);
     tracing::info!(
-        "shutting down: draining {} open connection(s) for up to {:.1} s",
+        "shutting down: draining {} open connection(s) for up to {:?}",
         *open.borrow(),
-        limits.drain.as_secs_f64()
+        limits.drain
     );
     let window = Instant::now() + limits.drain;
     loop {

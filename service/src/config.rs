@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -14,6 +15,35 @@ pub const DEFAULT_DATABASE: &str = "service.db";
 /// `RUST_LOG`: a `tracing` filter such as `info` or `warn,service=debug`.
 pub const DEFAULT_LOG: &str = "info";
 
+// Limits for a service exposed to the internet: each bounds what one client can make the
+// server hold (memory, sockets, time) while leaving room for every honest use.
+
+/// `MAX_MESSAGE_BYTES`: the largest websocket message; a larger one is closed with 1009.
+/// 1 MiB holds any chat-sized text; each open websocket may buffer one such message.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// `MAX_BODY_BYTES`: the largest request body (`POST /messages`); larger gets 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// `MAX_CONNECTIONS`: open TCP connections (websockets included); beyond it new ones wait in
+/// the kernel's backlog instead of costing memory and file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// `MAX_WEBSOCKETS`: open websockets, which are long-lived and buffer a message each: 256 of
+/// them hold at most 256 MiB of messages. Over the limit, `/ws` answers 503.
+pub const DEFAULT_MAX_WEBSOCKETS: usize = 256;
+/// `HEADER_TIMEOUT_SECONDS`: time to send a request's headers, counted from when the server
+/// waits for them, so it is also how long an idle keep-alive connection stays open. Stops
+/// slowloris clients from holding connections with a trickle of header bytes.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `REQUEST_TIMEOUT_SECONDS`: time from a request's headers to its answer, body upload
+/// included (a 1 MiB body needs 30 s only below ~300 kbit/s); later gets 408.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `DRAIN_SECONDS`: after SIGTERM, how long the server keeps answering (with `/readyz` at
+/// 503 and `Connection: close`) so load balancers move clients away; it ends sooner once no
+/// connection is open.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+/// `SHUTDOWN_TIMEOUT_SECONDS`: from SIGTERM to exit at the latest, whatever is still open;
+/// below the 10 s after which `docker stop` kills.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(9);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub bind: IpAddr,
@@ -22,6 +52,111 @@ pub struct Config {
     pub log: String,
     /// `MIGRATE_ON_START`: apply pending migrations instead of refusing to start.
     pub migrate_on_start: bool,
+    pub limits: Limits,
+}
+
+/// What one client may ask of the server, and how it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub max_websockets: usize,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub drain: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            drain: DEFAULT_DRAIN,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Limits> {
+        let d = Limits::default();
+        let limits = Limits {
+            max_message_bytes: count(lookup, "MAX_MESSAGE_BYTES", d.max_message_bytes)?,
+            max_body_bytes: count(lookup, "MAX_BODY_BYTES", d.max_body_bytes)?,
+            max_connections: count(lookup, "MAX_CONNECTIONS", d.max_connections)?,
+            max_websockets: count(lookup, "MAX_WEBSOCKETS", d.max_websockets)?,
+            header_timeout: seconds(lookup, "HEADER_TIMEOUT_SECONDS", d.header_timeout)?,
+            request_timeout: seconds(lookup, "REQUEST_TIMEOUT_SECONDS", d.request_timeout)?,
+            drain: seconds(lookup, "DRAIN_SECONDS", d.drain)?,
+            shutdown_timeout: seconds(lookup, "SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout)?,
+        };
+        for (name, timeout) in [
+            ("HEADER_TIMEOUT_SECONDS", limits.header_timeout),
+            ("REQUEST_TIMEOUT_SECONDS", limits.request_timeout),
+        ] {
+            if timeout.is_zero() {
+                bail!("{name}=0 would refuse every request: set a number of seconds above 0");
+            }
+        }
+        if limits.shutdown_timeout < limits.drain {
+            bail!(
+                "SHUTDOWN_TIMEOUT_SECONDS ({:?}) is shorter than DRAIN_SECONDS ({:?}): raise it \
+                 or shorten the drain",
+                limits.shutdown_timeout,
+                limits.drain
+            );
+        }
+        Ok(limits)
+    }
+}
+
+/// A whole number above zero: a limit of zero would refuse everything.
+fn count(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: usize,
+) -> anyhow::Result<usize> {
+    let Some(v) = lookup(name) else {
+        return Ok(default);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{name}={v:?} is not a whole number above 0 (default {default})"),
+    }
+}
+
+/// Seconds, to the millisecond (`0.25`).
+fn seconds(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    let Some(v) = lookup(name) else {
+        return Ok(default);
+    };
+    parse_seconds(v.trim())
+        .with_context(|| format!("{name}={v:?} is not a number of seconds (default {default:?})"))
+}
+
+/// Parsed by hand, without floating point: that would add float parsing and formatting
+/// code to the binary for this alone.
+fn parse_seconds(text: &str) -> Option<Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = match whole {
+        "" if !fraction.is_empty() => 0,
+        whole => whole.parse().ok()?,
+    };
+    let millis: u64 = format!("{fraction:0<3}").parse().ok()?;
+    Some(Duration::from_secs(whole) + Duration::from_millis(millis))
 }
 
 impl Config {
@@ -56,6 +191,7 @@ impl Config {
                 .map_or_else(|| DEFAULT_DATABASE.into(), PathBuf::from),
             log: lookup("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG.to_owned()),
             migrate_on_start,
+            limits: Limits::from_lookup(&lookup)?,
         })
     }
 
@@ -94,6 +230,81 @@ mod tests {
         assert_eq!(c.database, PathBuf::from("service.db"));
         assert_eq!(c.log, "info");
         assert!(!c.migrate_on_start);
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits.max_message_bytes, 1 << 20);
+        assert_eq!(c.limits.drain, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn limits_override() {
+        let c = config(&[
+            ("MAX_MESSAGE_BYTES", "4096"),
+            ("MAX_BODY_BYTES", " 100 "),
+            ("MAX_CONNECTIONS", "8"),
+            ("MAX_WEBSOCKETS", "2"),
+            ("HEADER_TIMEOUT_SECONDS", "1.5"),
+            ("REQUEST_TIMEOUT_SECONDS", "3"),
+            ("DRAIN_SECONDS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_message_bytes: 4096,
+                max_body_bytes: 100,
+                max_connections: 8,
+                max_websockets: 2,
+                header_timeout: Duration::from_millis(1500),
+                request_timeout: Duration::from_secs(3),
+                drain: Duration::ZERO,
+                shutdown_timeout: Duration::from_millis(250),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_the_variable_and_the_default() {
+        for (name, value) in [
+            ("MAX_MESSAGE_BYTES", "0"),
+            ("MAX_BODY_BYTES", "1MiB"),
+            ("MAX_CONNECTIONS", "-1"),
+            ("DRAIN_SECONDS", "-1"),
+            ("REQUEST_TIMEOUT_SECONDS", "soon"),
+            ("HEADER_TIMEOUT_SECONDS", "inf"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{name}={value:?} is not")),
+                "{err}"
+            );
+            assert!(err.contains("(default "), "{err}");
+        }
+        let err = config(&[("DRAIN_SECONDS", "20")]).unwrap_err().to_string();
+        assert!(
+            err.contains("SHUTDOWN_TIMEOUT_SECONDS (9s) is shorter than DRAIN_SECONDS (20s)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seconds_parse_to_the_millisecond() {
+        for (text, millis) in [
+            ("0", 0),
+            ("2", 2000),
+            ("1.5", 1500),
+            (".25", 250),
+            ("3.", 3000),
+        ] {
+            assert_eq!(
+                parse_seconds(text),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for text in ["", ".", "-1", "1.2345", "1e3", "inf", "1.x", "one"] {
+            assert_eq!(parse_seconds(text), None, "{text}");
+        }
     }
 
     #[test]

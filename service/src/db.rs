@@ -48,6 +48,9 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     // WAL lets readers (readyz, /messages) proceed while a message is written.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Temporary tables and indices (large RETURNING results, sorts) stay in memory: the
+    // scratch image has no /tmp and a read-only root, where SQLite's temporary files fail.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -118,11 +121,26 @@ pub fn insert_message(conn: &Connection, body: &str) -> rusqlite::Result<Message
     )
 }
 
-/// The latest `limit` messages, newest first.
+/// A list stops growing past this many bytes of message bodies: 1000 messages of 1 MiB
+/// would otherwise make one request build a gigabyte of JSON.
+pub const LIST_BYTES: usize = 8 << 20;
+
+/// The latest `limit` messages, newest first, stopping before the bodies pass `LIST_BYTES`
+/// (the newest message is always included).
 pub fn latest_messages(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Message>> {
     let mut stmt = conn
         .prepare_cached("SELECT id, body, received_at FROM messages ORDER BY id DESC LIMIT ?1")?;
-    stmt.query_map(params![limit], row_to_message)?.collect()
+    let mut list = Vec::new();
+    let mut bytes = 0;
+    for message in stmt.query_map(params![limit], row_to_message)? {
+        let message = message?;
+        bytes += message.body.len();
+        if bytes > LIST_BYTES && !list.is_empty() {
+            break;
+        }
+        list.push(message);
+    }
+    Ok(list)
 }
 
 pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
@@ -213,6 +231,34 @@ mod tests {
         assert!(
             err.contains("version 9, newer than this build knows (2)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn temporary_storage_is_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        let mode: i64 = conn
+            .pragma_query_value(None, "temp_store", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 2, "temp_store = MEMORY");
+    }
+
+    #[test]
+    fn lists_stop_at_the_byte_budget() {
+        let mut conn = fresh();
+        migrations().to_latest(&mut conn).unwrap();
+        let big = "x".repeat(LIST_BYTES / 2);
+        for _ in 0..3 {
+            insert_message(&conn, &big).unwrap();
+        }
+        assert_eq!(latest_messages(&conn, 10).unwrap().len(), 2);
+        insert_message(&conn, &"y".repeat(LIST_BYTES + 1)).unwrap();
+        let list = latest_messages(&conn, 10).unwrap();
+        assert_eq!(
+            list.len(),
+            1,
+            "the newest comes back even when over the budget"
         );
     }
 

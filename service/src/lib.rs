@@ -2,12 +2,13 @@
 //! are stored in SQLite and listed at `/messages`, and `/healthz` and `/readyz` probes.
 
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod healthcheck;
 pub mod routes;
 pub mod server;
 
-pub use routes::{AppState, app};
+pub use routes::{AppState, Phase, app};
 
 /// Sets up `tracing` output on stderr with the `RUST_LOG`-style filter from the config.
 pub fn init_logging(filter: &str) -> anyhow::Result<()> {

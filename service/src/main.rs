@@ -1,4 +1,5 @@
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use service::config::Config;
@@ -8,7 +9,10 @@ use service::config::Config;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The web service. Settings come from the environment: PORT (8080), BIND_ADDRESS (0.0.0.0),
-/// DATABASE_PATH (service.db), RUST_LOG (info), MIGRATE_ON_START (false).
+/// DATABASE_PATH (service.db), RUST_LOG (info), MIGRATE_ON_START (false); limits
+/// MAX_MESSAGE_BYTES (1048576), MAX_BODY_BYTES (1048576), MAX_CONNECTIONS (1024),
+/// MAX_WEBSOCKETS (256), HEADER_TIMEOUT_SECONDS (10), REQUEST_TIMEOUT_SECONDS (30); on
+/// SIGTERM, DRAIN_SECONDS (5) and SHUTDOWN_TIMEOUT_SECONDS (9).
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -41,7 +45,12 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     service::init_logging(&config.log)?;
-    tokio::runtime::Runtime::new()?.block_on(service::server::run(config))
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(service::server::run(config));
+    // Past the shutdown deadline nothing is waited for: not even a database call stuck on
+    // the blocking pool, which dropping the runtime would wait on.
+    runtime.shutdown_timeout(Duration::ZERO);
+    result
 }
 
 fn healthcheck(config: Config) -> anyhow::Result<()> {

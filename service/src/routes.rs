@@ -1,29 +1,56 @@
 //! The HTTP surface: `app(state)` is the whole service, testable without a socket.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{QueryRejection, StringRejection};
 use axum::extract::ws::{
     CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code,
 };
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
+use crate::config::Limits;
 use crate::db::{self, Db};
 
 /// `/messages` returns this many messages when no `limit` is given, and at most `MAX_LIMIT`.
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 1000;
 
+/// Where the server is in its life; handlers read it to answer `/readyz` and to close
+/// websockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Serving,
+    /// After SIGTERM: still answering, but not ready, and closing connections as they go.
+    Draining,
+    /// No longer accepting: in-flight requests finish, websockets are told to go away.
+    Stopping,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    /// Turns true when the server starts shutting down, so websockets can say goodbye.
-    pub shutdown: watch::Receiver<bool>,
+    pub phase: watch::Receiver<Phase>,
+    pub limits: Limits,
+    /// One permit per open websocket (`MAX_WEBSOCKETS`).
+    websockets: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(db: Db, limits: Limits, phase: watch::Receiver<Phase>) -> AppState {
+        AppState {
+            db,
+            phase,
+            limits,
+            websockets: Arc::new(Semaphore::new(limits.max_websockets)),
+        }
+    }
 }
 
 pub fn app(state: AppState) -> Router {
@@ -32,8 +59,9 @@ pub fn app(state: AppState) -> Router {
         .route("/hello", get(hello))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/messages", get(messages))
+        .route("/messages", get(messages).post(post_message))
         .route("/ws", get(ws))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }
 
@@ -50,6 +78,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if *state.phase.borrow() != Phase::Serving {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     match state.db.call(db::ping).await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
@@ -84,18 +115,54 @@ async fn messages(
     }
 }
 
+/// Stores a text body like a websocket message: 201 with the stored message.
+async fn post_message(
+    State(state): State<AppState>,
+    body: Result<String, StringRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = state.limits.max_body_bytes;
+            let msg = format!("the request body is over the limit of {limit} bytes");
+            return (StatusCode::PAYLOAD_TOO_LARGE, msg).into_response();
+        }
+        Err(rejection) => return rejection.into_response(),
+    };
+    match state
+        .db
+        .call(move |conn| db::insert_message(conn, &body))
+        .await
+    {
+        Ok(message) => (StatusCode::CREATED, Json(message)).into_response(),
+        Err(e) => internal_error(e),
+    }
+}
+
 async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| echo(socket, state))
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else {
+        let msg = "too many open websockets, try again later";
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    };
+    let limit = state.limits.max_message_bytes;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            echo(socket, state).await;
+            drop(permit);
+        })
 }
 
 /// Echoes every text message after storing it. Binary frames are refused (close 1003): the
-/// log holds text. On shutdown the peer gets a 1001 "going away" close instead of a reset.
+/// log holds text; so is a message over `MAX_MESSAGE_BYTES` (close 1009, before it is read
+/// whole). When the server stops the peer gets a 1001 "going away" close instead of a reset.
 async fn echo(mut socket: WebSocket, state: AppState) {
-    let mut shutdown = state.shutdown.clone();
+    let mut phase = state.phase.clone();
     loop {
         let frame = tokio::select! {
             frame = socket.recv() => frame,
-            () = stopping(&mut shutdown) => {
+            () = stopping(&mut phase) => {
                 let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
                 return;
             }
@@ -124,6 +191,12 @@ async fn echo(mut socket: WebSocket, state: AppState) {
                     .await;
                 return;
             }
+            Some(Err(e)) if too_big(&e) => {
+                let limit = state.limits.max_message_bytes;
+                let reason = format!("message too big: the limit is {limit} bytes");
+                let _ = socket.send(close(close_code::SIZE, reason)).await;
+                return;
+            }
             // Pings are answered by the library; a close or an error ends the session.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
             Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return,
@@ -131,15 +204,25 @@ async fn echo(mut socket: WebSocket, state: AppState) {
     }
 }
 
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the server is gone, which is a shutdown too.
-    let _ = shutdown.wait_for(|stopping| *stopping).await;
+fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error;
+    matches!(
+        e.source()
+            .and_then(|e| e.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
-fn close(code: u16, reason: &'static str) -> WsMessage {
+/// Resolves when the server enters `Phase::Stopping`.
+pub(crate) async fn stopping(phase: &mut watch::Receiver<Phase>) {
+    // An error means the server is gone, which is a stop too.
+    let _ = phase.wait_for(|p| *p == Phase::Stopping).await;
+}
+
+fn close(code: u16, reason: impl Into<String>) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
         code,
-        reason: reason.into(),
+        reason: reason.into().into(),
     }))
 }
 

@@ -1,14 +1,32 @@
-//! Running the service: database check, bind, serve until SIGTERM or SIGINT.
+//! Running the service: database check, bind, serve until SIGTERM or SIGINT, then drain.
+//! The accept loop is our own (over hyper) so that it can count connections, mark answers
+//! `Connection: close` while draining, and choose which connections to close when.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use axum::Router;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
+use crate::connection::{Connection, Slot};
 use crate::db::{self, Db};
-use crate::routes::{AppState, app};
+use crate::routes::{AppState, Phase, app, stopping};
 
 /// Opens the database and checks (or, with `MIGRATE_ON_START`, applies) its migrations.
 pub fn prepare_database(config: &Config) -> anyhow::Result<Db> {
@@ -39,30 +57,228 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listener.local_addr()?,
         config.database.display()
     );
-    serve(listener, db, shutdown).await?;
+    serve(listener, db, config.limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish and tells open
-/// websockets the server is going away.
+/// Serves until `shutdown` resolves, then stops without cutting anyone off:
+///
+/// 1. Draining, for `limits.drain` or until no connection is open: `/readyz` answers 503 so
+///    load balancers move clients away, and every answer says `Connection: close`, so each
+///    client leaves after its next answer. Closing idle keep-alive connections instead would
+///    reset the requests clients are sending on them. New connections are still answered.
+/// 2. Stopping: the listener closes; requests in flight finish; answered connections that sit
+///    idle close; a connection still waiting for its first request gets it answered (it may
+///    be on its way); websockets get a 1001 close.
+/// 3. Returns once no connection is open, or `limits.shutdown_timeout` after `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     db: Db,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stopping_tx, stopping) = watch::channel(false);
-    let state = AppState {
-        db,
-        shutdown: stopping,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let (open_tx, mut open) = watch::channel(0);
+    let mut http = http1::Builder::new();
+    // Also the idle keep-alive timeout: hyper starts it whenever it waits for a request.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let server = Server {
+        router: app(AppState::new(db, limits, phase.clone())),
+        http,
+        phase,
+        request_timeout: limits.request_timeout,
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        open: open_tx,
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stopping_tx.send(true);
-        })
+
+    server.accept_until(&listener, shutdown).await;
+    let deadline = Instant::now() + limits.shutdown_timeout;
+    phase_tx.send_replace(Phase::Draining);
+    tracing::info!(
+        "shutting down: draining {} open connection(s) for up to {:?}",
+        *open.borrow(),
+        limits.drain
+    );
+    let window = Instant::now() + limits.drain;
+    loop {
+        let mut idle = open.clone();
+        let until = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(window) => {}
+                () = none_open(&mut idle) => {}
+            }
+        };
+        server.accept_until(&listener, until).await;
+        // No connection is open: the window ends early, unless a client has just connected
+        // (it waits in the kernel's queue, where tokio may not have looked yet).
+        match server.accept_queued(&listener) {
+            Some(connection) if Instant::now() < window => server.spawn(connection),
+            Some(connection) => {
+                server.spawn(connection);
+                break;
+            }
+            None => break,
+        }
+    }
+    // Closing the listener resets the connections in its queue, whose clients may already
+    // have sent a request: take them first. Only those that connect in the next
+    // microseconds are refused.
+    while let Some(connection) = server.accept_queued(&listener) {
+        server.spawn(connection);
+    }
+    drop(listener);
+
+    phase_tx.send_replace(Phase::Stopping);
+    tracing::info!(
+        "stopped accepting: finishing {} open connection(s)",
+        *open.borrow()
+    );
+    if tokio::time::timeout_at(deadline, none_open(&mut open))
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown deadline reached: leaving {} connection(s) open",
+            *open.borrow()
+        );
+    }
+}
+
+/// After a failed `accept` (out of file descriptors, say), wait this long before the next:
+/// retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+struct Server {
+    router: Router,
+    http: http1::Builder,
+    phase: watch::Receiver<Phase>,
+    request_timeout: Duration,
+    /// `MAX_CONNECTIONS` permits.
+    slots: Arc<Semaphore>,
+    /// How many connections are open, lingering ones and websockets included.
+    open: watch::Sender<usize>,
+}
+
+impl Server {
+    async fn accept_until(&self, listener: &TcpListener, until: impl Future<Output = ()>) {
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                () = &mut until => return,
+                accepted = self.accept(listener) => {
+                    if let Some(connection) = accepted {
+                        self.spawn(connection);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a free slot, then for a connection: over `MAX_CONNECTIONS`, new
+    /// connections wait in the kernel's backlog.
+    async fn accept(&self, listener: &TcpListener) -> Option<Connection> {
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        match listener.accept().await {
+            Ok((stream, _)) => Some(Connection::new(
+                stream,
+                Slot::new(permit, self.open.clone()),
+            )),
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                None
+            }
+        }
+    }
+
+    /// Takes a connection already in the kernel's queue, without waiting for one.
+    fn accept_queued(&self, listener: &TcpListener) -> Option<Connection> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let (socket, _) = SockRef::from(listener).accept().ok()?;
+        let stream = std::net::TcpStream::from(socket);
+        stream.set_nonblocking(true).ok()?;
+        let stream = TcpStream::from_std(stream).ok()?;
+        Some(Connection::new(
+            stream,
+            Slot::new(permit, self.open.clone()),
+        ))
+    }
+
+    fn spawn(&self, connection: Connection) {
+        let answered = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (router, phase, answered) =
+                (self.router.clone(), self.phase.clone(), answered.clone());
+            let timeout = self.request_timeout;
+            service_fn(move |request| {
+                answer(
+                    router.clone(),
+                    request,
+                    phase.clone(),
+                    answered.clone(),
+                    timeout,
+                )
+            })
+        };
+        let conn = self
+            .http
+            .serve_connection(TokioIo::new(connection), service)
+            .with_upgrades();
+        let mut phase = self.phase.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = stopping(&mut phase) => {
+                    // Closing a connection before its first request could reset one on its
+                    // way; it gets `Connection: close` with its answer instead.
+                    if answered.load(Ordering::Relaxed) {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn none_open(open: &mut watch::Receiver<usize>) {
+    let _ = open.wait_for(|n| *n == 0).await;
+}
+
+/// Runs one request through the router, within the request timeout; while the server
+/// drains, the answer tells the client to close the connection.
+async fn answer(
+    router: Router,
+    request: Request<Incoming>,
+    phase: watch::Receiver<Phase>,
+    answered: Arc<AtomicBool>,
+    timeout: Duration,
+) -> Result<Response, Infallible> {
+    let answer = tokio::time::timeout(timeout, router.oneshot(request)).await;
+    let draining = *phase.borrow() != Phase::Serving;
+    let (mut response, close) = match answer {
+        Ok(Ok(response)) => (response, draining),
+        Ok(Err(infallible)) => match infallible {},
+        // The request's body may be half read: the connection cannot carry another one.
+        Err(_) => (
+            (StatusCode::REQUEST_TIMEOUT, "request timed out").into_response(),
+            true,
+        ),
+    };
+    answered.store(true, Ordering::Relaxed);
+    // A websocket's upgrade answer keeps its own `Connection: upgrade`.
+    if close && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 /// SIGTERM (what `docker stop` sends) or SIGINT (Ctrl-C). As PID 1 in a scratch image

@@ -1,51 +1,29 @@
-//! The server on a real socket on 127.0.0.1:0: websocket echo, storage, graceful shutdown.
+//! The server on a real socket: websocket echo and storage, and what stopping does to
+//! websockets and to requests in flight.
+
+mod common;
 
 use std::time::Duration;
 
+use common::{Client, PATIENCE, start, websocket};
 use futures_util::{SinkExt, StreamExt};
-use rusqlite::Connection;
-use service::db::{self, Db};
-use tokio::net::TcpListener;
+use service::config::Limits;
+use service::db;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    db: Db,
-}
-
-async fn start() -> Running {
-    let mut conn = Connection::open_in_memory().unwrap();
-    db::migrations().to_latest(&mut conn).unwrap();
-    let db = Db::new(conn);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(service::server::serve(listener, db.clone(), async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        stop,
-        server,
-        db,
+/// No drain window: these tests are about what happens once the server stops.
+fn limits() -> Limits {
+    Limits {
+        drain: Duration::ZERO,
+        ..Limits::default()
     }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(running: &Running) -> Socket {
-    let url = format!("ws://{}/ws", running.addr);
-    tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
 #[tokio::test]
 async fn websocket_echoes_and_stores_text() {
-    let running = start().await;
-    let mut ws = connect(&running).await;
+    let running = start(limits()).await;
+    let mut ws = websocket(&running).await;
     for text in ["ping one", "ping two"] {
         ws.send(Message::text(text)).await.unwrap();
         let echo = ws.next().await.unwrap().unwrap();
@@ -62,8 +40,8 @@ async fn websocket_echoes_and_stores_text() {
 
 #[tokio::test]
 async fn binary_frames_are_refused_with_1003() {
-    let running = start().await;
-    let mut ws = connect(&running).await;
+    let running = start(limits()).await;
+    let mut ws = websocket(&running).await;
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     match ws.next().await.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Unsupported),
@@ -72,61 +50,57 @@ async fn binary_frames_are_refused_with_1003() {
 }
 
 #[tokio::test]
-async fn shutdown_closes_websockets_with_going_away_and_stops_the_server() {
-    let running = start().await;
-    let mut ws = connect(&running).await;
+async fn stopping_closes_websockets_with_going_away_and_the_server_returns() {
+    let mut running = start(limits()).await;
+    let mut ws = websocket(&running).await;
     ws.send(Message::text("before")).await.unwrap();
     ws.next().await.unwrap().unwrap();
 
-    running.stop.send(()).unwrap();
-    let frame = tokio::time::timeout(Duration::from_secs(2), ws.next())
-        .await
-        .unwrap();
+    running.stop();
+    let frame = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
     match frame.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
         other => panic!("expected a close frame, got {other:?}"),
     }
     drop(ws);
-    tokio::time::timeout(Duration::from_secs(2), running.server)
-        .await
-        .expect("server stops within 2 s")
-        .unwrap()
-        .unwrap();
+    running.stopped(PATIENCE).await;
 }
 
 #[tokio::test]
-async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let running = start().await;
-    // Hold the database for a while, so /messages is still waiting when shutdown begins.
+async fn a_request_in_flight_when_the_server_stops_still_gets_its_answer() {
+    let mut running = start(limits()).await;
+    // A websocket tells when the server has stopped accepting: it gets its 1001 then.
+    let mut observer = websocket(&running).await;
+    let mut client = Client::connect(running.addr).await;
+    assert_eq!(client.get("/hello").await.status, 200);
+
+    // Hold the database until the server is stopping, so /messages is in flight then.
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let busy = running.db.clone();
     let holder = tokio::spawn(async move {
-        busy.call(|_| {
-            std::thread::sleep(Duration::from_millis(500));
+        busy.call(move |_| {
+            let _ = released.recv();
             Ok(())
         })
         .await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
-    stream
-        .write_all(b"GET /messages HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    client
+        .write(b"GET /messages HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    running.stop.send(()).unwrap();
+    running.stop();
+    let away = tokio::time::timeout(PATIENCE, observer.next())
+        .await
+        .unwrap();
+    assert!(matches!(away, Some(Ok(Message::Close(_)))), "{away:?}");
+    drop(observer);
+    release.send(()).unwrap();
 
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response))
-        .await
-        .expect("the answer comes within 2 s")
-        .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    assert!(response.ends_with("[]"), "{response}");
+    let answer = tokio::time::timeout(PATIENCE, client.read()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, "[]");
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(client.closed().await);
     holder.await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(2), running.server)
-        .await
-        .expect("server stops within 2 s")
-        .unwrap()
-        .unwrap();
+    running.stopped(PATIENCE).await;
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: figures, compared within one run. Cold and no-op build times of
 //! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
 //! and gzipped, and throughput of `/hello` and of an allocation-heavy `/messages` for the
-//! musl build, with mimalloc and with musl's malloc, against a glibc build.
+//! musl build, with mimalloc and with musl's malloc, against a glibc build; and SIGTERM
+//! under keep-alive load.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::report;
 use crate::tools::process::{self, Io};
-use crate::tools::{compile, probe, toolchain, which};
+use crate::tools::{compile, load, probe, toolchain, which};
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;
@@ -45,6 +46,15 @@ impl BenchArgs {
         println!(
             "{}",
             throughput(sh, project, &scratch, &cc_env, &wrk, &self)?
+        );
+        let drain = load::DrainLoad {
+            connections: self.connections,
+            ..Default::default()
+        };
+        let shipped = project.dist_dir(Target::X86_64Musl).join("service");
+        println!(
+            "{}",
+            load::drain_under_load(sh, &wrk, &shipped, &scratch, &drain)?
         );
         Ok(())
     }

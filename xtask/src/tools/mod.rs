@@ -1,9 +1,10 @@
 //! The programs the commands drive: cargo and the C cross compiler, the container engines,
-//! qemu, and the service itself as a client sees it.
+//! qemu, and the service itself as a client sees it (and under load).
 
 pub mod compile;
 pub mod engine;
 pub mod inspect;
+pub mod load;
 pub mod probe;
 pub mod process;
 pub mod qemu;

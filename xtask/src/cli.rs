@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::choice::{BaseKind, EngineKind};
+use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
 use crate::model::target::Target;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
@@ -55,9 +55,20 @@ pub struct ImageArgs {
     /// Any base image reference; overrides --base
     #[arg(long, value_name = "REF")]
     pub base_image: Option<String>,
-    /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
-    #[arg(long, value_enum)]
-    pub engine: Option<EngineKind>,
+    /// What builds the images: the builtin OCI writer (no daemon, reproducible digests), or
+    /// docker or podman building Dockerfile.runtime
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: BuildEngine,
+    /// Load the builtin engine's images into this engine; repeatable [default: every engine
+    /// that answers]
+    #[arg(long, value_enum, value_name = "ENGINE", conflicts_with = "no_load")]
+    pub load: Vec<EngineKind>,
+    /// Leave the builtin engine's images in the OCI layout only
+    #[arg(long)]
+    pub no_load: bool,
+    /// The compression of the builtin engine's layers (docker before 23.0 cannot pull zstd)
+    #[arg(long, value_enum, default_value_t)]
+    pub compression: Compression,
     /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
     /// `<tag>-<arch>` [default: `<name>:<version>` from Cargo.toml]
     #[arg(long, value_name = "REF")]

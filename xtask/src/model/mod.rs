@@ -5,4 +5,5 @@ pub mod choice;
 pub mod dist;
 pub mod elf;
 pub mod project;
+pub mod recipe;
 pub mod target;

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod engine;
+pub mod git;
 pub mod probe;
 pub mod qemu;
 pub mod toolchain;

@@ -66,6 +66,9 @@ pub struct ImageArgs {
     /// Leave the builtin engine's images in the OCI layout only
     #[arg(long)]
     pub no_load: bool,
+    /// Where the builtin engine writes its OCI image layout [default: <target dir>/xtask/oci/<name>]
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<cargo_metadata::camino::Utf8PathBuf>,
     /// The compression of the builtin engine's layers (docker before 23.0 cannot pull zstd)
     #[arg(long, value_enum, default_value_t)]
     pub compression: Compression,

@@ -22,7 +22,7 @@ use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
 use crate::report::{self, step};
 use crate::tools::compile;
-use crate::tools::engine::Engine;
+use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::git;
 
 /// One built image.
@@ -83,10 +83,7 @@ impl ImageArgs {
         let epoch = git::source_date_epoch(sh)?;
         let build_args = context::build_args(project, &base, git::revision(sh).as_deref(), epoch);
         let engine = match self.engine {
-            BuildEngine::Builtin => {
-                eprintln!("  engine: builtin (SOURCE_DATE_EPOCH={epoch})");
-                None
-            }
+            BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {
                 let kind = if self.engine == BuildEngine::Docker {
                     EngineKind::Docker
@@ -108,7 +105,16 @@ impl ImageArgs {
             Some(engine) => Builder::Engine(engine),
         };
         let load_into = match builder {
-            Builder::Builtin(_) => load_engines(sh, &self)?,
+            Builder::Builtin(_) => {
+                let engines = load_engines(sh, &self)?;
+                let names: Vec<&str> = engines.iter().map(|e| e.name()).collect();
+                let load = match names.is_empty() {
+                    true => "the OCI layout only".to_owned(),
+                    false => format!("loaded into {}", names.join(" and ")),
+                };
+                eprintln!("  engine: builtin (SOURCE_DATE_EPOCH={epoch}; {load})");
+                engines
+            }
             Builder::Engine(_) => Vec::new(),
         };
         let built = compile::build(sh, project, &targets, "release")?;
@@ -227,11 +233,14 @@ impl Job<'_> {
                 recipe.unused_args.join(", ")
             );
         }
-        let dir = self
-            .project
-            .work_dir()
-            .join("oci")
-            .join(self.project.image_name());
+        let dir = match &args.layout {
+            Some(dir) => dir.clone(),
+            None => self
+                .project
+                .work_dir()
+                .join("oci")
+                .join(self.project.image_name()),
+        };
         let out = Layout::create(&dir)?;
         let settings = Settings {
             epoch: self.epoch,
@@ -328,11 +337,14 @@ impl Job<'_> {
         let dockerfile = self.project.root.join(DOCKERFILE);
         engine.build(
             sh,
-            target,
-            &dockerfile,
-            &self.context_dir(target),
-            reference,
-            build_args,
+            &BuildRequest {
+                target,
+                dockerfile: &dockerfile,
+                context: &self.context_dir(target),
+                tag: reference,
+                build_args,
+                epoch: self.epoch,
+            },
         )?;
 
         let inspect = engine.inspect_image(sh, reference)?;
@@ -385,14 +397,10 @@ fn load_engines(sh: &Shell, args: &ImageArgs) -> anyhow::Result<Vec<Engine>> {
         return Ok(Vec::new());
     }
     if args.load.is_empty() {
-        let engines: Vec<Engine> = [EngineKind::Docker, EngineKind::Podman]
+        return Ok([EngineKind::Docker, EngineKind::Podman]
             .into_iter()
             .filter_map(|kind| Engine::detect(sh, Some(kind)).ok())
-            .collect();
-        if engines.is_empty() {
-            eprintln!("  no docker or podman answers: the images go to the OCI layout only");
-        }
-        return Ok(engines);
+            .collect());
     }
     args.load
         .iter()

@@ -274,6 +274,9 @@ fn run_config(ours: &RunConfig, base: Option<&Config>) -> Config {
     }
     if ours.workdir.is_some() {
         config.set_working_dir(ours.workdir.clone());
+    } else if config.working_dir().as_deref().is_none_or(str::is_empty) {
+        // BuildKit's default, so that every engine makes the same config.
+        config.set_working_dir(Some("/".to_owned()));
     }
     if ours.stop_signal.is_some() {
         config.set_stop_signal(ours.stop_signal.clone());

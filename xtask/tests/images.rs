@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const REPO: &str = "xtask-images-test/tiny-service";
+/// The repository of the base-image test, apart so that each test removes only its own.
+const BASE_REPO: &str = "xtask-images-test/on-base";
 const ARCHES: [&str; 2] = ["amd64", "arm64"];
 
 fn root() -> &'static Path {
@@ -131,11 +133,12 @@ fn from_layout(layout: &Path, ref_name: &str) -> (Tree, Value) {
         serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
     let mut tree = Tree::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        assert_eq!(
-            layer["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        );
-        apply(&mut tree, &gunzip(&blob(layer["digest"].as_str().unwrap())));
+        let bytes = blob(layer["digest"].as_str().unwrap());
+        match layer["mediaType"].as_str().unwrap() {
+            "application/vnd.oci.image.layer.v1.tar+gzip" => apply(&mut tree, &gunzip(&bytes)),
+            "application/vnd.oci.image.layer.v1.tar" => apply(&mut tree, &bytes),
+            other => panic!("unexpected layer type {other}"),
+        }
     }
     (tree, config)
 }
@@ -175,7 +178,8 @@ fn from_engine(engine: &str, reference: &str, dir: &Path) -> (Tree, Value) {
     (tree, config)
 }
 
-/// What the engines must agree on in a config.
+/// What the engines must agree on in a config (the base's name aside: each engine names
+/// the base its own way).
 fn runtime(config: &Value) -> BTreeMap<&'static str, Value> {
     let c = &config["config"];
     let mut out = BTreeMap::new();
@@ -200,27 +204,66 @@ fn runtime(config: &Value) -> BTreeMap<&'static str, Value> {
         };
         out.insert(key, value);
     }
+    if let Some(labels) = out.get_mut("Labels").and_then(Value::as_object_mut) {
+        labels.remove("org.opencontainers.image.base.name");
+    }
     out.insert("architecture", config["architecture"].clone());
     out.insert("os", config["os"].clone());
     out
 }
 
-/// Removes the test's images from both engines, also when an assertion failed.
-struct Cleanup;
+/// Holds an engine's image (`theirs`) to the builtin engine's.
+fn assert_same(engine: &str, arch: &str, theirs: &(Tree, Value), builtin: &(Tree, Value)) {
+    let ((tree, config), (builtin_tree, builtin_config)) = (theirs, builtin);
+    assert_eq!(
+        runtime(config),
+        runtime(builtin_config),
+        "{engine} {arch}: config"
+    );
+    for (path, node) in builtin_tree {
+        let mut theirs = tree.get(path).cloned();
+        // BuildKit (docker 20.10) keeps a synced copy of the build context and gives a
+        // folder the time it first received it, whatever the context says: folder times
+        // cannot be made to match there. File times do.
+        if let Some(theirs) = theirs
+            .as_mut()
+            .filter(|n| engine == "docker" && n.kind == 'd')
+        {
+            theirs.mtime = node.mtime;
+        }
+        assert_eq!(theirs.as_ref(), Some(node), "{engine} {arch}: {path}");
+    }
+    let extra: Vec<_> = tree
+        .keys()
+        .filter(|p| !builtin_tree.contains_key(*p))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "{engine} {arch}: only in {engine}: {extra:?}"
+    );
+}
+
+/// Removes a test's images (those of one repository) from both engines, also when an
+/// assertion failed.
+struct Cleanup(&'static str);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for engine in ["docker", "podman"] {
             let Ok(out) = Command::new(engine)
-                .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+                .args(["images", "--format", "{{.Repository}} {{.Tag}}"])
                 .output()
             else {
                 continue;
             };
-            for image in String::from_utf8_lossy(&out.stdout).lines() {
-                if image.contains(REPO) {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let Some((repo, tag)) = line.split_once(' ') else {
+                    continue;
+                };
+                if repo.trim_start_matches("localhost/") == self.0 {
+                    let image = format!("{repo}:{tag}");
                     let _ = Command::new(engine)
-                        .args(["rmi", "--force", image])
+                        .args(["rmi", "--force", &image])
                         .output();
                 }
             }
@@ -230,7 +273,7 @@ impl Drop for Cleanup {
 
 #[test]
 fn builtin_docker_and_podman_build_the_same_image() {
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup(REPO);
     let tmp = tempfile::tempdir().unwrap();
     let layout: PathBuf = tmp.path().join("layout");
     let layout_arg = layout.to_str().unwrap();
@@ -257,33 +300,9 @@ fn builtin_docker_and_podman_build_the_same_image() {
         assert_eq!(builtin_tree["data"].uid, 65532);
         for engine in ["docker", "podman"] {
             let dir = tmp.path().join(format!("{engine}-{arch}"));
-            let (tree, config) = from_engine(engine, &format!("{}-{arch}", tag(engine)), &dir);
-            assert_eq!(
-                runtime(&config),
-                runtime(&builtin_config),
-                "{engine} {arch}: config"
-            );
-            for (path, node) in &builtin_tree {
-                let mut theirs = tree.get(path).cloned();
-                // BuildKit (docker 20.10) keeps a synced copy of the build context and gives
-                // a folder the time it first received it, whatever the context says: folder
-                // times cannot be made to match there. File times do.
-                if let Some(theirs) = theirs
-                    .as_mut()
-                    .filter(|n| engine == "docker" && n.kind == 'd')
-                {
-                    theirs.mtime = node.mtime;
-                }
-                assert_eq!(theirs.as_ref(), Some(node), "{engine} {arch}: {path}");
-            }
-            let extra: Vec<_> = tree
-                .keys()
-                .filter(|p| !builtin_tree.contains_key(*p))
-                .collect();
-            assert!(
-                extra.is_empty(),
-                "{engine} {arch}: only in {engine}: {extra:?}"
-            );
+            let theirs = from_engine(engine, &format!("{}-{arch}", tag(engine)), &dir);
+            let builtin = (builtin_tree.clone(), builtin_config.clone());
+            assert_same(engine, arch, &theirs, &builtin);
         }
     }
 
@@ -326,4 +345,97 @@ fn builtin_docker_and_podman_build_the_same_image() {
         .unwrap()
     };
     assert_eq!(id(&copied), id(&format!("{}-amd64", tag("builtin"))));
+}
+
+/// A base other than scratch: a small image made by docker, copied into an OCI layout by
+/// skopeo, is the builtin engine's base; docker builds on the same image. Both inherit its
+/// env, workdir, labels and files alike, and the base's layers come first.
+#[test]
+fn a_base_from_a_layout_is_inherited_as_docker_inherits_it() {
+    let _cleanup = Cleanup(BASE_REPO);
+    let tmp = tempfile::tempdir().unwrap();
+    let context = tmp.path().join("base");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("hello"), "from the base\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY hello /etc/hello\nENV PATH=/bin BASEVAR=1 PORT=1\n\
+         LABEL base.label=yes\nWORKDIR /work\nCMD [\"/bin/sh\"]\n",
+    )
+    .unwrap();
+    let base = format!("{BASE_REPO}:base");
+    let out = Command::new("docker")
+        .args([
+            "build",
+            "--quiet",
+            "--tag",
+            &base,
+            context.to_str().unwrap(),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bases = tmp.path().join("bases");
+    let bases_arg = bases.to_str().unwrap();
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &format!("docker-daemon:{base}"),
+            &format!("oci:{bases_arg}:base"),
+        ],
+    );
+
+    let layout = tmp.path().join("layout");
+    xtask_ok(&[
+        "image",
+        "--target",
+        "amd64",
+        "--base-image",
+        &format!("oci:{bases_arg}:base"),
+        "--tag",
+        &format!("{BASE_REPO}:on-base"),
+        "--layout",
+        layout.to_str().unwrap(),
+        "--no-load",
+    ]);
+    xtask_ok(&[
+        "image",
+        "--engine",
+        "docker",
+        "--target",
+        "amd64",
+        "--base-image",
+        &base,
+        "--tag",
+        &format!("{BASE_REPO}:docker-on-base"),
+    ]);
+    let builtin = from_layout(&layout, "on-base-amd64");
+    let docker = from_engine(
+        "docker",
+        &format!("{BASE_REPO}:docker-on-base-amd64"),
+        tmp.path(),
+    );
+    assert_same("docker", "amd64", &docker, &builtin);
+    let (tree, config) = builtin;
+    assert_eq!(tree["etc/hello"].size, 14);
+    let c = &config["config"];
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/bin",
+            "BASEVAR=1",
+            "PORT=8080",
+            "DATABASE_PATH=/data/service.db"
+        ])
+    );
+    assert_eq!(c["WorkingDir"], "/work");
+    assert_eq!(c["Labels"]["base.label"], "yes");
+    assert_eq!(c["Cmd"], Value::Null, "ENTRYPOINT drops the base's CMD");
 }

@@ -39,23 +39,20 @@ pub struct Image {
     pub digest: Option<String>,
     /// The layers as stored in the OCI layout (builtin engine only).
     pub compressed_size: Option<u64>,
+    /// Where the builtin engine wrote it.
+    pub layout: Option<InLayout>,
     pub seconds: f64,
 }
 
-/// The builtin engine's output: an OCI image layout and the index it names.
-#[derive(Debug, Serialize)]
-pub struct LayoutOutput {
+/// An image in the builtin engine's OCI layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct InLayout {
     pub dir: Utf8PathBuf,
-    /// The ref names in `index.json`: the index's tag, then `<tag>-<arch>` per image.
-    pub refs: Vec<String>,
+    /// Its ref name in `index.json` (`<tag>-<arch>`).
+    pub ref_name: String,
+    /// The multi-architecture index's ref name (`<tag>`) and digest.
+    pub index: String,
     pub index_digest: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Output {
-    images: Vec<Image>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    layout: Option<LayoutOutput>,
 }
 
 impl ImageArgs {
@@ -125,7 +122,6 @@ impl ImageArgs {
             epoch,
         };
         let mut images = Vec::new();
-        let mut layout = None;
         match builder {
             Builder::Engine(engine) => {
                 for artifacts in &built {
@@ -140,10 +136,8 @@ impl ImageArgs {
                 }
             }
             Builder::Builtin(recipe) => {
-                let (out, built_images) = job.builtin(&recipe, &built, &names, &self)?;
-                images = built_images;
-                load(sh, &load_into, project, &out, &images)?;
-                layout = Some(out);
+                images = job.builtin(&recipe, &built, &names, &self)?;
+                load(sh, &load_into, project, &images)?;
                 if self.push {
                     // Until images go straight to the registry, an engine that holds them
                     // pushes them.
@@ -156,16 +150,20 @@ impl ImageArgs {
             }
         }
         if self.json {
-            let output = Output { images, layout };
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            println!("{}", serde_json::to_string_pretty(&images)?);
         } else {
             print!("{}", image_table(&images));
-            if let Some(layout) = &layout {
+            if let Some(layout) = images.first().and_then(|i| i.layout.as_ref()) {
+                let refs: Vec<&str> = images
+                    .iter()
+                    .filter_map(|i| Some(i.layout.as_ref()?.ref_name.as_str()))
+                    .collect();
                 println!(
-                    "layout {} (index {}; refs {})",
+                    "layout {}: {} (index {}), {}",
                     project.relative(&layout.dir),
+                    layout.index,
                     layout.index_digest,
-                    layout.refs.join(", ")
+                    refs.join(", ")
                 );
             }
             if self.push {
@@ -226,7 +224,7 @@ impl Job<'_> {
         built: &[Built],
         names: &ImageNames,
         args: &ImageArgs,
-    ) -> anyhow::Result<(LayoutOutput, Vec<Image>)> {
+    ) -> anyhow::Result<Vec<Image>> {
         if !recipe.unused_args.is_empty() {
             eprintln!(
                 "  warning: {DOCKERFILE} declares no ARG {}",
@@ -276,26 +274,22 @@ impl Job<'_> {
                 id: image.config_digest.clone(),
                 digest: Some(image.manifest.digest().to_string()),
                 compressed_size: Some(image.compressed_size),
+                layout: None,
                 seconds: started.elapsed().as_secs_f64(),
             });
             assembled.push(image);
         }
         let tag = tag_of(&names.index)?;
         let index = assemble::index(&out, &tag, &assembled)?;
-        let mut refs = vec![tag.clone()];
-        refs.extend(
-            assembled
-                .iter()
-                .map(|a| format!("{tag}-{}", a.target.arch())),
-        );
-        Ok((
-            LayoutOutput {
-                dir,
-                refs,
+        for image in &mut images {
+            image.layout = Some(InLayout {
+                dir: dir.clone(),
+                ref_name: format!("{tag}-{}", image.arch),
+                index: tag.clone(),
                 index_digest: index.digest().to_string(),
-            },
-            images,
-        ))
+            });
+        }
+        Ok(images)
     }
 
     /// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that
@@ -371,6 +365,7 @@ impl Job<'_> {
             id: inspect["Id"].as_str().unwrap_or_default().to_owned(),
             digest: None,
             compressed_size: None,
+            layout: None,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -408,17 +403,14 @@ fn load_engines(sh: &Shell, args: &ImageArgs) -> anyhow::Result<Vec<Engine>> {
         .collect()
 }
 
-/// Loads every image into `engines`, through a docker-archive.
-fn load(
-    sh: &Shell,
-    engines: &[Engine],
-    project: &Project,
-    layout: &LayoutOutput,
-    images: &[Image],
-) -> anyhow::Result<()> {
-    let out = Layout::open(&layout.dir)?;
+/// Loads every image of the builtin engine into `engines`, through a docker-archive.
+fn load(sh: &Shell, engines: &[Engine], project: &Project, images: &[Image]) -> anyhow::Result<()> {
     for image in images {
-        let manifest = out.find(&format!("{}-{}", layout.refs[0], image.arch))?;
+        let Some(in_layout) = &image.layout else {
+            continue;
+        };
+        let out = Layout::open(&in_layout.dir)?;
+        let manifest = out.find(&in_layout.ref_name)?;
         let archive = project
             .work_dir()
             .join("oci")

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::model::choice::Compression;
 use crate::model::recipe::{CopyStep, Owner};
 
-/// gzip level 6 (zlib's default) with flate2's miniz_oxide backend, both pinned by
+/// gzip level 6 (zlib's default) with flate2's zlib-rs backend, both pinned by
 /// Cargo.lock: another level or library gives other bytes, hence other digests.
 const GZIP_LEVEL: u32 = 6;
 /// zstd level 3 (its default), single-threaded, with the libzstd vendored by zstd-sys.

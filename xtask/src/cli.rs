@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use oci_spec::distribution::Reference;
 
-use crate::model::choice::{BaseKind, EngineKind};
+use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
 use crate::model::target::Target;
 use crate::oci::reference::{ImageRef, Registry};
 
@@ -21,7 +21,7 @@ pub enum Command {
     /// Cross-compile the service for the musl targets and stage verified static binaries
     Build(BuildArgs),
     /// Build one container image per architecture from the staged binaries
-    Image(ImageArgs),
+    Image(Box<ImageArgs>),
     /// Push an OCI image layout to a registry: each architecture's image, then the index
     Push(PushArgs),
     /// Fetch a base image for each target's platform into the builtin engine's cache
@@ -63,9 +63,23 @@ pub struct ImageArgs {
     /// Any base image reference; overrides --base
     #[arg(long, value_name = "REF")]
     pub base_image: Option<ImageRef>,
-    /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
-    #[arg(long, value_enum)]
-    pub engine: Option<EngineKind>,
+    /// What builds the images: the builtin OCI writer (no daemon, reproducible digests), or
+    /// docker or podman building Dockerfile.runtime
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: BuildEngine,
+    /// Load the builtin engine's images into this engine; repeatable [default: every engine
+    /// that answers]
+    #[arg(long, value_enum, value_name = "ENGINE", conflicts_with = "no_load")]
+    pub load: Vec<EngineKind>,
+    /// Leave the builtin engine's images in the OCI layout only
+    #[arg(long)]
+    pub no_load: bool,
+    /// Where the builtin engine writes its OCI image layout [default: <target dir>/xtask/oci/<name>]
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<cargo_metadata::camino::Utf8PathBuf>,
+    /// The compression of the builtin engine's layers (docker before 23.0 cannot pull zstd)
+    #[arg(long, value_enum, default_value_t)]
+    pub compression: Compression,
     /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
     /// `<tag>-<arch>` [default: `<name>:<version>` from Cargo.toml]
     #[arg(long, value_name = "REF")]
@@ -76,6 +90,8 @@ pub struct ImageArgs {
     /// Push every architecture's image, then the multi-architecture index
     #[arg(long)]
     pub push: bool,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
     /// Print the images as JSON instead of a table
     #[arg(long)]
     pub json: bool,

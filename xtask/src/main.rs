@@ -79,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     sh.change_dir(&project.root);
     match cli.command {
         Command::Build(args) => args.run(&sh, &project),
-        Command::Image(args) => args.run(&sh, &project),
+        Command::Image(args) => (*args).run(&sh, &project),
         Command::Push(args) => args.run(&sh, &project),
         Command::Pull(args) => args.run(&sh, &project),
         Command::Index(args) => args.run(&sh, &project),
@@ -109,7 +109,7 @@ mod tests {
         let err = usage_error(&["xtask", "image", "--engine", "nosuch"]);
         assert_eq!(
             err,
-            "error: invalid value 'nosuch' for '--engine <ENGINE>' [possible values: docker, podman]"
+            "error: invalid value 'nosuch' for '--engine <ENGINE>' [possible values: builtin, docker, podman]"
         );
         for args in [
             &["xtask", "smoke-test", "--imgae", "x"][..],

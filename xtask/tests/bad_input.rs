@@ -221,7 +221,7 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         // Engines and bases.
         case(
             &["image", "--engine", "nosuch"],
-            "[possible values: docker, podman]",
+            "[possible values: builtin, docker, podman]",
         ),
         case(
             &["smoke-test", "--engine", "nosuch"],

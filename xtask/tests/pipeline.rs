@@ -279,8 +279,12 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
         ],
     );
 
+    // The builtin engine reads bases from its cache layout, which nothing fills from a
+    // registry yet: docker builds on the pushed stand-in.
     let images: Value = serde_json::from_str(&xtask_ok(&[
         "image",
+        "--engine",
+        "docker",
         "--base",
         "alpine",
         "--base-image",

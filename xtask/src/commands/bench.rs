@@ -12,13 +12,18 @@ use cargo_metadata::camino::Utf8Path;
 use xshell::{Shell, cmd};
 
 use crate::cli::BenchArgs;
-use crate::interrupt::{Undo, wait_until};
+use crate::interrupt::{self, Undo, wait_until};
+use crate::model::choice::{Compression, EngineKind};
 use crate::model::dist::gzip_size;
 use crate::model::project::Project;
 use crate::model::target::Target;
+use crate::oci::assemble::{self, Settings};
+use crate::oci::context;
+use crate::oci::layout::Layout;
 use crate::report;
+use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::process::{self, Io};
-use crate::tools::{compile, load, probe, toolchain, which};
+use crate::tools::{compile, git, load, probe, toolchain, which};
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;
@@ -43,6 +48,7 @@ impl BenchArgs {
             println!("{}", build_times(sh, project, &scratch, &cc_env)?);
         }
         println!("{}", sizes(sh, project)?);
+        println!("{}", image_assembly(sh, project, &scratch)?);
         println!(
             "{}",
             throughput(sh, project, &scratch, &cc_env, &wrk, &self)?
@@ -139,6 +145,116 @@ fn sizes(sh: &Shell, project: &Project) -> anyhow::Result<String> {
         "binary sizes\n{}",
         report::table(&["target", "binary", "raw", "gzipped", "gz/raw"], &rows)
     ))
+}
+
+/// Rounds of each image assembly; the median is reported.
+const IMAGE_ROUNDS: usize = 3;
+
+/// The builtin engine's assembly of both architectures (layers, gzip, config, manifests,
+/// index into a fresh layout) from the staged binaries, against docker building the same
+/// `Dockerfile.runtime` from the same staged contexts, in the same run. Docker builds as
+/// `image --engine docker` does, with `--no-cache` (its BuildKit cache is not pruned: the
+/// build context's synced copy stays warm, which favours docker).
+fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Result<String> {
+    let built = compile::build(sh, project, &Target::ALL, "release")?;
+    let epoch = git::source_date_epoch(sh)?;
+    let args = context::build_args(project, "scratch", git::revision(sh).as_deref(), epoch);
+    let recipe = context::recipe(project, &args)?;
+    let contexts = scratch.join("image");
+    for b in &built {
+        context::stage(&contexts.join(b.target.arch()), b, true, epoch)?;
+    }
+    let mut out = format!("image assembly, both architectures (median of {IMAGE_ROUNDS})\n");
+    let mut builtin = Vec::new();
+    let mut rows = Vec::new();
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let settings = Settings { epoch, compression };
+        let mut times = Vec::new();
+        let mut images = Vec::new();
+        for round in 0..IMAGE_ROUNDS {
+            let dir = scratch.join(format!("layout-{round}"));
+            let started = Instant::now();
+            let layout = Layout::create(&dir)?;
+            images = built
+                .iter()
+                .map(|b| {
+                    let context = contexts.join(b.target.arch());
+                    assemble::image(&layout, &recipe, None, &context, b.target, settings)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            assemble::index(&layout, "bench", &images)?;
+            times.push(started.elapsed().as_secs_f64());
+            let _ = std::fs::remove_dir_all(&dir);
+            interrupt::check()?;
+        }
+        let time = Duration::from_secs_f64(median(&mut times));
+        out += &format!(
+            "builtin engine, {compression:?}: {}\n",
+            report::seconds(time)
+        );
+        builtin.push((compression, time));
+        for i in &images {
+            rows.push(vec![
+                i.target.arch().to_owned(),
+                format!("{} ({} B)", report::size(i.size), i.size),
+                format!("{compression:?}"),
+                format!(
+                    "{} ({} B)",
+                    report::size(i.compressed_size),
+                    i.compressed_size
+                ),
+                format!("{:.2}", i.compressed_size as f64 / i.size as f64),
+            ]);
+        }
+    }
+    match Engine::detect(sh, Some(EngineKind::Docker)) {
+        Ok(docker) => {
+            let dockerfile = project.root.join(context::DOCKERFILE);
+            let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.arch());
+            // Removed again however the bench ends.
+            let _tags: Vec<Undo> = built
+                .iter()
+                .map(|b| docker.remover().image(&tag(b.target), None))
+                .collect();
+            let mut times = Vec::new();
+            for _ in 0..IMAGE_ROUNDS {
+                let started = Instant::now();
+                for b in &built {
+                    docker.build(
+                        sh,
+                        &BuildRequest {
+                            target: b.target,
+                            dockerfile: &dockerfile,
+                            context: &contexts.join(b.target.arch()),
+                            tag: &tag(b.target),
+                            build_args: &args,
+                            epoch,
+                        },
+                    )?;
+                }
+                times.push(started.elapsed().as_secs_f64());
+                interrupt::check()?;
+            }
+            let docker_time = median(&mut times);
+            out += &format!(
+                "docker build ({}, --no-cache; it compresses nothing until a push): {}\n",
+                docker.describe(),
+                report::seconds(Duration::from_secs_f64(docker_time)),
+            );
+            for (compression, time) in &builtin {
+                out += &format!(
+                    "builtin ({compression:?}) / docker = {:.2} (target: at most 0.2)\n",
+                    time.as_secs_f64() / docker_time
+                );
+            }
+        }
+        Err(e) => out += &format!("docker build: not measured ({e:#})\n"),
+    }
+    out += &report::table(
+        &["arch", "uncompressed", "compression", "compressed", "ratio"],
+        &rows,
+    );
+    Ok(out)
 }
 
 struct Variant {

@@ -1,28 +1,31 @@
-//! `cargo xtask image`: one image per architecture from the staged binaries, through
-//! `Dockerfile.runtime`, and a multi-architecture index when pushing.
+//! `cargo xtask image`: one image per architecture from the staged binaries and
+//! `Dockerfile.runtime`, written by the builtin engine into an OCI image layout (and loaded
+//! into docker or podman), or built by docker or podman; a multi-architecture index when
+//! pushing.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cargo_metadata::camino::Utf8Path;
+use cargo_metadata::camino::Utf8PathBuf;
 use serde::Serialize;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::cli::ImageArgs;
 use crate::interrupt::{self, Undo};
-use crate::model::choice::BaseKind;
+use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
 use crate::model::project::Project;
+use crate::model::recipe::{Base, Recipe};
+use crate::model::target::Target;
+use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
+use crate::oci::context::{self, DOCKERFILE};
+use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
+use crate::oci::registry;
 use crate::report::{self, step};
-use crate::tools::engine::Engine;
-use crate::tools::{compile, probe};
-
-pub const DOCKERFILE: &str = "Dockerfile.runtime";
-/// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
-const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
-const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+use crate::tools::compile;
+use crate::tools::engine::{BuildRequest, Engine};
+use crate::tools::{git, probe};
 
 /// One built image.
 #[derive(Debug, Serialize)]
@@ -34,9 +37,24 @@ pub struct Image {
     /// What the image was assembled from: the build context's files.
     pub context_size: u64,
     pub id: String,
-    /// The registry digest, once pushed.
+    /// The manifest digest: the builtin engine's, or the registry's once pushed.
     pub digest: Option<String>,
+    /// The layers as stored in the OCI layout (builtin engine only).
+    pub compressed_size: Option<u64>,
+    /// Where the builtin engine wrote it.
+    pub layout: Option<InLayout>,
     pub seconds: f64,
+}
+
+/// An image in the builtin engine's OCI layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct InLayout {
+    pub dir: Utf8PathBuf,
+    /// Its ref name in `index.json` (`<tag>-<arch>`).
+    pub ref_name: String,
+    /// The multi-architecture index's ref name (`<tag>`) and digest.
+    pub index: String,
+    pub index_digest: String,
 }
 
 impl ImageArgs {
@@ -63,40 +81,81 @@ impl ImageArgs {
             (None, BaseKind::Alpine) => settings.alpine.clone(),
         };
         let budget = project.size_budget(&base)?;
-        let engine = Engine::detect(sh, self.engine)?;
-        let _whole_run = engine.remover().whole_run();
-        if let Some(notice) = engine.sweep_leftovers(sh)? {
-            eprintln!("  {notice}");
-        }
-        eprintln!("  engine: {}", engine.describe());
-
         let targets = project.targets(&self.targets);
-        for &target in &targets {
-            engine.can_build(target)?;
-        }
+        let epoch = git::source_date_epoch(sh)?;
+        let build_args = context::build_args(project, &base, git::revision(sh).as_deref(), epoch);
+        let engine = match self.engine {
+            BuildEngine::Builtin => None,
+            BuildEngine::Docker | BuildEngine::Podman => {
+                let kind = if self.engine == BuildEngine::Docker {
+                    EngineKind::Docker
+                } else {
+                    EngineKind::Podman
+                };
+                let engine = Engine::detect(sh, Some(kind))?;
+                if let Some(notice) = engine.sweep_leftovers(sh)? {
+                    eprintln!("  {notice}");
+                }
+                eprintln!("  engine: {}", engine.describe());
+                for &target in &targets {
+                    engine.can_build(target)?;
+                }
+                Some(engine)
+            }
+        };
+        // The builtin engine refuses what it cannot build, and a missing engine to load
+        // into is named, before anything is compiled.
+        let builder = match engine {
+            None => Builder::Builtin(Box::new(context::recipe(project, &build_args)?)),
+            Some(engine) => Builder::Engine(engine),
+        };
+        let load_into = match builder {
+            Builder::Builtin(_) => {
+                let engines = load_engines(sh, &self)?;
+                let names: Vec<&str> = engines.iter().map(|e| e.name()).collect();
+                let load = match names.is_empty() {
+                    true => "the OCI layout only".to_owned(),
+                    false => format!("loaded into {}", names.join(" and ")),
+                };
+                eprintln!("  engine: builtin (SOURCE_DATE_EPOCH={epoch}; {load})");
+                engines
+            }
+            Builder::Engine(_) => Vec::new(),
+        };
         let built = compile::build(sh, project, &targets, "release")?;
-        let mut build_args = Labels::collect(sh, project, &base)?.build_args();
-        build_args.push(("BASE".into(), base.clone()));
-        build_args.push(("PORT".into(), settings.port.to_string()));
-        let recipe = Recipe {
-            base,
-            build_args,
+        let job = Job {
+            project,
+            base: &base,
             budget,
+            epoch,
         };
         let mut images = Vec::new();
-        // The tags this run made: untagged again unless the whole run succeeds.
+        // The tags this run made in an engine: put back as they were unless the whole run
+        // succeeds.
         let mut made = Vec::new();
-        for artifacts in &built {
-            let reference = names.for_target(artifacts.target);
-            let what = format!("{}: image {reference}", artifacts.target.arch());
-            let (image, tag) = step(what, || {
-                assemble(sh, project, &engine, &recipe, artifacts, &reference)
-            })?;
-            images.push(image);
-            made.push(tag);
-        }
-        if self.push {
-            push(sh, &engine, &names, &mut images)?;
+        match builder {
+            Builder::Engine(engine) => {
+                let _whole_run = engine.remover().whole_run();
+                for artifacts in &built {
+                    let reference = names.for_target(artifacts.target);
+                    let what = format!("{}: image {reference}", artifacts.target.arch());
+                    let (image, tag) = step(what, || {
+                        job.with_engine(sh, &engine, &build_args, artifacts, &reference)
+                    })?;
+                    images.push(image);
+                    made.push(tag);
+                }
+                if self.push {
+                    push(sh, &engine, &names, &mut images)?;
+                }
+            }
+            Builder::Builtin(recipe) => {
+                images = job.builtin(&recipe, &built, &names, &self)?;
+                made = load(sh, &load_into, project, &images)?;
+                if self.push {
+                    push_layout(&names, &self, &mut images)?;
+                }
+            }
         }
         interrupt::check()?;
         made.into_iter().for_each(Undo::disarm);
@@ -104,6 +163,19 @@ impl ImageArgs {
             println!("{}", serde_json::to_string_pretty(&images)?);
         } else {
             print!("{}", image_table(&images));
+            if let Some(layout) = images.first().and_then(|i| i.layout.as_ref()) {
+                let refs: Vec<&str> = images
+                    .iter()
+                    .filter_map(|i| Some(i.layout.as_ref()?.ref_name.as_str()))
+                    .collect();
+                println!(
+                    "layout {}: {} (index {}), {}",
+                    project.relative(&layout.dir),
+                    layout.index,
+                    layout.index_digest,
+                    refs.join(", ")
+                );
+            }
             if self.push {
                 println!(
                     "index {} (linux/{})",
@@ -120,171 +192,298 @@ impl ImageArgs {
     }
 }
 
+enum Builder {
+    Builtin(Box<Recipe>),
+    Engine(Engine),
+}
+
 /// What every architecture's image is built from besides its binaries.
-struct Recipe {
-    base: String,
-    build_args: Vec<(String, String)>,
+struct Job<'a> {
+    project: &'a Project,
+    base: &'a str,
     budget: u64,
+    epoch: u64,
 }
 
-fn assemble(
-    sh: &Shell,
-    project: &Project,
-    engine: &Engine,
-    recipe: &Recipe,
-    artifacts: &Built,
-    reference: &str,
-) -> anyhow::Result<(Image, Undo)> {
-    let started = Instant::now();
-    let target = artifacts.target;
-    let (base, budget) = (&recipe.base, recipe.budget);
-    let context = project.work_dir().join("image").join(target.arch());
-    let context_size = stage_context(&context, artifacts, base == "scratch")?;
-    let dockerfile = project.root.join(DOCKERFILE);
-    let previous = engine.find_image(sh, reference)?.map(|i| i.id);
-    let tag = engine.remover().image(reference, previous);
-    engine.build(
-        sh,
-        target,
-        &dockerfile,
-        &context,
-        reference,
-        &recipe.build_args,
-    )?;
-
-    let inspect = engine.inspect_image(sh, reference)?;
-    let arch = &inspect.architecture;
-    if arch != target.arch() {
-        drop(tag);
-        bail!(
-            "{} labelled the {} image `{arch}`: removed it",
-            engine.name(),
-            target.arch()
-        );
-    }
-    let size = inspect.size;
-    if size > budget {
-        drop(tag);
-        bail!(
-            "{reference} is {}, over its size budget of {}: removed it (raise size-budget in \
-             [workspace.metadata.xtask.image] if that is intended)",
-            report::size(size),
-            report::size(budget)
-        );
-    }
-    let image = Image {
-        arch: target.arch(),
-        base: base.to_owned(),
-        reference: reference.to_owned(),
-        size,
-        context_size,
-        id: inspect.id,
-        digest: None,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok((image, tag))
-}
-
-/// Fills the per-architecture build context afresh and returns the size of its files.
-fn stage_context(context: &Utf8Path, artifacts: &Built, scratch: bool) -> anyhow::Result<u64> {
-    let _ = std::fs::remove_dir_all(context);
-    for dir in ["bin", "rootfs", "owned/data"] {
-        std::fs::create_dir_all(context.join(dir))
-            .with_context(|| format!("creating {context}/{dir}"))?;
-    }
-    let mut total = 0;
-    for file in &artifacts.manifest.files {
-        let dest = context.join("bin").join(&file.name);
-        total += std::fs::copy(artifacts.dir.join(&file.name), &dest)
-            .with_context(|| format!("staging {dest}"))?;
-    }
-    if scratch {
-        let rootfs = context.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("etc/ssl/certs"))?;
-        std::fs::write(rootfs.join("etc/passwd"), PASSWD)?;
-        std::fs::write(rootfs.join("etc/group"), GROUP)?;
-        total += (PASSWD.len() + GROUP.len()) as u64;
-        total += std::fs::copy(CA_BUNDLE, rootfs.join(CA_BUNDLE.trim_start_matches('/'))).with_context(|| {
-            format!("a scratch image needs a CA bundle and {CA_BUNDLE} is missing: install ca-certificates")
-        })?;
-    }
-    Ok(total)
-}
-
-/// The OCI labels, from Cargo.toml and git.
-pub struct Labels {
-    title: String,
-    description: String,
-    version: String,
-    revision: String,
-    created: String,
-    source: String,
-    licenses: String,
-    base: String,
-}
-
-impl Labels {
-    fn collect(sh: &Shell, project: &Project, base: &str) -> anyhow::Result<Labels> {
-        let package = &project.package;
-        let (revision, created) = git_revision(sh);
-        Ok(Labels {
-            title: project.image_name().to_owned(),
-            description: package.description.clone().unwrap_or_default(),
-            version: package.version.clone(),
-            revision,
-            created,
-            source: package.repository.clone().unwrap_or_default(),
-            licenses: package.license.clone().unwrap_or_default(),
-            base: base.to_owned(),
-        })
+impl Job<'_> {
+    fn context_dir(&self, target: Target) -> Utf8PathBuf {
+        self.project.work_dir().join("image").join(target.arch())
     }
 
-    fn build_args(&self) -> Vec<(String, String)> {
-        [
-            ("TITLE", &self.title),
-            ("DESCRIPTION", &self.description),
-            ("VERSION", &self.version),
-            ("REVISION", &self.revision),
-            ("CREATED", &self.created),
-            ("SOURCE", &self.source),
-            ("LICENSES", &self.licenses),
-            ("BASE_NAME", &self.base),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
-        .collect()
+    fn stage(&self, artifacts: &Built) -> anyhow::Result<u64> {
+        let context = self.context_dir(artifacts.target);
+        context::stage(&context, artifacts, self.base == "scratch", self.epoch)
     }
-}
 
-/// HEAD's commit (marked `-dirty` when tracked files changed) and its commit time: the
-/// commit time rather than the clock keeps rebuilds of one commit identical.
-fn git_revision(sh: &Shell) -> (String, String) {
-    let head = cmd!(sh, "git rev-parse HEAD")
-        .quiet()
-        .ignore_stderr()
-        .read();
-    let time = cmd!(sh, "git log -1 --format=%cI")
-        .quiet()
-        .ignore_stderr()
-        .read();
-    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
-        .quiet()
-        .ignore_stderr()
-        .read();
-    match (head, time) {
-        (Ok(head), Ok(time)) => {
-            let suffix = if dirty.is_ok_and(|d| !d.trim().is_empty()) {
-                "-dirty"
-            } else {
-                ""
-            };
-            (format!("{}{suffix}", head.trim()), time.trim().to_owned())
+    fn check_budget(&self, reference: &str, size: u64) -> anyhow::Result<()> {
+        if size > self.budget {
+            bail!(
+                "{reference} is {}, over its size budget of {}: raise size-budget in \
+                 [workspace.metadata.xtask.image] if that is intended",
+                report::size(size),
+                report::size(self.budget)
+            );
         }
-        _ => (
-            "unknown".to_owned(),
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        ),
+        Ok(())
     }
+
+    /// The builtin engine: every architecture into the OCI layout, then the index.
+    fn builtin(
+        &self,
+        recipe: &Recipe,
+        built: &[Built],
+        names: &ImageNames,
+        args: &ImageArgs,
+    ) -> anyhow::Result<Vec<Image>> {
+        if !recipe.unused_args.is_empty() {
+            eprintln!(
+                "  warning: {DOCKERFILE} declares no ARG {}",
+                recipe.unused_args.join(", ")
+            );
+        }
+        let dir = match &args.layout {
+            Some(dir) => dir.clone(),
+            None => self
+                .project
+                .work_dir()
+                .join("oci")
+                .join(self.project.image_name()),
+        };
+        let out = Layout::create(&dir)?;
+        let settings = Settings {
+            epoch: self.epoch,
+            compression: args.compression,
+        };
+        let mut assembled: Vec<Assembled> = Vec::new();
+        let mut images = Vec::new();
+        for artifacts in built {
+            let started = Instant::now();
+            let target = artifacts.target;
+            let reference = names.for_target(target);
+            let what = format!("{}: image {reference}", target.arch());
+            let (image, context_size) = step(what, || {
+                let context_size = self.stage(artifacts)?;
+                let base = self.base_image(recipe, target)?;
+                let image = assemble::image(
+                    &out,
+                    recipe,
+                    base.as_ref(),
+                    &self.context_dir(target),
+                    target,
+                    settings,
+                )?;
+                self.check_budget(&reference, image.size)?;
+                Ok((image, context_size))
+            })?;
+            images.push(Image {
+                arch: target.arch(),
+                base: self.base.to_owned(),
+                reference,
+                size: image.size,
+                context_size,
+                id: image.config_digest.clone(),
+                digest: Some(image.manifest.digest().to_string()),
+                compressed_size: Some(image.compressed_size),
+                layout: None,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            assembled.push(image);
+        }
+        let tag = tag_of(&names.index)?;
+        let index = assemble::index(&out, &tag, &assembled)?;
+        for image in &mut images {
+            image.layout = Some(InLayout {
+                dir: dir.clone(),
+                ref_name: format!("{tag}-{}", image.arch),
+                index: tag.clone(),
+                index_digest: index.digest().to_string(),
+            });
+        }
+        Ok(images)
+    }
+
+    /// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that
+    /// layout, any other reference from the base-image cache under the target dir.
+    fn base_image(&self, recipe: &Recipe, target: Target) -> anyhow::Result<Option<BaseImage>> {
+        let Base::Image(reference) = &recipe.base else {
+            return Ok(None);
+        };
+        let (dir, name) = match reference.strip_prefix("oci:") {
+            Some(rest) => {
+                let (dir, name) = rest.rsplit_once(':').with_context(|| {
+                    format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
+                })?;
+                (Utf8PathBuf::from(dir), name.to_owned())
+            }
+            None => (base_cache(self.project), reference.clone()),
+        };
+        let layout = Layout::open(&dir).with_context(|| {
+            format!(
+                "the builtin engine reads base image {reference} from an OCI layout: give \
+                 --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
+            )
+        })?;
+        Ok(Some(BaseImage::read(layout, &name, target)?))
+    }
+
+    /// Docker or podman: stages the context and builds `Dockerfile.runtime`.
+    fn with_engine(
+        &self,
+        sh: &Shell,
+        engine: &Engine,
+        build_args: &[(String, String)],
+        artifacts: &Built,
+        reference: &str,
+    ) -> anyhow::Result<(Image, Undo)> {
+        let started = Instant::now();
+        let target = artifacts.target;
+        let context_size = self.stage(artifacts)?;
+        let dockerfile = self.project.root.join(DOCKERFILE);
+        let previous = engine.find_image(sh, reference)?.map(|i| i.id);
+        let tag = engine.remover().image(reference, previous);
+        engine.build(
+            sh,
+            &BuildRequest {
+                target,
+                dockerfile: &dockerfile,
+                context: &self.context_dir(target),
+                tag: reference,
+                build_args,
+                epoch: self.epoch,
+            },
+        )?;
+
+        let inspect = engine.inspect_image(sh, reference)?;
+        let arch = &inspect.architecture;
+        if arch != target.arch() {
+            drop(tag);
+            bail!(
+                "{} labelled the {} image `{arch}`: removed it",
+                engine.name(),
+                target.arch()
+            );
+        }
+        let size = inspect.size;
+        if let Err(e) = self.check_budget(reference, size) {
+            drop(tag);
+            return Err(e.context("removed it"));
+        }
+        let image = Image {
+            arch: target.arch(),
+            base: self.base.to_owned(),
+            reference: reference.to_owned(),
+            size,
+            context_size,
+            id: inspect.id,
+            digest: None,
+            compressed_size: None,
+            layout: None,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((image, tag))
+    }
+}
+
+/// Where base images for the builtin engine are cached: an OCI layout whose ref names are
+/// the references as given (`docker.io/library/alpine:3.20@sha256:...`).
+pub fn base_cache(project: &Project) -> Utf8PathBuf {
+    project.work_dir().join("oci").join("bases")
+}
+
+/// The tag of `[registry/]name:tag`, the ref name of the index in the layout.
+fn tag_of(reference: &str) -> anyhow::Result<String> {
+    let parsed: oci_spec::distribution::Reference = reference
+        .parse()
+        .with_context(|| format!("`{reference}` is not an image reference"))?;
+    Ok(parsed.tag().unwrap_or("latest").to_owned())
+}
+
+/// The engines to load the builtin engine's images into: those asked for (`--load`), or
+/// every one that answers.
+fn load_engines(sh: &Shell, args: &ImageArgs) -> anyhow::Result<Vec<Engine>> {
+    if args.no_load {
+        return Ok(Vec::new());
+    }
+    if args.load.is_empty() {
+        return Ok([EngineKind::Docker, EngineKind::Podman]
+            .into_iter()
+            .filter_map(|kind| Engine::detect(sh, Some(kind)).ok())
+            .collect());
+    }
+    args.load
+        .iter()
+        .map(|&kind| Engine::detect(sh, Some(kind)))
+        .collect()
+}
+
+/// Loads every image of the builtin engine into `engines`, through a docker-archive, and
+/// returns the undo of each tag it made.
+fn load(
+    sh: &Shell,
+    engines: &[Engine],
+    project: &Project,
+    images: &[Image],
+) -> anyhow::Result<Vec<Undo>> {
+    let mut made = Vec::new();
+    for image in images {
+        let Some(in_layout) = &image.layout else {
+            continue;
+        };
+        let out = Layout::open(&in_layout.dir)?;
+        let manifest = out.find(&in_layout.ref_name)?;
+        let archive = project
+            .work_dir()
+            .join("oci")
+            .join(format!("{}.docker-archive.tar", image.arch));
+        let doomed = archive.clone();
+        let _archive_removed = Undo::new(move || {
+            let _ = std::fs::remove_file(doomed);
+        });
+        assemble::docker_archive(&out, &manifest, &image.reference, &archive)?;
+        for engine in engines {
+            let what = format!("loaded {} into {}", image.reference, engine.name());
+            step(what, || {
+                let previous = engine.find_image(sh, &image.reference)?.map(|i| i.id);
+                made.push(engine.remover().image(&image.reference, previous));
+                engine
+                    .run(sh, &["load", "--quiet", "--input", archive.as_str()])
+                    .with_context(|| {
+                        format!("{} could not load {}", engine.name(), image.reference)
+                    })
+            })?;
+        }
+    }
+    Ok(made)
+}
+
+/// The builtin engine's images go from its OCI layout straight to the registry: no engine.
+fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> anyhow::Result<()> {
+    let Some(layout) = images.first().and_then(|i| i.layout.clone()) else {
+        return Ok(());
+    };
+    let target: oci_spec::distribution::Reference = names
+        .index
+        .parse()
+        .with_context(|| format!("invalid image reference `{}`", names.index))?;
+    let credential = args.auth.credential()?;
+    let pushed = step(format_args!("pushed {}", names.index), || {
+        registry::push_layout(
+            layout.dir.as_std_path(),
+            Some(&layout.index),
+            &target,
+            credential,
+        )
+    })?;
+    eprintln!("  {}", pushed.uploads);
+    for image in images.iter_mut() {
+        let platform = format!("linux/{}", image.arch);
+        image.digest = pushed
+            .images
+            .iter()
+            .find(|p| p.platform == platform)
+            .map(|p| p.digest.to_string());
+    }
+    Ok(())
 }
 
 fn push(
@@ -332,61 +531,90 @@ fn image_table(images: &[Image]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::model::recipe::{Healthcheck, Owner};
+    use crate::oci::context::{GROUP, PASSWD};
 
-    const RUNTIME: &str = include_str!("../../../Dockerfile.runtime");
-
-    fn instructions() -> impl Iterator<Item = &'static str> {
-        RUNTIME
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    fn runtime_recipe() -> Recipe {
+        let project = Project::load().unwrap();
+        let args = context::build_args(&project, "scratch", Some("abc123"), 1_700_000_000);
+        context::recipe(&project, &args).unwrap()
     }
 
     #[test]
-    fn the_runtime_dockerfile_runs_nothing() {
-        assert!(
-            !instructions().any(|l| l.to_ascii_uppercase().starts_with("RUN ")),
-            "no RUN in {DOCKERFILE}"
-        );
-    }
-
-    #[test]
-    fn every_build_argument_passed_is_declared() {
-        let declared: Vec<&str> = instructions()
-            .filter_map(|l| l.strip_prefix("ARG "))
-            .map(|a| a.split('=').next().unwrap_or(a))
-            .collect();
-        let labels = Labels {
-            title: "t".into(),
-            description: "d".into(),
-            version: "1".into(),
-            revision: "r".into(),
-            created: "c".into(),
-            source: "s".into(),
-            licenses: "l".into(),
-            base: "scratch".into(),
-        };
-        let mut passed: Vec<String> = labels.build_args().into_iter().map(|(k, _)| k).collect();
-        passed.extend(["BASE".into(), "PORT".into()]);
-        for arg in &passed {
-            assert!(
-                declared.contains(&arg.as_str()),
-                "{DOCKERFILE} does not declare ARG {arg}"
-            );
-        }
+    fn every_build_argument_passed_is_declared_and_lands_in_a_label() {
+        let recipe = runtime_recipe();
+        assert!(recipe.unused_args.is_empty(), "{:?}", recipe.unused_args);
+        let labels = &recipe.config.labels;
+        assert_eq!(labels["org.opencontainers.image.title"], "tiny-service");
+        assert_eq!(labels["org.opencontainers.image.revision"], "abc123");
         assert_eq!(
-            declared.len(),
-            passed.len(),
-            "declared {declared:?}, passed {passed:?}"
+            labels["org.opencontainers.image.created"],
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(labels["org.opencontainers.image.base.name"], "scratch");
+        assert_eq!(labels.len(), 8);
+        assert_eq!(recipe.base, Base::Scratch);
+    }
+
+    #[test]
+    fn the_runtime_image_copies_the_staged_context_and_runs_as_its_passwd_user() {
+        let recipe = runtime_recipe();
+        let copies: Vec<_> = recipe
+            .copies
+            .iter()
+            .map(|c| (c.sources.join(" "), c.dest.as_str(), c.owner))
+            .collect();
+        let service = Some(Owner {
+            uid: 65532,
+            gid: 65532,
+        });
+        assert_eq!(
+            copies,
+            [
+                ("rootfs/".into(), "/", None),
+                ("bin/".into(), "/usr/local/bin/", None),
+                ("owned/".into(), "/", service),
+            ]
+        );
+        let config = &recipe.config;
+        assert_eq!(config.user.as_deref(), Some("65532:65532"));
+        assert!(PASSWD.contains(":65532:65532:") && GROUP.contains(":65532:"));
+        assert_eq!(
+            config.entrypoint.as_deref(),
+            Some(&["/usr/local/bin/service".to_owned()][..])
+        );
+        assert_eq!(config.cmd, None);
+        assert_eq!(config.exposed_ports, ["8080/tcp"]);
+        assert_eq!(config.volumes, ["/data"]);
+        assert_eq!(
+            config.env,
+            [
+                ("PORT".into(), "8080".into()),
+                ("DATABASE_PATH".into(), "/data/service.db".into())
+            ]
+        );
+        assert_eq!(
+            config.healthcheck,
+            Some(Healthcheck {
+                test: vec![
+                    "CMD".into(),
+                    "/usr/local/bin/service".into(),
+                    "healthcheck".into()
+                ],
+                interval: Some(Duration::from_secs(10)),
+                timeout: Some(Duration::from_secs(3)),
+                start_period: Some(Duration::from_secs(5)),
+                retries: Some(3),
+            })
         );
     }
 
     #[test]
-    fn the_image_runs_the_service_as_the_user_of_its_passwd_entry() {
-        assert!(instructions().any(|l| l == "USER 65532:65532"));
-        assert!(PASSWD.contains(":65532:65532:") && GROUP.contains(":65532:"));
-        assert!(instructions().any(|l| l == r#"ENTRYPOINT ["/usr/local/bin/service"]"#));
-        assert!(instructions().any(|l| l.starts_with("COPY --chown=65532:65532 owned/ /")));
+    fn the_index_is_named_by_the_tag() {
+        assert_eq!(tag_of("tiny-service:0.1.0").unwrap(), "0.1.0");
+        assert_eq!(tag_of("127.0.0.1:5000/team/svc:edge").unwrap(), "edge");
     }
 }

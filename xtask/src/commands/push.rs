@@ -12,16 +12,10 @@ impl PushArgs {
     pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
         let credential = self.auth.credential()?;
         let pushed = report::step(format!("pushed {}", self.tag), || {
-            registry::push_layout(&self.layout, &self.tag, credential)
+            registry::push_layout(&self.layout, None, &self.tag, credential)
         })?;
         let uploads = pushed.uploads;
-        eprintln!(
-            "  uploaded {} blob(s), {}; {} already in the registry, {} mounted from another repository",
-            uploads.blobs,
-            report::size(uploads.bytes),
-            uploads.present,
-            uploads.mounted
-        );
+        eprintln!("  {uploads}");
         if self.json {
             let images: Vec<serde_json::Value> = pushed
                 .images

@@ -18,3 +18,22 @@ pub enum BaseKind {
     /// Alpine Linux, pinned (`alpine` in [workspace.metadata.xtask.image]), for a shell
     Alpine,
 }
+
+/// The compression of layer blobs. gzip is what every registry and engine reads; zstd is
+/// smaller and faster to unpack, but docker before 23.0 cannot pull it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+/// What builds images: the builtin OCI writer, or a container engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum BuildEngine {
+    /// Writes the images itself, with no daemon: reproducible digests
+    #[default]
+    Builtin,
+    Docker,
+    Podman,
+}

@@ -5,5 +5,6 @@ pub mod choice;
 pub mod dist;
 pub mod elf;
 pub mod project;
+pub mod recipe;
 pub mod run;
 pub mod target;

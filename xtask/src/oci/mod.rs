@@ -1,6 +1,11 @@
-//! Images as data: references, and (as they arrive) layers, layouts and registries.
+//! Images as data: references, reproducible layers, OCI image layouts, and the builtin
+//! engine that assembles images from a recipe.
 
+pub mod assemble;
 pub mod auth;
 pub mod blobstore;
+pub mod context;
+pub mod layer;
+pub mod layout;
 pub mod reference;
 pub mod registry;

@@ -51,6 +51,19 @@ pub struct Uploads {
     pub mounted: u64,
 }
 
+impl std::fmt::Display for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "uploaded {} blob(s), {}; {} already in the registry, {} mounted from another repository",
+            self.blobs,
+            crate::report::size(self.bytes),
+            self.present,
+            self.mounted
+        )
+    }
+}
+
 /// One registry host, its authentication settled.
 pub struct Client {
     agent: ureq::Agent,
@@ -726,8 +739,10 @@ pub struct Pushed {
 /// `credential` comes from `--username`/`--password-stdin`; without it the stored
 /// credentials for the registry are used, or none. `Pushed::uploads` counts the blob bytes
 /// actually uploaded.
+/// `index_ref` picks the index by its ref name when the layout holds several.
 pub fn push_layout(
     layout: &Path,
+    index_ref: Option<&str>,
     target: &Reference,
     credential: Option<Credential>,
 ) -> anyhow::Result<Pushed> {
@@ -736,7 +751,7 @@ pub fn push_layout(
         .filter(|_| target.digest().is_none())
         .with_context(|| format!("push to a tag, not a digest: {target}"))?;
     let store = BlobStore::open(layout)?;
-    let (index, manifests) = layout_images(&store)?;
+    let (index, manifests) = layout_images(&store, index_ref)?;
     let mut client = Client::connect(target, credential)?;
     let repository = target.repository();
     let mut images = Vec::new();
@@ -786,13 +801,23 @@ pub fn push_layout(
 }
 
 /// The index to push and the image manifests under it, from a layout's `index.json`.
-fn layout_images(store: &BlobStore) -> anyhow::Result<(RawManifest, Vec<Descriptor>)> {
+fn layout_images(
+    store: &BlobStore,
+    index_ref: Option<&str>,
+) -> anyhow::Result<(RawManifest, Vec<Descriptor>)> {
     let top = store.index()?;
     let nested: Vec<&Descriptor> = top
         .manifests()
         .iter()
         .filter(|d| is_index_type(d.media_type().as_ref()))
+        .filter(|d| index_ref.is_none_or(|r| crate::oci::layout::ref_name(d) == Some(r)))
         .collect();
+    if let (Some(r), []) = (index_ref, nested.as_slice()) {
+        bail!(
+            "the OCI layout {} has no index named `{r}`: build it with `cargo xtask image`",
+            store.root().display()
+        );
+    }
     let (index, manifests) = match nested.as_slice() {
         [one] => {
             let bytes = store.read(one.digest())?;

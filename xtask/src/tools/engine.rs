@@ -35,6 +35,18 @@ pub struct Engine {
     pub version: String,
 }
 
+/// What [`Engine::build`] builds.
+#[derive(Clone, Copy)]
+pub struct BuildRequest<'a> {
+    pub target: Target,
+    pub dockerfile: &'a Utf8Path,
+    pub context: &'a Utf8Path,
+    pub tag: &'a str,
+    pub build_args: &'a [(String, String)],
+    /// SOURCE_DATE_EPOCH, for the engines that take it.
+    pub epoch: u64,
+}
+
 /// The one-line fix when no engine answers.
 pub const NO_ENGINE: &str = "no container engine is running: start the Docker daemon \
     (`sudo systemctl start docker`, or `sudo dockerd &`) or install podman (`sudo apt-get install podman`)";
@@ -295,24 +307,34 @@ impl Engine {
     }
 
     /// Builds `dockerfile` with `context` for `target`'s platform and tags the result.
-    pub fn build(
-        &self,
-        sh: &Shell,
-        target: Target,
-        dockerfile: &Utf8Path,
-        context: &Utf8Path,
-        tag: &str,
-        build_args: &[(String, String)],
-    ) -> anyhow::Result<()> {
+    pub fn build(&self, sh: &Shell, request: &BuildRequest<'_>) -> anyhow::Result<()> {
+        let BuildRequest {
+            target,
+            dockerfile,
+            context,
+            tag,
+            build_args,
+            epoch,
+        } = *request;
         let platform = target.platform();
         self.can_build(target)?;
         let mut args: Vec<String> = match self.builder {
             Builder::Buildx => vec!["buildx".into(), "build".into(), "--load".into()],
-            Builder::Podman => vec!["build".into(), "--format=docker".into()],
+            // Every time in the image at SOURCE_DATE_EPOCH, and no builder label, so that
+            // podman's image matches the builtin engine's.
+            Builder::Podman => vec![
+                "build".into(),
+                "--format=docker".into(),
+                format!("--timestamp={epoch}"),
+                "--identity-label=false".into(),
+            ],
             Builder::BuiltinBuildKit | Builder::Legacy => vec!["build".into()],
         };
         args.extend([
             "--quiet".into(),
+            // Build caches key COPY on content, not mtime: a layer cached from another
+            // checkout would bring that checkout's file times. Copies alone cost little.
+            "--no-cache".into(),
             format!("--platform={platform}"),
             format!("--file={dockerfile}"),
         ]);

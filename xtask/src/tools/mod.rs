@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod engine;
+pub mod git;
 pub mod inspect;
 pub mod load;
 pub mod probe;

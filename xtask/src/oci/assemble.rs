@@ -1,0 +1,370 @@
+//! The builtin engine: renders a [`Recipe`] and a staged build context as one OCI image per
+//! architecture (config, layers, manifest) and a multi-architecture index, in an OCI image
+//! layout. A base other than scratch is read from a layout (the base-image cache, or one
+//! given as `oci:<dir>:<ref>`); its config is inherited as docker inherits it and our layers
+//! go on top of its own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::Utf8Path;
+use oci_spec::image::{
+    Arch, Config, Descriptor, History, HistoryBuilder, ImageConfiguration,
+    ImageConfigurationBuilder, ImageManifest, ImageManifestBuilder, MediaType, Os, PlatformBuilder,
+    RootFsBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::choice::Compression;
+use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
+use crate::model::target::Target;
+use crate::oci::layer::{self, Layer};
+use crate::oci::layout::{Layout, canonical_json, empty_index};
+
+/// BuildKit gives an image without a PATH (scratch) this one; so does the builtin engine,
+/// so that every engine makes the same config.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An image config: the OCI fields, plus docker's `config.Healthcheck`, which the OCI spec
+/// has no field for but docker, podman and registries keep.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub image: ImageConfiguration,
+    pub healthcheck: Option<DockerHealthcheck>,
+}
+
+/// `config.Healthcheck` as docker writes it: durations in nanoseconds, zero left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerHealthcheck {
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl From<&Healthcheck> for DockerHealthcheck {
+    fn from(h: &Healthcheck) -> Self {
+        let ns = |d: Option<Duration>| d.map_or(0, |d| d.as_nanos() as u64);
+        DockerHealthcheck {
+            test: h.test.clone(),
+            interval: ns(h.interval),
+            timeout: ns(h.timeout),
+            start_period: ns(h.start_period),
+            retries: h.retries.unwrap_or(0),
+        }
+    }
+}
+
+impl ImageConfig {
+    pub fn parse(bytes: &[u8]) -> anyhow::Result<ImageConfig> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)?;
+        let healthcheck = value
+            .pointer("/config/Healthcheck")
+            .filter(|v| !v.is_null())
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .context("parsing the config's Healthcheck")?;
+        Ok(ImageConfig {
+            image: serde_json::from_value(value).context("parsing an image config")?,
+            healthcheck,
+        })
+    }
+
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        let mut value = serde_json::to_value(&self.image)?;
+        if let (Some(hc), Some(config)) = (&self.healthcheck, value.get_mut("config")) {
+            config["Healthcheck"] = serde_json::to_value(hc)?;
+        }
+        canonical_json(&value)
+    }
+}
+
+/// A base image read from a layout: its manifest for one platform and its config.
+pub struct BaseImage {
+    layout: Layout,
+    manifest: ImageManifest,
+    config: ImageConfig,
+}
+
+impl BaseImage {
+    /// The image `name` names in `layout`, for `target`'s platform.
+    pub fn read(layout: Layout, name: &str, target: Target) -> anyhow::Result<BaseImage> {
+        let (_, manifest) = layout.manifest_for(name, target.arch())?;
+        let config = ImageConfig::parse(&layout.read_blob(manifest.config().digest().as_ref())?)
+            .with_context(|| format!("reading the config of {name}"))?;
+        let arch = config.image.architecture().to_string();
+        if arch != target.arch() {
+            bail!(
+                "{name} in {} is for {arch}, not {}",
+                layout.dir,
+                target.arch()
+            );
+        }
+        Ok(BaseImage {
+            layout,
+            manifest,
+            config,
+        })
+    }
+}
+
+/// Build settings every architecture shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `SOURCE_DATE_EPOCH`: every time in the image.
+    pub epoch: u64,
+    pub compression: Compression,
+}
+
+/// One architecture's image, written into a layout.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    pub target: Target,
+    /// The manifest, with its platform.
+    pub manifest: Descriptor,
+    pub config_digest: String,
+    /// Uncompressed (the layers' tars) and compressed (the blobs), base included.
+    pub size: u64,
+    pub compressed_size: u64,
+}
+
+/// Writes `target`'s image of `recipe` into `out` from the staged `context`.
+pub fn image(
+    out: &Layout,
+    recipe: &Recipe,
+    base: Option<&BaseImage>,
+    context: &Utf8Path,
+    target: Target,
+    settings: Settings,
+) -> anyhow::Result<Assembled> {
+    let created = rfc3339(settings.epoch);
+    let mut layers: Vec<Descriptor> = Vec::new();
+    let mut diff_ids: Vec<String> = Vec::new();
+    let mut history: Vec<History> = Vec::new();
+    let (mut size, mut compressed_size) = (0, 0);
+    if let Some(base) = base {
+        for descriptor in base.manifest.layers() {
+            let blob = base.layout.read_blob(descriptor.digest().as_ref())?;
+            size += layer::decompress(descriptor.media_type(), &blob)?.len() as u64;
+            compressed_size += blob.len() as u64;
+            out.put_blob(&blob)?;
+            layers.push(descriptor.clone());
+        }
+        diff_ids.extend(base.config.image.rootfs().diff_ids().iter().cloned());
+        history.extend(base.config.image.history().clone().unwrap_or_default());
+        if diff_ids.len() != layers.len() {
+            bail!(
+                "the base image's config lists {} layers and its manifest {}",
+                diff_ids.len(),
+                layers.len()
+            );
+        }
+    }
+    for step in &recipe.copies {
+        let tar = layer::copy_tar(context, step, settings.epoch)?;
+        let layer = Layer::new(tar, settings.compression)?;
+        size += layer.tar.len() as u64;
+        compressed_size += layer.blob.len() as u64;
+        layers.push(out.put_bytes(settings.compression.media_type(), &layer.blob)?);
+        diff_ids.push(layer.diff_id);
+        history.push(
+            HistoryBuilder::default()
+                .created(created.clone())
+                .created_by(step.text.clone())
+                .comment("cargo xtask image")
+                .build()?,
+        );
+    }
+
+    let inherited = base.map(|b| &b.config);
+    let config = ImageConfig {
+        image: ImageConfigurationBuilder::default()
+            .created(created)
+            .architecture(Arch::from(target.arch()))
+            .os(Os::Linux)
+            .config(run_config(
+                &recipe.config,
+                inherited.and_then(|c| c.image.config().as_ref()),
+            ))
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(diff_ids)
+                    .build()?,
+            )
+            .history(history)
+            .build()?,
+        healthcheck: recipe
+            .config
+            .healthcheck
+            .as_ref()
+            .map(DockerHealthcheck::from)
+            .or_else(|| inherited.and_then(|c| c.healthcheck.clone())),
+    };
+    let config_bytes = config.to_bytes()?;
+    let config_descriptor = out.put_bytes(MediaType::ImageConfig, &config_bytes)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_descriptor.clone())
+        .layers(layers)
+        .build()?;
+    let mut descriptor = out.put_json(MediaType::ImageManifest, &manifest)?;
+    descriptor.set_platform(Some(
+        PlatformBuilder::default()
+            .architecture(Arch::from(target.arch()))
+            .os(Os::Linux)
+            .build()?,
+    ));
+    Ok(Assembled {
+        target,
+        manifest: descriptor,
+        config_digest: config_descriptor.digest().to_string(),
+        size,
+        compressed_size,
+    })
+}
+
+/// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
+/// each image also named `<tag>-<arch>`. Blobs nothing names any more are removed.
+pub fn index(out: &Layout, tag: &str, images: &[Assembled]) -> anyhow::Result<Descriptor> {
+    let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
+    let index = out.put_json(MediaType::ImageIndex, &empty_index(members)?)?;
+    let mut refs = vec![(tag.to_owned(), index.clone())];
+    for image in images {
+        refs.push((
+            format!("{tag}-{}", image.target.arch()),
+            image.manifest.clone(),
+        ));
+    }
+    out.tag(refs)?;
+    out.prune()?;
+    Ok(index)
+}
+
+/// Docker's inheritance: env merged by name, the rest ours where we set it; ENTRYPOINT
+/// without a later CMD drops the base's CMD.
+fn run_config(ours: &RunConfig, base: Option<&Config>) -> Config {
+    let mut config = base.cloned().unwrap_or_default();
+    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_owned());
+    }
+    for (key, value) in &ours.env {
+        let entry = format!("{key}={value}");
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(existing) => *existing = entry,
+            None => env.push(entry),
+        }
+    }
+    config.set_env(Some(env));
+    if ours.user.is_some() {
+        config.set_user(ours.user.clone());
+    }
+    if ours.workdir.is_some() {
+        config.set_working_dir(ours.workdir.clone());
+    } else if config.working_dir().as_deref().is_none_or(str::is_empty) {
+        // BuildKit's default, so that every engine makes the same config.
+        config.set_working_dir(Some("/".to_owned()));
+    }
+    if ours.stop_signal.is_some() {
+        config.set_stop_signal(ours.stop_signal.clone());
+    }
+    if ours.entrypoint.is_some() {
+        config.set_entrypoint(ours.entrypoint.clone());
+    }
+    if ours.cmd.is_some() {
+        config.set_cmd(ours.cmd.clone());
+    } else if ours.entrypoint_resets_cmd {
+        config.set_cmd(None);
+    }
+    let union = |base: &Option<Vec<String>>, ours: &[String]| {
+        let mut all = base.clone().unwrap_or_default();
+        all.extend(
+            ours.iter()
+                .filter(|p| !all.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        all.sort();
+        (!all.is_empty()).then_some(all)
+    };
+    config.set_exposed_ports(union(config.exposed_ports(), &ours.exposed_ports));
+    config.set_volumes(union(config.volumes(), &ours.volumes));
+    let mut labels: BTreeMap<String, String> = config
+        .labels()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    labels.extend(ours.labels.clone());
+    config.set_labels((!labels.is_empty()).then(|| labels.into_iter().collect()));
+    config
+}
+
+fn rfc3339(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+}
+
+/// Writes the image `manifest` names in `layout` as a docker-archive (what `docker save`
+/// writes) tagged `repo_tag`: docker before 25 loads no OCI archive, and podman loads both.
+/// Layers go in uncompressed, so that any engine reads them whatever their compression.
+pub fn docker_archive(
+    layout: &Layout,
+    manifest: &Descriptor,
+    repo_tag: &str,
+    dest: &Utf8Path,
+) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry<'a> {
+        config: String,
+        repo_tags: [&'a str; 1],
+        layers: Vec<String>,
+    }
+    let manifest: ImageManifest = layout.read_json(manifest.digest().as_ref())?;
+    let config_digest = manifest.config().digest().to_string();
+    let config = layout.read_blob(&config_digest)?;
+    let file = std::fs::File::create(dest).with_context(|| format!("creating {dest}"))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+    let mut append = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        tar.append_data(&mut header, name, bytes)?;
+        Ok(())
+    };
+    let config_name = format!("{}.json", hex(&config_digest));
+    append(&config_name, &config)?;
+    let mut layers = Vec::new();
+    for descriptor in manifest.layers() {
+        let blob = layout.read_blob(descriptor.digest().as_ref())?;
+        let tar = layer::decompress(descriptor.media_type(), &blob)?;
+        let name = format!("{}/layer.tar", hex(&layer::sha256_digest(&tar)));
+        append(&name, &tar)?;
+        layers.push(name);
+    }
+    let entry = [Entry {
+        config: config_name,
+        repo_tags: [repo_tag],
+        layers,
+    }];
+    append("manifest.json", &serde_json::to_vec(&entry)?)?;
+    tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
+}
+
+fn hex(digest: &str) -> &str {
+    digest.trim_start_matches("sha256:")
+}

@@ -1,0 +1,311 @@
+//! An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/`): where the
+//! builtin engine writes images, what a push reads, and the form the base-image cache takes.
+//! `index.json` names each image with `org.opencontainers.image.ref.name`, so
+//! `umoci unpack --image <dir>:<ref>` and `skopeo copy oci:<dir>:<ref> ...` find them.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use oci_spec::image::{
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest,
+    MediaType, OciLayoutBuilder,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::oci::layer::sha256_digest;
+
+pub struct Layout {
+    pub dir: Utf8PathBuf,
+}
+
+/// Serialises with every object's keys sorted (serde_json's map is a BTreeMap), so that
+/// types holding HashMaps (labels, annotations) give the same bytes in every run.
+pub fn canonical_json(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+    let value = serde_json::to_value(value)?;
+    Ok(serde_json::to_vec(&value)?)
+}
+
+impl Layout {
+    /// Opens the layout at `dir`, creating an empty one if there is none.
+    pub fn create(dir: &Utf8Path) -> anyhow::Result<Layout> {
+        std::fs::create_dir_all(dir.join("blobs/sha256"))
+            .with_context(|| format!("creating the OCI layout {dir}"))?;
+        let layout = Layout {
+            dir: dir.to_owned(),
+        };
+        if !dir.join("oci-layout").exists() {
+            let header = OciLayoutBuilder::default()
+                .image_layout_version("1.0.0")
+                .build()?;
+            layout.write_file("oci-layout", &canonical_json(&header)?)?;
+        }
+        if !dir.join("index.json").exists() {
+            layout.write_index(&empty_index(Vec::new())?)?;
+        }
+        Ok(layout)
+    }
+
+    /// Opens an existing layout.
+    pub fn open(dir: &Utf8Path) -> anyhow::Result<Layout> {
+        if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+            bail!("{dir} is not an OCI image layout (no oci-layout or index.json)");
+        }
+        Ok(Layout {
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> anyhow::Result<Utf8PathBuf> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .with_context(|| format!("`{digest}` is not a sha256 digest"))?;
+        Ok(self.dir.join("blobs/sha256").join(hex))
+    }
+
+    /// Stores `bytes` under their digest (once) and returns the digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> anyhow::Result<String> {
+        let digest = sha256_digest(bytes);
+        let path = self.blob_path(&digest)?;
+        if !path.exists() {
+            self.write_file(path.strip_prefix(&self.dir)?.as_str(), bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Stores a JSON document canonically and describes it.
+    pub fn put_json(
+        &self,
+        media_type: MediaType,
+        value: &impl Serialize,
+    ) -> anyhow::Result<Descriptor> {
+        let bytes = canonical_json(value)?;
+        self.put_bytes(media_type, &bytes)
+    }
+
+    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> anyhow::Result<Descriptor> {
+        let digest = self.put_blob(bytes)?;
+        Ok(Descriptor::new(
+            media_type,
+            bytes.len() as u64,
+            Digest::try_from(digest.as_str())?,
+        ))
+    }
+
+    /// A blob's bytes, checked against its digest.
+    pub fn read_blob(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading blob {path}"))?;
+        if sha256_digest(&bytes) != digest {
+            bail!("blob {path} does not match its digest: remove the layout and build again");
+        }
+        Ok(bytes)
+    }
+
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> anyhow::Result<T> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing blob {digest}"))
+    }
+
+    pub fn index(&self) -> anyhow::Result<ImageIndex> {
+        let path = self.dir.join("index.json");
+        ImageIndex::from_file(&path).with_context(|| format!("reading {path}"))
+    }
+
+    /// Names each descriptor in `index.json` by its ref name, replacing what had that name.
+    pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> anyhow::Result<()> {
+        let names: BTreeSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
+        let mut manifests: Vec<Descriptor> = self
+            .index()?
+            .manifests()
+            .iter()
+            .filter(|d| ref_name(d).is_none_or(|n| !names.contains(n)))
+            .cloned()
+            .collect();
+        for (name, mut descriptor) in refs {
+            let mut annotations = descriptor.annotations().clone().unwrap_or_default();
+            annotations.insert(ANNOTATION_REF_NAME.to_owned(), name);
+            descriptor.set_annotations(Some(annotations));
+            manifests.push(descriptor);
+        }
+        manifests.sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
+        self.write_index(&empty_index(manifests)?)?;
+        Ok(())
+    }
+
+    /// The descriptor `index.json` names `name`.
+    pub fn find(&self, name: &str) -> anyhow::Result<Descriptor> {
+        let index = self.index()?;
+        index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d) == Some(name))
+            .cloned()
+            .with_context(|| {
+                let known: Vec<&str> = index.manifests().iter().filter_map(ref_name).collect();
+                format!(
+                    "no image named `{name}` in the OCI layout {} (it has: {})",
+                    self.dir,
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// The manifest of `name` for `arch`, following an index to that platform's entry.
+    pub fn manifest_for(
+        &self,
+        name: &str,
+        arch: &str,
+    ) -> anyhow::Result<(Descriptor, ImageManifest)> {
+        let mut descriptor = self.find(name)?;
+        // Indexes may nest (an index.json entry pointing at an image index).
+        for _ in 0..4 {
+            match descriptor.media_type() {
+                MediaType::ImageManifest => {
+                    let manifest = self.read_json(descriptor.digest().as_ref())?;
+                    return Ok((descriptor, manifest));
+                }
+                MediaType::Other(t) if t == DOCKER_MANIFEST => {
+                    let manifest = self.read_json(descriptor.digest().as_ref())?;
+                    return Ok((descriptor, manifest));
+                }
+                MediaType::ImageIndex => {}
+                MediaType::Other(t) if t == DOCKER_LIST => {}
+                other => bail!("`{name}` in {} is a {other}, not an image", self.dir),
+            }
+            let index: ImageIndex = self.read_json(descriptor.digest().as_ref())?;
+            descriptor = index
+                .manifests()
+                .iter()
+                .find(|d| {
+                    d.platform().as_ref().is_some_and(|p| {
+                        p.architecture().to_string() == arch && p.os().to_string() == "linux"
+                    })
+                })
+                .cloned()
+                .with_context(|| format!("`{name}` in {} has no linux/{arch} image", self.dir))?;
+        }
+        bail!("`{name}` in {} nests indexes too deeply", self.dir)
+    }
+
+    /// Removes blobs nothing in `index.json` reaches (earlier builds' layers).
+    pub fn prune(&self) -> anyhow::Result<()> {
+        let mut keep = BTreeSet::new();
+        let mut todo: Vec<Descriptor> = self.index()?.manifests().clone();
+        while let Some(d) = todo.pop() {
+            let digest = d.digest().to_string();
+            if !keep.insert(digest.clone()) {
+                continue;
+            }
+            match d.media_type() {
+                MediaType::ImageIndex => {
+                    let index: ImageIndex = self.read_json(&digest)?;
+                    todo.extend(index.manifests().iter().cloned());
+                }
+                MediaType::ImageManifest => {
+                    let manifest: ImageManifest = self.read_json(&digest)?;
+                    todo.push(manifest.config().clone());
+                    todo.extend(manifest.layers().iter().cloned());
+                }
+                _ => {}
+            }
+        }
+        for entry in self.dir.join("blobs/sha256").read_dir_utf8()? {
+            let entry = entry?;
+            if !keep.contains(&format!("sha256:{}", entry.file_name())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
+        self.write_file("index.json", &canonical_json(index)?)
+    }
+
+    /// Writes beside the file and renames over it: a reader never sees half a file.
+    fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.dir.join(relative);
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}",
+            path.file_name().unwrap_or("blob"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {tmp}"))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {path}"))
+    }
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+pub fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations()
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
+}
+
+/// An image index over `manifests`.
+pub fn empty_index(manifests: Vec<Descriptor>) -> anyhow::Result<ImageIndex> {
+    Ok(ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_canonical_whatever_the_map_order() {
+        let mut a = std::collections::HashMap::new();
+        for k in ["z", "a", "m", "b", "y", "c"] {
+            a.insert(k, 1);
+        }
+        assert_eq!(
+            String::from_utf8(canonical_json(&a).unwrap()).unwrap(),
+            r#"{"a":1,"b":1,"c":1,"m":1,"y":1,"z":1}"#
+        );
+    }
+
+    #[test]
+    fn tags_replace_by_name_blobs_dedupe_and_prune_keeps_what_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
+        let layout = Layout::create(&root).unwrap();
+        let one = layout.put_bytes(MediaType::ImageLayer, b"one").unwrap();
+        let again = layout.put_bytes(MediaType::ImageLayer, b"one").unwrap();
+        assert_eq!(one, again);
+        let two = layout.put_bytes(MediaType::ImageLayer, b"two").unwrap();
+        layout.tag(vec![("a".into(), one.clone())]).unwrap();
+        layout
+            .tag(vec![("a".into(), two.clone()), ("b".into(), two.clone())])
+            .unwrap();
+        let names: Vec<_> = layout
+            .index()
+            .unwrap()
+            .manifests()
+            .iter()
+            .map(|d| (ref_name(d).unwrap().to_owned(), d.digest().to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a".into(), two.digest().to_string()),
+                ("b".into(), two.digest().to_string())
+            ]
+        );
+        layout.prune().unwrap();
+        assert!(!layout.blob_path(one.digest().as_ref()).unwrap().exists());
+        assert_eq!(layout.read_blob(two.digest().as_ref()).unwrap(), b"two");
+        assert!(Layout::open(&root).is_ok());
+        assert!(Layout::open(&root.join("blobs")).is_err());
+        let err = layout.find("c").unwrap_err().to_string();
+        assert!(err.contains("it has: a, b"), "{err}");
+    }
+}

@@ -5,7 +5,7 @@ use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
 use crate::model::target::Target;
-use crate::oci::reference::{ImageRef, Registry};
+use crate::oci::reference::{BaseRef, ImageRef, Registry};
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
 /// them as tiny container images, and proves the images work.
@@ -60,9 +60,9 @@ pub struct ImageArgs {
     /// The base image kind [default: `base` in [workspace.metadata.xtask.image], scratch]
     #[arg(long, value_enum)]
     pub base: Option<BaseKind>,
-    /// Any base image reference; overrides --base
+    /// Any base image reference, or `oci:<layout dir>:<ref name>`; overrides --base
     #[arg(long, value_name = "REF")]
-    pub base_image: Option<ImageRef>,
+    pub base_image: Option<BaseRef>,
     /// What builds the images: the builtin OCI writer (no daemon, reproducible digests), or
     /// docker or podman building Dockerfile.runtime
     #[arg(long, value_enum, default_value_t)]

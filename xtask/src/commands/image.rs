@@ -315,7 +315,7 @@ impl Job<'_> {
                 })?;
                 (Utf8PathBuf::from(dir), name.to_owned())
             }
-            None => (base_cache(self.project), reference.clone()),
+            None => self.pull_base(reference, target)?,
         };
         let layout = Layout::open(&dir).with_context(|| {
             format!(
@@ -324,6 +324,22 @@ impl Job<'_> {
             )
         })?;
         Ok(Some(BaseImage::read(layout, &name, target)?))
+    }
+
+    /// Fetches the base for `target`'s platform from its registry into the base cache (a
+    /// base pinned by digest that is cached already is used without the network), and
+    /// returns the cache and the name it is listed under.
+    fn pull_base(&self, reference: &str, target: Target) -> anyhow::Result<(Utf8PathBuf, String)> {
+        let parsed: oci_spec::distribution::Reference = reference
+            .parse()
+            .with_context(|| format!("invalid image reference `{reference}`"))?;
+        let platform = registry::parse_platform(&target.platform())?;
+        let cache = self.project.base_cache();
+        step(
+            format_args!("base {reference} for {}", target.platform()),
+            || registry::pull_base(&parsed, &platform, cache.as_std_path(), None),
+        )?;
+        Ok((cache, registry::cache_name(&parsed, &platform)))
     }
 
     /// Docker or podman: stages the context and builds `Dockerfile.runtime`.
@@ -384,12 +400,6 @@ impl Job<'_> {
     }
 }
 
-/// Where base images for the builtin engine are cached: an OCI layout whose ref names are
-/// the references as given (`docker.io/library/alpine:3.20@sha256:...`).
-pub fn base_cache(project: &Project) -> Utf8PathBuf {
-    project.work_dir().join("oci").join("bases")
-}
-
 /// The tag of `[registry/]name:tag`, the ref name of the index in the layout.
 fn tag_of(reference: &str) -> anyhow::Result<String> {
     let parsed: oci_spec::distribution::Reference = reference
@@ -431,10 +441,9 @@ fn load(
         };
         let out = Layout::open(&in_layout.dir)?;
         let manifest = out.find(&in_layout.ref_name)?;
-        let archive = project
-            .work_dir()
-            .join("oci")
-            .join(format!("{}.docker-archive.tar", image.arch));
+        let archives = project.work_dir().join("oci");
+        std::fs::create_dir_all(&archives).with_context(|| format!("creating {archives}"))?;
+        let archive = archives.join(format!("{}.docker-archive.tar", image.arch));
         let doomed = archive.clone();
         let _archive_removed = Undo::new(move || {
             let _ = std::fs::remove_file(doomed);

@@ -87,6 +87,39 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// A base image: a reference to pull, or `oci:<layout dir>:<ref name>` for an image in a
+/// local OCI layout (what `skopeo copy … oci:<dir>:<ref>` writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRef {
+    Image(ImageRef),
+    Layout { text: String },
+}
+
+impl FromStr for BaseRef {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<BaseRef> {
+        match text.strip_prefix("oci:") {
+            Some(rest) => match rest.rsplit_once(':') {
+                Some((dir, name)) if !dir.is_empty() && !name.is_empty() => Ok(BaseRef::Layout {
+                    text: text.to_owned(),
+                }),
+                _ => bail!("invalid base image `{text}`: expected oci:<layout dir>:<ref name>"),
+            },
+            None => text.parse().map(BaseRef::Image),
+        }
+    }
+}
+
+impl fmt::Display for BaseRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseRef::Image(image) => image.fmt(f),
+            BaseRef::Layout { text } => f.write_str(text),
+        }
+    }
+}
+
 /// A registry host with an optional port (`127.0.0.1:5000`, `registry.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry(String);

@@ -140,8 +140,13 @@ impl Undo {
         Undo(Some(id))
     }
 
-    /// Keeps what the action would undo: the work it guards is complete.
+    /// Keeps what the action would undo: the work it guards is complete. After a signal
+    /// the run ends as interrupted, so the action runs instead: an interrupted run keeps
+    /// nothing it made.
     pub fn disarm(mut self) {
+        if requested() {
+            return;
+        }
         if let Some(id) = self.0.take() {
             lock(&UNDO).pending.remove(&id);
         }

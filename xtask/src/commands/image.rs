@@ -9,7 +9,7 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::cli::ImageArgs;
-use crate::interrupt::{self, Undo};
+use crate::interrupt::Undo;
 use crate::model::choice::BaseKind;
 use crate::model::dist::Built;
 use crate::model::project::Project;
@@ -98,8 +98,6 @@ impl ImageArgs {
         if self.push {
             push(sh, &engine, &names, &mut images)?;
         }
-        interrupt::check()?;
-        made.into_iter().for_each(Undo::disarm);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&images)?);
         } else {
@@ -116,6 +114,7 @@ impl ImageArgs {
                 );
             }
         }
+        made.into_iter().for_each(Undo::disarm);
         Ok(())
     }
 }

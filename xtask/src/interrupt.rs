@@ -140,8 +140,21 @@ impl Undo {
         Undo(Some(id))
     }
 
-    /// Keeps what the action would undo: the work it guards is complete.
+    /// Removes the directory `path` and everything in it.
+    pub fn remove_dir(path: impl Into<std::path::PathBuf>) -> Undo {
+        let path = path.into();
+        Undo::new(move || {
+            let _ = std::fs::remove_dir_all(path);
+        })
+    }
+
+    /// Keeps what the action would undo: the work it guards is complete. After a signal
+    /// the run ends as interrupted, so the action runs instead: an interrupted run keeps
+    /// nothing it made.
     pub fn disarm(mut self) {
+        if requested() {
+            return;
+        }
         if let Some(id) = self.0.take() {
             lock(&UNDO).pending.remove(&id);
         }

@@ -709,6 +709,11 @@ fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
     let ended = job.wait_after(Instant::now());
     let err = &ended.stderr;
     eprint!("{err}");
+    eprintln!(
+        "the engine went away: status {:?} after {:.2}s",
+        ended.status.code(),
+        ended.after.as_secs_f64()
+    );
     assert_eq!(ended.status.code(), Some(1), "{err}");
     assert!(ended.after <= Duration::from_secs(10), "{:?}", ended.after);
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
@@ -752,15 +757,15 @@ fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
 
 /// Ctrl-C at moments of `image`: no tag of this run stays behind.
 fn ctrl_c_during_image_leaves_no_tag() {
-    let tag = "xtask-test/interrupted:1";
+    let tag = "xtask-test/cut-short:1";
     let started = Instant::now();
     xtask_ok(&["image", "--tag", tag]);
     let took = started.elapsed();
-    let tags = || docker(&["images", "--quiet", "xtask-test/interrupted"]);
+    let tags = || docker(&["images", "--quiet", "xtask-test/cut-short"]);
     docker(&[
         "rmi",
-        "xtask-test/interrupted:1-amd64",
-        "xtask-test/interrupted:1-arm64",
+        "xtask-test/cut-short:1-amd64",
+        "xtask-test/cut-short:1-arm64",
     ]);
     for k in 0..6 {
         let at = took.mul_f64(0.9 * (k as f64 + 0.5) / 6.0);
@@ -772,8 +777,8 @@ fn ctrl_c_during_image_leaves_no_tag() {
             // Finished first: its tags are a result, not a leftover.
             docker(&[
                 "rmi",
-                "xtask-test/interrupted:1-amd64",
-                "xtask-test/interrupted:1-arm64",
+                "xtask-test/cut-short:1-amd64",
+                "xtask-test/cut-short:1-arm64",
             ]);
             continue;
         };

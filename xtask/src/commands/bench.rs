@@ -38,10 +38,7 @@ impl BenchArgs {
         let cc_env = toolchain::cross_env(sh, project, &Target::ALL)?.env;
         let scratch = project.work_dir().join("bench");
         let _ = std::fs::remove_dir_all(&scratch);
-        let doomed = scratch.clone();
-        let _scratch_removed = Undo::new(move || {
-            let _ = std::fs::remove_dir_all(doomed);
-        });
+        let _scratch_removed = Undo::remove_dir(&scratch);
         std::fs::create_dir_all(&scratch)?;
 
         if !self.skip_cold {

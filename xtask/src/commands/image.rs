@@ -11,7 +11,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::cli::ImageArgs;
-use crate::interrupt::{self, Undo};
+use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
 use crate::model::project::Project;
@@ -157,8 +157,6 @@ impl ImageArgs {
                 }
             }
         }
-        interrupt::check()?;
-        made.into_iter().for_each(Undo::disarm);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&images)?);
         } else {
@@ -188,6 +186,7 @@ impl ImageArgs {
                 );
             }
         }
+        made.into_iter().for_each(Undo::disarm);
         Ok(())
     }
 }

@@ -58,10 +58,7 @@ impl Staging {
             }
         }
         let path = parent.join(format!(".{name}.staging-{}", std::process::id()));
-        let doomed = path.clone();
-        let removal = Undo::new(move || {
-            let _ = std::fs::remove_dir_all(doomed);
-        });
+        let removal = Undo::remove_dir(&path);
         std::fs::create_dir(&path).with_context(|| format!("creating {path}"))?;
         Ok(Staging {
             path,

@@ -184,10 +184,7 @@ fn provision_zig(sh: &Shell, project: &Project, target: Target) -> anyhow::Resul
     );
     let _ = std::fs::remove_dir_all(&partial);
     let spec = format!("ziglang=={version}");
-    let partial_dir = partial.clone();
-    let _partial_removed = Undo::new(move || {
-        let _ = std::fs::remove_dir_all(partial_dir);
-    });
+    let _partial_removed = Undo::remove_dir(&partial);
     let pip = cmd!(
         sh,
         "python3 -m pip install --quiet --disable-pip-version-check --no-deps --target {partial} {spec}"

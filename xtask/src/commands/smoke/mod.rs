@@ -377,10 +377,7 @@ fn binary_matches(
         target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
     let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
     let dir = sh.create_temp_dir()?;
-    let path = dir.path().to_owned();
-    let _removed = Undo::new(move || {
-        let _ = std::fs::remove_dir_all(path);
-    });
+    let _removed = Undo::remove_dir(dir.path());
     let local = dir.path().join("entrypoint");
     resources.copy_out(&name, platform, reference, &facts.entrypoint, &local)?;
     let bytes = std::fs::read(&local)?;

@@ -448,6 +448,12 @@ fn load(
             let _ = std::fs::remove_file(doomed);
         });
         assemble::docker_archive(&out, &manifest, &image.reference, &archive)?;
+        // podman load unpacks into TMPDIR, and a podman stopped by a signal leaves that
+        // behind: give it a folder of ours that goes however the run ends.
+        let tmp = archives.join(format!("tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {tmp}"))?;
+        let _tmp_removed = Undo::remove_dir(&tmp);
+        let _tmp_env = sh.push_env("TMPDIR", &tmp);
         for engine in engines {
             let what = format!("loaded {} into {}", image.reference, engine.name());
             step(what, || {

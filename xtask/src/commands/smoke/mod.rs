@@ -18,7 +18,7 @@ use crate::oci::reference::ImageNames;
 use crate::report;
 use crate::tools::engine::{Engine, Unreachable};
 use crate::tools::inspect;
-use crate::tools::probe::{free_port, http_get, messages_contain, websocket_echo};
+use crate::tools::probe::{self, free_port, http_get, messages_contain, websocket_echo};
 use crate::tools::qemu;
 use containers::Resources;
 
@@ -257,6 +257,12 @@ fn smoke(
     });
     checks.run("websocket", || websocket_echo(addr, &message));
     checks.run("messages", || messages_contain(addr, &message));
+    checks.run("message limit", || {
+        let (big, detail) = probe::websocket_limit(addr, &message)?;
+        messages_contain(addr, &big)?;
+        Ok(format!("{detail}; the big one is listed"))
+    });
+    checks.run("body limit", || probe::body_limit(addr));
     checks.run("healthcheck", || {
         let entry = facts.entrypoint.clone();
         engine.run(sh, &["exec", &first, &entry, "healthcheck"])?;

@@ -52,5 +52,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmokeTest(args) => args.run(&sh, &project),
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Bench(args) => args.run(&sh, &project),
+        Command::Sbom(args) => args.run(&sh, &project),
     }
 }

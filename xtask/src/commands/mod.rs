@@ -5,4 +5,5 @@ pub mod bench;
 pub mod build;
 pub mod doctor;
 pub mod image;
+pub mod sbom;
 pub mod smoke;

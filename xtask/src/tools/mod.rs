@@ -1,8 +1,11 @@
 //! The programs the commands drive: cargo and the C cross compiler, the container engines,
 //! qemu, and the service itself as a client sees it.
 
+pub mod buildinfo;
 pub mod compile;
+pub mod documents;
 pub mod engine;
+pub mod inventory;
 pub mod probe;
 pub mod qemu;
 pub mod toolchain;

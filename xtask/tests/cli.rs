@@ -34,7 +34,7 @@ fn help_lists_every_command_with_a_line_each() {
     let out = xtask(&["--help"], &[]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for command in ["build", "image", "smoke-test", "doctor", "bench"] {
+    for command in ["build", "image", "smoke-test", "doctor", "bench", "sbom"] {
         let line = help
             .lines()
             .find(|l| l.trim_start().starts_with(command))

@@ -28,6 +28,8 @@ struct Written {
     crates: usize,
     c_libraries: Vec<String>,
     files: usize,
+    /// The binaries described.
+    binaries: Vec<Utf8PathBuf>,
     sbom: Utf8PathBuf,
     provenance: Utf8PathBuf,
 }
@@ -123,6 +125,12 @@ fn describe(
         crates: docs.crates,
         c_libraries: docs.c_libraries,
         files: file_count,
+        binaries: artifacts
+            .manifest
+            .files
+            .iter()
+            .map(|f| artifacts.dir.join(&f.name))
+            .collect(),
         sbom,
         provenance,
     })

@@ -67,24 +67,37 @@ fn metadata(
     target: &str,
     features: &[String],
 ) -> anyhow::Result<Metadata> {
-    let mut command = Command::new(cargo);
-    command
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .arg("--manifest-path")
-        .arg(manifest_dir.join("Cargo.toml"))
-        .args(["--filter-platform", target]);
+    let mut args: Vec<String> = ["metadata", "--format-version", "1", "--manifest-path"]
+        .map(str::to_owned)
+        .to_vec();
+    args.push(manifest_dir.join("Cargo.toml").display().to_string());
+    args.extend(["--filter-platform".to_owned(), target.to_owned()]);
     let named: Vec<&str> = features
         .iter()
         .map(String::as_str)
         .filter(|f| *f != "default")
         .collect();
     if named.len() == features.len() {
-        command.arg("--no-default-features");
+        args.push("--no-default-features".to_owned());
     }
     if !named.is_empty() {
-        command.arg("--features").arg(named.join(","));
+        args.extend(["--features".to_owned(), named.join(",")]);
     }
-    let output = command.output().context("running `cargo metadata`")?;
+    let run = |extra: &[&str]| {
+        Command::new(cargo)
+            .args(&args)
+            .args(extra)
+            .output()
+            .context("running `cargo metadata`")
+    };
+    // Offline first: the build has fetched every crate it compiles. The resolve also names
+    // dev-dependencies, which a plain `cargo build` does not fetch; only then go online.
+    let offline = run(&["--offline"])?;
+    let output = if offline.status.success() {
+        offline
+    } else {
+        run(&[])?
+    };
     if !output.status.success() {
         bail!(
             "`cargo metadata` failed: {}",

@@ -1,25 +1,21 @@
 //! `cargo xtask sbom`: an SPDX SBOM and SLSA provenance per target, from the staged binaries
 //! (built first if cargo finds them stale, as `image` does).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use xshell::Shell;
 
 use crate::cli::SbomArgs;
-use crate::model::audit::VersionInfo;
 use crate::model::dist::Built;
 use crate::model::project::Project;
-use crate::model::sbom::ImageFile;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
-use crate::tools::documents::{Described, documents};
+use crate::tools::documents::{Described, documents, staged_files};
 
 pub const SBOM_FILE: &str = "sbom.spdx.json";
 pub const PROVENANCE_FILE: &str = "provenance.intoto.json";
-/// Where the binaries are in the image (`COPY bin/ /usr/local/bin/` in Dockerfile.runtime).
-const BIN_DIR: &str = "/usr/local/bin";
 
 /// What was written for one target.
 #[derive(Debug, Serialize)]
@@ -73,29 +69,6 @@ impl SbomArgs {
         }
         Ok(())
     }
-}
-
-/// The staged binaries as files of the image, and the dependency lists they embed. The image
-/// writer hands its own list (every file it puts in the image) to `documents` instead.
-fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
-    let mut files = Vec::new();
-    let mut embedded = Vec::new();
-    for file in &artifacts.manifest.files {
-        let path = artifacts.dir.join(&file.name);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        match VersionInfo::from_elf(&bytes).with_context(|| format!("reading {path}"))? {
-            Some(info) => embedded.push(info),
-            None => bail!(
-                "{path} carries no dependency list (.dep-v0): rebuild it with `cargo xtask build`"
-            ),
-        }
-        files.push(ImageFile::from_bytes(
-            &format!("{BIN_DIR}/{}", file.name),
-            &bytes,
-            true,
-        ));
-    }
-    Ok((files, embedded))
 }
 
 fn describe(

@@ -2,6 +2,9 @@
 //! Cargo knows and the build's facts. `cargo xtask sbom` writes them for the staged binaries;
 //! the image writer passes the files of the image and its manifest digest instead.
 
+use anyhow::{Context, bail};
+use xshell::Shell;
+
 use crate::model::audit::{Graph, VersionInfo};
 use crate::model::dist::Built;
 use crate::model::project::Project;
@@ -9,7 +12,9 @@ use crate::model::provenance::{self, ProvenanceInput, Subject};
 use crate::model::sbom::{self, ImageFile, SbomInput};
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
-use xshell::Shell;
+
+/// Where the binaries are in the image (`COPY bin/ /usr/local/bin/` in Dockerfile.runtime).
+const BIN_DIR: &str = "/usr/local/bin";
 
 pub struct Documents {
     pub sbom: String,
@@ -29,6 +34,29 @@ pub struct Described<'a> {
     pub files: Vec<ImageFile>,
     /// Subjects besides the binaries (the image manifest's digest, once there is one).
     pub extra_subjects: Vec<Subject>,
+}
+
+/// The staged binaries as files of the image, and the dependency lists they embed. The image
+/// writer hands its own list (every file it puts in the image) to `documents` instead.
+pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
+    let mut files = Vec::new();
+    let mut embedded = Vec::new();
+    for file in &artifacts.manifest.files {
+        let path = artifacts.dir.join(&file.name);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        match VersionInfo::from_elf(&bytes).with_context(|| format!("reading {path}"))? {
+            Some(info) => embedded.push(info),
+            None => bail!(
+                "{path} carries no dependency list (.dep-v0): rebuild it with `cargo xtask build`"
+            ),
+        }
+        files.push(ImageFile::from_bytes(
+            &format!("{BIN_DIR}/{}", file.name),
+            &bytes,
+            true,
+        ));
+    }
+    Ok((files, embedded))
 }
 
 pub fn documents(

@@ -1,5 +1,6 @@
 //! The command line: clap types only, no I/O.
 
+use cargo_metadata::camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand};
 use oci_spec::distribution::Reference;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Measure build times, binary sizes and request throughput, and print the figures
     Bench(BenchArgs),
+    /// Write an SPDX SBOM and SLSA provenance for each target's staged binaries
+    Sbom(SbomArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +79,7 @@ pub struct ImageArgs {
     pub no_load: bool,
     /// Where the builtin engine writes its OCI image layout [default: <target dir>/xtask/oci/<name>]
     #[arg(long, value_name = "DIR")]
-    pub layout: Option<cargo_metadata::camino::Utf8PathBuf>,
+    pub layout: Option<Utf8PathBuf>,
     /// The compression of the builtin engine's layers (docker before 23.0 cannot pull zstd)
     #[arg(long, value_enum, default_value_t)]
     pub compression: Compression,
@@ -186,6 +189,21 @@ pub struct BenchArgs {
     /// Skip the cold builds (minutes each); measure no-op builds, sizes and throughput only
     #[arg(long)]
     pub skip_cold: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// Describe this target's build; repeatable (amd64, arm64 and the triples are accepted)
+    /// [default: `targets` in [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<Target>,
+    /// Write `<DIR>/<triple>/{sbom.spdx.json,provenance.intoto.json}`
+    /// [default: <target dir>/xtask/sbom]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<Utf8PathBuf>,
+    /// Print what was written as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,14 @@
-//! Plain values and the rules over them: targets, project settings, artifacts, ELF checks.
+//! Plain values and the rules over them: targets, project settings, artifacts, ELF checks,
+//! the embedded dependency data, SBOM and provenance documents.
 //! Nothing here runs a process or imports from the layers above.
 
+pub mod audit;
 pub mod choice;
 pub mod dist;
 pub mod elf;
 pub mod project;
+pub mod provenance;
 pub mod recipe;
 pub mod run;
+pub mod sbom;
 pub mod target;

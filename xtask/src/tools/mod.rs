@@ -1,10 +1,13 @@
 //! The programs the commands drive: cargo and the C cross compiler, the container engines,
 //! qemu, and the service itself as a client sees it (and under load).
 
+pub mod buildinfo;
 pub mod compile;
+pub mod documents;
 pub mod engine;
 pub mod git;
 pub mod inspect;
+pub mod inventory;
 pub mod load;
 pub mod probe;
 pub mod process;

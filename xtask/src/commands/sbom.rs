@@ -1,0 +1,121 @@
+//! `cargo xtask sbom`: an SPDX SBOM and SLSA provenance per target, from the staged binaries
+//! (built first if cargo finds them stale, as `image` does).
+
+use anyhow::Context;
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::cli::SbomArgs;
+use crate::model::dist::Built;
+use crate::model::project::Project;
+use crate::report::{self, step};
+use crate::tools::buildinfo::BuildInfo;
+use crate::tools::compile;
+use crate::tools::documents::{Described, documents, staged_files};
+
+pub const SBOM_FILE: &str = "sbom.spdx.json";
+pub const PROVENANCE_FILE: &str = "provenance.intoto.json";
+
+/// What was written for one target.
+#[derive(Debug, Serialize)]
+struct Written {
+    target: String,
+    crates: usize,
+    c_libraries: Vec<String>,
+    files: usize,
+    /// The binaries described.
+    binaries: Vec<Utf8PathBuf>,
+    sbom: Utf8PathBuf,
+    provenance: Utf8PathBuf,
+}
+
+impl SbomArgs {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let targets = project.targets(&self.targets);
+        let built = compile::build(sh, project, &targets, "release")?;
+        let info = BuildInfo::gather(sh, project)?;
+        let out = self.out.unwrap_or_else(|| project.work_dir().join("sbom"));
+        let mut written = Vec::new();
+        for artifacts in &built {
+            let what = format!("{}: sbom and provenance", artifacts.target.arch());
+            written.push(step(what, || {
+                describe(sh, project, &info, artifacts, &out)
+            })?);
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&written)?);
+        } else {
+            let rows: Vec<Vec<String>> = written
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.target.clone(),
+                        w.crates.to_string(),
+                        w.c_libraries.join(", "),
+                        w.files.to_string(),
+                        project.relative(&w.sbom).to_string(),
+                        project.relative(&w.provenance).to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                report::table(
+                    &["target", "crates", "C code", "files", "sbom", "provenance"],
+                    &rows
+                )
+            );
+        }
+        Ok(())
+    }
+}
+
+fn describe(
+    sh: &Shell,
+    project: &Project,
+    info: &BuildInfo,
+    artifacts: &Built,
+    out: &Utf8Path,
+) -> anyhow::Result<Written> {
+    let (files, embedded) = staged_files(artifacts)?;
+    let file_count = files.len();
+    let described = Described {
+        artifacts,
+        embedded: &embedded,
+        files,
+        extra_subjects: Vec::new(),
+    };
+    let docs = documents(sh, project, info, described)?;
+    let dir = out.join(artifacts.target.triple());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
+    let sbom = dir.join(SBOM_FILE);
+    let provenance = dir.join(PROVENANCE_FILE);
+    write_atomically(&sbom, &docs.sbom)?;
+    write_atomically(&provenance, &docs.provenance)?;
+    Ok(Written {
+        target: artifacts.target.triple().to_owned(),
+        crates: docs.crates,
+        c_libraries: docs.c_libraries,
+        files: file_count,
+        binaries: artifacts
+            .manifest
+            .files
+            .iter()
+            .map(|f| artifacts.dir.join(&f.name))
+            .collect(),
+        sbom,
+        provenance,
+    })
+}
+
+/// Writes beside the file, then renames: a reader sees the old document or the new one.
+fn write_atomically(path: &Utf8Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or("document"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))
+}

@@ -1,0 +1,108 @@
+//! The facts provenance records about a build: the source commit, SOURCE_DATE_EPOCH, the
+//! Cargo.lock digest and the versions of the tools that compiled and linked.
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::model::dist::sha256;
+use crate::model::project::Project;
+use crate::model::provenance::{Source, Tool};
+use crate::model::target::Target;
+use crate::tools::toolchain::{self, CSource};
+
+pub struct BuildInfo {
+    pub repository: String,
+    pub source: Source,
+    pub source_date_epoch: u64,
+    pub cargo_lock_sha256: String,
+    /// rustc and cargo; the C compiler is per target (see `c_compiler`).
+    pub tools: Vec<Tool>,
+}
+
+impl BuildInfo {
+    pub fn gather(sh: &Shell, project: &Project) -> anyhow::Result<BuildInfo> {
+        let Some(repository) = project.package.repository.clone() else {
+            bail!(
+                "package `{}` has no `repository` in Cargo.toml: provenance names the source by it",
+                project.package.name
+            );
+        };
+        let commit = git(sh, &["rev-parse", "HEAD"])?;
+        let dirty = git(sh, &["status", "--porcelain", "--untracked-files=no"])?;
+        let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(value) => value.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={value} is not a number of seconds: unset it or fix it")
+            })?,
+            Err(_) => git(sh, &["log", "-1", "--format=%ct"])?
+                .parse()
+                .context("git printed no commit time for HEAD")?,
+        };
+        let rustc = cmd!(sh, "rustc -vV")
+            .quiet()
+            .read()
+            .context("`rustc -vV` did not run: install Rust with rustup (https://rustup.rs)")?;
+        let cargo = toolchain::cargo();
+        let cargo = cmd!(sh, "{cargo} -V")
+            .quiet()
+            .read()
+            .context("`cargo -V` did not run")?;
+        Ok(BuildInfo {
+            source: Source {
+                uri: format!("git+{repository}"),
+                commit,
+                clean: dirty.is_empty(),
+            },
+            repository,
+            source_date_epoch,
+            cargo_lock_sha256: sha256(&project.root.join("Cargo.lock"))?,
+            tools: vec![
+                Tool {
+                    name: "rustc".into(),
+                    version: rustc,
+                    uri: None,
+                },
+                Tool {
+                    name: "cargo".into(),
+                    version: cargo,
+                    uri: None,
+                },
+            ],
+        })
+    }
+}
+
+/// The C compiler a build for `target` used: zig (with its version) or the user's `CC_<target>`.
+pub fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<Tool> {
+    Ok(match toolchain::locate_c_compiler(project, target) {
+        CSource::UserSet { var, value } => Tool {
+            name: var,
+            version: value,
+            uri: None,
+        },
+        CSource::Zig(zig) => {
+            let version = cmd!(sh, "{zig} version")
+                .quiet()
+                .read()
+                .with_context(|| format!("`{zig} version` did not run"))?;
+            let provisioned = zig.starts_with(project.work_dir());
+            Tool {
+                name: "zig".into(),
+                uri: provisioned.then(|| format!("pkg:pypi/ziglang@{}", project.settings.zig)),
+                version,
+            }
+        }
+        CSource::Provisionable | CSource::Missing => {
+            bail!("{}", toolchain::missing_c_compiler(project, target))
+        }
+    })
+}
+
+fn git(sh: &Shell, args: &[&str]) -> anyhow::Result<String> {
+    let out = cmd!(sh, "git {args...}").quiet().ignore_stderr().read();
+    out.map(|s| s.trim().to_owned()).with_context(|| {
+        format!(
+            "`git {}` failed: provenance needs the source as a git checkout",
+            args.join(" ")
+        )
+    })
+}

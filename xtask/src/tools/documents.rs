@@ -1,0 +1,128 @@
+//! The SBOM and provenance of one target's build, composed from what the binaries embed, what
+//! Cargo knows and the build's facts. `cargo xtask sbom` writes them for the staged binaries;
+//! the image writer passes the files of the image and its manifest digest instead.
+
+use anyhow::{Context, bail};
+use xshell::Shell;
+
+use crate::model::audit::{Graph, VersionInfo};
+use crate::model::dist::Built;
+use crate::model::project::Project;
+use crate::model::provenance::{self, ProvenanceInput, Subject};
+use crate::model::sbom::{self, ImageFile, SbomInput};
+use crate::tools::buildinfo::{self, BuildInfo};
+use crate::tools::inventory;
+
+/// Where the binaries are in the image (`COPY bin/ /usr/local/bin/` in Dockerfile.runtime).
+const BIN_DIR: &str = "/usr/local/bin";
+
+pub struct Documents {
+    pub sbom: String,
+    pub provenance: String,
+    /// Crates in the SBOM (the workspace's own included).
+    pub crates: usize,
+    /// The C code compiled in, as `name version`.
+    pub c_libraries: Vec<String>,
+}
+
+/// What one target's documents describe.
+pub struct Described<'a> {
+    pub artifacts: &'a Built,
+    /// The dependency lists embedded in the binaries.
+    pub embedded: &'a [VersionInfo],
+    /// Every file shipped, with its path in the image.
+    pub files: Vec<ImageFile>,
+    /// Subjects besides the binaries (the image manifest's digest, once there is one).
+    pub extra_subjects: Vec<Subject>,
+}
+
+/// The staged binaries as files of the image, and the dependency lists they embed. The image
+/// writer hands its own list (every file it puts in the image) to `documents` instead.
+pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
+    let mut files = Vec::new();
+    let mut embedded = Vec::new();
+    for file in &artifacts.manifest.files {
+        let path = artifacts.dir.join(&file.name);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        match VersionInfo::from_elf(&bytes).with_context(|| format!("reading {path}"))? {
+            Some(info) => embedded.push(info),
+            None => bail!(
+                "{path} carries no dependency list (.dep-v0): rebuild it with `cargo xtask build`"
+            ),
+        }
+        files.push(ImageFile::from_bytes(
+            &format!("{BIN_DIR}/{}", file.name),
+            &bytes,
+            true,
+        ));
+    }
+    Ok((files, embedded))
+}
+
+pub fn documents(
+    sh: &Shell,
+    project: &Project,
+    info: &BuildInfo,
+    described: Described,
+) -> anyhow::Result<Documents> {
+    let artifacts = described.artifacts;
+    let target = artifacts.target;
+    let graph = Graph::runtime(described.embedded);
+    let inventory = inventory::gather(project, target, &graph)?;
+    let package = &project.package;
+    let repository = info.repository.trim_end_matches('/');
+    // The repository's owner (`https://host/<owner>/<name>`) supplies the workspace's crates.
+    let owner = repository.rsplit('/').nth(1).unwrap_or(&package.name);
+    let mut subjects: Vec<Subject> = artifacts
+        .manifest
+        .files
+        .iter()
+        .map(|f| Subject {
+            name: f.name.clone(),
+            sha256: f.sha256.clone(),
+        })
+        .collect();
+    subjects.extend(described.extra_subjects);
+    let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.source_date_epoch);
+    let input = SbomInput {
+        name: format!("{}-{}-{}", package.name, package.version, target.triple()),
+        namespace_base: format!("{repository}/spdx"),
+        created: humantime::format_rfc3339_seconds(created).to_string(),
+        creators: vec![
+            format!("Tool: cargo-xtask-{}", env!("CARGO_PKG_VERSION")),
+            format!("Organization: {owner}"),
+        ],
+        local_supplier: format!("Organization: {owner}"),
+        graph,
+        details: inventory.details,
+        c_libraries: inventory.c_libraries,
+        files: described.files,
+    };
+    let mut tools = info.tools.clone();
+    tools.push(buildinfo::c_compiler(sh, project, target)?);
+    let provenance = provenance::render(&ProvenanceInput {
+        subjects,
+        build_type: format!("{repository}/xtask/build@v1"),
+        builder_id: format!("{repository}/xtask"),
+        builder_version: env!("CARGO_PKG_VERSION").to_owned(),
+        source: info.source.clone(),
+        target: target.triple().to_owned(),
+        profile: "release".into(),
+        command: ["cargo", "xtask", "build", "--target", target.triple()]
+            .map(str::to_owned)
+            .to_vec(),
+        source_date_epoch: info.source_date_epoch,
+        cargo_lock_sha256: info.cargo_lock_sha256.clone(),
+        tools,
+    })?;
+    Ok(Documents {
+        sbom: sbom::render(&input)?,
+        provenance,
+        crates: input.graph.crates.len(),
+        c_libraries: input
+            .c_libraries
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.version))
+            .collect(),
+    })
+}

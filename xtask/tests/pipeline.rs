@@ -114,6 +114,7 @@ fn pipeline() {
     let registry = Registry::start();
     let busybox = alpine_stand_in_images_have_a_shell_and_pass(&registry);
     pushed_index_covers_both_platforms_and_each_runs(&registry);
+    per_architecture_pushes_merge_into_one_index(&registry);
     failing_images_fail_clearly_and_leave_nothing(&dist);
     ctrl_c_during_the_smoke_test_leaves_nothing(
         &busybox.path().join("amd64/context/rootfs/bin/busybox"),
@@ -344,28 +345,49 @@ fn index_platforms(reference: &str) -> (String, Vec<String>) {
     )
 }
 
-fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
-    xtask_ok(&["image", "--push", "--registry", &registry.host]);
-    let index = format!("{}/tiny-service:0.1.0", registry.host);
-    assert_eq!(
-        index_platforms(&index),
-        (
-            "application/vnd.docker.distribution.manifest.list.v2+json".to_owned(),
-            vec!["linux/amd64".to_owned(), "linux/arm64".to_owned()]
-        )
-    );
+/// A PATH with what a build needs (cargo, rustc, git) and no container engine.
+fn path_without_engines() -> tempfile::TempDir {
+    let bin = tempfile::tempdir().unwrap();
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap());
+    let rustc = cargo.with_file_name("rustc");
+    let git = PathBuf::from(run("sh", &["-c", "command -v git"]).trim());
+    for tool in [cargo, rustc, git] {
+        std::os::unix::fs::symlink(&tool, bin.path().join(tool.file_name().unwrap())).unwrap();
+    }
+    bin
+}
 
-    // Each platform, pulled back through the index, runs.
+/// Runs xtask with `env` and insists on success; returns stdout.
+fn xtask_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    eprintln!("$ {env:?} cargo xtask {}", args.join(" "));
+    let out = Command::new(XTASK)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "cargo xtask {} failed:\n{stdout}",
+        args.join(" ")
+    );
+    stdout
+}
+
+/// Each platform, pulled from the registry through `index`, passes the smoke test.
+fn each_platform_of_the_index_runs(index: &str) {
     for arch in ["amd64", "arm64"] {
-        let _ = Command::new("docker").args(["rmi", &index]).output();
+        let _ = Command::new("docker").args(["rmi", index]).output();
         docker(&[
             "pull",
             "--quiet",
             "--platform",
             &format!("linux/{arch}"),
-            &index,
+            index,
         ]);
-        let table = xtask_ok(&["smoke-test", "--image", &index]);
+        let table = xtask_ok(&["smoke-test", "--image", index]);
         assert!(
             table.contains(&format!("linux/{arch}, user 65532")),
             "{table}"
@@ -377,7 +399,91 @@ fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
             "{table}"
         );
     }
+    let _ = Command::new("docker").args(["rmi", index]).output();
     assert_nothing_left();
+}
+
+/// With no docker or podman to be found and no daemon, the builtin engine builds both
+/// images and pushes them and their index straight to the registry.
+fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
+    let bin = path_without_engines();
+    let images: Value = serde_json::from_str(&xtask_ok_with(
+        &["image", "--push", "--registry", &registry.host, "--json"],
+        &[
+            ("PATH", bin.path().to_str().unwrap()),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ],
+    ))
+    .unwrap();
+    let index = format!("{}/tiny-service:0.1.0", registry.host);
+    assert_eq!(
+        index_platforms(&index),
+        (
+            "application/vnd.oci.image.index.v1+json".to_owned(),
+            vec!["linux/amd64".to_owned(), "linux/arm64".to_owned()]
+        )
+    );
+    // The registry holds exactly what the layout holds: the digests did not change in transit.
+    for image in images.as_array().unwrap() {
+        let arch = image["arch"].as_str().unwrap();
+        let pushed = run(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{index}-{arch}"),
+            ],
+        );
+        let digest = format!("sha256:{}", sha256_hex(pushed.as_bytes()));
+        assert_eq!(image["digest"].as_str(), Some(digest.as_str()), "{arch}");
+    }
+    each_platform_of_the_index_runs(&index);
+}
+
+/// Native runners side by side: each builds and pushes its own architecture, and one job
+/// merges the two into the index, reading each platform from its image's config.
+fn per_architecture_pushes_merge_into_one_index(registry: &Registry) {
+    let repository = format!("{}/runners/tiny-service", registry.host);
+    let ci = format!("{repository}:ci");
+    for arch in ["arm64", "amd64"] {
+        xtask_ok(&[
+            "image",
+            "--target",
+            arch,
+            "--no-load",
+            "--push",
+            "--tag",
+            &ci,
+        ]);
+    }
+    let merged = format!("{repository}:0.1.0");
+    xtask_ok(&[
+        "index",
+        "--tag",
+        &merged,
+        &format!("{ci}-arm64"),
+        &format!("{ci}-amd64"),
+    ]);
+    assert_eq!(
+        index_platforms(&merged).1,
+        ["linux/amd64".to_owned(), "linux/arm64".to_owned()]
+    );
+    each_platform_of_the_index_runs(&merged);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
 /// Builds a small image on top of the amd64 service image with the legacy builder (no

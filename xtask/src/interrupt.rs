@@ -6,7 +6,7 @@
 //! from the signal thread and the process exits.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ const DEADLINE: Duration = Duration::from_millis(4500);
 static REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 static EMERGENCY: AtomicBool = AtomicBool::new(false);
+/// Undo actions the main thread is running now: the rest wait for them (a volume cannot go
+/// before the container using it).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static FIRST_SIGNAL: OnceLock<Instant> = OnceLock::new();
 static UNDO: Mutex<Actions> = Mutex::new(Actions {
     next: 0,
@@ -163,9 +166,17 @@ impl Undo {
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        let action = self.0.take().and_then(|id| lock(&UNDO).pending.remove(&id));
+        let action = {
+            let mut actions = lock(&UNDO);
+            let action = self.0.take().and_then(|id| actions.pending.remove(&id));
+            if action.is_some() {
+                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            }
+            action
+        };
         if let Some(action) = action {
             action();
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -198,8 +209,8 @@ fn signal_group(pgid: u32, signal: Signal) {
 }
 
 /// The second signal, or a run that did not unwind within `GRACE`: kill every child,
-/// run the pending undo actions side by side until `DEADLINE` after the first signal, and
-/// exit.
+/// run the pending undo actions, newest first, until `DEADLINE` after the first signal,
+/// and exit.
 fn undo_all_and_exit() {
     if EMERGENCY.swap(true, Ordering::SeqCst) {
         return;
@@ -207,24 +218,21 @@ fn undo_all_and_exit() {
     for &pgid in lock(&GROUPS).iter() {
         signal_group(pgid, Signal::SIGKILL);
     }
+    // Last made, first undone, as unwinding would: a container goes before its volume.
     let actions = std::mem::take(&mut lock(&UNDO).pending);
-    let (done, finished) = mpsc::channel();
-    let count = actions.len();
-    for action in actions.into_values() {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            action();
-            let _ = done.send(());
-        });
-    }
     let first = FIRST_SIGNAL.get().copied().unwrap_or_else(Instant::now);
     let deadline = (first + DEADLINE).max(Instant::now() + Duration::from_millis(500));
-    for _ in 0..count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if finished.recv_timeout(left).is_err() {
-            break;
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        while IN_FLIGHT.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
-    }
+        for action in actions.into_values().rev() {
+            action();
+        }
+        let _ = done.send(());
+    });
+    let _ = finished.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     report();
     std::process::exit(EXIT_STATUS.into());
 }

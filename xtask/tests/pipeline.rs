@@ -315,6 +315,12 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
         assert_eq!(out, "shell\n65532\n", "{arch}");
     }
     assert_nothing_left();
+    // The registry goes with the test: a local list naming its images would break
+    // `podman images` for everyone once they are gone.
+    let _ = Command::new("podman")
+        .args(["manifest", "rm", &base])
+        .output();
+    let _ = Command::new("podman").arg("rmi").args(&members).output();
     work
 }
 
@@ -401,6 +407,12 @@ fn each_platform_of_the_index_runs(index: &str) {
     }
     let _ = Command::new("docker").args(["rmi", index]).output();
     assert_nothing_left();
+    let pushed = [
+        index.clone(),
+        format!("{index}-amd64"),
+        format!("{index}-arm64"),
+    ];
+    let _ = Command::new("docker").arg("rmi").args(&pushed).output();
 }
 
 /// With no docker or podman to be found and no daemon, the builtin engine builds both
@@ -946,6 +958,11 @@ fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {
     let (media_type, platforms) = index_platforms(&index);
     assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let _ = Command::new("podman")
+        .args(["manifest", "rm", &index])
+        .output();
+    let members = ["amd64", "arm64"].map(|arch| format!("{index}-{arch}"));
+    let _ = Command::new("podman").arg("rmi").args(&members).output();
     xtask_ok(&["image", "--engine", "podman"]);
     let table = xtask_ok(&["smoke-test", "--engine", "podman"]);
     assert_both_architectures_pass(&table);

@@ -879,12 +879,23 @@ fn ctrl_c_during_image_leaves_no_tag() {
     let started = Instant::now();
     xtask_ok(&["image", "--tag", tag]);
     let took = started.elapsed();
-    let tags = || docker(&["images", "--quiet", "xtask-test/cut-short"]);
-    docker(&[
-        "rmi",
-        "xtask-test/cut-short:1-amd64",
-        "xtask-test/cut-short:1-arm64",
-    ]);
+    // The builtin engine loads into docker and podman alike.
+    let tags = || {
+        docker(&["images", "--quiet", "xtask-test/cut-short"])
+            + &run("podman", &["images", "--quiet", "xtask-test/cut-short"])
+    };
+    let remove_tags = || {
+        for engine in ["docker", "podman"] {
+            let _ = Command::new(engine)
+                .args([
+                    "rmi",
+                    "xtask-test/cut-short:1-amd64",
+                    "xtask-test/cut-short:1-arm64",
+                ])
+                .output();
+        }
+    };
+    remove_tags();
     for k in 0..6 {
         let at = took.mul_f64(0.9 * (k as f64 + 0.5) / 6.0);
         let mut job = spawn_job(&["image", "--tag", tag], &[]);
@@ -893,11 +904,7 @@ fn ctrl_c_during_image_leaves_no_tag() {
         });
         let Some(ended) = job.signal("INT") else {
             // Finished first: its tags are a result, not a leftover.
-            docker(&[
-                "rmi",
-                "xtask-test/cut-short:1-amd64",
-                "xtask-test/cut-short:1-arm64",
-            ]);
+            remove_tags();
             continue;
         };
         let moment = format!("image, SIGINT at {:.2}s", at.as_secs_f64());

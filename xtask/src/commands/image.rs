@@ -16,6 +16,7 @@ use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
 use crate::model::project::Project;
 use crate::model::recipe::{Base, Recipe};
+use crate::model::run::RunId;
 use crate::model::target::Target;
 use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
 use crate::oci::context::{self, DOCKERFILE};
@@ -123,11 +124,13 @@ impl ImageArgs {
             Builder::Engine(_) => Vec::new(),
         };
         let built = compile::build(sh, project, &targets, "release")?;
+        let (contexts, _contexts_removed) = contexts_dir(project)?;
         let job = Job {
             project,
             base: &base,
             budget,
             epoch,
+            contexts,
         };
         let mut images = Vec::new();
         // The tags this run made in an engine: put back as they were unless the whole run
@@ -202,11 +205,13 @@ struct Job<'a> {
     base: &'a str,
     budget: u64,
     epoch: u64,
+    /// This run's build contexts, one folder per architecture.
+    contexts: Utf8PathBuf,
 }
 
 impl Job<'_> {
     fn context_dir(&self, target: Target) -> Utf8PathBuf {
-        self.project.work_dir().join("image").join(target.arch())
+        self.contexts.join(target.arch())
     }
 
     fn stage(&self, artifacts: &Built) -> anyhow::Result<u64> {
@@ -397,6 +402,28 @@ impl Job<'_> {
         };
         Ok((image, tag))
     }
+}
+
+/// A folder of this run's own for its build contexts, so that concurrent runs in one
+/// project do not stage into each other's; removed when the run ends, and what killed runs
+/// left beside it is removed first.
+fn contexts_dir(project: &Project) -> anyhow::Result<(Utf8PathBuf, Undo)> {
+    let parent = project.work_dir().join("image");
+    if let Ok(entries) = parent.read_dir_utf8() {
+        for entry in entries.flatten() {
+            let alive = entry
+                .file_name()
+                .parse::<RunId>()
+                .is_ok_and(RunId::is_alive);
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = parent.join(RunId::current().to_string());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
+    let removed = Undo::remove_dir(dir.as_std_path());
+    Ok((dir, removed))
 }
 
 /// The tag of `[registry/]name:tag`, the ref name of the index in the layout.

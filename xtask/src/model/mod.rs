@@ -2,6 +2,7 @@
 //! Nothing here runs a process or imports from the layers above.
 
 pub mod choice;
+pub mod digests;
 pub mod dist;
 pub mod elf;
 pub mod project;

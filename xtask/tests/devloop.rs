@@ -61,7 +61,10 @@ fn plain_cargo_and_the_xtask_reuse_each_others_build() {
         "--message-format=json",
     ]);
     let stderr = String::from_utf8(plain.stderr).unwrap();
-    assert!(!stderr.contains("Compiling"), "plain cargo rebuilt:\n{stderr}");
+    assert!(
+        !stderr.contains("Compiling"),
+        "plain cargo rebuilt:\n{stderr}"
+    );
     let mut artifacts = 0;
     for line in String::from_utf8(plain.stdout).unwrap().lines() {
         let message: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -73,7 +76,10 @@ fn plain_cargo_and_the_xtask_reuse_each_others_build() {
     assert!(artifacts > 0, "cargo reported no artifacts");
 
     let (again, stderr) = xtask_build();
-    assert!(!stderr.contains("Compiling"), "the xtask rebuilt:\n{stderr}");
+    assert!(
+        !stderr.contains("Compiling"),
+        "the xtask rebuilt:\n{stderr}"
+    );
     // Same digests, and the very same files: nothing was staged again.
     assert_eq!(again, first, "{stderr}");
 }

@@ -138,7 +138,15 @@ fn compile(
         bail!("cargo build failed: its errors are above");
     }
     let mut binaries = Vec::new();
-    for message in Message::parse_stream(output.stdout.as_bytes()) {
+    // Only the messages that name an executable matter: parsing the few hundred others
+    // would be a noticeable part of a no-op build.
+    let executables: String = output
+        .stdout
+        .lines()
+        .filter(|line| line.contains(r#""executable":""#))
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    for message in Message::parse_stream(executables.as_bytes()) {
         let Message::CompilerArtifact(artifact) = message? else {
             continue;
         };

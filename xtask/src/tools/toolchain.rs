@@ -18,11 +18,29 @@ pub fn cargo() -> String {
 
 /// The active toolchain's sysroot, where each target's standard library lives.
 pub fn sysroot(sh: &Shell) -> anyhow::Result<Utf8PathBuf> {
+    if let Some(sysroot) = cargo_toolchain() {
+        return Ok(sysroot);
+    }
     let sysroot = cmd!(sh, "rustc --print sysroot")
         .quiet()
         .read()
         .context("`rustc` did not run: install Rust with rustup (https://rustup.rs)")?;
     Ok(Utf8PathBuf::from(sysroot))
+}
+
+/// The toolchain the cargo that runs us belongs to (`<sysroot>/bin/cargo` beside its
+/// rustc), found without running rustc: a no-op build is timed in tens of milliseconds and
+/// `rustc --print sysroot` through rustup's proxy costs a few of them. None when `RUSTC`
+/// names another compiler or the layout is not a toolchain's.
+fn cargo_toolchain() -> Option<Utf8PathBuf> {
+    if std::env::var_os("RUSTC").is_some() {
+        return None;
+    }
+    let cargo = Utf8PathBuf::from(std::env::var("CARGO").ok()?);
+    let bin = cargo.parent()?;
+    let sysroot = bin.parent()?;
+    (bin.join("rustc").is_file() && sysroot.join("lib/rustlib").is_dir())
+        .then(|| sysroot.to_owned())
 }
 
 /// Whether the toolchain at `sysroot` has the target's standard library.

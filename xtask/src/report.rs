@@ -17,6 +17,11 @@ pub fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
+/// Milliseconds, for steps that take less than a second.
+pub fn millis(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
 /// `1.9 MiB`, `812 KiB`, `940 B`.
 pub fn size(bytes: u64) -> String {
     const KIB: f64 = 1024.0;

@@ -34,22 +34,21 @@ impl BenchArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let wrk = which::find_on_path("wrk")
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
-        // One C compiler setting for every build measured, so they differ only in the driver.
-        let cc_env = toolchain::cross_env(sh, project, &Target::ALL)?.env;
+        // Provisions zig once; the builds below, in scratch target directories under ours,
+        // share it (see `share_zig`), so they differ only in the driver.
+        toolchain::cross_env(sh, project, &Target::ALL)?;
         let scratch = project.work_dir().join("bench");
         let _ = std::fs::remove_dir_all(&scratch);
         let _scratch_removed = Undo::remove_dir(&scratch);
         std::fs::create_dir_all(&scratch)?;
 
         if !self.skip_cold {
-            println!("{}", build_times(sh, project, &scratch, &cc_env)?);
+            println!("{}", build_times(sh, project, &scratch)?);
         }
         println!("{}", sizes(sh, project)?);
+        println!("{}", noop_times(sh, project)?);
         println!("{}", image_assembly(sh, project, &scratch)?);
-        println!(
-            "{}",
-            throughput(sh, project, &scratch, &cc_env, &wrk, &self)?
-        );
+        println!("{}", throughput(sh, project, &scratch, &wrk, &self)?);
         let drain = load::DrainLoad {
             connections: self.connections,
             ..Default::default()
@@ -63,12 +62,7 @@ impl BenchArgs {
     }
 }
 
-fn build_times(
-    sh: &Shell,
-    project: &Project,
-    scratch: &Utf8Path,
-    cc_env: &[(String, String)],
-) -> anyhow::Result<String> {
+fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Result<String> {
     let xtask = std::env::current_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
@@ -95,9 +89,7 @@ fn build_times(
                 )
             };
             command = command.env("CARGO_TARGET_DIR", &target_dir).quiet();
-            for (k, v) in cc_env {
-                command = command.env(k, v);
-            }
+            toolchain::share_zig(project, &target_dir)?;
             let started = Instant::now();
             let done = process::run(command, Io::Null, Io::Null)?;
             if !done.status.success() {
@@ -120,6 +112,72 @@ fn build_times(
         "build times, both targets ({} cores)\n{}cold: xtask / plain = {ratio:.2}\n",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         report::table(&["driver", "cold", "no-op"], &rows)
+    ))
+}
+
+/// Rounds of each no-op build; the median is reported.
+const NOOP_ROUNDS: usize = 5;
+
+/// A no-op `cargo xtask build` (through cargo's alias, as typed) and the xtask binary alone,
+/// against a no-op plain `cargo build --release` of the same targets, alternating in our own
+/// target directory (built by `sizes` just before): each must find the others' build fresh.
+/// The goal is at most 1.5x cargo alone; `cargo run` checking the xtask itself is part of
+/// the first figure and not of the second.
+fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<String> {
+    let xtask = std::env::current_exe()?;
+    let cargo = toolchain::cargo();
+    let package = &project.package.name;
+    let triples: Vec<&str> = Target::ALL
+        .iter()
+        .flat_map(|t| ["--target", t.triple()])
+        .collect();
+    let labels = [
+        "cargo xtask build",
+        "xtask build (the binary alone)",
+        "plain cargo build --release",
+    ];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..NOOP_ROUNDS {
+        let triples = &triples;
+        let runs = [
+            cmd!(sh, "{cargo} xtask build {triples...}"),
+            cmd!(sh, "{xtask} build {triples...}"),
+            cmd!(
+                sh,
+                "{cargo} build --release --package {package} {triples...}"
+            ),
+        ];
+        for (i, command) in runs.into_iter().enumerate() {
+            let started = Instant::now();
+            let done = process::run(command.quiet(), Io::Null, Io::Capture)?;
+            let elapsed = started.elapsed();
+            if !done.status.success() {
+                bail!("a no-op `{}` failed: run it by hand to see why", labels[i]);
+            }
+            if done.stderr.contains("Compiling") {
+                bail!("a no-op `{}` compiled again:\n{}", labels[i], done.stderr);
+            }
+            times[i].push(elapsed.as_secs_f64());
+        }
+        interrupt::check()?;
+    }
+    let medians = times.map(|mut t| median(&mut t));
+    let rows: Vec<Vec<String>> = labels
+        .iter()
+        .zip(medians)
+        .map(|(label, time)| {
+            vec![
+                (*label).to_owned(),
+                report::millis(Duration::from_secs_f64(time)),
+                format!("{:.2}", time / medians[2]),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "no-op builds, both targets, alternating (median of {NOOP_ROUNDS})\n{}\
+         no-op: cargo xtask build / plain = {:.2} (target: at most 1.5)\n",
+        report::table(&["driver", "no-op", "vs plain"], &rows),
+        medians[0] / medians[2]
     ))
 }
 
@@ -263,7 +321,6 @@ fn throughput(
     sh: &Shell,
     project: &Project,
     scratch: &Utf8Path,
-    cc_env: &[(String, String)],
     wrk: &Utf8Path,
     args: &BenchArgs,
 ) -> anyhow::Result<String> {
@@ -273,15 +330,12 @@ fn throughput(
     let system_alloc = scratch.join("system-alloc");
     eprintln!("  building the glibc and musl-malloc variants");
     let glibc = cmd!(sh, "{cargo} build --release --quiet --package {package}").quiet();
-    let mut no_mimalloc = cmd!(
+    let no_mimalloc = cmd!(
         sh,
         "{cargo} build --release --quiet --package {package} --no-default-features --target {musl}"
     )
     .env("CARGO_TARGET_DIR", &system_alloc)
     .quiet();
-    for (k, v) in cc_env {
-        no_mimalloc = no_mimalloc.env(k, v);
-    }
     for build in [glibc, no_mimalloc] {
         let done = process::run(build, Io::Null, Io::Inherit)?;
         if !done.status.success() {

@@ -3,7 +3,8 @@
 use xshell::Shell;
 
 use crate::cli::BuildArgs;
-use crate::model::dist::{Built, gzip_size};
+use crate::model::digests::Digests;
+use crate::model::dist::Built;
 use crate::model::project::Project;
 use crate::report;
 use crate::tools::compile;
@@ -23,6 +24,8 @@ impl BuildArgs {
 }
 
 fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> {
+    // Compressing every binary would cost more than the rest of a no-op build.
+    let mut digests = Digests::load(&project.digest_cache());
     let mut rows = Vec::new();
     for b in built {
         for file in &b.manifest.files {
@@ -30,13 +33,14 @@ fn artifact_table(project: &Project, built: &[Built]) -> anyhow::Result<String> 
                 b.target.triple().to_owned(),
                 file.name.clone(),
                 report::size(file.size),
-                report::size(gzip_size(&b.dir.join(&file.name))?),
+                report::size(digests.gzip_size(&b.dir.join(&file.name), &file.sha256)?),
                 file.sha256[..12].to_owned(),
                 report::seconds(b.elapsed),
                 project.relative(&b.dir.join(&file.name)).to_string(),
             ]);
         }
     }
+    digests.save()?;
     Ok(report::table(
         &[
             "target", "binary", "size", "gzipped", "sha256", "time", "path",

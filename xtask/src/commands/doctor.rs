@@ -48,6 +48,17 @@ impl DoctorArgs {
             };
             rows.push(row(format!("C compiler {target}"), cc));
         }
+        // Plain `cargo build --target <musl triple>` runs the committed wrappers, which need
+        // the zig link `cargo xtask build` leaves in the target directory.
+        let link = toolchain::zig_link(&project.target_dir);
+        let plain = match link.read_link_utf8() {
+            Ok(zig) => ("ok", format!("the .cargo/cc wrappers run {zig}")),
+            Err(_) => (
+                "auto",
+                "run `cargo xtask build` once: it links zig for the .cargo/cc wrappers".into(),
+            ),
+        };
+        rows.push(row("plain cargo build".into(), plain));
         let foreign = project
             .targets(&self.targets)
             .into_iter()

@@ -108,7 +108,6 @@ impl Staging {
     }
 }
 
-#[cfg(test)]
 pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
@@ -120,6 +119,10 @@ pub fn gzip_size(path: &Utf8Path) -> anyhow::Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
     let mut encoder = flate2::read::GzEncoder::new(file, flate2::Compression::default());
     Ok(std::io::copy(&mut encoder, &mut std::io::sink())?)
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {

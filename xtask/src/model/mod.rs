@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod choice;
+pub mod digests;
 pub mod dist;
 pub mod elf;
 pub mod project;

@@ -164,6 +164,11 @@ impl Project {
         self.target_dir.join("xtask")
     }
 
+    /// What `cargo xtask build` knows about the binaries it hashed (see `model::digests`).
+    pub fn digest_cache(&self) -> Utf8PathBuf {
+        self.work_dir().join("digests.json")
+    }
+
     /// The OCI image layout base images are pulled into and the builtin engine reads them
     /// from.
     pub fn base_cache(&self) -> Utf8PathBuf {

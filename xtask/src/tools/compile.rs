@@ -8,7 +8,8 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::model::dist::{Built, Manifest, Staging};
+use crate::model::digests::Digests;
+use crate::model::dist::{Built, Manifest, Staging, read_manifest};
 use crate::model::elf;
 use crate::model::project::Project;
 use crate::model::target::Target;
@@ -28,7 +29,7 @@ pub fn build(
     let cross = toolchain::cross_env(sh, project, targets)?;
     let triples: Vec<&str> = targets.iter().map(|t| t.triple()).collect();
     let binaries = step(format_args!("compiled {}", triples.join(", ")), || {
-        compile(sh, project, targets, profile, &cross.env)
+        compile(sh, project, targets, profile)
     })
     .with_context(|| {
         format!(
@@ -38,21 +39,27 @@ pub fn build(
         )
     })?;
     let compiled = started.elapsed();
-    targets
+    let mut digests = Digests::load(&project.digest_cache());
+    let built = targets
         .iter()
         .map(|&target| {
             let ours: Vec<_> = binaries.iter().filter(|b| b.0 == target).collect();
-            stage(project, target, &ours, compiled)
+            stage(project, target, &ours, compiled, &mut digests)
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    digests.save()?;
+    Ok(built)
 }
 
-/// Verifies one target's binaries and swaps them into its dist folder with a manifest.
+/// Verifies one target's binaries and swaps them into its dist folder with a manifest,
+/// unless the folder already holds exactly these files: then it is left as it is (and
+/// nothing is read while the cache vouches for the files).
 fn stage(
     project: &Project,
     target: Target,
     binaries: &[&(Target, String, Utf8PathBuf)],
     compiled: Duration,
+    digests: &mut Digests,
 ) -> anyhow::Result<Built> {
     let started = Instant::now();
     for name in &project.package.binaries {
@@ -60,13 +67,14 @@ fn stage(
             bail!("cargo did not report the binary `{name}` for {target}");
         }
     }
-    let staging = Staging::new(&project.dist_dir(target))?;
     let mut files = Vec::new();
     for (_, name, path) in binaries {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        elf::verify(&bytes, target)
-            .with_context(|| format!("refusing {}", project.relative(path)))?;
-        files.push(staging.add(path, name)?);
+        let entry = digests.entry(path, name, |bytes| {
+            elf::verify(bytes, target)
+                .map(|_| ())
+                .with_context(|| format!("refusing {}", project.relative(path)))
+        })?;
+        files.push(entry);
     }
     let manifest = Manifest {
         package: project.package.name.clone(),
@@ -74,11 +82,32 @@ fn stage(
         target: target.triple().to_owned(),
         files,
     };
-    let dir = staging.commit(&manifest)?;
-    eprintln!(
-        "  {target}: verified and staged in {}",
-        project.relative(&dir)
-    );
+    let dest = project.dist_dir(target);
+    let unchanged = read_manifest(&dest).is_ok_and(|staged| staged == manifest)
+        && manifest
+            .files
+            .iter()
+            .all(|f| digests.holds(&dest.join(&f.name), &f.sha256));
+    let dir = if unchanged {
+        eprintln!("  {target}: unchanged in {}", project.relative(&dest));
+        dest
+    } else {
+        let staging = Staging::new(&dest)?;
+        for (expected, (_, name, path)) in manifest.files.iter().zip(binaries) {
+            if staging.add(path, name)? != *expected {
+                bail!("{path} changed while it was being staged: build again");
+            }
+        }
+        let dir = staging.commit(&manifest)?;
+        for f in &manifest.files {
+            digests.record(&dir.join(&f.name), &f.sha256)?;
+        }
+        eprintln!(
+            "  {target}: verified and staged in {}",
+            project.relative(&dir)
+        );
+        dir
+    };
     Ok(Built {
         target,
         dir,
@@ -94,26 +123,30 @@ fn compile(
     project: &Project,
     targets: &[Target],
     profile: &str,
-    env: &[(String, String)],
 ) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
     let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples = targets.iter().flat_map(|t| ["--target", t.triple()]);
-    let mut command = cmd!(
+    let command = cmd!(
         sh,
         "{cargo} build --package {package} {triples...} --profile {profile} --message-format=json-render-diagnostics"
     )
     .quiet();
-    for (key, value) in env {
-        command = command.env(key, value);
-    }
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
     if !output.status.success() {
         bail!("cargo build failed: its errors are above");
     }
     let mut binaries = Vec::new();
-    for message in Message::parse_stream(output.stdout.as_bytes()) {
+    // Only the messages that name an executable matter: parsing the few hundred others
+    // would be a noticeable part of a no-op build.
+    let executables: String = output
+        .stdout
+        .lines()
+        .filter(|line| line.contains(r#""executable":""#))
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    for message in Message::parse_stream(executables.as_bytes()) {
         let Message::CompilerArtifact(artifact) = message? else {
             continue;
         };

@@ -1,8 +1,6 @@
 //! Finds or provisions what cross-compiling needs: the Rust standard library for each
 //! target and a C compiler for it (zig, unless the user set `CC_<target>`).
 
-use std::os::unix::fs::PermissionsExt;
-
 use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use xshell::{Shell, cmd};
@@ -20,11 +18,29 @@ pub fn cargo() -> String {
 
 /// The active toolchain's sysroot, where each target's standard library lives.
 pub fn sysroot(sh: &Shell) -> anyhow::Result<Utf8PathBuf> {
+    if let Some(sysroot) = cargo_toolchain() {
+        return Ok(sysroot);
+    }
     let sysroot = cmd!(sh, "rustc --print sysroot")
         .quiet()
         .read()
         .context("`rustc` did not run: install Rust with rustup (https://rustup.rs)")?;
     Ok(Utf8PathBuf::from(sysroot))
+}
+
+/// The toolchain the cargo that runs us belongs to (`<sysroot>/bin/cargo` beside its
+/// rustc), found without running rustc: a no-op build is timed in tens of milliseconds and
+/// `rustc --print sysroot` through rustup's proxy costs a few of them. None when `RUSTC`
+/// names another compiler or the layout is not a toolchain's.
+fn cargo_toolchain() -> Option<Utf8PathBuf> {
+    if std::env::var_os("RUSTC").is_some() {
+        return None;
+    }
+    let cargo = Utf8PathBuf::from(std::env::var("CARGO").ok()?);
+    let bin = cargo.parent()?;
+    let sysroot = bin.parent()?;
+    (bin.join("rustc").is_file() && sysroot.join("lib/rustlib").is_dir())
+        .then(|| sysroot.to_owned())
 }
 
 /// Whether the toolchain at `sysroot` has the target's standard library.
@@ -63,35 +79,22 @@ fn ensure_rust_target(sh: &Shell, sysroot: &Utf8Path, target: Target) -> anyhow:
 
 /// What cargo needs to cross-compile for some targets, all provisioned.
 pub struct CrossEnv {
-    /// `CC_<target>` and `AR_<target>` for cargo (cc-rs reads them).
-    pub env: Vec<(String, String)>,
     /// Each target's C compiler, for the build log and errors.
     pub compilers: Vec<String>,
 }
 
 /// Adds any missing standard library and finds, or provisions, each target's C compiler.
+/// Cargo itself gets the compiler from `[env]` in `.cargo/config.toml` (or the user's
+/// `CC_<target>`): we set no variables, so a plain `cargo build` sees the same environment
+/// and reuses this build, and the other way round.
 pub fn cross_env(sh: &Shell, project: &Project, targets: &[Target]) -> anyhow::Result<CrossEnv> {
     let sysroot = sysroot(sh)?;
-    let mut cross = CrossEnv {
-        env: Vec::new(),
-        compilers: Vec::new(),
-    };
+    let mut compilers = Vec::new();
     for &target in targets {
         ensure_rust_target(sh, &sysroot, target)?;
-        let cc = c_compiler(sh, project, target)?;
-        cross
-            .compilers
-            .push(format!("{target}: {}", cc.description));
-        cross.env.extend(cc.env);
+        compilers.push(format!("{target}: {}", c_compiler(sh, project, target)?));
     }
-    Ok(cross)
-}
-
-/// The C compiler for one target, as environment for cargo (cc-rs reads `CC_<target>`).
-struct CCompiler {
-    /// Where it came from, for `doctor` and the build log.
-    pub description: String,
-    pub env: Vec<(String, String)>,
+    Ok(CrossEnv { compilers })
 }
 
 /// How the C cross compiler would be found, without changing anything.
@@ -107,9 +110,15 @@ pub enum CSource {
 }
 
 pub fn locate_c_compiler(project: &Project, target: Target) -> CSource {
-    for var in [target.cc_env(), format!("CC_{}", target.triple())] {
+    // The dashed name first, as cc-rs reads them. Cargo's `[env]` hands our own wrapper to
+    // us too (`cargo xtask` is `cargo run`): that one is not the user's choice.
+    for var in [format!("CC_{}", target.triple()), target.cc_env()] {
         match std::env::var(&var) {
-            Ok(value) if !value.trim().is_empty() => return CSource::UserSet { var, value },
+            Ok(value)
+                if !value.trim().is_empty() && !is_committed_wrapper(project, target, &value) =>
+            {
+                return CSource::UserSet { var, value };
+            }
             _ => {}
         }
     }
@@ -123,32 +132,40 @@ pub fn locate_c_compiler(project: &Project, target: Target) -> CSource {
     }
 }
 
-/// Finds, or provisions, the C compiler for `target` and writes the zig wrappers.
-fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<CCompiler> {
+/// The committed wrapper `.cargo/config.toml` names as `CC_<target>`.
+pub fn committed_wrapper(project: &Project, target: Target) -> Utf8PathBuf {
+    project
+        .root
+        .join(".cargo/cc")
+        .join(format!("{}-cc", target.triple()))
+}
+
+fn is_committed_wrapper(project: &Project, target: Target, value: &str) -> bool {
+    let ours = committed_wrapper(project, target);
+    let same = |a: &Utf8Path, b: &Utf8Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    same(Utf8Path::new(value), &ours)
+}
+
+/// Where the committed wrappers look for the zig to run: a link under the target directory
+/// (they find it above the `OUT_DIR` of the build script that runs them).
+pub fn zig_link(target_dir: &Utf8Path) -> Utf8PathBuf {
+    target_dir.join("xtask/cc/zig")
+}
+
+/// Finds, or provisions, the C compiler for `target` and links zig where the committed
+/// wrappers find it. Returns a description for the build log.
+fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Result<String> {
     let zig = match locate_c_compiler(project, target) {
-        CSource::UserSet { var, value } => {
-            return Ok(CCompiler {
-                description: format!("{value} (from {var})"),
-                env: vec![],
-            });
-        }
+        CSource::UserSet { var, value } => return Ok(format!("{value} (from {var})")),
         CSource::Zig(zig) => zig,
         CSource::Provisionable => provision_zig(sh, project, target)?,
         CSource::Missing => bail!("{}", missing_c_compiler(project, target)),
     };
-    let wrappers = project.work_dir().join("cc");
-    let cc = wrappers.join(format!("{}-cc", target.triple()));
-    let ar = wrappers.join(format!("{}-ar", target.triple()));
-    write_script(&cc, &cc_wrapper(&zig, target))?;
-    write_script(&ar, &ar_wrapper(&zig))?;
-    let ar_env = format!("AR_{}", target.triple().replace('-', "_"));
-    Ok(CCompiler {
-        description: format!("zig cc -target {} ({zig})", target.zig_target()),
-        env: vec![
-            (target.cc_env(), cc.into_string()),
-            (ar_env, ar.into_string()),
-        ],
-    })
+    link(&zig, &zig_link(&project.target_dir))?;
+    Ok(format!("zig cc -target {} ({zig})", target.zig_target()))
 }
 
 /// The one-line fix when no C compiler can be found or provisioned.
@@ -165,6 +182,18 @@ pub fn missing_c_compiler(project: &Project, target: Target) -> String {
 fn provisioned_zig(project: &Project) -> Option<Utf8PathBuf> {
     let zig = zig_home(project).join("ziglang/zig");
     zig.is_file().then_some(zig)
+}
+
+/// Lets builds in another target directory (the bench's scratch ones) use the zig provisioned
+/// in ours rather than download their own.
+pub fn share_zig(project: &Project, other_target_dir: &Utf8Path) -> anyhow::Result<()> {
+    if provisioned_zig(project).is_none() {
+        return Ok(());
+    }
+    let other = other_target_dir
+        .join("xtask/zig")
+        .join(&project.settings.zig);
+    link(&zig_home(project), &other)
 }
 
 fn zig_home(project: &Project) -> Utf8PathBuf {
@@ -203,65 +232,101 @@ fn provision_zig(sh: &Shell, project: &Project, target: Target) -> anyhow::Resul
     Ok(home.join("ziglang/zig"))
 }
 
-fn cc_wrapper(zig: &Utf8Path, target: Target) -> String {
-    format!(
-        "#!/bin/sh\n\
-         # Written by `cargo xtask build`: zig as the C compiler for {triple}.\n\
-         # cc-rs passes --target=<rust triple>, which zig rejects: drop it, give zig its own.\n\
-         for arg do\n  shift\n  case \"$arg\" in --target=*) ;; *) set -- \"$@\" \"$arg\" ;; esac\ndone\n\
-         exec {zig} cc -target {zig_target} \"$@\"\n",
-        triple = target.triple(),
-        zig = shell_quote(zig.as_str()),
-        zig_target = target.zig_target(),
-    )
-}
-
-fn ar_wrapper(zig: &Utf8Path) -> String {
-    format!(
-        "#!/bin/sh\n# Written by `cargo xtask build`: zig's archiver.\nexec {} ar \"$@\"\n",
-        shell_quote(zig.as_str())
-    )
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// Writes an executable script, leaving an identical one untouched.
-fn write_script(path: &Utf8Path, contents: &str) -> anyhow::Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+/// Points `link` at `to`, leaving a correct link untouched (its mtime is no input to cargo,
+/// but a rewrite for nothing is still a write).
+pub fn link(to: &Utf8Path, link: &Utf8Path) -> anyhow::Result<()> {
+    if link.read_link_utf8().is_ok_and(|old| old == to) {
         return Ok(());
     }
-    let dir = path.parent().context("script path has no parent")?;
+    let dir = link.parent().context("link path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))
+    let tmp = link.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(to, &tmp).with_context(|| format!("linking {tmp}"))?;
+    std::fs::rename(&tmp, link).with_context(|| format!("linking {link}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
+    fn committed(name: &str) -> Utf8PathBuf {
+        Utf8Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.cargo/cc")
+            .join(name)
+    }
+
+    /// Runs a committed wrapper as cc-rs does, from a build script whose OUT_DIR is `out`.
+    fn run(name: &str, out: &Utf8Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(committed(name))
+            .args(args)
+            .env("OUT_DIR", out)
+            .output()
+            .unwrap()
+    }
+
     #[test]
-    fn the_cc_wrapper_drops_cc_rs_target_flag_and_quotes_the_path() {
-        let script = cc_wrapper(Utf8Path::new("/opt/it's/zig"), Target::Aarch64Musl);
-        assert!(
-            script.contains("exec '/opt/it'\\''s/zig' cc -target aarch64-linux-musl \"$@\""),
-            "{script}"
+    fn the_committed_wrappers_run_the_linked_zig_without_cc_rs_target_flag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target_dir = Utf8Path::from_path(tmp.path()).unwrap().join("it's target");
+        let out = target_dir.join("aarch64-unknown-linux-musl/release/build/x-1/out");
+        std::fs::create_dir_all(&out).unwrap();
+
+        let missing = run("aarch64-unknown-linux-musl-cc", &out, &["-c", "a.c"]);
+        assert!(!missing.status.success());
+        let err = String::from_utf8(missing.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("run `cargo xtask build` once"), "{err}");
+
+        let fake_zig = target_dir.join("fake zig");
+        std::fs::write(&fake_zig, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+        std::fs::set_permissions(&fake_zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        link(&fake_zig, &zig_link(&target_dir)).unwrap();
+        let cc = run(
+            "aarch64-unknown-linux-musl-cc",
+            &out,
+            &["-O2", "--target=aarch64-unknown-linux-musl", "-c", "a b.c"],
         );
+        assert!(cc.status.success());
+        let args = String::from_utf8(cc.stdout).unwrap();
+        assert_eq!(args, "cc\n-target\naarch64-linux-musl\n-O2\n-c\na b.c\n");
+        let ar = run("ar", &out, &["cq", "lib.a", "x.o"]);
+        assert_eq!(
+            String::from_utf8(ar.stdout).unwrap(),
+            "ar\ncq\nlib.a\nx.o\n"
+        );
+    }
+
+    #[test]
+    fn a_link_is_replaced_only_when_it_points_elsewhere() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();
-        let fake_zig = dir.join("zig");
-        write_script(&fake_zig, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
-        let wrapper = dir.join("cc");
-        write_script(&wrapper, &cc_wrapper(&fake_zig, Target::Aarch64Musl)).unwrap();
-        let out = std::process::Command::new(&wrapper)
-            .args(["-O2", "--target=aarch64-unknown-linux-musl", "-c", "a b.c"])
-            .output()
-            .unwrap();
-        let args = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(args, "cc\n-target\naarch64-linux-musl\n-O2\n-c\na b.c\n");
+        let at = zig_link(dir);
+        link(Utf8Path::new("/a/zig"), &at).unwrap();
+        let first = at.symlink_metadata().unwrap().modified().unwrap();
+        link(Utf8Path::new("/a/zig"), &at).unwrap();
+        assert_eq!(at.symlink_metadata().unwrap().modified().unwrap(), first);
+        link(Utf8Path::new("/b/zig"), &at).unwrap();
+        assert_eq!(at.read_link_utf8().unwrap(), "/b/zig");
+    }
+
+    #[test]
+    fn the_cargo_config_names_the_committed_wrappers() {
+        let config = std::fs::read_to_string(committed("../config.toml")).unwrap();
+        for target in Target::ALL {
+            let line = format!(
+                "{} = {{ value = \".cargo/cc/{}-cc\", relative = true }}",
+                target.cc_env(),
+                target.triple()
+            );
+            assert!(config.contains(&line), "missing: {line}");
+            let ar = format!(
+                "AR_{} = {{ value = \".cargo/cc/ar\", relative = true }}",
+                &target.cc_env()[3..]
+            );
+            assert!(config.contains(&ar), "missing: {ar}");
+        }
     }
 }

@@ -3,40 +3,21 @@
 //! mtime) and the same config. The builtin engine's OCI layout is also read by umoci and
 //! skopeo. Needs docker and podman (`.ci/provision`); uses its own tags and removes them.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use support::xtask_ok;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const REPO: &str = "xtask-images-test/tiny-service";
 /// The repository of the base-image test, apart so that each test removes only its own.
 const BASE_REPO: &str = "xtask-images-test/on-base";
 const ARCHES: [&str; 2] = ["amd64", "arm64"];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-fn xtask_ok(args: &[&str]) -> String {
-    eprintln!("$ cargo xtask {}", args.join(" "));
-    let out = Command::new(XTASK)
-        .args(args)
-        .current_dir(root())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "cargo xtask {} failed:\n{stdout}",
-        args.join(" ")
-    );
-    stdout
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program).args(args).output().unwrap();

@@ -15,17 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::registry::Registry;
+use support::{XTASK, platforms, root, sha256_hex, xtask_ok, xtask_ok_with};
 
-mod support {
-    pub mod registry;
-}
+mod support;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const LABEL: &str = "xtask.run";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
 
 fn xtask(args: &[&str]) -> Output {
     eprintln!("$ cargo xtask {}", args.join(" "));
@@ -37,18 +31,6 @@ fn xtask(args: &[&str]) -> Output {
         .unwrap();
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-/// Runs xtask and insists on success; returns stdout.
-fn xtask_ok(args: &[&str]) -> String {
-    let out = xtask(args);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "cargo xtask {} failed:\n{stdout}",
-        args.join(" ")
-    );
-    stdout
 }
 
 /// Runs a command to success and returns its stdout.
@@ -332,22 +314,9 @@ fn index_platforms(reference: &str) -> (String, Vec<String>) {
         &["inspect", "--raw", "--tls-verify=false", &source],
     );
     let list: Value = serde_json::from_str(&raw).unwrap();
-    let mut platforms: Vec<String> = list["manifests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an index: {raw}"))
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    platforms.sort();
     (
         list["mediaType"].as_str().unwrap_or_default().to_owned(),
-        platforms,
+        platforms(&list),
     )
 }
 
@@ -361,25 +330,6 @@ fn path_without_engines() -> tempfile::TempDir {
         std::os::unix::fs::symlink(&tool, bin.path().join(tool.file_name().unwrap())).unwrap();
     }
     bin
-}
-
-/// Runs xtask with `env` and insists on success; returns stdout.
-fn xtask_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
-    eprintln!("$ {env:?} cargo xtask {}", args.join(" "));
-    let out = Command::new(XTASK)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(root())
-        .output()
-        .unwrap();
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "cargo xtask {} failed:\n{stdout}",
-        args.join(" ")
-    );
-    stdout
 }
 
 /// Each platform, pulled from the registry through `index`, passes the smoke test.
@@ -481,20 +431,6 @@ fn per_architecture_pushes_merge_into_one_index(registry: &Registry) {
         ["linux/amd64".to_owned(), "linux/arm64".to_owned()]
     );
     each_platform_of_the_index_runs(&merged);
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(bytes)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
 /// Builds a small image on top of the amd64 service image with the legacy builder (no

@@ -2,9 +2,7 @@
 //! 127.0.0.1, checked with skopeo: no container engine involved. Each test starts its own
 //! registry and makes its own OCI layout with oci-spec's types.
 
-mod support {
-    pub mod registry;
-}
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,12 +16,7 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use support::registry::Registry;
-
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+use support::{XTASK, platforms, root};
 
 /// Runs the xtask with the credential files pointed into `home` (none unless a test puts
 /// them there), and `stdin` on its standard input.
@@ -98,24 +91,6 @@ fn raw(reference: &str) -> Vec<u8> {
 
 fn inspect_raw(reference: &str) -> Value {
     serde_json::from_slice(&raw(reference)).unwrap()
-}
-
-/// The sorted `os/arch` of an index's entries.
-fn platforms(index: &Value) -> Vec<String> {
-    let mut found: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 fn sha256(bytes: &[u8]) -> String {

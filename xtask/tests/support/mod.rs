@@ -1,0 +1,62 @@
+//! What the integration tests share: the workspace, running the xtask, reading what a
+//! registry holds. Each test file uses a part of it.
+#![allow(dead_code)]
+
+pub mod registry;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Runs the xtask with `env` added, its stderr shown, and insists on success; returns stdout.
+pub fn xtask_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    eprintln!("$ cargo xtask {}", args.join(" "));
+    let out = Command::new(XTASK)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "cargo xtask {} failed:\n{stdout}",
+        args.join(" ")
+    );
+    stdout
+}
+
+pub fn xtask_ok(args: &[&str]) -> String {
+    xtask_ok_with(args, &[])
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The sorted `os/arch` of an image index's entries.
+pub fn platforms(index: &Value) -> Vec<String> {
+    let mut found: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {index}"))
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}

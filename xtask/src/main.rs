@@ -86,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmokeTest(args) => args.run(&sh, &project),
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Bench(args) => args.run(&sh, &project),
+        Command::Verify(args) => args.run(&sh, &project),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod index;
 pub mod pull;
 pub mod push;
 pub mod smoke;
+pub mod verify;
 
 use crate::cli::RegistryAuthArgs;
 use crate::oci::auth::Credential;

@@ -108,7 +108,6 @@ impl Staging {
     }
 }
 
-#[cfg(test)]
 pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;

@@ -8,3 +8,4 @@ pub mod project;
 pub mod recipe;
 pub mod run;
 pub mod target;
+pub mod verify;

@@ -11,7 +11,7 @@ use xshell::{Shell, cmd};
 
 use crate::cli::VerifyArgs;
 use crate::interrupt::Undo;
-use crate::model::dist::{Manifest, read_manifest};
+use crate::model::dist::{Manifest, read_staged};
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::model::verify::{Outcome, Row, binary_rows};
@@ -276,7 +276,7 @@ fn dist_manifests(
         .iter()
         .map(|&t| {
             let dir = target_dir.join("dist").join(t.triple());
-            read_manifest(&dir).with_context(|| {
+            read_staged(&dir).with_context(|| {
                 format!(
                     "no staged binaries for {t} in {}: run {made_by} first",
                     project.relative(&dir)

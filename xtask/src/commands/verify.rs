@@ -82,17 +82,16 @@ impl VerifyArgs {
             .any(|i| compare::uses_zstd(&i.manifest));
 
         let scratch = scratch_dir()?;
-        let (rebuilt, rebuilt_images) = {
-            let _removed = cleanup(project, &scratch)?;
-            let rebuild = Rebuild {
-                project,
-                src: scratch.join("src"),
-                target_dir: Utf8PathBuf::from_path_buf(scratch.join("target"))
-                    .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?,
-                layout: scratch.join("layout"),
-            };
-            rebuild.run(sh, &commit, &targets, zstd)?
+        // Until verify ends: a mismatch is looked into in the rebuild's layout.
+        let _removed = cleanup(project, &scratch);
+        let rebuild = Rebuild {
+            project,
+            src: scratch.join("src"),
+            target_dir: Utf8PathBuf::from_path_buf(scratch.join("target"))
+                .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?,
+            layout: scratch.join("layout"),
         };
+        let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
 
         let mut rows = binary_rows(&staged, &rebuilt);
         for image in &expected_images.images {
@@ -298,13 +297,13 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// Removes the worktree and the scratch folder however verify ends (an error, Ctrl-C).
-fn cleanup(project: &Project, scratch: &Path) -> anyhow::Result<Undo> {
+fn cleanup(project: &Project, scratch: &Path) -> Undo {
     let root = project.root.as_std_path().to_owned();
     let scratch = scratch.to_owned();
-    Ok(Undo::new(move || {
+    Undo::new(move || {
         git::remove_worktree(&root, &scratch.join("src"));
         let _ = std::fs::remove_dir_all(&scratch);
-    }))
+    })
 }
 
 /// The one line a mismatch ends with: the first image that differs, down to its file or

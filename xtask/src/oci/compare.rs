@@ -123,6 +123,9 @@ pub fn first_difference(
 ) -> anyhow::Result<Option<String>> {
     let (want, want_blobs) = expected;
     let (got, got_blobs) = rebuilt;
+    // A new commit moves SOURCE_DATE_EPOCH, so every mtime differs: a file whose content
+    // differs, in any layer, is the news; metadata only when no content differs.
+    let mut metadata_only = None;
     for (n, (a, b)) in want.layers().iter().zip(got.layers()).enumerate() {
         if a.digest() == b.digest() {
             continue;
@@ -133,7 +136,9 @@ pub fn first_difference(
         };
         let a_tar = read(want_blobs, a)?;
         let b_tar = read(got_blobs, b)?;
-        let what = match diff_tars(&a_tar, &b_tar)? {
+        let found = diff_tars(&a_tar, &b_tar)?;
+        let content = found.as_ref().is_some_and(FileDifference::is_content);
+        let what = match found {
             Some(difference) => difference.to_string(),
             None if a.media_type() != b.media_type() => {
                 format!(
@@ -144,11 +149,14 @@ pub fn first_difference(
             }
             None => "the same files, compressed differently".to_owned(),
         };
-        return Ok(Some(format!(
-            "layer {} of {platform} ({}): {what}",
-            n + 1,
-            a.digest()
-        )));
+        let line = format!("layer {} of {platform} ({}): {what}", n + 1, a.digest());
+        if content {
+            return Ok(Some(line));
+        }
+        metadata_only.get_or_insert(line);
+    }
+    if metadata_only.is_some() {
+        return Ok(metadata_only);
     }
     if want.layers().len() != got.layers().len() {
         return Ok(Some(format!(
@@ -211,6 +219,17 @@ pub enum Difference {
     Order,
 }
 
+impl FileDifference {
+    /// Whether the file's bytes, type or presence differ (not only its mode, owner or time).
+    pub fn is_content(&self) -> bool {
+        match &self.what {
+            Difference::Content { .. } | Difference::OnlyExpected | Difference::OnlyRebuilt => true,
+            Difference::Field { field, .. } => *field == "type",
+            Difference::Order => false,
+        }
+    }
+}
+
 impl std::fmt::Display for FileDifference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let path = &self.path;
@@ -244,19 +263,23 @@ pub fn diff_tars(expected: &[u8], rebuilt: &[u8]) -> anyhow::Result<Option<FileD
     let b = entries(rebuilt).context("reading the rebuilt layer")?;
     let rebuilt_by_path: BTreeMap<&str, &Entry> = b.iter().map(|(p, e)| (p.as_str(), e)).collect();
     let expected_paths: BTreeMap<&str, ()> = a.iter().map(|(p, _)| (p.as_str(), ())).collect();
+    let mut metadata_only = None;
     for (path, want) in &a {
-        let Some(got) = rebuilt_by_path.get(path.as_str()) else {
-            return Ok(Some(FileDifference {
-                path: path.clone(),
-                what: Difference::OnlyExpected,
-            }));
+        let what = match rebuilt_by_path.get(path.as_str()) {
+            None => Difference::OnlyExpected,
+            Some(got) => match entry_difference(want, got) {
+                Some(what) => what,
+                None => continue,
+            },
         };
-        if let Some(what) = entry_difference(want, got) {
-            return Ok(Some(FileDifference {
-                path: path.clone(),
-                what,
-            }));
+        let found = FileDifference {
+            path: path.clone(),
+            what,
+        };
+        if found.is_content() {
+            return Ok(Some(found));
         }
+        metadata_only.get_or_insert(found);
     }
     if let Some((path, _)) = b
         .iter()
@@ -266,6 +289,9 @@ pub fn diff_tars(expected: &[u8], rebuilt: &[u8]) -> anyhow::Result<Option<FileD
             path: path.clone(),
             what: Difference::OnlyRebuilt,
         }));
+    }
+    if metadata_only.is_some() {
+        return Ok(metadata_only);
     }
     let first_moved = a.iter().zip(&b).find(|(x, y)| x.0 != y.0);
     Ok(first_moved.map(|(x, _)| FileDifference {
@@ -556,6 +582,52 @@ mod tests {
         let mut copy = Memory(expected.0.clone());
         let same = first_difference("linux/amd64", (&a, &mut expected), (&a, &mut copy));
         assert_eq!(same.unwrap(), None);
+    }
+
+    #[test]
+    fn a_changed_file_is_named_before_times_that_all_moved() {
+        // A new commit: every mtime moved, and in the second layer one binary changed.
+        let old = [
+            tar_of(&[("etc/passwd", 0o644, 7, b"root")]),
+            tar_of(&[
+                ("usr/local/bin/migrate", 0o755, 7, b"m"),
+                (BIN, 0o755, 7, b"one"),
+            ]),
+        ];
+        let new = [
+            tar_of(&[("etc/passwd", 0o644, 9, b"root")]),
+            tar_of(&[
+                ("usr/local/bin/migrate", 0o755, 9, b"m"),
+                (BIN, 0o755, 9, b"two"),
+            ]),
+        ];
+        assert_eq!(
+            diff_tars(&old[1], &new[1]).unwrap().unwrap().to_string(),
+            "/usr/local/bin/service differs (sha256 7692c3ad3540 vs 3fc4ccfe7458)"
+        );
+        let mut expected = Memory(BTreeMap::new());
+        let mut rebuilt = Memory(BTreeMap::new());
+        let a = manifest(&mut expected, old.to_vec(), "app");
+        let b = manifest(&mut rebuilt, new.to_vec(), "app");
+        let found = first_difference("linux/amd64", (&a, &mut expected), (&b, &mut rebuilt))
+            .unwrap()
+            .unwrap();
+        assert!(
+            found.starts_with("layer 2 of linux/amd64 (")
+                && found.ends_with(
+                    "): /usr/local/bin/service differs (sha256 7692c3ad3540 vs 3fc4ccfe7458)"
+                ),
+            "{found}"
+        );
+        // With no content change the first time difference is named.
+        let c = manifest(&mut rebuilt, vec![new[0].clone(), old[1].clone()], "app");
+        let found = first_difference("linux/amd64", (&a, &mut expected), (&c, &mut rebuilt))
+            .unwrap()
+            .unwrap();
+        assert!(
+            found.ends_with("/etc/passwd differs in mtime (7 vs 9)"),
+            "{found}"
+        );
     }
 
     #[test]

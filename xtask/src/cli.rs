@@ -37,6 +37,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Write an SPDX SBOM and SLSA provenance for each target's staged binaries
     Sbom(SbomArgs),
+    /// Rebuild HEAD in a clean worktree and compare its binaries and image digests with
+    /// what is staged (or pushed)
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +205,32 @@ pub struct SbomArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<Utf8PathBuf>,
     /// Print what was written as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Rebuild and compare this target; repeatable [default: `targets` in
+    /// [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<Target>,
+    /// The multi-architecture reference the staged images were built as (see `image --tag`):
+    /// its tag names the index in the layout [default: `<name>:<version>` from Cargo.toml]
+    #[arg(long, value_name = "REF", conflicts_with = "against")]
+    pub tag: Option<ImageRef>,
+    /// The staged OCI layout [default: <target dir>/xtask/oci/<name>]
+    #[arg(long, value_name = "DIR", conflicts_with = "against")]
+    pub layout: Option<Utf8PathBuf>,
+    /// Compare the images with this pushed index, `registry/name:tag`, instead of the layout
+    #[arg(long, value_name = "REF")]
+    pub against: Option<Reference>,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
+    /// Compare with a rebuild of HEAD even though the working tree has uncommitted changes
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Print the comparison as JSON instead of a table
     #[arg(long)]
     pub json: bool,
 }

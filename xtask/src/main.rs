@@ -87,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Bench(args) => args.run(&sh, &project),
         Command::Sbom(args) => args.run(&sh, &project),
+        Command::Verify(args) => args.run(&sh, &project),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod pull;
 pub mod push;
 pub mod sbom;
 pub mod smoke;
+pub mod verify;
 
 use crate::cli::RegistryAuthArgs;
 use crate::oci::auth::Credential;

@@ -114,6 +114,21 @@ pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
     serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
 }
 
+/// The manifest of a dist folder with each file's size and sha256 as the file is now: what
+/// would ship, even if something changed it after staging.
+pub fn read_staged(dir: &Utf8Path) -> anyhow::Result<Manifest> {
+    let mut manifest = read_manifest(dir)?;
+    for file in &mut manifest.files {
+        let path = dir.join(&file.name);
+        file.size = path
+            .metadata()
+            .with_context(|| format!("{path} is listed in {MANIFEST} but missing"))?
+            .len();
+        file.sha256 = sha256(&path)?;
+    }
+    Ok(manifest)
+}
+
 /// The size of a file after gzip at the default level: what a registry stores and sends.
 pub fn gzip_size(path: &Utf8Path) -> anyhow::Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
@@ -178,6 +193,11 @@ mod tests {
         staging.commit(&manifest(vec![entry.clone()])).unwrap();
 
         assert!(!dest.join("stale").exists());
+        assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry.clone()]));
+        // A file changed after staging shows in what is read back, not in the manifest.
+        std::fs::write(dest.join("service"), b"abd").unwrap();
+        let now = read_staged(&dest).unwrap();
+        assert_ne!(now.files[0].sha256, entry.sha256);
         assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry]));
         let leftovers: Vec<_> = root.join("dist").read_dir().unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the final folder remains");

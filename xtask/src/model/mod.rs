@@ -13,3 +13,4 @@ pub mod recipe;
 pub mod run;
 pub mod sbom;
 pub mod target;
+pub mod verify;

@@ -4,6 +4,7 @@
 pub mod assemble;
 pub mod auth;
 pub mod blobstore;
+pub mod compare;
 pub mod context;
 pub mod layer;
 pub mod layout;

@@ -1,6 +1,8 @@
 //! What the images take from git: the revision they label, and the time every file and
 //! config in them carries.
 
+use std::path::Path;
+
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
@@ -11,16 +13,52 @@ pub fn revision(sh: &Shell) -> Option<String> {
         .ignore_stderr()
         .read()
         .ok()?;
-    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .is_ok_and(|d| !d.trim().is_empty());
+    let dirty = is_dirty(sh);
     Some(format!(
         "{}{}",
         head.trim(),
         if dirty { "-dirty" } else { "" }
     ))
+}
+
+/// Whether tracked files differ from HEAD (untracked files build nothing).
+pub fn is_dirty(sh: &Shell) -> bool {
+    cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_ok_and(|d| !d.trim().is_empty())
+}
+
+/// HEAD's commit id.
+pub fn head(sh: &Shell) -> anyhow::Result<String> {
+    let head = cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("`git rev-parse HEAD` failed: verify needs a git checkout with a commit")?;
+    Ok(head.trim().to_owned())
+}
+
+/// Checks `commit` out, detached, in a new worktree at `dir`.
+pub fn add_worktree(sh: &Shell, dir: &Path, commit: &str) -> anyhow::Result<()> {
+    cmd!(sh, "git worktree add --detach --quiet {dir} {commit}")
+        .quiet()
+        .run()
+        .with_context(|| format!("checking out {commit} in {}", dir.display()))
+}
+
+/// Removes the worktree at `dir` however much of it exists, and git's record of it.
+pub fn remove_worktree(root: &Path, dir: &Path) {
+    if let Ok(sh) = Shell::new() {
+        sh.change_dir(root);
+        let _ = cmd!(sh, "git worktree remove --force {dir}")
+            .quiet()
+            .ignore_stderr()
+            .run();
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = cmd!(sh, "git worktree prune").quiet().ignore_stderr().run();
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org) if set, else HEAD's commit time: the same

@@ -1,0 +1,393 @@
+//! `cargo xtask verify`: rebuilds HEAD in a clean worktree with a fresh target dir, by running
+//! this same xtask there, and compares the binaries and image digests with what is staged
+//! (or pushed). On a mismatch it names the first file, or config field, that differs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cargo_metadata::camino::Utf8PathBuf;
+use serde::Serialize;
+use xshell::{Shell, cmd};
+
+use crate::cli::VerifyArgs;
+use crate::interrupt::Undo;
+use crate::model::dist::{Manifest, read_staged};
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::model::verify::{Outcome, Row, binary_rows};
+use crate::oci::compare::{self, Blobs, Images, Repository};
+use crate::oci::layout::Layout;
+use crate::oci::reference::ImageNames;
+use crate::oci::registry::Client;
+use crate::report::{self, step};
+use crate::tools::git;
+use crate::tools::process::{self, Io};
+use crate::tools::toolchain::{self, CSource};
+
+/// The ref name the rebuild's index gets in its own layout.
+const REBUILD_TAG: &str = "verify";
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    commit: String,
+    /// Whether the working tree had uncommitted changes (`--allow-dirty`).
+    dirty: bool,
+    /// The staged OCI layout, or the registry reference, the images were compared with.
+    against: String,
+    passed: bool,
+    first_difference: Option<String>,
+    rows: Vec<Row>,
+}
+
+/// Where the expected images are read from.
+enum Expected {
+    Layout(Layout),
+    Registry(Box<Repository>),
+}
+
+impl Expected {
+    fn blobs(&mut self) -> &mut dyn Blobs {
+        match self {
+            Expected::Layout(layout) => layout,
+            Expected::Registry(repository) => repository.as_mut(),
+        }
+    }
+}
+
+impl VerifyArgs {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let commit = git::head(sh)?;
+        let short = &commit[..commit.len().min(12)];
+        let dirty = git::is_dirty(sh);
+        if dirty && !self.allow_dirty {
+            bail!(
+                "the working tree has uncommitted changes and verify checks a commit: commit \
+                 or stash them, or pass --allow-dirty to compare with a rebuild of HEAD anyway"
+            );
+        }
+        if dirty {
+            eprintln!(
+                "  the working tree has uncommitted changes: comparing what is staged with a \
+                 rebuild of HEAD ({short}) anyway"
+            );
+        }
+        let targets = project.targets(&self.targets);
+        // Everything expected is read first: a missing build fails before minutes of work.
+        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
+        let (mut expected, expected_images, against) = self.expected(project)?;
+        let zstd = expected_images
+            .images
+            .iter()
+            .any(|i| compare::uses_zstd(&i.manifest));
+
+        let scratch = scratch_dir()?;
+        // Until verify ends: a mismatch is looked into in the rebuild's layout.
+        let _removed = cleanup(project, &scratch);
+        let rebuild = Rebuild {
+            project,
+            src: scratch.join("src"),
+            target_dir: Utf8PathBuf::from_path_buf(scratch.join("target"))
+                .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?,
+            layout: scratch.join("layout"),
+        };
+        let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
+
+        let mut rows = binary_rows(&staged, &rebuilt);
+        for image in &expected_images.images {
+            let got = rebuilt_images.platform(&image.platform);
+            rows.push(Row::new(
+                format!("image {}", image.platform),
+                Some(image.digest.as_ref()),
+                got.map(|g| g.digest.as_ref()),
+            ));
+        }
+        for image in &rebuilt_images.images {
+            if expected_images.platform(&image.platform).is_none() {
+                rows.push(Row::new(
+                    format!("image {}", image.platform),
+                    None,
+                    Some(image.digest.as_ref()),
+                ));
+            }
+        }
+        rows.push(Row::new(
+            "index",
+            Some(expected_images.index.as_ref()),
+            Some(rebuilt_images.index.as_ref()),
+        ));
+        let passed = rows.iter().all(|r| r.result == Outcome::Pass);
+        let first_difference = match passed {
+            true => None,
+            false => Some(first_difference(
+                &rows,
+                &mut expected,
+                &expected_images,
+                &rebuilt_images,
+                &scratch,
+            )?),
+        };
+        let report = Report {
+            commit: commit.clone(),
+            dirty,
+            against,
+            passed,
+            first_difference,
+            rows,
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", table(&report.rows));
+        }
+        match report.first_difference {
+            None => Ok(()),
+            Some(difference) => {
+                bail!("the rebuild of {short} differs from what is staged: {difference}")
+            }
+        }
+    }
+
+    /// The staged (or pushed) images, and a description of where they are.
+    fn expected(&self, project: &Project) -> anyhow::Result<(Expected, Images, String)> {
+        if let Some(reference) = &self.against {
+            let client = Client::connect(reference, self.auth.credential()?)?;
+            let mut repository = Repository {
+                client,
+                reference: reference.clone(),
+            };
+            let images = step(format_args!("read {reference}"), || {
+                Images::from_registry(&mut repository)
+            })?;
+            let against = reference.to_string();
+            return Ok((Expected::Registry(Box::new(repository)), images, against));
+        }
+        let dir = match &self.layout {
+            Some(dir) => dir.clone(),
+            None => project.work_dir().join("oci").join(project.image_name()),
+        };
+        let names = ImageNames::new(
+            self.tag.as_deref(),
+            None,
+            project.image_name(),
+            &project.package.version,
+        )?;
+        let reference: oci_spec::distribution::Reference = names
+            .index
+            .parse()
+            .with_context(|| format!("`{}` is not an image reference", names.index))?;
+        let tag = reference.tag().unwrap_or("latest");
+        let layout = Layout::open(&dir)
+            .with_context(|| format!("no staged images: run `cargo xtask image` first ({dir})"))?;
+        let images = Images::from_layout(&layout, tag)
+            .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
+        Ok((Expected::Layout(layout), images, dir.to_string()))
+    }
+}
+
+/// The clean rebuild: a worktree of the commit, a fresh target dir and a layout of its own.
+struct Rebuild<'a> {
+    project: &'a Project,
+    src: PathBuf,
+    target_dir: Utf8PathBuf,
+    layout: PathBuf,
+}
+
+impl Rebuild<'_> {
+    fn run(
+        &self,
+        sh: &Shell,
+        commit: &str,
+        targets: &[Target],
+        zstd: bool,
+    ) -> anyhow::Result<(Vec<Manifest>, Images)> {
+        let short = &commit[..commit.len().min(12)];
+        step(
+            format_args!("checked out {short} in {}", self.src.display()),
+            || git::add_worktree(sh, &self.src, commit),
+        )?;
+        let exe = std::env::current_exe().context("finding the running xtask")?;
+        let triples: Vec<&str> = targets
+            .iter()
+            .flat_map(|t| ["--target", t.triple()])
+            .collect();
+        let compression = if zstd { "zstd" } else { "gzip" };
+        let layout = &self.layout;
+        let _dir = sh.push_dir(&self.src);
+        step(format_args!("rebuilt the binaries of {short}"), || {
+            let triples = &triples;
+            self.xtask(cmd!(sh, "{exe} build {triples...}"))
+        })?;
+        step(format_args!("rebuilt the images of {short}"), || {
+            let triples = &triples;
+            let tag = format!("{}:{REBUILD_TAG}", self.project.image_name());
+            self.xtask(cmd!(
+                sh,
+                "{exe} image --no-load --layout {layout} --tag {tag} --compression {compression} {triples...}"
+            ))
+        })?;
+        let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;
+        let layout = Layout::open(
+            Utf8PathBuf::from_path_buf(self.layout.clone())
+                .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?
+                .as_path(),
+        )?;
+        Ok((manifests, Images::from_layout(&layout, REBUILD_TAG)?))
+    }
+
+    /// Runs the xtask in the worktree with its own target dir; what it prints on stdout
+    /// (its tables) is not ours to print.
+    fn xtask(&self, command: xshell::Cmd<'_>) -> anyhow::Result<()> {
+        let mut command = command.env("CARGO_TARGET_DIR", &self.target_dir);
+        if let Some(path) = path_with_zig(self.project) {
+            command = command.env("PATH", path);
+        }
+        let finished = process::run(command, Io::Capture, Io::Inherit)?;
+        if !finished.status.success() {
+            bail!("the rebuild failed: its errors are above");
+        }
+        Ok(())
+    }
+}
+
+/// The rebuild would provision zig into its fresh target dir; the one already provisioned
+/// here (the same pinned version) is shared through PATH instead.
+fn path_with_zig(project: &Project) -> Option<std::ffi::OsString> {
+    let zig =
+        project.settings.targets.iter().find_map(|&t| {
+            match toolchain::locate_c_compiler(project, t) {
+                CSource::Zig(zig) => Some(zig),
+                _ => None,
+            }
+        })?;
+    let mut dirs = vec![zig.parent()?.as_std_path().to_owned()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH")?));
+    std::env::join_paths(dirs).ok()
+}
+
+fn dist_manifests(
+    project: &Project,
+    targets: &[Target],
+    target_dir: &cargo_metadata::camino::Utf8Path,
+    made_by: &str,
+) -> anyhow::Result<Vec<Manifest>> {
+    targets
+        .iter()
+        .map(|&t| {
+            let dir = target_dir.join("dist").join(t.triple());
+            read_staged(&dir).with_context(|| {
+                format!(
+                    "no staged binaries for {t} in {}: run {made_by} first",
+                    project.relative(&dir)
+                )
+            })
+        })
+        .collect()
+}
+
+/// A fresh folder under the system's temporary directory.
+fn scratch_dir() -> anyhow::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("xtask-verify-{}-{nanos:08x}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes the worktree and the scratch folder however verify ends (an error, Ctrl-C).
+fn cleanup(project: &Project, scratch: &Path) -> Undo {
+    let root = project.root.as_std_path().to_owned();
+    let scratch = scratch.to_owned();
+    Undo::new(move || {
+        git::remove_worktree(&root, &scratch.join("src"));
+        let _ = std::fs::remove_dir_all(&scratch);
+    })
+}
+
+/// The one line a mismatch ends with: the first image that differs, down to its file or
+/// config field; else the first binary; else the index.
+fn first_difference(
+    rows: &[Row],
+    expected: &mut Expected,
+    expected_images: &Images,
+    rebuilt_images: &Images,
+    scratch: &Path,
+) -> anyhow::Result<String> {
+    for want in &expected_images.images {
+        let Some(got) = rebuilt_images.platform(&want.platform) else {
+            return Ok(format!("the rebuild has no {} image", want.platform));
+        };
+        if want.digest == got.digest {
+            continue;
+        }
+        let dir = Utf8PathBuf::from_path_buf(scratch.join("layout"))
+            .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?;
+        let mut rebuilt = Layout::open(&dir)?;
+        let found = compare::first_difference(
+            &want.platform,
+            (&want.manifest, expected.blobs()),
+            (&got.manifest, &mut rebuilt),
+        )?;
+        return Ok(found.unwrap_or_else(|| {
+            format!(
+                "the {} image differs ({} vs {})",
+                want.platform, want.digest, got.digest
+            )
+        }));
+    }
+    let failed = rows.iter().find(|r| r.result == Outcome::Fail);
+    Ok(match failed {
+        Some(row) => format!(
+            "{} differs ({} vs {})",
+            row.what,
+            short_hash(&row.expected),
+            short_hash(&row.rebuilt)
+        ),
+        None => "nothing differs".to_owned(),
+    })
+}
+
+/// `sha256:` and 16 hex digits: enough to tell two digests apart at a glance.
+fn short_hash(hash: &str) -> String {
+    let (prefix, hex) = hash.split_once(':').unwrap_or(("", hash));
+    let hex = &hex[..hex.len().min(16)];
+    match prefix {
+        "" => hex.to_owned(),
+        p => format!("{p}:{hex}"),
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.what.clone(),
+                short_hash(&r.expected),
+                short_hash(&r.rebuilt),
+                match r.result {
+                    Outcome::Pass => "pass".to_owned(),
+                    Outcome::Fail => "FAIL".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    report::table(&["what", "expected", "rebuilt", "result"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_shortened_with_their_algorithm() {
+        assert_eq!(
+            short_hash("sha256:0123456789abcdef0123"),
+            "sha256:0123456789abcdef"
+        );
+        assert_eq!(short_hash("0123456789abcdef0123"), "0123456789abcdef");
+        assert_eq!(short_hash("missing"), "missing");
+    }
+}

@@ -1,0 +1,158 @@
+//! `cargo xtask verify` for real: stage binaries and images of HEAD, change one byte of one
+//! staged binary, and let verify rebuild HEAD in a clean worktree (a cold build of both
+//! targets: minutes). Every other binary, both images and the index must match the rebuild,
+//! and the changed binary must be the one failure, named on one line. Needs a clean working
+//! tree (verify checks a commit) and no engine; uses its own tag and layout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+const TAG: &str = "xtask-verify-test/tiny-service:t";
+const TAMPERED_TARGET: &str = "aarch64-unknown-linux-musl";
+const TAMPERED: &str = "migrate";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Runs the xtask; also returns its process id, which names its temporary folders.
+fn xtask_pid(args: &[&str]) -> (Output, u32) {
+    eprintln!("$ cargo xtask {}", args.join(" "));
+    let child = Command::new(XTASK)
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+fn xtask(args: &[&str]) -> Output {
+    xtask_pid(args).0
+}
+
+fn xtask_ok(args: &[&str]) -> String {
+    let out = xtask(args);
+    assert!(
+        out.status.success(),
+        "cargo xtask {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Puts a file's bytes back when dropped, also when an assertion fails.
+struct Restore {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        std::fs::write(&self.path, &self.bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        status.stdout.is_empty(),
+        "commit your changes first: verify rebuilds HEAD and refuses a dirty tree"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let layout = scratch.path().join("layout");
+    let layout = layout.to_str().unwrap();
+    let built: Value = serde_json::from_str(&xtask_ok(&["build", "--json"])).unwrap();
+    // Without staged images it stops before building anything, with one line.
+    let early = xtask(&["verify", "--tag", TAG, "--layout", layout]);
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(!early.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("run `cargo xtask image` first"), "{err}");
+    xtask_ok(&["image", "--no-load", "--tag", TAG, "--layout", layout]);
+
+    let dist = built
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| PathBuf::from(pair[0].as_str().unwrap()))
+        .find(|dir| dir.ends_with(TAMPERED_TARGET))
+        .unwrap();
+    let binary = dist.join(TAMPERED);
+    let original = std::fs::read(&binary).unwrap();
+    let _restore = Restore {
+        path: binary.clone(),
+        bytes: original.clone(),
+    };
+    let mut changed = original.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    std::fs::write(&binary, &changed).unwrap();
+
+    let (out, pid) = xtask_pid(&["verify", "--tag", TAG, "--layout", layout, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a changed binary passed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let what: Vec<&str> = rows.iter().map(|r| r["what"].as_str().unwrap()).collect();
+    for expected in [
+        "x86_64-unknown-linux-musl/migrate",
+        "x86_64-unknown-linux-musl/service",
+        "aarch64-unknown-linux-musl/migrate",
+        "aarch64-unknown-linux-musl/service",
+        "image linux/amd64",
+        "image linux/arm64",
+        "index",
+    ] {
+        assert!(what.contains(&expected), "no row {expected}: {what:?}");
+    }
+    let tampered = format!("{TAMPERED_TARGET}/{TAMPERED}");
+    for row in rows {
+        let should = if row["what"] == tampered.as_str() {
+            "fail"
+        } else {
+            "pass"
+        };
+        assert_eq!(row["result"], should, "{row}");
+        assert!(
+            row["expected"].as_str().unwrap().len() >= 64,
+            "full hashes in --json: {row}"
+        );
+    }
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["dirty"], false);
+    assert_eq!(report["against"], layout);
+    let line = report["first_difference"].as_str().unwrap();
+    assert!(line.starts_with(&format!("{tampered} differs (")), "{line}");
+    // The error is that one line, and the temporary worktree is gone.
+    let last_line = stderr.trim().lines().last().unwrap();
+    assert!(
+        last_line.starts_with("error: ") && last_line.contains(line),
+        "{stderr}"
+    );
+    let worktrees = Command::new("git")
+        .args(["worktree", "list", "--porcelain"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let worktrees = String::from_utf8_lossy(&worktrees.stdout);
+    let ours = format!("xtask-verify-{pid}-");
+    assert!(!worktrees.contains(&ours), "{worktrees}");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cargo_metadata::camino::Utf8PathBuf;
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
@@ -241,6 +241,16 @@ impl Rebuild<'_> {
         let mut command = command.env("CARGO_TARGET_DIR", &self.target_dir);
         if let Some(path) = path_with_zig(self.project) {
             command = command.env("PATH", path);
+        }
+        // `cargo xtask` hands us this checkout's C compiler wrappers through cargo's `[env]`;
+        // the rebuild must use its own checkout's, or it would take ours for the user's.
+        let ours = self.project.root.join(".cargo/cc");
+        for (key, value) in std::env::vars() {
+            if (key.starts_with("CC_") || key.starts_with("AR_"))
+                && Utf8Path::new(&value).starts_with(&ours)
+            {
+                command = command.env_remove(key);
+            }
         }
         let finished = process::run(command, Io::Capture, Io::Inherit)?;
         if !finished.status.success() {

@@ -278,7 +278,7 @@ fn path_with_zig(project: &Project) -> Option<std::ffi::OsString> {
 fn dist_manifests(
     project: &Project,
     targets: &[Target],
-    target_dir: &cargo_metadata::camino::Utf8Path,
+    target_dir: &Utf8Path,
     made_by: &str,
 ) -> anyhow::Result<Vec<Manifest>> {
     targets

@@ -230,13 +230,11 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
             let dir = scratch.join(format!("layout-{round}"));
             let started = Instant::now();
             let layout = Layout::create(&dir)?;
-            images = built
-                .iter()
-                .map(|b| {
-                    let context = contexts.join(b.target.arch());
-                    assemble::image(&layout, &recipe, None, &context, b.target, settings)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            // As `image` does it: the architectures side by side.
+            images = assemble::side_by_side(&built, |b| {
+                let context = contexts.join(b.target.arch());
+                assemble::image(&layout, &recipe, None, &context, b.target, settings)
+            })?;
             assemble::index(&layout, "bench", &images)?;
             times.push(started.elapsed().as_secs_f64());
             let _ = std::fs::remove_dir_all(&dir);

@@ -258,41 +258,17 @@ impl Job<'_> {
             epoch: self.epoch,
             compression: args.compression,
         };
-        let mut assembled: Vec<Assembled> = Vec::new();
-        let mut images = Vec::new();
-        for artifacts in built {
-            let started = Instant::now();
-            let target = artifacts.target;
-            let reference = names.for_target(target);
-            let what = format!("{}: image {reference}", target.arch());
-            let (image, context_size) = step(what, || {
-                let context_size = self.stage(artifacts)?;
-                let base = self.base_image(recipe, target)?;
-                let image = assemble::image(
-                    &out,
-                    recipe,
-                    base.as_ref(),
-                    &self.context_dir(target),
-                    target,
-                    settings,
-                )?;
-                self.check_budget(&reference, image.size)?;
-                Ok((image, context_size))
-            })?;
-            images.push(Image {
-                arch: target.arch(),
-                base: self.base.to_owned(),
-                reference,
-                size: image.size,
-                context_size,
-                id: image.config_digest.clone(),
-                digest: Some(image.manifest.digest().to_string()),
-                compressed_size: Some(image.compressed_size),
-                layout: None,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            assembled.push(image);
-        }
+        // Bases first, one at a time (pulls share the cache's index.json); then each
+        // architecture is assembled on a core of its own: compressing is most of the work.
+        let bases = built
+            .iter()
+            .map(|artifacts| self.base_image(recipe, artifacts.target))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let jobs: Vec<_> = built.iter().zip(&bases).collect();
+        let results = assemble::side_by_side(&jobs, |(artifacts, base)| {
+            self.assemble(&out, recipe, base.as_ref(), artifacts, names, settings)
+        })?;
+        let (mut images, assembled): (Vec<Image>, Vec<Assembled>) = results.into_iter().unzip();
         let tag = tag_of(&names.index)?;
         let index = assemble::index(&out, &tag, &assembled)?;
         for image in &mut images {
@@ -304,6 +280,48 @@ impl Job<'_> {
             });
         }
         Ok(images)
+    }
+
+    /// One architecture's image into the layout `out`.
+    fn assemble(
+        &self,
+        out: &Layout,
+        recipe: &Recipe,
+        base: Option<&BaseImage>,
+        artifacts: &Built,
+        names: &ImageNames,
+        settings: Settings,
+    ) -> anyhow::Result<(Image, Assembled)> {
+        let started = Instant::now();
+        let target = artifacts.target;
+        let reference = names.for_target(target);
+        let what = format!("{}: image {reference}", target.arch());
+        let (image, context_size) = step(what, || {
+            let context_size = self.stage(artifacts)?;
+            let image = assemble::image(
+                out,
+                recipe,
+                base,
+                &self.context_dir(target),
+                target,
+                settings,
+            )?;
+            self.check_budget(&reference, image.size)?;
+            Ok((image, context_size))
+        })?;
+        let summary = Image {
+            arch: target.arch(),
+            base: self.base.to_owned(),
+            reference,
+            size: image.size,
+            context_size,
+            id: image.config_digest.clone(),
+            digest: Some(image.manifest.digest().to_string()),
+            compressed_size: Some(image.compressed_size),
+            layout: None,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((summary, image))
     }
 
     /// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that

@@ -368,3 +368,23 @@ pub fn docker_archive(
 fn hex(digest: &str) -> &str {
     digest.trim_start_matches("sha256:")
 }
+/// Runs `each` for every item on a thread of its own (one architecture per core:
+/// compressing layers is most of an image's work) and returns the results in order.
+pub fn side_by_side<T: Sync, R: Send>(
+    items: &[T],
+    each: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(|| each(item)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("assembling an image panicked")))
+            })
+            .collect()
+    })
+}

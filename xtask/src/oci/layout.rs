@@ -228,8 +228,11 @@ impl Layout {
     /// Writes beside the file and renames over it: a reader never sees half a file.
     fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.dir.join(relative);
+        // Unique per write: architectures are assembled side by side and share blobs.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}",
+            ".{}.tmp-{}-{n}",
             path.file_name().unwrap_or("blob"),
             std::process::id()
         ));

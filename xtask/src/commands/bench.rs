@@ -66,10 +66,7 @@ fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Res
     let xtask = std::env::current_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
-    let triples: Vec<&str> = Target::ALL
-        .iter()
-        .flat_map(|t| ["--target", t.triple()])
-        .collect();
+    let triples = Target::cargo_args(&Target::ALL);
     let mut rows = Vec::new();
     let mut cold = Vec::new();
     for (label, dir) in [
@@ -127,10 +124,7 @@ fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<String> {
     let xtask = std::env::current_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
-    let triples: Vec<&str> = Target::ALL
-        .iter()
-        .flat_map(|t| ["--target", t.triple()])
-        .collect();
+    let triples = Target::cargo_args(&Target::ALL);
     let labels = [
         "cargo xtask build",
         "xtask build (the binary alone)",

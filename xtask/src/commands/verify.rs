@@ -207,10 +207,7 @@ impl Rebuild<'_> {
             || git::add_worktree(sh, &self.src, commit),
         )?;
         let exe = std::env::current_exe().context("finding the running xtask")?;
-        let triples: Vec<&str> = targets
-            .iter()
-            .flat_map(|t| ["--target", t.triple()])
-            .collect();
+        let triples = Target::cargo_args(targets);
         let compression = if zstd { "zstd" } else { "gzip" };
         let layout = &self.layout;
         let _dir = sh.push_dir(&self.src);

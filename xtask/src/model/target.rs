@@ -75,6 +75,14 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.arch() == arch)
     }
 
+    /// `--target <triple>` for each of `targets`, as cargo takes them.
+    pub fn cargo_args(targets: &[Target]) -> Vec<&'static str> {
+        targets
+            .iter()
+            .flat_map(|t| ["--target", t.triple()])
+            .collect()
+    }
+
     /// The supported names, for error messages and help.
     pub fn supported() -> String {
         Target::ALL

@@ -126,7 +126,7 @@ fn compile(
 ) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
     let cargo = toolchain::cargo();
     let package = &project.package.name;
-    let triples = targets.iter().flat_map(|t| ["--target", t.triple()]);
+    let triples = Target::cargo_args(targets);
     let command = cmd!(
         sh,
         "{cargo} build --package {package} {triples...} --profile {profile} --message-format=json-render-diagnostics"

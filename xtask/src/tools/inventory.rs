@@ -37,11 +37,7 @@ pub fn gather(project: &Project, target: Target, graph: &Graph) -> anyhow::Resul
     let checksums = lock_checksums(&lock)?;
     let mut details = BTreeMap::new();
     for package in &metadata.packages {
-        let id = CrateId {
-            name: package.name.to_string(),
-            version: package.version.to_string(),
-            source: source_kind(package.source.as_ref().map(|s| s.repr.as_str())),
-        };
+        let id = crate_id(package);
         if !graph.crates.contains_key(&id) {
             continue;
         }
@@ -110,11 +106,7 @@ fn lock_checksums(lock: &str) -> anyhow::Result<BTreeMap<CrateId, String>> {
 fn c_libraries(metadata: &Metadata, graph: &Graph) -> anyhow::Result<Vec<CLibrary>> {
     let mut libraries = Vec::new();
     for package in &metadata.packages {
-        let id = CrateId {
-            name: package.name.to_string(),
-            version: package.version.to_string(),
-            source: source_kind(package.source.as_ref().map(|s| s.repr.as_str())),
-        };
+        let id = crate_id(package);
         if !graph.crates.contains_key(&id) {
             continue;
         }
@@ -206,6 +198,15 @@ fn define<'a>(header: &'a str, name: &str) -> Option<&'a str> {
         (words.next()? == "#define" && words.next()? == name).then_some(())?;
         words.next()
     })
+}
+
+/// A package as the embedded crate lists name it.
+fn crate_id(package: &cargo_metadata::Package) -> CrateId {
+    CrateId {
+        name: package.name.to_string(),
+        version: package.version.to_string(),
+        source: source_kind(package.source.as_ref().map(|s| s.repr.as_str())),
+    }
 }
 
 #[cfg(test)]

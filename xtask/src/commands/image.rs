@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cargo_metadata::camino::Utf8PathBuf;
+use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use xshell::Shell;
 
@@ -154,7 +154,7 @@ impl ImageArgs {
             }
             Builder::Builtin(recipe) => {
                 images = job.builtin(&recipe, &built, &names, &self)?;
-                made = load(sh, &load_into, project, &images)?;
+                made = load(sh, &load_into, &job.contexts, &images)?;
                 if self.push {
                     push_layout(&names, &self, &mut images)?;
                 }
@@ -470,12 +470,13 @@ fn load_engines(sh: &Shell, args: &ImageArgs) -> anyhow::Result<Vec<Engine>> {
         .collect()
 }
 
-/// Loads every image of the builtin engine into `engines`, through a docker-archive, and
-/// returns the undo of each tag it made.
+/// Loads every image of the builtin engine into `engines`, through a docker-archive written
+/// in this run's own folder `work` (removed with it), and returns the undo of each tag it
+/// made.
 fn load(
     sh: &Shell,
     engines: &[Engine],
-    project: &Project,
+    work: &Utf8Path,
     images: &[Image],
 ) -> anyhow::Result<Vec<Undo>> {
     let mut made = Vec::new();
@@ -485,19 +486,12 @@ fn load(
         };
         let out = Layout::open(&in_layout.dir)?;
         let manifest = out.find(&in_layout.ref_name)?;
-        let archives = project.work_dir().join("oci");
-        std::fs::create_dir_all(&archives).with_context(|| format!("creating {archives}"))?;
-        let archive = archives.join(format!("{}.docker-archive.tar", image.arch));
-        let doomed = archive.clone();
-        let _archive_removed = Undo::new(move || {
-            let _ = std::fs::remove_file(doomed);
-        });
+        let archive = work.join(format!("{}.docker-archive.tar", image.arch));
         assemble::docker_archive(&out, &manifest, &image.reference, &archive)?;
         // podman load unpacks into TMPDIR, and a podman stopped by a signal leaves that
-        // behind: give it a folder of ours that goes however the run ends.
-        let tmp = archives.join(format!("tmp-{}", std::process::id()));
+        // behind: give it a folder of this run's.
+        let tmp = work.join("tmp");
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {tmp}"))?;
-        let _tmp_removed = Undo::remove_dir(&tmp);
         let _tmp_env = sh.push_env("TMPDIR", &tmp);
         for engine in engines {
             let what = format!("loaded {} into {}", image.reference, engine.name());

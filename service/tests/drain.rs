@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, PATIENCE, start, wait_until, websocket};
+use common::{Client, PATIENCE, expect_close, start, wait_until, websocket};
 use futures_util::{SinkExt, StreamExt};
 use service::config::Limits;
 use tokio::time::Instant;
@@ -84,11 +84,7 @@ async fn websockets_keep_echoing_while_draining_and_get_1001_when_the_window_end
     let echo = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
     assert_eq!(echo.unwrap().unwrap(), Message::text("while draining"));
 
-    let frame = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
-    match frame.unwrap().unwrap() {
-        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    expect_close(&mut ws, CloseCode::Away).await;
     drop(ws);
     running.stopped(PATIENCE).await;
 }

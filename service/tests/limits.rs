@@ -5,19 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, PATIENCE, start, websocket};
+use common::{Client, PATIENCE, expect_close, start, websocket};
 use futures_util::{SinkExt, StreamExt};
 use service::config::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Limits};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error, Message};
-
-async fn expect_close(ws: &mut common::Socket, code: CloseCode) -> String {
-    let frame = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
-    match frame {
-        Some(Ok(Message::Close(Some(frame)))) if frame.code == code => frame.reason.to_string(),
-        other => panic!("expected a close frame with {code}, got {other:?}"),
-    }
-}
 
 async fn latest(addr: std::net::SocketAddr) -> serde_json::Value {
     let answer = Client::connect(addr).await.get("/messages?limit=1").await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, PATIENCE, start, websocket};
+use common::{Client, PATIENCE, expect_close, start, websocket};
 use futures_util::{SinkExt, StreamExt};
 use service::config::Limits;
 use service::db;
@@ -43,10 +43,7 @@ async fn binary_frames_are_refused_with_1003() {
     let running = start(limits()).await;
     let mut ws = websocket(&running).await;
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
-    match ws.next().await.unwrap().unwrap() {
-        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Unsupported),
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    expect_close(&mut ws, CloseCode::Unsupported).await;
 }
 
 #[tokio::test]
@@ -57,11 +54,7 @@ async fn stopping_closes_websockets_with_going_away_and_the_server_returns() {
     ws.next().await.unwrap().unwrap();
 
     running.stop();
-    let frame = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
-    match frame.unwrap().unwrap() {
-        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    expect_close(&mut ws, CloseCode::Away).await;
     drop(ws);
     running.stopped(PATIENCE).await;
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rusqlite::Connection;
 use service::config::Limits;
 use service::db::{self, Db};
@@ -14,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Any wait in a test that should take milliseconds fails after this.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -172,5 +175,14 @@ pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut condition: imp
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next frame is a close with `code`, within `PATIENCE`; returns its reason.
+pub async fn expect_close(ws: &mut Socket, code: CloseCode) -> String {
+    let frame = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
+    match frame {
+        Some(Ok(Message::Close(Some(frame)))) if frame.code == code => frame.reason.to_string(),
+        other => panic!("expected a close frame with {code}, got {other:?}"),
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,6 +16,7 @@ use xshell::{Shell, cmd};
 use crate::interrupt;
 use crate::report;
 use crate::tools::probe;
+use crate::tools::process::{self, Io};
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -169,43 +170,39 @@ pub fn drain_under_load(
 ) -> anyhow::Result<DrainResult> {
     let port = probe::free_port();
     let db = scratch.join(format!("drain-{port}.db"));
-    let mut service = Running(
-        Command::from(
-            cmd!(sh, "{binary}")
-                .env("PORT", port.to_string())
-                .env("BIND_ADDRESS", "127.0.0.1")
-                .env("DATABASE_PATH", &db)
-                .env("MIGRATE_ON_START", "true")
-                .env("RUST_LOG", "warn")
-                .env("DRAIN_SECONDS", load.drain.as_secs_f64().to_string()),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {binary}"))?,
-    );
+    let mut service = process::spawn(
+        cmd!(sh, "{binary}")
+            .env("PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("DATABASE_PATH", &db)
+            .env("MIGRATE_ON_START", "true")
+            .env("RUST_LOG", "warn")
+            .env("DRAIN_SECONDS", load.drain.as_secs_f64().to_string()),
+        Io::Null,
+    )
+    .with_context(|| format!("cannot start {binary}"))?;
     wait_listening(port).with_context(|| format!("{binary} did not start listening"))?;
 
     let connections = load.connections.to_string();
     let seconds = format!("{}s", load.duration.as_secs());
     let url = format!("http://127.0.0.1:{port}/hello");
     let started = Instant::now();
-    let mut wrk = Running(
-        Command::from(cmd!(sh, "{wrk} -t2 -c{connections} -d{seconds} {url}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start wrk: sudo apt-get install wrk")?,
-    );
+    let wrk = process::spawn(
+        cmd!(sh, "{wrk} -t2 -c{connections} -d{seconds} {url}"),
+        Io::Capture,
+    )
+    .context("cannot start wrk: sudo apt-get install wrk")?;
     while started.elapsed() < load.sigterm_after {
         interrupt::check()?;
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = service.0.id().to_string();
+    let pid = service.id().to_string();
     cmd!(sh, "kill -TERM {pid}").quiet().run()?;
     let sigterm = Instant::now();
     let deadline = load.drain + Duration::from_secs(15);
     let exit = loop {
         interrupt::check()?;
-        if let Some(status) = service.0.try_wait()? {
+        if let Some(status) = service.try_wait()? {
             break status;
         }
         if sigterm.elapsed() > deadline {
@@ -215,11 +212,7 @@ pub fn drain_under_load(
     };
     let exit_after = sigterm.elapsed();
 
-    let mut out = String::new();
-    if let Some(mut stdout) = wrk.0.stdout.take() {
-        std::io::Read::read_to_string(&mut stdout, &mut out).context("reading wrk's output")?;
-    }
-    let status = wrk.0.wait()?;
+    let (status, out) = wrk.output()?;
     if !status.success() {
         bail!("wrk failed ({status}):\n{out}");
     }
@@ -242,18 +235,6 @@ fn wait_listening(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// A child process, killed if it is still running when dropped (on an error or Ctrl-C).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 #[cfg(test)]

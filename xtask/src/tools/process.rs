@@ -108,6 +108,26 @@ pub struct Running {
     group: Group,
 }
 
+impl Running {
+    /// Its process id, which is also its group's.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, once it has ended.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Waits for it to end; returns its status and what it wrote on stdout (spawned with
+    /// `Io::Capture`).
+    pub fn output(mut self) -> anyhow::Result<(ExitStatus, String)> {
+        let out = self.child.stdout.take().map(drain).unwrap_or_default();
+        let status = self.child.wait()?;
+        Ok((status, out))
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         stop(&mut self.child, &self.group);

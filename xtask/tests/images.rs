@@ -8,27 +8,16 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::xtask_ok;
+use support::{run, succeed, xtask_ok};
 
 const REPO: &str = "xtask-images-test/tiny-service";
 /// The repository of the base-image test, apart so that each test removes only its own.
 const BASE_REPO: &str = "xtask-images-test/on-base";
 const ARCHES: [&str; 2] = ["amd64", "arm64"];
-
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// One file as the image holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,14 +305,10 @@ fn builtin_docker_and_podman_build_the_same_image() {
         ],
     );
     let id = |reference: &str| {
-        String::from_utf8(
-            run(
-                "docker",
-                &["image", "inspect", "--format", "{{.Id}}", reference],
-            )
-            .stdout,
+        run(
+            "docker",
+            &["image", "inspect", "--format", "{{.Id}}", reference],
         )
-        .unwrap()
     };
     assert_eq!(id(&copied), id(&format!("{}-amd64", tag("builtin"))));
 }
@@ -345,21 +330,16 @@ fn a_base_from_a_layout_is_inherited_as_docker_inherits_it() {
     )
     .unwrap();
     let base = format!("{BASE_REPO}:base");
-    let out = Command::new("docker")
-        .args([
-            "build",
-            "--quiet",
-            "--tag",
-            &base,
-            context.to_str().unwrap(),
-        ])
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new("docker")
+            .args([
+                "build",
+                "--quiet",
+                "--tag",
+                &base,
+                context.to_str().unwrap(),
+            ])
+            .env("DOCKER_BUILDKIT", "0"),
     );
     let bases = tmp.path().join("bases");
     let bases_arg = bases.to_str().unwrap();

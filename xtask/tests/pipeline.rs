@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::registry::Registry;
-use support::{XTASK, platforms, root, sha256_hex, xtask_ok, xtask_ok_with};
+use support::{XTASK, platforms, root, run, sha256_hex, succeed, xtask_ok, xtask_ok_with};
 
 mod support;
 
@@ -31,21 +31,6 @@ fn xtask(args: &[&str]) -> Output {
         .unwrap();
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-/// Runs a command to success and returns its stdout.
-fn succeed(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    succeed(Command::new(program).args(args))
 }
 
 /// The docker CLI on PATH: any client talks to the same daemon for run, ps, pull and rmi.

@@ -16,7 +16,7 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use support::registry::Registry;
-use support::{XTASK, platforms, root};
+use support::{XTASK, platforms, root, succeed};
 
 /// Runs the xtask with the credential files pointed into `home` (none unless a test puts
 /// them there), and `stdin` on its standard input.
@@ -65,28 +65,17 @@ fn xtask_fails(args: &[&str], home: &Path, stdin: &str) -> String {
 }
 
 fn skopeo(args: &[&str]) -> Value {
-    let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&succeed(Command::new("skopeo").args(args)).stdout).unwrap()
 }
 
 /// The manifest or index bytes exactly as the registry serves them.
 fn raw(reference: &str) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    succeed(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")),
+    )
+    .stdout
 }
 
 fn inspect_raw(reference: &str) -> Value {

@@ -5,7 +5,7 @@
 pub mod registry;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -37,6 +37,22 @@ pub fn xtask_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
 
 pub fn xtask_ok(args: &[&str]) -> String {
     xtask_ok_with(args, &[])
+}
+
+/// Runs `command` and insists on success; returns what it wrote.
+pub fn succeed(command: &mut Command) -> Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `program` with `args` to success; returns its stdout.
+pub fn run(program: &str, args: &[&str]) -> String {
+    String::from_utf8(succeed(Command::new(program).args(args)).stdout).unwrap()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

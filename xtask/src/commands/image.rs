@@ -15,6 +15,7 @@ use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
 use crate::model::project::Project;
+use crate::model::provenance::Subject;
 use crate::model::recipe::{Base, Recipe};
 use crate::model::run::RunId;
 use crate::model::target::Target;
@@ -22,9 +23,12 @@ use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
 use crate::oci::context::{self, DOCKERFILE};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
+use crate::oci::referrers::{self, Document, Referrer};
 use crate::oci::registry;
 use crate::report::{self, step};
+use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
+use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe};
 
@@ -44,7 +48,18 @@ pub struct Image {
     pub compressed_size: Option<u64>,
     /// Where the builtin engine wrote it.
     pub layout: Option<InLayout>,
+    /// The documents attached to it as referrers (builtin engine only).
+    pub attached: Vec<Attached>,
     pub seconds: f64,
+}
+
+/// A document attached to an image: its `artifactType`, the referrer manifest's digest and
+/// the document's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached {
+    pub artifact_type: String,
+    pub manifest: String,
+    pub document: String,
 }
 
 /// An image in the builtin engine's OCI layout.
@@ -153,7 +168,7 @@ impl ImageArgs {
                 }
             }
             Builder::Builtin(recipe) => {
-                images = job.builtin(&recipe, &built, &names, &self)?;
+                images = job.builtin(sh, &recipe, &built, &names, &self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
                 if self.push {
                     push_layout(&names, &self, &mut images)?;
@@ -234,6 +249,7 @@ impl Job<'_> {
     /// The builtin engine: every architecture into the OCI layout, then the index.
     fn builtin(
         &self,
+        sh: &Shell,
         recipe: &Recipe,
         built: &[Built],
         names: &ImageNames,
@@ -269,8 +285,32 @@ impl Job<'_> {
             self.assemble(&out, recipe, base.as_ref(), artifacts, names, settings)
         })?;
         let (mut images, assembled): (Vec<Image>, Vec<Assembled>) = results.into_iter().unzip();
+        // The documents need the shell (tool versions), so they are composed one
+        // architecture after the other.
+        let info = BuildInfo::gather(sh, self.project)?;
+        let mut referrers = Vec::new();
+        for ((image, assembled), artifacts) in images.iter_mut().zip(&assembled).zip(built) {
+            let what = format!("{}: sbom and provenance attached", image.arch);
+            let attached = step(what, || {
+                self.describe(sh, &info, &out, artifacts, assembled)
+            })?;
+            image.attached = attached
+                .iter()
+                .map(|r| Attached {
+                    artifact_type: r
+                        .descriptor
+                        .artifact_type()
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    manifest: r.descriptor.digest().to_string(),
+                    document: r.layer.digest().to_string(),
+                })
+                .collect();
+            referrers.extend(attached);
+        }
         let tag = tag_of(&names.index)?;
-        let index = assemble::index(&out, &tag, &assembled)?;
+        let index = assemble::index(&out, &tag, &assembled, &referrers)?;
         for image in &mut images {
             image.layout = Some(InLayout {
                 dir: dir.clone(),
@@ -319,9 +359,56 @@ impl Job<'_> {
             digest: Some(image.manifest.digest().to_string()),
             compressed_size: Some(image.compressed_size),
             layout: None,
+            attached: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         };
         Ok((summary, image))
+    }
+
+    /// The SBOM and provenance of one architecture's image, from the files the image holds,
+    /// as referrer manifests with the image as their subject.
+    fn describe(
+        &self,
+        sh: &Shell,
+        info: &BuildInfo,
+        out: &Layout,
+        artifacts: &Built,
+        assembled: &Assembled,
+    ) -> anyhow::Result<Vec<Referrer>> {
+        let files = assemble::image_files(out, &assembled.manifest)?;
+        let (files, embedded) = documents::image_files(artifacts, files)?;
+        let digest = assembled.manifest.digest();
+        let described = Described {
+            artifacts,
+            embedded: &embedded,
+            files,
+            // Named by the image's name, not its tag: `verify` rebuilds under a tag of its
+            // own and compares the documents byte for byte.
+            extra_subjects: vec![Subject {
+                name: self.project.image_name().to_owned(),
+                sha256: digest.digest().to_owned(),
+            }],
+        };
+        let docs = documents::documents(sh, self.project, info, described)?;
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(self.epoch),
+        )
+        .to_string();
+        [
+            Document {
+                artifact_type: referrers::SBOM_TYPE,
+                title: documents::SBOM_FILE,
+                bytes: docs.sbom.into_bytes(),
+            },
+            Document {
+                artifact_type: referrers::PROVENANCE_TYPE,
+                title: documents::PROVENANCE_FILE,
+                bytes: docs.provenance.into_bytes(),
+            },
+        ]
+        .iter()
+        .map(|d| referrers::referrer(&assembled.manifest, d, &created))
+        .collect()
     }
 
     /// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that
@@ -416,6 +503,7 @@ impl Job<'_> {
             digest: None,
             compressed_size: None,
             layout: None,
+            attached: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         };
         Ok((image, tag))

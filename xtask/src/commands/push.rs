@@ -25,6 +25,7 @@ impl PushArgs {
                         "platform": i.platform,
                         "reference": i.reference.to_string(),
                         "digest": i.digest.to_string(),
+                        "referrers": i.referrers,
                     })
                 })
                 .collect();

@@ -12,10 +12,7 @@ use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
-use crate::tools::documents::{Described, documents, staged_files};
-
-pub const SBOM_FILE: &str = "sbom.spdx.json";
-pub const PROVENANCE_FILE: &str = "provenance.intoto.json";
+use crate::tools::documents::{Described, PROVENANCE_FILE, SBOM_FILE, documents, staged_files};
 
 /// What was written for one target.
 #[derive(Debug, Serialize)]

@@ -15,9 +15,10 @@ use crate::model::dist::{Manifest, read_staged};
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::model::verify::{Outcome, Row, binary_rows};
-use crate::oci::compare::{self, Blobs, Images, Repository};
+use crate::oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
+use crate::oci::referrers;
 use crate::oci::registry::Client;
 use crate::report::{self, step};
 use crate::tools::git;
@@ -111,6 +112,33 @@ impl VerifyArgs {
                 ));
             }
         }
+        // The documents attached to each image must be the rebuild's, byte for byte.
+        let mut rebuilt_layout = Layout::open(&utf8(scratch.join("layout"))?)?;
+        let mut documents = Vec::new();
+        for image in &expected_images.images {
+            let got = rebuilt_images.platform(&image.platform);
+            for (kind, artifact_type) in DOCUMENTS {
+                let want =
+                    compare::attached_document(expected.blobs(), &image.digest, artifact_type)?;
+                let have = match got {
+                    Some(got) => {
+                        compare::attached_document(&mut rebuilt_layout, &got.digest, artifact_type)?
+                    }
+                    None => None,
+                };
+                rows.push(Row::new(
+                    format!("{kind} {}", image.platform),
+                    want.as_ref().map(|d| d.digest.as_ref()),
+                    have.as_ref().map(|d| d.digest.as_ref()),
+                ));
+                documents.push(DocumentCheck {
+                    kind,
+                    platform: image.platform.clone(),
+                    want,
+                    have,
+                });
+            }
+        }
         rows.push(Row::new(
             "index",
             Some(expected_images.index.as_ref()),
@@ -124,6 +152,7 @@ impl VerifyArgs {
                 &mut expected,
                 &expected_images,
                 &rebuilt_images,
+                &documents,
                 &scratch,
             )?),
         };
@@ -313,13 +342,55 @@ fn cleanup(project: &Project, scratch: &Path) -> Undo {
     })
 }
 
+/// The documents every image carries, with the name their rows and lines use.
+const DOCUMENTS: [(&str, &str); 2] = [
+    ("sbom", referrers::SBOM_TYPE),
+    ("provenance", referrers::PROVENANCE_TYPE),
+];
+
+/// One image's document of one kind, as attached to what is staged and to the rebuild.
+struct DocumentCheck {
+    kind: &'static str,
+    platform: String,
+    want: Option<AttachedDocument>,
+    have: Option<AttachedDocument>,
+}
+
+impl DocumentCheck {
+    /// The line naming how it differs, or `None` when both are the same bytes.
+    fn difference(&self) -> Option<String> {
+        let (kind, platform) = (self.kind, &self.platform);
+        match (&self.want, &self.have) {
+            (Some(a), Some(b)) if a.digest == b.digest => None,
+            (Some(a), Some(b)) => Some(format!(
+                "the {kind} attached to {platform} ({}) differs from the rebuild's: {}",
+                short_hash(a.digest.as_ref()),
+                compare::diff_documents(&a.bytes, &b.bytes)
+            )),
+            (None, Some(_)) => Some(format!(
+                "{platform} has no {kind} attached: build it with `cargo xtask image`"
+            )),
+            (Some(_), None) => Some(format!("the rebuild attached no {kind} to {platform}")),
+            (None, None) => Some(format!(
+                "neither {platform} nor its rebuild has a {kind} attached"
+            )),
+        }
+    }
+}
+
+fn utf8(path: PathBuf) -> anyhow::Result<Utf8PathBuf> {
+    Utf8PathBuf::from_path_buf(path).map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))
+}
+
 /// The one line a mismatch ends with: the first image that differs, down to its file or
-/// config field; else the first binary; else the index.
+/// config field; else the first attached document, down to its field; else the first
+/// binary; else the index.
 fn first_difference(
     rows: &[Row],
     expected: &mut Expected,
     expected_images: &Images,
     rebuilt_images: &Images,
+    documents: &[DocumentCheck],
     scratch: &Path,
 ) -> anyhow::Result<String> {
     for want in &expected_images.images {
@@ -343,6 +414,9 @@ fn first_difference(
                 want.platform, want.digest, got.digest
             )
         }));
+    }
+    if let Some(line) = documents.iter().find_map(DocumentCheck::difference) {
+        return Ok(line);
     }
     let failed = rows.iter().find(|r| r.result == Outcome::Fail);
     Ok(match failed {

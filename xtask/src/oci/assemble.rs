@@ -21,6 +21,7 @@ use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
 use crate::oci::layer::{self, Layer};
 use crate::oci::layout::{Layout, canonical_json, empty_index};
+use crate::oci::referrers::Referrer;
 
 /// BuildKit gives an image without a PATH (scratch) this one; so does the builtin engine,
 /// so that every engine makes the same config.
@@ -236,9 +237,33 @@ pub fn image(
     })
 }
 
+/// Every regular file of the image `manifest` names in `layout` (base layers included,
+/// whiteouts applied), by path.
+pub fn image_files(
+    layout: &Layout,
+    manifest: &Descriptor,
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let manifest: ImageManifest = layout.read_json(manifest.digest().as_ref())?;
+    let mut files = BTreeMap::new();
+    for descriptor in manifest.layers() {
+        let blob = layout.read_blob(descriptor.digest().as_ref())?;
+        layer::apply_regular_files(
+            &mut files,
+            &layer::decompress(descriptor.media_type(), &blob)?,
+        )?;
+    }
+    Ok(files)
+}
+
 /// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
-/// each image also named `<tag>-<arch>`. Blobs nothing names any more are removed.
-pub fn index(out: &Layout, tag: &str, images: &[Assembled]) -> anyhow::Result<Descriptor> {
+/// each image also named `<tag>-<arch>`, and the `referrers` (documents attached to the
+/// images) listed untagged. Blobs nothing names any more are removed.
+pub fn index(
+    out: &Layout,
+    tag: &str,
+    images: &[Assembled],
+    referrers: &[Referrer],
+) -> anyhow::Result<Descriptor> {
     let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
     let index = out.put_json(MediaType::ImageIndex, &empty_index(members)?)?;
     let mut refs = vec![(tag.to_owned(), index.clone())];
@@ -249,6 +274,7 @@ pub fn index(out: &Layout, tag: &str, images: &[Assembled]) -> anyhow::Result<De
         ));
     }
     out.tag(refs)?;
+    out.attach(referrers)?;
     out.prune()?;
     Ok(index)
 }

@@ -6,22 +6,31 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use oci_spec::distribution::Reference;
-use oci_spec::image::{Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{
+    Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
+};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::layer::decompress;
 use crate::oci::layout::Layout;
+use crate::oci::referrers;
 use crate::oci::registry::{self, Client};
 
-/// Where one side's blobs are read from.
+/// Where one side's blobs and attached documents are read from.
 pub trait Blobs {
     fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>>;
+    /// The referrer manifests of `subject`, with their descriptors.
+    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>>;
 }
 
 impl Blobs for Layout {
     fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
         self.read_blob(digest.as_ref())
+    }
+
+    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+        self.referrers(subject)
     }
 }
 
@@ -34,6 +43,61 @@ pub struct Repository {
 impl Blobs for Repository {
     fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
         self.client.blob_bytes(self.reference.repository(), digest)
+    }
+
+    /// Through the referrers API, or the fallback tag where the registry has none.
+    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+        let repository = self.reference.repository().to_owned();
+        let mut found = Vec::new();
+        for entry in self.client.referrers(&repository, subject)? {
+            let raw = self.client.manifest(&repository, entry.digest().as_ref())?;
+            let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
+                .with_context(|| format!("the referrer {} of {subject}", entry.digest()))?;
+            found.push((entry, manifest));
+        }
+        Ok(found)
+    }
+}
+
+/// A document attached to an image: its `artifactType`, the digest of its bytes, the bytes.
+#[derive(Debug, Clone)]
+pub struct AttachedDocument {
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+}
+
+/// The document of `artifact_type` attached to `subject` (the last listed, when several
+/// are), or `None`.
+pub fn attached_document(
+    blobs: &mut dyn Blobs,
+    subject: &Digest,
+    artifact_type: &str,
+) -> anyhow::Result<Option<AttachedDocument>> {
+    let attached = blobs.attached(subject)?;
+    let Some((_, manifest)) = attached.iter().rev().find(|(d, _)| {
+        d.artifact_type()
+            .as_ref()
+            .is_some_and(|t| t.to_string() == artifact_type)
+    }) else {
+        return Ok(None);
+    };
+    let layer = referrers::document_layer(manifest)?;
+    Ok(Some(AttachedDocument {
+        digest: layer.digest().clone(),
+        bytes: blobs.blob(layer.digest())?,
+    }))
+}
+
+/// Where two versions of a JSON document first differ (`packages[3].versionInfo is "1" vs
+/// "2"`), or that they are written differently when their values are equal.
+pub fn diff_documents(expected: &[u8], rebuilt: &[u8]) -> String {
+    match (
+        serde_json::from_slice::<Value>(expected),
+        serde_json::from_slice::<Value>(rebuilt),
+    ) {
+        (Ok(a), Ok(b)) => first_json_difference("", &a, &b)
+            .unwrap_or_else(|| "the same values, written differently".to_owned()),
+        _ => "not JSON on one side".to_owned(),
     }
 }
 
@@ -130,7 +194,7 @@ pub fn first_difference(
         if a.digest() == b.digest() {
             continue;
         }
-        let read = |blobs: &mut dyn Blobs, d: &oci_spec::image::Descriptor| {
+        let read = |blobs: &mut dyn Blobs, d: &Descriptor| {
             let blob = blobs.blob(d.digest())?;
             decompress(d.media_type(), &blob)
         };
@@ -458,15 +522,77 @@ mod tests {
         fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
             self.0.get(digest.as_ref()).cloned().context("no such blob")
         }
+
+        /// Every stored artifact manifest whose subject is `subject`.
+        fn attached(
+            &mut self,
+            subject: &Digest,
+        ) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+            Ok(self
+                .0
+                .iter()
+                .filter_map(|(digest, bytes)| {
+                    let manifest = ImageManifest::from_reader(bytes.as_slice()).ok()?;
+                    (manifest.subject().as_ref()?.digest() == subject).then(|| {
+                        let mut d = Descriptor::new(
+                            MediaType::ImageManifest,
+                            bytes.len() as u64,
+                            Digest::try_from(digest.as_str()).unwrap(),
+                        );
+                        d.set_artifact_type(manifest.artifact_type().clone());
+                        (d, manifest)
+                    })
+                })
+                .collect())
+        }
     }
 
-    fn store(
-        blobs: &mut Memory,
-        bytes: Vec<u8>,
-        media_type: MediaType,
-    ) -> oci_spec::image::Descriptor {
+    #[test]
+    fn attached_documents_are_found_by_type_and_their_first_difference_named() {
+        use crate::oci::referrers::{self, Document, PROVENANCE_TYPE, SBOM_TYPE};
+        let mut blobs = Memory(BTreeMap::new());
+        let image = store(&mut blobs, b"{}".to_vec(), MediaType::ImageManifest);
+        let sbom = br#"{"packages":[{"name":"a","versionInfo":"1"}]}"#.to_vec();
+        let referrer = referrers::referrer(
+            &image,
+            &Document {
+                artifact_type: SBOM_TYPE,
+                title: "sbom.spdx.json",
+                bytes: sbom.clone(),
+            },
+            "2024-01-01T00:00:00Z",
+        )
+        .unwrap();
+        store(&mut blobs, sbom.clone(), MediaType::Other(SBOM_TYPE.into()));
+        store(
+            &mut blobs,
+            referrer.manifest.clone(),
+            MediaType::ImageManifest,
+        );
+        let found = attached_document(&mut blobs, image.digest(), SBOM_TYPE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.bytes, sbom);
+        assert_eq!(found.digest, *referrer.layer.digest());
+        assert!(
+            attached_document(&mut blobs, image.digest(), PROVENANCE_TYPE)
+                .unwrap()
+                .is_none()
+        );
+        let tampered = br#"{"packages":[{"name":"a","versionInfo":"2"}]}"#;
+        assert_eq!(
+            diff_documents(&sbom, tampered),
+            r#"packages[0].versionInfo is "1" vs "2""#
+        );
+        assert_eq!(
+            diff_documents(&sbom, br#"{"packages": [{"versionInfo":"1","name":"a"}]}"#),
+            "the same values, written differently"
+        );
+    }
+
+    fn store(blobs: &mut Memory, bytes: Vec<u8>, media_type: MediaType) -> Descriptor {
         let digest = crate::oci::layer::sha256_digest(&bytes);
-        let descriptor = oci_spec::image::Descriptor::new(
+        let descriptor = Descriptor::new(
             media_type,
             bytes.len() as u64,
             Digest::try_from(digest.as_str()).unwrap(),

@@ -86,6 +86,48 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
+/// Applies one layer's tar to `files` (path in the image -> content): regular files are
+/// added or replaced, and whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove what lower
+/// layers put there. Folders, links and devices are no files of the SBOM.
+pub fn apply_regular_files(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    tar: &[u8],
+) -> anyhow::Result<()> {
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().context("reading a layer's tar")? {
+        let mut entry = entry.context("reading a layer's tar")?;
+        let raw = entry.path().context("a layer entry's path")?.into_owned();
+        let path = format!(
+            "/{}",
+            raw.to_string_lossy()
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+        );
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
+        if name == ".wh..wh..opq" {
+            let prefix = format!("{dir}/");
+            files.retain(|p, _| !p.starts_with(&prefix));
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            let gone = format!("{dir}/{hidden}");
+            let under = format!("{gone}/");
+            files.retain(|p, _| *p != gone && !p.starts_with(&under));
+            continue;
+        }
+        if entry.header().entry_type().is_file() {
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            std::io::Read::read_to_end(&mut entry, &mut bytes)
+                .with_context(|| format!("reading {path} from a layer"))?;
+            files.insert(path, bytes);
+        } else {
+            // A link or folder replaces a file of a lower layer.
+            files.remove(&path);
+        }
+    }
+    Ok(())
+}
+
 /// One entry of a layer, as it will be in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {

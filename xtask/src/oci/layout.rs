@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::oci::layer::sha256_digest;
+use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
 
 pub struct Layout {
     pub dir: Utf8PathBuf,
@@ -190,6 +191,64 @@ impl Layout {
         bail!("`{name}` in {} nests indexes too deeply", self.dir)
     }
 
+    /// Stores each referrer's blobs and lists its manifest, untagged and carrying its
+    /// `artifactType`, in `index.json` (how oras's layout store keeps them: a reader finds
+    /// the referrers of a digest among those entries by their `subject`). One entry per
+    /// digest, sorted; entries whose subject no named image reaches any more (an earlier
+    /// build's) are dropped, so `prune` removes their blobs.
+    pub fn attach(&self, referrers: &[Referrer]) -> anyhow::Result<()> {
+        for r in referrers {
+            self.put_blob(EMPTY_CONFIG)?;
+            self.put_blob(&r.document)?;
+            self.put_blob(&r.manifest)?;
+        }
+        let index = self.index()?;
+        let named: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| ref_name(d).is_some())
+            .cloned()
+            .collect();
+        let reachable = self.reachable_manifests(&named)?;
+        let mut untagged: Vec<Descriptor> = Vec::new();
+        for d in index.manifests().iter().filter(|d| ref_name(d).is_none()) {
+            let manifest: ImageManifest = self.read_json(d.digest().as_ref())?;
+            let alive = manifest
+                .subject()
+                .as_ref()
+                .is_some_and(|s| reachable.contains(&s.digest().to_string()));
+            if alive {
+                untagged.push(d.clone());
+            }
+        }
+        untagged.extend(referrers.iter().map(|r| r.descriptor.clone()));
+        untagged.sort_by_key(|d| d.digest().to_string());
+        untagged.dedup_by_key(|d| d.digest().to_string());
+        let mut manifests = named;
+        manifests.extend(untagged);
+        self.write_index(&empty_index(manifests)?)
+    }
+
+    /// The referrers of `subject` listed in `index.json`.
+    pub fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+        referrers::find(self.index()?.manifests(), subject, |d| {
+            self.read_blob(d.as_ref())
+        })
+    }
+
+    /// The digests of the manifests and indexes `from` names, indexes followed.
+    fn reachable_manifests(&self, from: &[Descriptor]) -> anyhow::Result<BTreeSet<String>> {
+        let mut seen = BTreeSet::new();
+        let mut todo = from.to_vec();
+        while let Some(d) = todo.pop() {
+            if seen.insert(d.digest().to_string()) && *d.media_type() == MediaType::ImageIndex {
+                let index: ImageIndex = self.read_json(d.digest().as_ref())?;
+                todo.extend(index.manifests().iter().cloned());
+            }
+        }
+        Ok(seen)
+    }
+
     /// Removes blobs nothing in `index.json` reaches (earlier builds' layers).
     pub fn prune(&self) -> anyhow::Result<()> {
         let mut keep = BTreeSet::new();
@@ -310,5 +369,64 @@ mod tests {
         assert!(Layout::open(&root.join("blobs")).is_err());
         let err = layout.find("c").unwrap_err().to_string();
         assert!(err.contains("it has: a, b"), "{err}");
+    }
+
+    #[test]
+    fn referrers_are_listed_once_found_by_subject_and_dropped_with_their_image() {
+        use crate::oci::referrers::{self, Document, SBOM_TYPE};
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
+        let layout = Layout::create(&root).unwrap();
+        let image = |content: &[u8]| {
+            let config = layout.put_bytes(MediaType::ImageConfig, content).unwrap();
+            let manifest = oci_spec::image::ImageManifestBuilder::default()
+                .schema_version(2u32)
+                .config(config)
+                .layers(Vec::new())
+                .build()
+                .unwrap();
+            layout
+                .put_json(MediaType::ImageManifest, &manifest)
+                .unwrap()
+        };
+        let old = image(b"{\"old\":1}");
+        let sbom = |subject: &Descriptor, text: &str| {
+            let document = Document {
+                artifact_type: SBOM_TYPE,
+                title: "sbom.spdx.json",
+                bytes: text.as_bytes().to_vec(),
+            };
+            referrers::referrer(subject, &document, "2024-01-01T00:00:00Z").unwrap()
+        };
+        let first = sbom(&old, "old sbom");
+        layout.tag(vec![("t".into(), old.clone())]).unwrap();
+        layout.attach(std::slice::from_ref(&first)).unwrap();
+        layout.attach(std::slice::from_ref(&first)).unwrap();
+        let entries = layout.index().unwrap().manifests().len();
+        assert_eq!(entries, 2, "attached twice, listed once");
+        let found = layout.referrers(old.digest()).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.digest(), first.descriptor.digest());
+        layout.prune().unwrap();
+        assert_eq!(
+            layout.read_blob(first.layer.digest().as_ref()).unwrap(),
+            b"old sbom",
+            "prune keeps what a referrer names"
+        );
+        // The tag moves to a new image: the old image's document goes with it.
+        let new = image(b"{\"new\":1}");
+        assert!(layout.referrers(new.digest()).unwrap().is_empty());
+        let second = sbom(&new, "new sbom");
+        layout.tag(vec![("t".into(), new.clone())]).unwrap();
+        layout.attach(std::slice::from_ref(&second)).unwrap();
+        layout.prune().unwrap();
+        assert!(layout.referrers(old.digest()).unwrap().is_empty());
+        assert_eq!(layout.referrers(new.digest()).unwrap().len(), 1);
+        assert!(
+            !layout
+                .blob_path(first.layer.digest().as_ref())
+                .unwrap()
+                .exists()
+        );
     }
 }

@@ -9,4 +9,5 @@ pub mod context;
 pub mod layer;
 pub mod layout;
 pub mod reference;
+pub mod referrers;
 pub mod registry;

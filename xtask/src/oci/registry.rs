@@ -33,6 +33,7 @@ use ureq::http::{self, Method, StatusCode};
 
 use crate::oci::auth::{AuthFiles, Challenge, Credential};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
+use crate::oci::referrers;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -373,6 +374,21 @@ impl Client {
     /// The manifest or index `reference` (a tag or a digest) names in `repository`, checked
     /// against the digest when one is asked for.
     pub fn manifest(&mut self, repository: &str, reference: &str) -> anyhow::Result<RawManifest> {
+        self.manifest_if_exists(repository, reference)?
+            .with_context(|| {
+                format!(
+                    "{}/{repository}:{reference} does not exist in the registry (manifest unknown)",
+                    self.host
+                )
+            })
+    }
+
+    /// The manifest or index `reference` names, or `None` when the registry has none.
+    pub fn manifest_if_exists(
+        &mut self,
+        repository: &str,
+        reference: &str,
+    ) -> anyhow::Result<Option<RawManifest>> {
         let url = self.url(repository, &format!("manifests/{reference}"));
         let scopes = scopes(repository, Access::Pull);
         let mut response = self.send(
@@ -383,10 +399,7 @@ impl Client {
             &Body::Empty,
         )?;
         if response.status() == StatusCode::NOT_FOUND {
-            bail!(
-                "{}/{repository}:{reference} does not exist in the registry (manifest unknown)",
-                self.host
-            );
+            return Ok(None);
         }
         self.expect_success(&mut response, &format!("reading {repository}:{reference}"))?;
         let media_type = header(&response, "content-type").unwrap_or_default();
@@ -419,11 +432,101 @@ impl Client {
             None if media_type.contains("json") => media_type,
             None => MediaType::ImageManifest.to_string(),
         };
-        Ok(RawManifest {
+        Ok(Some(RawManifest {
             media_type,
             digest,
             bytes,
-        })
+        }))
+    }
+
+    /// The referrers of `subject` in `repository`, as the referrers API lists them
+    /// (`GET /v2/<name>/referrers/<digest>`), or `None` when the registry has no such API
+    /// (it answers 404, as distribution 2.8 does).
+    fn referrers_api(
+        &mut self,
+        repository: &str,
+        subject: &Digest,
+    ) -> anyhow::Result<Option<ImageIndex>> {
+        let url = self.url(repository, &format!("referrers/{subject}"));
+        let scopes = scopes(repository, Access::Pull);
+        let mut response = self.send(
+            Method::GET,
+            &url,
+            &scopes,
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+            &Body::Empty,
+        )?;
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST
+        ) {
+            let _ = read_error(&mut response);
+            return Ok(None);
+        }
+        self.expect_success(
+            &mut response,
+            &format!("listing the referrers of {subject}"),
+        )?;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_vec()
+            .with_context(|| format!("reading the referrers of {subject}"))?;
+        Ok(Some(referrers::parse_index(&bytes)?))
+    }
+
+    /// What `repository` lists as referrers of `subject`: the referrers API's answer, or
+    /// on a registry without it the index under the fallback tag `sha256-<hex>` (none when
+    /// there is no such tag).
+    pub fn referrers(
+        &mut self,
+        repository: &str,
+        subject: &Digest,
+    ) -> anyhow::Result<Vec<Descriptor>> {
+        if let Some(index) = self.referrers_api(repository, subject)? {
+            return Ok(index.manifests().clone());
+        }
+        let tag = referrers::fallback_tag(subject);
+        match self.manifest_if_exists(repository, &tag)? {
+            Some(raw) => Ok(referrers::parse_index(&raw.bytes)
+                .with_context(|| format!("the referrers tag {repository}:{tag}"))?
+                .manifests()
+                .clone()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Lists `attached` (referrer manifests already in `repository`) as referrers of
+    /// `subject`: a registry with the referrers API did so when they were put; on one
+    /// without it, they are merged into the fallback tag's index (read, entries added by
+    /// digest, put back), which is left alone when it lists them all already.
+    pub fn list_referrers(
+        &mut self,
+        repository: &str,
+        subject: &Digest,
+        attached: &[Descriptor],
+    ) -> anyhow::Result<()> {
+        if attached.is_empty() || self.referrers_api(repository, subject)?.is_some() {
+            return Ok(());
+        }
+        let tag = referrers::fallback_tag(subject);
+        let existing = match self.manifest_if_exists(repository, &tag)? {
+            Some(raw) => Some(
+                referrers::parse_index(&raw.bytes)
+                    .with_context(|| format!("the referrers tag {repository}:{tag}"))?,
+            ),
+            None => None,
+        };
+        if let Some(bytes) = referrers::merge(existing.as_ref(), attached)? {
+            let raw = RawManifest {
+                media_type: MediaType::ImageIndex.to_string(),
+                digest: sha256_digest(&bytes)?,
+                bytes,
+            };
+            self.put_manifest(repository, &tag, &raw)?;
+        }
+        Ok(())
     }
 
     /// Puts a manifest or index under `reference` (a tag or its digest); returns its digest.
@@ -717,6 +820,8 @@ pub struct PushedImage {
     /// `<registry>/<name>:<tag>-<arch>`.
     pub reference: Reference,
     pub digest: Digest,
+    /// The documents attached to it (referrers) that were pushed with it.
+    pub referrers: usize,
 }
 
 /// What `push_layout` did.
@@ -781,7 +886,9 @@ pub fn push_layout(
             bytes,
         };
         let digest = client.put_manifest(repository, &arch_tag, &raw)?;
+        let attached = push_referrers(&mut client, &store, repository, &digest)?;
         images.push(PushedImage {
+            referrers: attached,
             platform: platform_name(&platform),
             reference: Reference::with_tag(
                 target.registry().to_owned(),
@@ -798,6 +905,59 @@ pub fn push_layout(
         index_digest,
         uploads: client.uploads(),
     })
+}
+
+/// Pushes the referrers the layout lists for `subject` (their blobs, then each manifest by
+/// digest) and lists them for it (the fallback tag where the registry has no referrers
+/// API). Returns how many.
+fn push_referrers(
+    client: &mut Client,
+    store: &BlobStore,
+    repository: &str,
+    subject: &Digest,
+) -> anyhow::Result<usize> {
+    let found = referrers::find(store.index()?.manifests(), subject, |d| store.read(d))?;
+    let mut attached = Vec::new();
+    for (entry, manifest) in found {
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            client.ensure_blob(
+                repository,
+                blob.digest(),
+                &store.blob_path(blob.digest()),
+                None,
+            )?;
+        }
+        let raw = RawManifest {
+            media_type: entry.media_type().to_string(),
+            digest: entry.digest().clone(),
+            bytes: store.read(entry.digest())?,
+        };
+        client.put_manifest(repository, entry.digest().as_ref(), &raw)?;
+        attached.push(entry);
+    }
+    client.list_referrers(repository, subject, &attached)?;
+    Ok(attached.len())
+}
+
+/// Copies the referrers of `subject` from repository `from` to `to` of the same registry
+/// (blobs mounted or copied, manifests put by digest) and lists them there.
+fn copy_referrers(
+    client: &mut Client,
+    subject: &Digest,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    let listed = client.referrers(from, subject)?;
+    for entry in &listed {
+        let raw = client.manifest(from, entry.digest().as_ref())?;
+        let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
+            .with_context(|| format!("the referrer {} of {subject}", entry.digest()))?;
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            client.place_blob(to, blob.digest(), Some(from), Source::Repository(from))?;
+        }
+        client.put_manifest(to, entry.digest().as_ref(), &raw)?;
+    }
+    client.list_referrers(to, subject, &listed)
 }
 
 /// The index to push and the image manifests under it, from a layout's `index.json`.
@@ -1091,7 +1251,7 @@ pub fn copy_member(client: &mut Client, member: &Member, repository: &str) -> an
         member.manifest.digest.as_ref(),
         &member.manifest,
     )?;
-    Ok(())
+    copy_referrers(client, &member.manifest.digest, from, repository)
 }
 
 /// The index `merge_index` pushed.

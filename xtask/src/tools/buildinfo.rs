@@ -84,7 +84,9 @@ pub fn c_compiler(sh: &Shell, project: &Project, target: Target) -> anyhow::Resu
                 .quiet()
                 .read()
                 .with_context(|| format!("`{zig} version` did not run"))?;
-            let provisioned = zig.starts_with(project.work_dir());
+            // PyPI's `ziglang` package, wherever it lives (`verify`'s rebuild runs the one
+            // provisioned here through PATH, and must describe it the same way).
+            let provisioned = zig.components().any(|c| c.as_str() == "ziglang");
             Tool {
                 name: "zig".into(),
                 uri: provisioned.then(|| format!("pkg:pypi/ziglang@{}", project.settings.zig)),

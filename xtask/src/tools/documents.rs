@@ -13,6 +13,11 @@ use crate::model::sbom::{self, ImageFile, SbomInput};
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
 
+/// The documents' file names: in `cargo xtask sbom`'s folder, and the title of the layer
+/// that carries each when attached to an image.
+pub const SBOM_FILE: &str = "sbom.spdx.json";
+pub const PROVENANCE_FILE: &str = "provenance.intoto.json";
+
 /// Where the binaries are in the image (`COPY bin/ /usr/local/bin/` in Dockerfile.runtime).
 const BIN_DIR: &str = "/usr/local/bin";
 
@@ -56,6 +61,31 @@ pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<Ve
             true,
         ));
     }
+    Ok((files, embedded))
+}
+
+/// An image's files as the SBOM lists them: every regular file, ours (the staged binaries,
+/// recognised by their sha256) marked as built. Also the dependency lists our binaries
+/// embed.
+pub fn image_files(
+    artifacts: &Built,
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
+    let (_, embedded) = staged_files(artifacts)?;
+    let ours: std::collections::BTreeSet<&str> = artifacts
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.sha256.as_str())
+        .collect();
+    let files = files
+        .iter()
+        .map(|(path, bytes)| {
+            let file = ImageFile::from_bytes(path, bytes, false);
+            let built = ours.contains(file.sha256.as_str());
+            ImageFile { built, ..file }
+        })
+        .collect();
     Ok((files, embedded))
 }
 

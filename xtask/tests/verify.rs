@@ -155,4 +155,95 @@ fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // The documents attached to the images were written from the untouched binaries: the
+    // rebuild's are the same bytes.
+    for row in rows {
+        let what = row["what"].as_str().unwrap();
+        if what.starts_with("sbom ") || what.starts_with("provenance ") {
+            assert_eq!(row["result"], "pass", "{row}");
+        }
+    }
+    for expected in ["sbom linux/amd64", "provenance linux/arm64"] {
+        assert!(what.contains(&expected), "no row {expected}: {what:?}");
+    }
+    drop(_restore);
+
+    // A tampered SBOM attached to an amd64 image (one architecture: one cold rebuild).
+    let one = scratch.path().join("amd64");
+    let one = one.to_str().unwrap();
+    xtask_ok(&[
+        "image",
+        "--no-load",
+        "--target",
+        "amd64",
+        "--tag",
+        TAG,
+        "--layout",
+        one,
+    ]);
+    tamper_attached_sbom(Path::new(one));
+    let out = xtask(&[
+        "verify", "--target", "amd64", "--tag", TAG, "--layout", one, "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a tampered sbom passed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for row in report["rows"].as_array().unwrap() {
+        let should = if row["what"] == "sbom linux/amd64" {
+            "fail"
+        } else {
+            "pass"
+        };
+        assert_eq!(row["result"], should, "{row}");
+    }
+    let line = report["first_difference"].as_str().unwrap();
+    assert!(
+        line.starts_with("the sbom attached to linux/amd64 (sha256:")
+            && line.ends_with(r#"differs from the rebuild's: comment is "tampered" vs absent"#),
+        "{line}"
+    );
+    let last_line = stderr.trim().lines().last().unwrap();
+    assert!(
+        last_line.starts_with("error: ") && last_line.contains(line),
+        "{stderr}"
+    );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Replaces the SBOM attached in `layout` by one with a `comment` added: a new document
+/// blob, a new referrer manifest naming it, and `index.json` listing that manifest.
+fn tamper_attached_sbom(layout: &Path) {
+    let blob = |digest: &str| layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let put = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(blob(&digest), bytes).unwrap();
+        digest
+    };
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["artifactType"] == "application/spdx+json")
+        .expect("an SBOM listed in the layout");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(entry["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let layer = &mut manifest["layers"][0];
+    let mut sbom: Value =
+        serde_json::from_slice(&std::fs::read(blob(layer["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    sbom["comment"] = "tampered".into();
+    let sbom = serde_json::to_vec(&sbom).unwrap();
+    layer["size"] = sbom.len().into();
+    layer["digest"] = put(&sbom).into();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    entry["size"] = manifest.len().into();
+    entry["digest"] = put(&manifest).into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }

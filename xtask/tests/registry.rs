@@ -444,3 +444,168 @@ fn an_unreachable_registry_is_one_line_naming_it() {
         "{err}"
     );
 }
+
+/// A blob of `repository`, as the registry serves it.
+fn blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
+    let mut response = ureq::get(format!("http://{host}/v2/{repository}/blobs/{digest}"))
+        .call()
+        .unwrap();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(sha256(&bytes), digest);
+    bytes
+}
+
+/// `sha256` of each regular file in a gzipped layer, by path (`/usr/local/bin/service`).
+fn layer_files(gzipped: &[u8]) -> Vec<(String, String)> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gzipped));
+    let mut files = Vec::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let path = format!("/{}", entry.path().unwrap().display());
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.push((path, format!("{:x}", Sha256::digest(&bytes))));
+        }
+    }
+    files
+}
+
+/// The SBOM and provenance `image --push` attaches to each platform's image are found from
+/// the image's digest alone, through the referrers tag schema (distribution 2.8 has no
+/// referrers API): read with skopeo, their blobs are the layout's, the SBOM lists the
+/// binaries with the sha256 of the files in the image's layers, and the provenance names
+/// the manifest digest. A second push uploads nothing and leaves the tag as it was; `index`
+/// (our client reading the tag) copies them into the index's repository.
+#[test]
+fn documents_attached_on_push_are_found_from_each_image_digest() {
+    let registry = Registry::start();
+    let host = &registry.host;
+    let repository = "attached/tiny-service";
+    let tag = format!("{host}/{repository}:t");
+    let layout = tempfile::tempdir().unwrap();
+    let dir = layout.path().to_str().unwrap();
+    let images: Value = serde_json::from_str(&support::xtask_ok(&[
+        "image",
+        "--no-load",
+        "--push",
+        "--tag",
+        &tag,
+        "--layout",
+        dir,
+        "--json",
+    ]))
+    .unwrap();
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    let mut tags = Vec::new();
+    for image in images {
+        let digest = image["digest"].as_str().unwrap();
+        let referrers_tag = format!("{host}/{repository}:{}", digest.replace(':', "-"));
+        let listed = inspect_raw(&referrers_tag);
+        assert_eq!(
+            listed["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let entries = listed["manifests"].as_array().unwrap();
+        let mut types: Vec<&str> = entries
+            .iter()
+            .map(|e| e["artifactType"].as_str().unwrap())
+            .collect();
+        types.sort();
+        assert_eq!(
+            types,
+            ["application/spdx+json", "application/vnd.in-toto+json"]
+        );
+        assert_eq!(image["attached"].as_array().unwrap().len(), 2, "{image}");
+        // The image's files, from its layers in the registry.
+        let manifest = inspect_raw(&format!("{host}/{repository}@{digest}"));
+        let files: Vec<(String, String)> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| layer_files(&blob(host, repository, l["digest"].as_str().unwrap())))
+            .collect();
+        for entry in entries {
+            let artifact = format!("{host}/{repository}@{}", entry["digest"].as_str().unwrap());
+            let referrer = inspect_raw(&artifact);
+            assert_eq!(referrer["subject"]["digest"], digest);
+            assert_eq!(
+                referrer["config"]["mediaType"],
+                "application/vnd.oci.empty.v1+json"
+            );
+            let layer = referrer["layers"][0]["digest"].as_str().unwrap();
+            let document = blob(host, repository, layer);
+            let in_layout = std::fs::read(
+                layout
+                    .path()
+                    .join("blobs/sha256")
+                    .join(&layer["sha256:".len()..]),
+            )
+            .unwrap();
+            assert_eq!(document, in_layout, "{artifact}");
+            let document: Value = serde_json::from_slice(&document).unwrap();
+            if entry["artifactType"] == "application/spdx+json" {
+                for binary in ["/usr/local/bin/service", "/usr/local/bin/migrate"] {
+                    let (_, sha) = files.iter().find(|(p, _)| p == binary).unwrap();
+                    let listed = document["files"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|f| f["fileName"] == format!(".{binary}"))
+                        .unwrap_or_else(|| panic!("{binary} not in the sbom of {digest}"));
+                    let checksum = listed["checksums"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["algorithm"] == "SHA256")
+                        .unwrap();
+                    assert_eq!(checksum["checksumValue"], sha.as_str(), "{binary}");
+                }
+            } else {
+                let hex = &digest["sha256:".len()..];
+                let subjects = document["subject"].as_array().unwrap();
+                assert!(
+                    subjects.iter().any(|s| s["digest"]["sha256"] == hex),
+                    "{subjects:?}"
+                );
+            }
+        }
+        tags.push((
+            referrers_tag,
+            raw(&format!("{host}/{repository}:{}", digest.replace(':', "-"))),
+        ));
+    }
+
+    // Pushed again: nothing uploaded, the referrers tags unchanged.
+    let again: Value = serde_json::from_str(&support::xtask_ok(&[
+        "push", "--layout", dir, "--tag", &tag, "--json",
+    ]))
+    .unwrap();
+    assert_eq!(again["uploaded_bytes"], 0, "{again}");
+    for image in again["images"].as_array().unwrap() {
+        assert_eq!(image["referrers"], 2, "{image}");
+    }
+    for (referrers_tag, before) in &tags {
+        assert_eq!(&raw(referrers_tag), before, "{referrers_tag}");
+    }
+
+    // `index` reads each member's referrers with our client and copies them along.
+    let merged = format!("{host}/merged/tiny-service:m");
+    let members: Vec<String> = images
+        .iter()
+        .map(|i| format!("{tag}-{}", i["arch"].as_str().unwrap()))
+        .collect();
+    let mut args = vec!["index", "--tag", merged.as_str()];
+    args.extend(members.iter().map(String::as_str));
+    support::xtask_ok(&args);
+    for (referrers_tag, before) in &tags {
+        let copied = referrers_tag.replace(repository, "merged/tiny-service");
+        assert_eq!(&raw(&copied), before, "{copied}");
+    }
+}

@@ -994,7 +994,10 @@ fn layout_images(
             let manifests: Vec<Descriptor> = top
                 .manifests()
                 .iter()
-                .filter(|d| is_manifest_type(d.media_type().as_ref()))
+                // Documents attached to the images are pushed with them, not as images.
+                .filter(|d| {
+                    is_manifest_type(d.media_type().as_ref()) && d.artifact_type().is_none()
+                })
                 .cloned()
                 .collect();
             let mut entries = Vec::new();

@@ -1,5 +1,9 @@
 //! What the commands print: progress lines on stderr, tables and sizes for stdout.
 
+use std::any::Any;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Runs one step and prints `what` with its elapsed time on stderr when it succeeds.
@@ -12,6 +16,123 @@ pub fn step<T>(
     eprintln!("  {what} ({})", seconds(started.elapsed()));
     Ok(result)
 }
+
+/// Shows how long a step has been running, on stderr, until dropped: on a terminal one line
+/// rewritten in place after the first second; otherwise (a log, CI) one line once the step
+/// passes `FIRST_NOTE`, then one every `NEXT_NOTE`, so a slow step is never silent.
+pub struct Ticking {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const FIRST_NOTE: Duration = Duration::from_secs(5);
+const NEXT_NOTE: Duration = Duration::from_secs(10);
+
+pub fn ticking(what: impl Into<String>) -> Ticking {
+    let what = what.into();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let terminal = std::io::stderr().is_terminal();
+    let thread = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut drawn = false;
+        let mut next_note = FIRST_NOTE;
+        let pause = if terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(500)
+        };
+        // A closed stderr only loses the note: these writes never panic.
+        let mut err = std::io::stderr();
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
+            let elapsed = started.elapsed();
+            if terminal && elapsed >= Duration::from_secs(1) {
+                let _ = write!(err, "\r\x1b[K  {what} ({})", seconds(elapsed));
+                let _ = err.flush();
+                drawn = true;
+            } else if !terminal && elapsed >= next_note {
+                let _ = writeln!(err, "  {what}: {} so far", seconds(elapsed));
+                next_note += NEXT_NOTE;
+            }
+        }
+        if drawn {
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
+    });
+    Ticking {
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One row of a table printed as it comes, before the widths of the rest are known: fixed
+/// widths for the leading columns (wider cells push the rest right), the last as it is.
+pub fn live_row(widths: &[usize], cells: &[&str]) -> String {
+    let mut line = String::from(" ");
+    for (i, cell) in cells.iter().enumerate() {
+        let width = widths.get(i).copied().unwrap_or(0);
+        line.push(' ');
+        line.push_str(&format!("{cell:<width$}"));
+    }
+    line.trim_end().to_owned()
+}
+
+/// The exit status of a run whose stdout or stderr was closed under it (`doctor | head -1`):
+/// 128 + SIGPIPE, as a shell reports a program that SIGPIPE ended. Never success, since
+/// what the run had to say did not all arrive.
+pub const CLOSED_OUTPUT: u8 = 141;
+
+/// std's `print!` panics when its stream is a pipe nobody reads any more. For that panic
+/// only, the default hook's message and backtrace are left out: `main` catches it and exits
+/// with `CLOSED_OUTPUT`. Every other panic is reported as usual.
+pub fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload_as_str().is_some_and(is_closed_output) {
+            default(info);
+        }
+    }));
+}
+
+/// Whether a caught panic is std's on a closed stdout or stderr.
+pub fn closed_output(payload: &(dyn Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied());
+    message.is_some_and(is_closed_output)
+}
+
+/// std's message is `failed printing to stdout: <io error>`; EPIPE is the closed pipe.
+fn is_closed_output(message: &str) -> bool {
+    let epipe = format!("(os error {})", nix::errno::Errno::EPIPE as i32);
+    message.starts_with("failed printing to std") && message.ends_with(&epipe)
+}
+
+/// An error that ends the run with an exit status of its own (`run` exits with the
+/// service's).
+#[derive(Debug)]
+pub struct ExitStatus {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
 
 pub fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
@@ -99,6 +220,27 @@ mod tests {
         assert_eq!(parse_size("1234").unwrap(), 1234);
         assert!(parse_size("big").is_err());
         assert!(parse_size("8 parsecs").is_err());
+    }
+
+    #[test]
+    fn live_rows_pad_the_leading_columns() {
+        assert_eq!(
+            live_row(&[6, 5], &["arm64", "hello", "pass"]),
+            "  arm64  hello pass"
+        );
+        assert_eq!(live_row(&[3, 2], &["amd64", "x", "d e"]), "  amd64 x  d e");
+    }
+
+    #[test]
+    fn only_a_closed_stream_counts_as_closed_output() {
+        let closed: Box<dyn Any + Send> =
+            Box::new("failed printing to stdout: Broken pipe (os error 32)".to_string());
+        assert!(closed_output(closed.as_ref()));
+        let other: Box<dyn Any + Send> = Box::new("index out of bounds");
+        assert!(!closed_output(other.as_ref()));
+        let full: Box<dyn Any + Send> =
+            Box::new("failed printing to stdout: No space left on device".to_string());
+        assert!(!closed_output(full.as_ref()));
     }
 
     #[test]

@@ -75,15 +75,17 @@ impl Drop for Ticking {
 }
 
 /// One row of a table printed as it comes, before the widths of the rest are known: fixed
-/// widths for the leading columns (wider cells push the rest right), the last as it is.
+/// widths for the leading columns (a wider cell pushes the rest right), the last as it is.
 pub fn live_row(widths: &[usize], cells: &[&str]) -> String {
-    let mut line = String::from(" ");
-    for (i, cell) in cells.iter().enumerate() {
-        let width = widths.get(i).copied().unwrap_or(0);
-        line.push(' ');
-        line.push_str(&format!("{cell:<width$}"));
-    }
-    line.trim_end().to_owned()
+    let padded: Vec<String> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            let width = widths.get(i).copied().unwrap_or(0);
+            format!("{cell:<width$}")
+        })
+        .collect();
+    format!("  {}", padded.join("  ")).trim_end().to_owned()
 }
 
 /// The exit status of a run whose stdout or stderr was closed under it (`doctor | head -1`):
@@ -226,9 +228,12 @@ mod tests {
     fn live_rows_pad_the_leading_columns() {
         assert_eq!(
             live_row(&[6, 5], &["arm64", "hello", "pass"]),
-            "  arm64  hello pass"
+            "  arm64   hello  pass"
         );
-        assert_eq!(live_row(&[3, 2], &["amd64", "x", "d e"]), "  amd64 x  d e");
+        assert_eq!(
+            live_row(&[3, 2], &["amd64", "x", "d e"]),
+            "  amd64  x   d e"
+        );
     }
 
     #[test]

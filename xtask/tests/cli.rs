@@ -43,6 +43,7 @@ fn help_lists_every_command_with_a_line_each() {
         "doctor",
         "bench",
         "sbom",
+        "run",
     ] {
         let line = help
             .lines()

@@ -79,14 +79,15 @@ impl RunArgs {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let name = format!("{run_name}-service");
         resources.start(&name, &platform, &volume, reference, port)?;
+        let mut logs = resources.follow_logs(&name)?;
         // Ctrl-C stops the service the way `docker stop` would, briefly, before the
-        // container's own undo removes it (dropped first, as it is made last).
+        // container's own undo removes it; made after the log stream, so undone before it
+        // and the service's last lines are shown.
         let remover = engine.remover();
         let stopping = name.clone();
         let _stop = Undo::new(move || {
             remover.remove(&["stop", "--time", STOP_LIMIT, &stopping]);
         });
-        let mut logs = resources.follow_logs(&name)?;
         {
             let _ticking = report::ticking("waiting for /healthz");
             let timeout = Duration::from_secs(self.timeout);

@@ -66,7 +66,7 @@ impl Outcome {
 /// The table's columns; `live_row` prints them as each check ends, `table` at the end.
 pub const HEADERS: [&str; 5] = ["image", "check", "result", "time", "detail"];
 /// Fixed widths of the leading columns for rows printed as they come.
-const LIVE_WIDTHS: [usize; 4] = [6, 14, 6, 6];
+const LIVE_WIDTHS: [usize; 4] = [5, 14, 6, 5];
 
 fn cells(label: &str, check: &Check) -> [String; 5] {
     let time = check

@@ -19,44 +19,59 @@ pub fn step<T>(
 
 /// Shows how long a step has been running, on stderr, until dropped: on a terminal one line
 /// rewritten in place after the first second; otherwise (a log, CI) one line once the step
-/// passes `FIRST_NOTE`, then one every `NEXT_NOTE`, so a slow step is never silent.
+/// passes 5 s, then one every 10 s, so a slow step is never silent.
 pub struct Ticking {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-const FIRST_NOTE: Duration = Duration::from_secs(5);
-const NEXT_NOTE: Duration = Duration::from_secs(10);
+/// When `Ticking` writes.
+struct Notes {
+    /// Rewrite one line in place (a terminal), or add lines.
+    terminal: bool,
+    /// How often it looks at the clock.
+    pause: Duration,
+    /// The first note, after this long.
+    first: Duration,
+    /// Lines after the first, this far apart (not on a terminal).
+    every: Duration,
+}
 
 pub fn ticking(what: impl Into<String>) -> Ticking {
-    let what = what.into();
-    let (stop, stopped) = mpsc::channel::<()>();
     let terminal = std::io::stderr().is_terminal();
+    let notes = Notes {
+        terminal,
+        pause: Duration::from_millis(if terminal { 200 } else { 500 }),
+        first: Duration::from_secs(if terminal { 1 } else { 5 }),
+        every: Duration::from_secs(10),
+    };
+    ticking_to(what.into(), std::io::stderr(), notes)
+}
+
+fn ticking_to(what: String, mut out: impl Write + Send + 'static, notes: Notes) -> Ticking {
+    let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
         let started = Instant::now();
         let mut drawn = false;
-        let mut next_note = FIRST_NOTE;
-        let pause = if terminal {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_millis(500)
-        };
+        let mut next_note = notes.first;
         // A closed stderr only loses the note: these writes never panic.
-        let mut err = std::io::stderr();
-        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(notes.pause) {
             let elapsed = started.elapsed();
-            if terminal && elapsed >= Duration::from_secs(1) {
-                let _ = write!(err, "\r\x1b[K  {what} ({})", seconds(elapsed));
-                let _ = err.flush();
-                drawn = true;
-            } else if !terminal && elapsed >= next_note {
-                let _ = writeln!(err, "  {what}: {} so far", seconds(elapsed));
-                next_note += NEXT_NOTE;
+            if elapsed < next_note {
+                continue;
             }
+            if notes.terminal {
+                let _ = write!(out, "\r\x1b[K  {what} ({})", seconds(elapsed));
+                drawn = true;
+            } else {
+                let _ = writeln!(out, "  {what}: {} so far", seconds(elapsed));
+                next_note += notes.every;
+            }
+            let _ = out.flush();
         }
         if drawn {
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
+            let _ = write!(out, "\r\x1b[K");
+            let _ = out.flush();
         }
     });
     Ticking {
@@ -222,6 +237,71 @@ mod tests {
         assert_eq!(parse_size("1234").unwrap(), 1234);
         assert!(parse_size("big").is_err());
         assert!(parse_size("8 parsecs").is_err());
+    }
+
+    /// What a `Ticking` wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn notes(terminal: bool) -> Notes {
+        Notes {
+            terminal,
+            pause: Duration::from_millis(5),
+            first: Duration::from_millis(30),
+            every: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn a_log_gets_a_line_once_a_step_is_slow_and_a_terminal_a_line_rewritten_then_cleared() {
+        let quick = Sink::default();
+        drop(ticking_to("quick".into(), quick.clone(), notes(false)));
+        assert_eq!(quick.text(), "");
+
+        let log = Sink::default();
+        let ticking = ticking_to("arm64 healthz".into(), log.clone(), notes(false));
+        let noted = crate::interrupt::wait_until(Duration::from_secs(5), || {
+            Ok(Some(log.text()).filter(|t| !t.is_empty()))
+        })
+        .unwrap()
+        .unwrap();
+        drop(ticking);
+        assert!(
+            noted.starts_with("  arm64 healthz: 0.0s so far\n"),
+            "{noted:?}"
+        );
+        assert_eq!(log.text().lines().count(), 1, "one line per `every`");
+
+        let terminal = Sink::default();
+        let ticking = ticking_to("migrate up".into(), terminal.clone(), notes(true));
+        crate::interrupt::wait_until(Duration::from_secs(5), || {
+            Ok(terminal.text().matches('\r').nth(1).map(drop))
+        })
+        .unwrap()
+        .unwrap();
+        drop(ticking);
+        let text = terminal.text();
+        assert!(text.starts_with("\r\x1b[K  migrate up (0.0s)"), "{text:?}");
+        assert!(
+            text.ends_with("\r\x1b[K") && !text.contains('\n'),
+            "{text:?}"
+        );
     }
 
     #[test]

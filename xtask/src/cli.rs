@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
+use crate::model::run::VolumeName;
 use crate::model::target::Target;
 use crate::oci::reference::{BaseRef, ImageRef, Registry};
 
@@ -40,6 +41,9 @@ pub enum Command {
     /// Rebuild HEAD in a clean worktree and compare its binaries and image digests with
     /// what is staged (or pushed)
     Verify(VerifyArgs),
+    /// Build and run one target's image locally, locked down as the smoke test runs it, and
+    /// stream its logs until Ctrl-C, which stops and removes it
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +183,34 @@ pub struct SmokeArgs {
     /// Seconds to wait for /healthz after the container starts (emulation is slow)
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// Print the results as JSON (schema in README) instead of a table; progress stays on
+    /// stderr
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run this target's image (amd64, arm64 or a triple) [default: the host's architecture]
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<Target>,
+    /// Serve on this port of 127.0.0.1 [default: a free one]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// The container engine to run in (the image is loaded into it) [default: docker if its
+    /// daemon runs and it has BuildKit, else podman]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+    /// Keep /data in this named volume, made if missing and kept after the run [default: a
+    /// fresh volume, removed with the container]
+    #[arg(long, value_name = "NAME")]
+    pub volume: Option<VolumeName>,
+    /// The multi-architecture reference to build the image as (see `image --tag`)
+    #[arg(long, value_name = "REF")]
+    pub tag: Option<ImageRef>,
+    /// Seconds to wait for /healthz after the container starts (emulation is slow)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +272,9 @@ pub struct DoctorArgs {
     /// Check for these targets [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
+    /// Print the tools as JSON (schema in README) instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]
@@ -310,6 +345,27 @@ mod tests {
                 "--password-stdin",
             ],
             &["xtask", "index", "--tag", "r.io/A:1", "r.io/a:1-amd64"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn run_takes_one_target_and_a_checked_volume_name() {
+        let cli = Cli::try_parse_from([
+            "xtask", "run", "--target", "arm64", "--port", "8181", "--volume", "my-data",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.target, Some(Target::Aarch64Musl));
+        assert_eq!(args.port, Some(8181));
+        assert_eq!(args.volume.unwrap().to_string(), "my-data");
+        for args in [
+            &["xtask", "run", "--target", "arm64", "--target", "amd64"][..],
+            &["xtask", "run", "--volume", "../etc"],
+            &["xtask", "run", "--port", "99999"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -8,6 +8,8 @@ mod oci;
 mod report;
 mod tools;
 
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,6 +20,7 @@ use xshell::Shell;
 fn main() -> ExitCode {
     // First of all, so that no moment of a run is left to the default (die at once).
     interrupt::install();
+    report::quiet_on_closed_output();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Usage errors get one line, like every other error; help and version print as usual.
@@ -27,7 +30,15 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    let result = run(cli);
+    // A closed stdout (`cargo xtask doctor | head -1`) unwinds the run from the print that
+    // found it, undoing what the run made on the way, and ends it quietly.
+    let result = match catch_unwind(AssertUnwindSafe(|| run(cli))) {
+        Ok(result) => result,
+        Err(panic) if report::closed_output(panic.as_ref()) => {
+            return ExitCode::from(report::CLOSED_OUTPUT);
+        }
+        Err(panic) => resume_unwind(panic),
+    };
     // A signal wins over whatever the step it stopped made of it.
     if interrupt::requested() {
         interrupt::await_undo();
@@ -37,8 +48,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // A closed stderr must not turn the error into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            let code = e.downcast_ref::<report::ExitStatus>().map_or(1, |s| s.code);
+            ExitCode::from(code)
         }
     }
 }
@@ -88,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => args.run(&sh, &project),
         Command::Sbom(args) => args.run(&sh, &project),
         Command::Verify(args) => args.run(&sh, &project),
+        Command::Run(args) => args.run(&sh, &project),
     }
 }
 

@@ -1,14 +1,13 @@
 //! The xtask binary as a user meets it: help, bad input, a missing engine. These run
 //! without building the service.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+use support::reports::Doctor;
+use support::{XTASK, root};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod support;
 
 fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(XTASK);
@@ -44,6 +43,7 @@ fn help_lists_every_command_with_a_line_each() {
         "doctor",
         "bench",
         "sbom",
+        "run",
     ] {
         let line = help
             .lines()
@@ -114,24 +114,82 @@ fn no_engine_at_all_says_what_to_start_or_install_and_doctor_agrees() {
         err.starts_with("error: docker is not installed: install it"),
         "{err}"
     );
-    let out = xtask(&["doctor"], &[("PATH", &path)]);
+    let out = xtask(&["doctor", "--json"], &[("PATH", &path)]);
     assert_eq!(out.status.code(), Some(1));
+    let doctor = Doctor::parse(&out.stdout);
+    assert!(!doctor.ok);
+    for (engine, fix) in [
+        ("docker", "apt-get install docker.io"),
+        ("podman", "apt-get install podman"),
+    ] {
+        let tool = doctor.tool(engine);
+        assert_eq!(tool.status, "missing", "{tool:?}");
+        assert!(!tool.found && tool.path.is_none(), "{tool:?}");
+        assert!(
+            tool.fix.as_deref().unwrap_or_default().contains(fix),
+            "{tool:?}"
+        );
+    }
+    // The table says the same.
+    let out = xtask(&["doctor"], &[("PATH", &path)]);
     let table = String::from_utf8(out.stdout).unwrap();
-    let row = |tool: &str| {
-        table
-            .lines()
-            .find(|l| l.starts_with(tool))
-            .unwrap_or_else(|| panic!("{table}"))
-            .to_owned()
-    };
-    assert!(
-        row("docker ").contains("missing") && row("docker ").contains("apt-get install docker.io"),
-        "{table}"
-    );
-    assert!(
-        row("podman ").contains("missing") && row("podman ").contains("apt-get install podman"),
-        "{table}"
-    );
+    let docker = table.lines().find(|l| l.starts_with("docker ")).unwrap();
+    assert!(docker.contains("missing") && docker.contains("apt-get install docker.io"));
+}
+
+#[test]
+fn doctor_json_names_each_engine_found_with_its_version_and_path() {
+    let out = xtask(&["doctor", "--json"], &[]);
+    let doctor = Doctor::parse(&out.stdout);
+    assert_eq!(out.status.success(), doctor.ok);
+    for tool in &doctor.tools {
+        assert_eq!(
+            tool.found,
+            matches!(tool.status.as_str(), "ok" | "limited"),
+            "{tool:?}"
+        );
+        assert_eq!(tool.fix.is_none(), tool.status == "ok", "{tool:?}");
+    }
+    for engine in ["docker", "podman"] {
+        let tool = doctor.tool(engine);
+        if tool.found {
+            assert!(
+                tool.version.as_deref().is_some_and(|v| !v.is_empty()),
+                "{tool:?}"
+            );
+            assert!(
+                tool.path.as_deref().is_some_and(|p| p.ends_with(engine)),
+                "{tool:?}"
+            );
+        }
+    }
+}
+
+/// `cargo xtask doctor | head -1`: the reader is gone before the xtask prints. No panic, no
+/// backtrace; the status is 141 (as after SIGPIPE), never success, since the output was cut.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    for args in [&["doctor"][..], &["doctor", "--json"], &["build", "--help"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(XTASK)
+            .args(args)
+            .current_dir(root())
+            .env("RUST_BACKTRACE", "1")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{args:?}: {err}"
+        );
+        // clap prints help itself and ignores the error: success, with nothing cut that
+        // anyone reads.
+        let expected = if args.contains(&"--help") { 0 } else { 141 };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::registry::Registry;
+use support::reports::SmokeRun;
 use support::{XTASK, platforms, root, run, sha256_hex, succeed, xtask_ok, xtask_ok_with};
 
 mod support;
@@ -38,11 +39,14 @@ fn docker(args: &[&str]) -> String {
     run("docker", args)
 }
 
-fn assert_both_architectures_pass(table: &str) {
-    let passed = table
-        .lines()
-        .filter(|l| l.contains(" total ") && l.contains(" pass "));
-    assert_eq!(passed.count(), 2, "{table}");
+/// `smoke-test <args> --json`, to success, read.
+fn smoke_ok(args: &[&str]) -> SmokeRun {
+    let args = [args, &["--json"]].concat();
+    SmokeRun::parse(xtask_ok(&args).as_bytes())
+}
+
+fn assert_both_architectures_pass(run: &SmokeRun) {
+    run.assert_all_passed(&["amd64", "arm64"]);
 }
 
 /// Labelled containers and volumes (named), as docker lists them.
@@ -148,12 +152,7 @@ fn scratch_images_are_small_and_pass_the_smoke_test() {
             "{image}: more than 1.1 times its files"
         );
     }
-    let table = xtask_ok(&["smoke-test"]);
-    assert_both_architectures_pass(&table);
-    assert!(
-        !table.contains("FAIL") && !table.contains("skip"),
-        "{table}"
-    );
+    assert_both_architectures_pass(&smoke_ok(&["smoke-test"]));
     assert_nothing_left();
 }
 
@@ -261,8 +260,7 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
     ]))
     .unwrap();
     assert_eq!(images.as_array().unwrap().len(), 2);
-    let table = xtask_ok(&["smoke-test"]);
-    assert_both_architectures_pass(&table);
+    assert_both_architectures_pass(&smoke_ok(&["smoke-test"]));
     for arch in ["amd64", "arm64"] {
         let reference = format!("tiny-service:0.1.0-{arch}");
         let platform = format!("linux/{arch}");
@@ -328,16 +326,14 @@ fn each_platform_of_the_index_runs(index: &str) {
             &format!("linux/{arch}"),
             index,
         ]);
-        let table = xtask_ok(&["smoke-test", "--image", index]);
+        let smoke = smoke_ok(&["smoke-test", "--image", index]);
+        smoke.assert_all_passed(&[arch]);
+        let image = &smoke.images[0];
+        assert_eq!(image.image, index);
+        let facts = &image.check("image").detail;
         assert!(
-            table.contains(&format!("linux/{arch}, user 65532")),
-            "{table}"
-        );
-        assert!(
-            table
-                .lines()
-                .any(|l| l.contains(" total ") && l.contains(" pass ")),
-            "{table}"
+            facts.starts_with(&format!("linux/{arch}, user 65532")),
+            "{facts}"
         );
     }
     assert_nothing_left();
@@ -447,13 +443,33 @@ fn failing_images_fail_clearly_and_leave_nothing(dist: &Path) {
         "xtask-test/exits-1:latest",
         "--timeout",
         "20",
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("the container exited with status 1 before /healthz answered"),
-        "{err}"
+    // A failed run still prints its results, the failed check with its reason and the rest
+    // skipped.
+    let smoke = SmokeRun::parse(&out.stdout);
+    assert!(!smoke.passed && !smoke.images[0].passed, "{smoke:#?}");
+    let healthz = smoke.images[0].check("healthz");
+    assert_eq!(healthz.result, "fail");
+    assert_eq!(
+        healthz.detail,
+        "healthz: the container exited with status 1 before /healthz answered"
     );
+    assert_eq!(smoke.images[0].check("hello").result, "skip");
+    assert_eq!(
+        smoke.images[0].failure.as_deref(),
+        Some(healthz.detail.as_str())
+    );
+    // Each row went to stderr as its check ended, the error after them.
+    let row = err
+        .lines()
+        .position(|l| l.contains(" healthz ") && l.contains(" FAIL "));
+    let error = err
+        .lines()
+        .position(|l| l.starts_with("error: smoke test failed"));
+    assert!(row.is_some() && row < error, "{err}");
     assert!(
         err.contains("MIGRATE_ON_START=\"maybe\" is not a boolean"),
         "the container's log is shown: {err}"
@@ -774,7 +790,7 @@ fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
 
     let _proxy = DockerProxy::start(&socket);
     let out = Command::new(XTASK)
-        .args(["smoke-test", "--engine", "docker"])
+        .args(["smoke-test", "--engine", "docker", "--json"])
         .current_dir(root())
         .env("DOCKER_HOST", &host)
         .output()
@@ -789,7 +805,7 @@ fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
         job.child.id()
     );
     assert!(err.contains(&swept), "{err}");
-    assert_both_architectures_pass(&String::from_utf8_lossy(&out.stdout));
+    assert_both_architectures_pass(&SmokeRun::parse(&out.stdout));
     assert_nothing_left();
 }
 
@@ -891,8 +907,9 @@ fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {
     let members = ["amd64", "arm64"].map(|arch| format!("{index}-{arch}"));
     let _ = Command::new("podman").arg("rmi").args(&members).output();
     xtask_ok(&["image", "--engine", "podman"]);
-    let table = xtask_ok(&["smoke-test", "--engine", "podman"]);
-    assert_both_architectures_pass(&table);
+    let smoke = smoke_ok(&["smoke-test", "--engine", "podman"]);
+    assert_both_architectures_pass(&smoke);
+    assert!(smoke.engine.starts_with("podman "), "{}", smoke.engine);
     let filter = format!("label={LABEL}");
     assert_eq!(
         run("podman", &["ps", "--all", "--quiet", "--filter", &filter]),

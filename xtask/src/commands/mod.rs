@@ -8,6 +8,7 @@ pub mod image;
 pub mod index;
 pub mod pull;
 pub mod push;
+pub mod run;
 pub mod sbom;
 pub mod smoke;
 pub mod verify;

@@ -72,9 +72,49 @@ impl FromStr for RunId {
     }
 }
 
+/// A volume name the user chose (`run --volume`), as docker and podman accept them: a
+/// letter or digit, then letters, digits, `_`, `.` or `-`. Such a volume carries no run
+/// label, so no sweep ever takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeName(String);
+
+impl FromStr for VolumeName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<VolumeName, String> {
+        let mut chars = s.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.len() >= 2
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(format!(
+                "invalid volume name `{s}`: two or more of letters, digits, `_`, `.` and `-`, \
+                 starting with a letter or digit"
+            ));
+        }
+        Ok(VolumeName(s.to_owned()))
+    }
+}
+
+impl fmt::Display for VolumeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_names_follow_the_engines_rules() {
+        for good in ["data", "my-data_1.0", "0x"] {
+            assert_eq!(good.parse::<VolumeName>().unwrap().to_string(), good);
+        }
+        for bad in ["", "a", "-data", "../etc", "a b", "a/b", "ü1"] {
+            assert!(bad.parse::<VolumeName>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_start_time_is_counted_after_the_command_name() {

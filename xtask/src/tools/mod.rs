@@ -3,6 +3,7 @@
 
 pub mod buildinfo;
 pub mod compile;
+pub mod containers;
 pub mod documents;
 pub mod engine;
 pub mod git;

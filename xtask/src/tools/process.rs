@@ -22,6 +22,8 @@ pub enum Io {
     Inherit,
     /// Returned in `Finished`.
     Capture,
+    /// Onto our stderr, keeping our stdout for results.
+    Stderr,
     Null,
 }
 
@@ -30,6 +32,7 @@ impl Io {
         match self {
             Io::Inherit => Stdio::inherit(),
             Io::Capture => Stdio::piped(),
+            Io::Stderr => std::io::stderr().into(),
             Io::Null => Stdio::null(),
         }
     }

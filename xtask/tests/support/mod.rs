@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod reports;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! `cargo xtask smoke-test`: each architecture's image as a real container, checked the way
 //! production would use it: read-only, non-root, no capabilities, host network on loopback.
 
-mod containers;
+mod results;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,17 +10,18 @@ use anyhow::{Context, bail, ensure};
 use xshell::Shell;
 
 use crate::cli::SmokeArgs;
-use crate::interrupt::{self, Interrupted, Undo, wait_until};
+use crate::interrupt::{self, Interrupted, Undo};
 use crate::model::elf;
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::oci::reference::ImageNames;
 use crate::report;
+use crate::tools::containers::Resources;
 use crate::tools::engine::{Engine, Unreachable};
 use crate::tools::inspect;
 use crate::tools::probe::{self, free_port, http_get, messages_contain, websocket_echo};
 use crate::tools::qemu;
-use containers::Resources;
+use results::{Check, Outcome};
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [
@@ -43,19 +44,27 @@ impl SmokeArgs {
         let subjects = self.subjects(sh, project, &engine)?;
         eprintln!("  engine: {}", engine.describe());
         let timeout = Duration::from_secs(self.timeout);
-        let mut rows = Vec::new();
-        let mut failed = Vec::new();
+        eprintln!("{}", results::live_header());
+        let mut images = Vec::new();
         for subject in &subjects {
-            let checks = smoke(sh, project, &engine, subject, timeout)?;
-            if let Some(reason) = &checks.failure {
-                failed.push(format!("{} ({reason})", subject.reference));
-            }
-            rows.extend(checks.rows);
+            images.push(smoke(sh, project, &engine, subject, timeout)?);
         }
-        print!(
-            "{}",
-            report::table(&["image", "check", "result", "time", "detail"], &rows)
-        );
+        let failed: Vec<String> = images
+            .iter()
+            .filter_map(|i| Some(format!("{} ({})", i.image, i.failure.as_ref()?)))
+            .collect();
+        let run = results::Run {
+            schema: results::SCHEMA,
+            passed: failed.is_empty(),
+            engine: engine.describe(),
+            images,
+        };
+        // Printed whether or not every check passed: a failed run's results matter most.
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        } else {
+            print!("{}", run.table());
+        }
         if !failed.is_empty() {
             bail!("smoke test failed for {}", failed.join("; "));
         }
@@ -118,10 +127,11 @@ fn is_fatal(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Interrupted>().is_some() || e.downcast_ref::<Unreachable>().is_some()
 }
 
-/// The checks of one image, in order; after the first failure the rest are skipped.
+/// The checks of one image, in order; after the first failure the rest are skipped. Each
+/// shows its elapsed time while it runs and prints its row on stderr when it ends.
 struct Checks {
     label: String,
-    rows: Vec<Vec<String>>,
+    checks: Vec<Check>,
     failure: Option<String>,
     /// Why the whole run must stop, when it must.
     fatal: Option<anyhow::Error>,
@@ -130,23 +140,24 @@ struct Checks {
 impl Checks {
     fn run(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<String>) {
         if self.failure.is_some() {
-            self.rows.push(vec![
-                self.label.clone(),
-                name.into(),
-                "skip".into(),
-                "-".into(),
-                String::new(),
-            ]);
+            self.record(Check {
+                name: name.into(),
+                result: Outcome::Skip,
+                seconds: None,
+                detail: String::new(),
+            });
             return;
         }
         let started = Instant::now();
+        let ticking = report::ticking(format!("{} {name}", self.label));
         // A check that a signal cut short failed because of it, whatever it says.
         let result = interrupt::check()
             .and_then(|()| f())
             .map_err(|e| interrupt::check().err().unwrap_or(e));
-        let time = report::seconds(started.elapsed());
+        drop(ticking);
+        let seconds = Some(started.elapsed().as_secs_f64());
         let (result, detail) = match result {
-            Ok(detail) => ("pass", detail),
+            Ok(detail) => (Outcome::Pass, detail),
             Err(e) if is_fatal(&e) => {
                 self.failure = Some(format!("{name}: {e:#}"));
                 self.fatal = Some(e);
@@ -155,16 +166,20 @@ impl Checks {
             Err(e) => {
                 let reason = format!("{name}: {e:#}");
                 self.failure = Some(reason.clone());
-                ("FAIL", reason)
+                (Outcome::Fail, reason)
             }
         };
-        self.rows.push(vec![
-            self.label.clone(),
-            name.into(),
-            result.into(),
-            time,
+        self.record(Check {
+            name: name.into(),
+            result,
+            seconds,
             detail,
-        ]);
+        });
+    }
+
+    fn record(&mut self, check: Check) {
+        eprintln!("{}", results::live_row(&self.label, &check));
+        self.checks.push(check);
     }
 }
 
@@ -176,7 +191,7 @@ fn smoke(
     engine: &Engine,
     subject: &Subject,
     timeout: Duration,
-) -> anyhow::Result<Checks> {
+) -> anyhow::Result<results::Image> {
     let started = Instant::now();
     let label = subject
         .expected_arch
@@ -184,13 +199,25 @@ fn smoke(
         .to_owned();
     let mut checks = Checks {
         label,
-        rows: Vec::new(),
+        checks: Vec::new(),
         failure: None,
         fatal: None,
     };
     let resources = Resources::new(sh, engine, timeout);
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());
+    let image = |checks: Checks, arch: Option<String>| {
+        let total = results::Image {
+            image: reference.to_owned(),
+            arch,
+            passed: checks.failure.is_none(),
+            seconds: started.elapsed().as_secs_f64(),
+            failure: checks.failure,
+            checks: checks.checks,
+        };
+        eprintln!("{}", results::live_row(total.label(), &total.total()));
+        total
+    };
 
     let mut facts = None;
     checks.run("image", || {
@@ -203,13 +230,13 @@ fn smoke(
         Ok(detail)
     });
     let Some(facts) = facts else {
-        return Ok(checks);
+        if let Some(fatal) = checks.fatal.take() {
+            return Err(fatal);
+        }
+        return Ok(image(checks, subject.expected_arch.map(str::to_owned)));
     };
     // Rows name the architecture; the image's reference stands in the total row.
     checks.label = facts.arch.clone();
-    for row in &mut checks.rows {
-        row[0] = facts.arch.clone();
-    }
     let platform = format!("linux/{}", facts.arch);
     let target = Target::from_arch(&facts.arch);
     checks.run("binary", || {
@@ -248,7 +275,7 @@ fn smoke(
     let first = format!("{volume}-1");
     checks.run("healthz", || {
         resources.start(&first, &platform, &volume, reference, port)?;
-        wait_healthy(&resources, &first, addr, timeout)
+        resources.wait_healthy(&first, addr, timeout)
     });
     checks.run("hello", || {
         let body = http_get(addr, "/hello")?;
@@ -278,7 +305,7 @@ fn smoke(
     checks.run("restart", || {
         let second = format!("{volume}-2");
         resources.start(&second, &platform, &volume, reference, port)?;
-        wait_healthy(&resources, &second, addr, timeout)?;
+        resources.wait_healthy(&second, addr, timeout)?;
         messages_contain(addr, &message)?;
         resources.stop(&second)?;
         Ok("the message survived on the volume".into())
@@ -291,20 +318,7 @@ fn smoke(
         resources.print_logs();
     }
     drop(resources);
-    let total = report::seconds(started.elapsed());
-    let result = if checks.failure.is_some() {
-        "FAIL"
-    } else {
-        "pass"
-    };
-    checks.rows.push(vec![
-        checks.label.clone(),
-        "total".into(),
-        result.into(),
-        total,
-        reference.to_owned(),
-    ]);
-    Ok(checks)
+    Ok(image(checks, Some(facts.arch.clone())))
 }
 
 /// What `image inspect` says, checked.
@@ -390,33 +404,4 @@ fn binary_matches(
     let linkage = elf::verify(&bytes, target)
         .with_context(|| format!("{} in this {platform} image", facts.entrypoint))?;
     Ok(format!("{:?} {} executable", linkage, target.machine()))
-}
-
-fn wait_healthy(
-    resources: &Resources,
-    name: &str,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> anyhow::Result<String> {
-    let started = Instant::now();
-    let answered = wait_until(timeout, || {
-        if http_get(addr, "/healthz").is_ok() {
-            return Ok(Some(()));
-        }
-        let (running, code) = resources.state(name)?;
-        ensure!(
-            running,
-            "the container exited with status {code} before /healthz answered"
-        );
-        Ok(None)
-    })?;
-    ensure!(
-        answered.is_some(),
-        "no answer from http://{addr}/healthz within {}s",
-        timeout.as_secs()
-    );
-    Ok(format!(
-        "answered after {}",
-        report::seconds(started.elapsed())
-    ))
 }

@@ -1,8 +1,9 @@
-//! The containers and volumes of a smoke test: locked-down runs, state, stop, and clean-up
-//! that happens however the test ends. Every container runs detached and is waited on, so
-//! no signal ever reaches an engine client attached to it.
+//! The containers and volumes of a run of the image (`smoke-test`, `run`): locked-down
+//! runs, state, stop, and clean-up that happens however the run ends. Every container runs
+//! detached and is waited on, so no signal ever reaches an engine client attached to it.
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,13 @@ use crate::interrupt::{Undo, wait_until};
 use crate::model::run::RunId;
 use crate::report;
 use crate::tools::engine::{Engine, Remover};
+use crate::tools::probe::http_get;
+use crate::tools::process::{self, Io, Running};
 
 /// `docker stop` would wait 10 s; a clean service exits well within this.
 const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Containers and volumes of one smoke test, removed when it ends however it ends.
+/// Containers and volumes of one run, removed when it ends however it ends.
 pub struct Resources<'a> {
     sh: &'a Shell,
     engine: &'a Engine,
@@ -191,6 +194,43 @@ impl<'a> Resources<'a> {
         all.push(reference);
         self.engine.run(self.sh, &all)?;
         Ok(())
+    }
+
+    /// Waits until `/healthz` answers at `addr`; fails at once if the container exits.
+    pub fn wait_healthy(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let started = Instant::now();
+        let answered = wait_until(limit, || {
+            if http_get(addr, "/healthz").is_ok() {
+                return Ok(Some(()));
+            }
+            let (running, code) = self.state(name)?;
+            ensure!(
+                running,
+                "the container exited with status {code} before /healthz answered"
+            );
+            Ok(None)
+        })?;
+        ensure!(
+            answered.is_some(),
+            "no answer from http://{addr}/healthz within {}s",
+            limit.as_secs()
+        );
+        Ok(format!(
+            "answered after {}",
+            report::seconds(started.elapsed())
+        ))
+    }
+
+    /// Streams the container's output to our stderr until it stops (or the returned child
+    /// is dropped); in a process group of its own like every child.
+    pub fn follow_logs(&self, name: &str) -> anyhow::Result<Running> {
+        let command = self.engine.cmd(self.sh, &["logs", "--follow", name]);
+        process::spawn(command, Io::Stderr)
     }
 
     /// `(running, exit code)` of a container.

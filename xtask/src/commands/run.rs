@@ -1,0 +1,159 @@
+//! `cargo xtask run`: one target's image, built, assembled and run locally the way the smoke
+//! test runs it (read-only, non-root, no capabilities, host network on 127.0.0.1, `/data` on
+//! a named volume), its logs streamed until Ctrl-C, which stops and removes what the run made.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use serde::Deserialize;
+use xshell::{Shell, cmd};
+
+use crate::cli::RunArgs;
+use crate::interrupt::{Undo, wait_until};
+use crate::model::project::Project;
+use crate::model::target::Target;
+use crate::report::{self, ExitStatus, step};
+use crate::tools::containers::Resources;
+use crate::tools::engine::Engine;
+use crate::tools::probe::free_port;
+use crate::tools::process::{self, Io};
+use crate::tools::qemu;
+
+/// How long `migrate up` may take (under emulation, seconds).
+const MIGRATE_LIMIT: Duration = Duration::from_secs(120);
+/// How long the service gets to stop on SIGTERM at Ctrl-C before it is killed: the signal
+/// handler's grace leaves room for this and the removals after it.
+const STOP_LIMIT: &str = "2";
+
+/// What `image --json` says of one image; the rest of its fields are not needed here.
+#[derive(Debug, Deserialize)]
+struct Built {
+    arch: String,
+    reference: String,
+}
+
+impl RunArgs {
+    pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        let target = match self.target {
+            Some(target) => target,
+            None => Target::host().context(
+                "this host's architecture has no supported target: choose one with --target",
+            )?,
+        };
+        if Target::host() != Some(target) {
+            qemu::emulation(target)?;
+        }
+        let engine = Engine::detect(sh, self.engine)?;
+        let _whole_run = engine.remover().whole_run();
+        if let Some(notice) = engine.sweep_leftovers(sh)? {
+            eprintln!("  {notice}");
+        }
+        let built = build_image(sh, &engine, target, self.tag.as_deref())?;
+        let reference = built.reference.as_str();
+
+        let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
+        let run_name = format!("xtask-run-{}-{}", std::process::id(), target.arch());
+        // A volume the user named is theirs: made by the engine on first use, with no run
+        // label, so neither this run nor a later sweep removes it.
+        let volume = match &self.volume {
+            Some(named) => named.to_string(),
+            None => {
+                resources.volume(&run_name)?;
+                run_name.clone()
+            }
+        };
+        let platform = target.platform();
+        let migrated = {
+            let _ticking = report::ticking("migrate up");
+            step("migrate up", || {
+                let name = format!("{run_name}-migrate");
+                resources.run_once(&name, &platform, &volume, reference, &["up"])
+            })?
+        };
+        if let Some(last) = migrated.lines().last() {
+            eprintln!("    {last}");
+        }
+        let port = self.port.unwrap_or_else(free_port);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let name = format!("{run_name}-service");
+        resources.start(&name, &platform, &volume, reference, port)?;
+        let mut logs = resources.follow_logs(&name)?;
+        // Ctrl-C stops the service the way `docker stop` would, briefly, before the
+        // container's own undo removes it; made after the log stream, so undone before it
+        // and the service's last lines are shown.
+        let remover = engine.remover();
+        let stopping = name.clone();
+        let _stop = Undo::new(move || {
+            remover.remove(&["stop", "--time", STOP_LIMIT, &stopping]);
+        });
+        {
+            let _ticking = report::ticking("waiting for /healthz");
+            let timeout = Duration::from_secs(self.timeout);
+            step("healthy", || resources.wait_healthy(&name, addr, timeout))?;
+        }
+        println!("http://{addr}/");
+        std::io::stdout().flush()?;
+        let kept = match &self.volume {
+            Some(named) => format!("; the volume {named} is kept"),
+            None => String::new(),
+        };
+        eprintln!(
+            "  {reference} serves on http://{addr}/ (linux/{}); Ctrl-C stops and removes it{kept}",
+            built.arch
+        );
+        // `logs --follow` ends when the container stops: that is the wait, with no polling
+        // of the engine meanwhile.
+        loop {
+            let ended = wait_until(Duration::from_secs(3600), || Ok(logs.try_wait()?))?;
+            if ended.is_some() {
+                break;
+            }
+        }
+        let (running, code) = resources.state(&name)?;
+        ensure!(
+            !running,
+            "`{} logs --follow {name}` ended while the container still runs",
+            engine.name()
+        );
+        if code == 0 {
+            eprintln!("  the service exited with status 0");
+            return Ok(());
+        }
+        Err(ExitStatus {
+            code: u8::try_from(code).unwrap_or(1),
+            message: format!("the service exited with status {code}"),
+        }
+        .into())
+    }
+}
+
+/// Builds and assembles the image by running this xtask's own `image` command (commands do
+/// not call one another), loaded into `engine`, and reads what it made from its `--json`.
+fn build_image(
+    sh: &Shell,
+    engine: &Engine,
+    target: Target,
+    tag: Option<&str>,
+) -> anyhow::Result<Built> {
+    let xtask = std::env::current_exe().context("finding the xtask's own executable")?;
+    let arch = target.arch();
+    let load = engine.name();
+    let tag: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();
+    let command = cmd!(
+        sh,
+        "{xtask} image --target {arch} --load {load} --json {tag...}"
+    );
+    let done = process::run(command, Io::Capture, Io::Inherit)?;
+    ensure!(
+        done.status.success(),
+        "`cargo xtask image --target {arch} --load {load}` failed: see its error above"
+    );
+    let images: Vec<Built> = serde_json::from_str(&done.stdout)
+        .context("reading what `cargo xtask image --json` printed")?;
+    images
+        .into_iter()
+        .find(|i| i.arch == arch)
+        .with_context(|| format!("`cargo xtask image --target {arch}` made no {arch} image"))
+}

@@ -8,7 +8,7 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::model::digests::Digests;
+use crate::model::digests::{Digests, Stamp};
 use crate::model::dist::{Built, Manifest, Staging, read_manifest};
 use crate::model::elf;
 use crate::model::fresh::{self, Output, Record};
@@ -139,8 +139,20 @@ fn compile(
         "--message-format=json-render-diagnostics",
     ]);
     let watched = watched_inputs(project, targets);
+    // This xtask's own binary is part of the key: a record says what the xtask that wrote
+    // it watched, and a rebuilt xtask may watch more.
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Utf8PathBuf::from_path_buf(exe).ok())
+        .and_then(|exe| Stamp::of(&exe).ok())
+        .map(|stamp| format!("{stamp:?}"));
+    let watched = watched.filter(|_| me.is_some());
     let key = fresh::key(
-        &[&[cargo.as_str()], &args[..]].concat(),
+        &[
+            &[me.as_deref().unwrap_or_default(), cargo.as_str()],
+            &args[..],
+        ]
+        .concat(),
         &project.root,
         std::env::vars_os(),
     );
@@ -158,16 +170,14 @@ fn compile(
         bail!("cargo build failed: its errors are above");
     }
     let mut outputs = Vec::new();
-    let mut local_build_scripts = Vec::new();
-    // Only the messages that name an executable or a local build script's run matter:
-    // parsing the few hundred others would be a noticeable part of a no-op build.
+    let mut local = Local::default();
+    // Only the messages that name an executable or a local package matter: parsing the few
+    // hundred others would be a noticeable part of a no-op build.
     let wanted: String = output
         .stdout
         .lines()
         .filter(|line| {
-            line.contains(r#""executable":""#)
-                || (line.contains(r#""reason":"build-script-executed""#)
-                    && line.contains(r#""package_id":"path+"#))
+            line.contains(r#""executable":""#) || line.contains(r#""package_id":"path+"#)
         })
         .flat_map(|line| [line, "\n"])
         .collect();
@@ -175,11 +185,14 @@ fn compile(
         let artifact = match message? {
             Message::CompilerArtifact(artifact) => artifact,
             Message::BuildScriptExecuted(script) => {
-                local_build_scripts.push(script.out_dir);
+                local.build_scripts.push(script.out_dir);
                 continue;
             }
             _ => continue,
         };
+        if artifact.package_id.repr.starts_with("path+") {
+            local.manifests.push(artifact.manifest_path.clone());
+        }
         let Some(exe) = artifact.executable else {
             continue;
         };
@@ -202,7 +215,7 @@ fn compile(
     }
     if let Some(watched) = watched {
         // Only a shortcut: a build that cannot be recorded is simply run again next time.
-        if let Some(sources) = sources(&outputs, &local_build_scripts) {
+        if let Some(sources) = sources(&outputs, &local) {
             let _ = record.save(started, &watched, &sources, &outputs);
         }
     }
@@ -259,12 +272,21 @@ fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathB
     Some(files)
 }
 
-/// The local files the outputs were made from, as cargo's dep-info beside each output lists
-/// them (every local crate's sources and files its build script watches). `None` when a
-/// local build script watches nothing (cargo then reruns it when any file of its package
-/// changes) or a dep-info file cannot be read.
-fn sources(outputs: &[Output], build_scripts: &[Utf8PathBuf]) -> Option<Vec<Utf8PathBuf>> {
-    for out_dir in build_scripts {
+/// What cargo's messages tell about the local (path) packages of a build.
+#[derive(Default)]
+struct Local {
+    /// The `OUT_DIR` of each build script run.
+    build_scripts: Vec<Utf8PathBuf>,
+    /// Each package's manifest (one outside the workspace is no member).
+    manifests: Vec<Utf8PathBuf>,
+}
+
+/// The local files the outputs were made from: what cargo's dep-info beside each output
+/// lists (every local crate's sources, and the files its build script watches) and every
+/// local package's manifest. `None` when a local build script watches nothing (cargo then
+/// reruns it when any file of its package changes) or a dep-info file cannot be read.
+fn sources(outputs: &[Output], local: &Local) -> Option<Vec<Utf8PathBuf>> {
+    for out_dir in &local.build_scripts {
         let said = std::fs::read_to_string(out_dir.parent()?.join("output")).ok()?;
         if !said.lines().any(|l| {
             l.starts_with("cargo:rerun-if-changed=") || l.starts_with("cargo::rerun-if-changed=")
@@ -272,7 +294,7 @@ fn sources(outputs: &[Output], build_scripts: &[Utf8PathBuf]) -> Option<Vec<Utf8
             return None;
         }
     }
-    let mut sources = Vec::new();
+    let mut sources = local.manifests.clone();
     for output in outputs {
         let dep_info = std::fs::read_to_string(output.path.with_extension("d")).ok()?;
         sources.extend(fresh::dep_info_inputs(&dep_info)?);

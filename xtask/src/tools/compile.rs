@@ -138,25 +138,7 @@ fn compile(
         profile,
         "--message-format=json-render-diagnostics",
     ]);
-    let watched = watched_inputs(project, targets);
-    // This xtask's own binary is part of the key: a record says what the xtask that wrote
-    // it watched, and a rebuilt xtask may watch more.
-    let me = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Utf8PathBuf::from_path_buf(exe).ok())
-        .and_then(|exe| Stamp::of(&exe).ok())
-        .map(|stamp| format!("{stamp:?}"));
-    let watched = watched.filter(|_| me.is_some());
-    let key = fresh::key(
-        &[
-            &[me.as_deref().unwrap_or_default(), cargo.as_str()],
-            &args[..],
-        ]
-        .concat(),
-        &project.root,
-        std::env::vars_os(),
-    );
-    let record = Record::at(&project.work_dir().join("fresh"), &key);
+    let (record, watched) = record_of(project, targets, &cargo, &args);
     if let Some(outputs) = watched.as_ref().and_then(|_| record.fresh()) {
         eprintln!("  cargo: nothing changed since the last build (not run)");
         return executables(targets, outputs);
@@ -220,6 +202,28 @@ fn compile(
         }
     }
     executables(targets, outputs)
+}
+
+/// The record for this cargo command in this environment, and the files it must watch
+/// besides the build's own sources (`None`: this build cannot be proven fresh).
+fn record_of(
+    project: &Project,
+    targets: &[Target],
+    cargo: &str,
+    args: &[&str],
+) -> (Record, Option<Vec<Utf8PathBuf>>) {
+    // This xtask's own binary is part of the key: a record says what the xtask that wrote
+    // it watched, and a rebuilt xtask may watch more.
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Utf8PathBuf::from_path_buf(exe).ok())
+        .and_then(|exe| Stamp::of(&exe).ok())
+        .map(|stamp| format!("{stamp:?}"));
+    let command = [&[me.as_deref().unwrap_or_default(), cargo], args].concat();
+    let key = fresh::key(&command, &project.root, std::env::vars_os());
+    let record = Record::at(&project.work_dir().join("fresh"), &key);
+    let watched = me.and_then(|_| watched_inputs(project, targets));
+    (record, watched)
 }
 
 fn executables(

@@ -1,12 +1,21 @@
 //! The developer's loop: `cargo xtask build` and a plain `cargo build` of the same target
 //! share one build. Each finds the other's work fresh, and the staged binaries stay the same
-//! files. One target, to keep it short; it builds the service in release once if needed.
+//! files. A no-op `cargo xtask build` does not run cargo at all, but does as soon as any
+//! input it watches changes. One target, to keep it short; it builds the service in release
+//! once if needed.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 const TRIPLE: &str = "x86_64-unknown-linux-musl";
+
+/// What `cargo xtask build` prints when it proved cargo had nothing to do.
+const NOT_RUN: &str = "nothing changed since the last build (not run)";
+
+/// The tests share one target directory and one record of the last build.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -14,9 +23,14 @@ fn root() -> &'static Path {
 
 /// Runs cargo as a user types it, from the workspace root; fails the test on failure.
 fn cargo(args: &[&str]) -> Output {
+    cargo_with(args, &[])
+}
+
+fn cargo_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .output()
         .unwrap();
@@ -30,7 +44,11 @@ fn cargo(args: &[&str]) -> Output {
 
 /// `cargo xtask build --target amd64 --json`: the staged files as (path, sha256, inode).
 fn xtask_build() -> (Vec<(String, String, u64)>, String) {
-    let out = cargo(&["xtask", "build", "--target", "amd64", "--json"]);
+    xtask_build_with(&[])
+}
+
+fn xtask_build_with(env: &[(&str, &str)]) -> (Vec<(String, String, u64)>, String) {
+    let out = cargo_with(&["xtask", "build", "--target", "amd64", "--json"], env);
     let stderr = String::from_utf8(out.stderr).unwrap();
     let dirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut files = Vec::new();
@@ -49,6 +67,7 @@ fn xtask_build() -> (Vec<(String, String, u64)>, String) {
 
 #[test]
 fn plain_cargo_and_the_xtask_reuse_each_others_build() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (first, _) = xtask_build();
 
     let plain = cargo(&[
@@ -82,4 +101,77 @@ fn plain_cargo_and_the_xtask_reuse_each_others_build() {
     );
     // Same digests, and the very same files: nothing was staged again.
     assert_eq!(again, first, "{stderr}");
+    // The plain build left everything as it was: the xtask did not even run cargo.
+    assert!(stderr.contains(NOT_RUN), "{stderr}");
+}
+
+/// Rewrites a file's metadata only: its mtime is set to what it was, which moves its ctime.
+/// Cargo compares mtimes and finds everything fresh, so cargo runs and compiles nothing;
+/// the xtask, which compares more than cargo does, must notice and run cargo.
+fn touch_metadata(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let mtime = file.metadata().unwrap().modified().unwrap();
+    file.set_modified(mtime).unwrap();
+}
+
+/// After each change, `cargo xtask build` runs cargo (which finds nothing to compile) and
+/// stages the same files; the build after it is a no-op again.
+#[test]
+fn the_xtask_runs_cargo_again_whenever_an_input_changed() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (first, _) = xtask_build();
+    let (_, stderr) = xtask_build();
+    assert!(stderr.contains(NOT_RUN), "{stderr}");
+
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root().join("target"), Into::into);
+    let output = target_dir.join(TRIPLE).join("release/service");
+    type Change<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let changes: [Change; 6] = [
+        (
+            "a source file",
+            Box::new(|| touch_metadata(&root().join("service/src/lib.rs"))),
+        ),
+        (
+            "Cargo.lock",
+            Box::new(|| touch_metadata(&root().join("Cargo.lock"))),
+        ),
+        (
+            "a member's manifest",
+            Box::new(|| touch_metadata(&root().join("xtask/Cargo.toml"))),
+        ),
+        (
+            "the cargo config",
+            Box::new(|| touch_metadata(&root().join(".cargo/config.toml"))),
+        ),
+        (
+            "the built binary, replaced by a copy",
+            Box::new(|| {
+                let bytes = std::fs::read(&output).unwrap();
+                std::fs::remove_file(&output).unwrap();
+                std::fs::write(&output, bytes).unwrap();
+            }),
+        ),
+        ("nothing on disk (a variable, below)", Box::new(|| {})),
+    ];
+    for (what, change) in changes {
+        change();
+        let env: &[(&str, &str)] = if what.starts_with("nothing") {
+            &[("DEVLOOP_SOME_VARIABLE", "1")]
+        } else {
+            &[]
+        };
+        let (again, stderr) = xtask_build_with(env);
+        assert!(
+            !stderr.contains(NOT_RUN),
+            "{what} changed, cargo did not run:\n{stderr}"
+        );
+        assert!(stderr.contains("Finished"), "{what}: {stderr}");
+        assert!(
+            !stderr.contains("Compiling"),
+            "{what}: cargo rebuilt:\n{stderr}"
+        );
+        assert_eq!(again, first, "{what}: {stderr}");
+        let (_, stderr) = xtask_build_with(env);
+        assert!(stderr.contains(NOT_RUN), "after {what}: {stderr}");
+    }
 }

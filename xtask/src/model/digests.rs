@@ -35,6 +35,12 @@ impl Stamp {
             device: meta.dev(),
         })
     }
+
+    /// When the file last changed, content or metadata: the later of mtime and ctime, in
+    /// nanoseconds since the epoch.
+    pub fn changed_ns(&self) -> i128 {
+        self.mtime_ns.max(self.ctime_ns)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -13,6 +13,8 @@ pub struct Project {
     /// The shipped crate (`[workspace.metadata.xtask] package`).
     pub package: Package,
     pub settings: Settings,
+    /// Every workspace member's `Cargo.toml`.
+    pub manifests: Vec<Utf8PathBuf>,
 }
 
 pub struct Package {
@@ -126,7 +128,13 @@ impl Project {
             repository: pkg.repository.clone(),
             binaries,
         };
+        let manifests = meta
+            .workspace_packages()
+            .iter()
+            .map(|p| p.manifest_path.clone())
+            .collect();
         Ok(Project {
+            manifests,
             root: meta.workspace_root,
             target_dir: meta.target_directory,
             package,

@@ -1,16 +1,17 @@
 //! Cross-compiling the shipped package with cargo, then verifying and staging each target's
 //! binaries.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::model::digests::Digests;
+use crate::model::digests::{Digests, Stamp};
 use crate::model::dist::{Built, Manifest, Staging, read_manifest};
 use crate::model::elf;
+use crate::model::fresh::{self, Output, Record};
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::report::step;
@@ -118,6 +119,9 @@ fn stage(
 
 /// Runs cargo and returns the package's executables (target, name, path), read from its
 /// JSON messages; the target is the first folder of the path under the target directory.
+/// When the last build recorded that nothing it depended on changed since (see
+/// `model::fresh`), cargo is not run: its no-op costs about as much again as the xtask's
+/// whole start through `cargo run`.
 fn compile(
     sh: &Shell,
     project: &Project,
@@ -127,29 +131,50 @@ fn compile(
     let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples = Target::cargo_args(targets);
-    let command = cmd!(
-        sh,
-        "{cargo} build --package {package} {triples...} --profile {profile} --message-format=json-render-diagnostics"
-    )
-    .quiet();
+    let mut args = vec!["build", "--package", package.as_str()];
+    args.extend(triples);
+    args.extend([
+        "--profile",
+        profile,
+        "--message-format=json-render-diagnostics",
+    ]);
+    let (record, watched) = record_of(project, targets, &cargo, &args);
+    if let Some(outputs) = watched.as_ref().and_then(|_| record.fresh()) {
+        eprintln!("  cargo: nothing changed since the last build (not run)");
+        return executables(targets, outputs);
+    }
+    record.forget()?;
+    let started = SystemTime::now();
+    let command = cmd!(sh, "{cargo} {args...}").quiet();
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
     if !output.status.success() {
         bail!("cargo build failed: its errors are above");
     }
-    let mut binaries = Vec::new();
-    // Only the messages that name an executable matter: parsing the few hundred others
-    // would be a noticeable part of a no-op build.
-    let executables: String = output
+    let mut outputs = Vec::new();
+    let mut local = Local::default();
+    // Only the messages that name an executable or a local package matter: parsing the few
+    // hundred others would be a noticeable part of a no-op build.
+    let wanted: String = output
         .stdout
         .lines()
-        .filter(|line| line.contains(r#""executable":""#))
+        .filter(|line| {
+            line.contains(r#""executable":""#) || line.contains(r#""package_id":"path+"#)
+        })
         .flat_map(|line| [line, "\n"])
         .collect();
-    for message in Message::parse_stream(executables.as_bytes()) {
-        let Message::CompilerArtifact(artifact) = message? else {
-            continue;
+    for message in Message::parse_stream(wanted.as_bytes()) {
+        let artifact = match message? {
+            Message::CompilerArtifact(artifact) => artifact,
+            Message::BuildScriptExecuted(script) => {
+                local.build_scripts.push(script.out_dir);
+                continue;
+            }
+            _ => continue,
         };
+        if artifact.package_id.repr.starts_with("path+") {
+            local.manifests.push(artifact.manifest_path.clone());
+        }
         let Some(exe) = artifact.executable else {
             continue;
         };
@@ -163,9 +188,122 @@ fn compile(
             .and_then(|rel| rel.components().next())
             .and_then(|dir| targets.iter().find(|t| t.triple() == dir.as_str()));
         if let (true, Some(&target)) = (is_shipped, target) {
-            binaries.push((target, name, exe));
+            outputs.push(Output {
+                target: target.triple().to_owned(),
+                name,
+                path: exe,
+            });
         }
+    }
+    if let Some(watched) = watched {
+        // Only a shortcut: a build that cannot be recorded is simply run again next time.
+        if let Some(sources) = sources(&outputs, &local) {
+            let _ = record.save(started, &watched, &sources, &outputs);
+        }
+    }
+    executables(targets, outputs)
+}
+
+/// The record for this cargo command in this environment, and the files it must watch
+/// besides the build's own sources (`None`: this build cannot be proven fresh).
+fn record_of(
+    project: &Project,
+    targets: &[Target],
+    cargo: &str,
+    args: &[&str],
+) -> (Record, Option<Vec<Utf8PathBuf>>) {
+    // This xtask's own binary is part of the key: a record says what the xtask that wrote
+    // it watched, and a rebuilt xtask may watch more.
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Utf8PathBuf::from_path_buf(exe).ok())
+        .and_then(|exe| Stamp::of(&exe).ok())
+        .map(|stamp| format!("{stamp:?}"));
+    let command = [&[me.as_deref().unwrap_or_default(), cargo], args].concat();
+    let key = fresh::key(&command, &project.root, std::env::vars_os());
+    let record = Record::at(&project.work_dir().join("fresh"), &key);
+    let watched = me.and_then(|_| watched_inputs(project, targets));
+    (record, watched)
+}
+
+fn executables(
+    targets: &[Target],
+    outputs: Vec<Output>,
+) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
+    let mut binaries = Vec::new();
+    for output in outputs {
+        let target = targets
+            .iter()
+            .find(|t| t.triple() == output.target)
+            .with_context(|| format!("cargo built {} for an unknown target", output.path))?;
+        binaries.push((*target, output.name, output.path));
     }
     binaries.sort();
     Ok(binaries)
+}
+
+/// Files cargo reads, or would read if they appeared, besides the sources of the package:
+/// the toolchain, cargo configuration and rustup toolchain files from the workspace root up
+/// and in `CARGO_HOME`, and the workspace's manifests and lock file. `None` when the build
+/// cannot be proven fresh from files: the toolchain cannot be told (see
+/// `toolchain::watched_files`), or a configuration file names a compiler (`build.rustc`,
+/// a wrapper) or includes other files.
+fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
+    let mut files = toolchain::watched_files(targets)?;
+    let cargo_home = match std::env::var("CARGO_HOME") {
+        Ok(home) => Utf8PathBuf::from(home),
+        Err(_) => Utf8PathBuf::from(std::env::var("HOME").ok()?).join(".cargo"),
+    };
+    let mut configs = vec![cargo_home.join("config"), cargo_home.join("config.toml")];
+    for dir in project.root.ancestors() {
+        configs.push(dir.join(".cargo/config"));
+        configs.push(dir.join(".cargo/config.toml"));
+        files.push(dir.join("rust-toolchain"));
+        files.push(dir.join("rust-toolchain.toml"));
+    }
+    for config in &configs {
+        match std::fs::read_to_string(config) {
+            Ok(text) if text.contains("rustc") || text.contains("include") => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    files.extend(configs);
+    files.push(project.root.join("Cargo.toml"));
+    files.push(project.root.join("Cargo.lock"));
+    files.extend(project.manifests.iter().cloned());
+    Some(files)
+}
+
+/// What cargo's messages tell about the local (path) packages of a build.
+#[derive(Default)]
+struct Local {
+    /// The `OUT_DIR` of each build script run.
+    build_scripts: Vec<Utf8PathBuf>,
+    /// Each package's manifest (one outside the workspace is no member).
+    manifests: Vec<Utf8PathBuf>,
+}
+
+/// The local files the outputs were made from: what cargo's dep-info beside each output
+/// lists (every local crate's sources, and the files its build script watches) and every
+/// local package's manifest. `None` when a local build script watches nothing (cargo then
+/// reruns it when any file of its package changes) or a dep-info file cannot be read.
+fn sources(outputs: &[Output], local: &Local) -> Option<Vec<Utf8PathBuf>> {
+    for out_dir in &local.build_scripts {
+        let said = std::fs::read_to_string(out_dir.parent()?.join("output")).ok()?;
+        if !said.lines().any(|l| {
+            l.starts_with("cargo:rerun-if-changed=") || l.starts_with("cargo::rerun-if-changed=")
+        }) {
+            return None;
+        }
+    }
+    let mut sources = local.manifests.clone();
+    for output in outputs {
+        let dep_info = std::fs::read_to_string(output.path.with_extension("d")).ok()?;
+        sources.extend(fresh::dep_info_inputs(&dep_info)?);
+    }
+    sources.sort();
+    sources.dedup();
+    (!outputs.is_empty()).then_some(sources)
 }

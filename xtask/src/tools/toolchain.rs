@@ -43,6 +43,50 @@ fn cargo_toolchain() -> Option<Utf8PathBuf> {
         .then(|| sysroot.to_owned())
 }
 
+/// The files that tell which compiler cargo would run and which standard library it links
+/// (see `model::fresh`), or `None` when that cannot be told from files: `RUSTC` or a rustc
+/// wrapper set, no `CARGO` (not started by cargo), or a rustup proxy on PATH without
+/// `RUSTUP_TOOLCHAIN` (an override we do not follow picks the toolchain).
+pub fn watched_files(targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"]
+        .iter()
+        .any(|v| set(v))
+    {
+        return None;
+    }
+    let cargo = Utf8PathBuf::from(std::env::var("CARGO").ok()?);
+    let mut sysroots = vec![cargo.parent()?.parent()?.to_owned()];
+    let mut files = vec![cargo];
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        let home = match std::env::var("RUSTUP_HOME") {
+            Ok(home) => Utf8PathBuf::from(home),
+            Err(_) => Utf8PathBuf::from(std::env::var("HOME").ok()?).join(".rustup"),
+        };
+        if toolchain.contains('/') {
+            return None;
+        }
+        sysroots.push(home.join("toolchains").join(toolchain));
+    } else if find_on_path("rustup").is_some() {
+        return None;
+    }
+    // Whichever rustc cargo picks: the toolchain's (rustup's shortcut) or PATH's.
+    files.extend(find_on_path("rustc"));
+    for sysroot in sysroots {
+        files.push(sysroot.join("bin/rustc"));
+        files.push(sysroot.join("bin/cargo"));
+        for target in targets {
+            files.push(
+                sysroot
+                    .join("lib/rustlib")
+                    .join(target.triple())
+                    .join("lib"),
+            );
+        }
+    }
+    Some(files)
+}
+
 /// Whether the toolchain at `sysroot` has the target's standard library.
 pub fn rust_target_installed(sysroot: &Utf8Path, target: Target) -> bool {
     let lib = sysroot

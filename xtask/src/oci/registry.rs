@@ -31,6 +31,7 @@ use oci_spec::image::{
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
 
+use crate::model::profile;
 use crate::oci::auth::{AuthFiles, Challenge, Credential};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
 
@@ -745,6 +746,7 @@ pub fn push_layout(
     index_ref: Option<&str>,
     target: &Reference,
     credential: Option<Credential>,
+    allow_dev: bool,
 ) -> anyhow::Result<Pushed> {
     let tag = target
         .tag()
@@ -752,6 +754,9 @@ pub fn push_layout(
         .with_context(|| format!("push to a tag, not a digest: {target}"))?;
     let store = BlobStore::open(layout)?;
     let (index, manifests) = layout_images(&store, index_ref)?;
+    if !allow_dev {
+        refuse_dev_images(&store, &manifests)?;
+    }
     let mut client = Client::connect(target, credential)?;
     let repository = target.repository();
     let mut images = Vec::new();
@@ -801,6 +806,31 @@ pub fn push_layout(
 }
 
 /// The index to push and the image manifests under it, from a layout's `index.json`.
+/// Fails on the first image labelled as built with a profile other than release
+/// (`image --fast`): those are for local iteration, not for a registry.
+fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Result<()> {
+    for descriptor in manifests {
+        let manifest = ImageManifest::from_reader(store.read(descriptor.digest())?.as_slice())
+            .with_context(|| format!("manifest {} in the layout", descriptor.digest()))?;
+        let config =
+            ImageConfiguration::from_reader(store.read(manifest.config().digest())?.as_slice())
+                .with_context(|| format!("config {} in the layout", manifest.config().digest()))?;
+        let label = config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().as_ref())
+            .and_then(|labels| labels.get(profile::LABEL));
+        if !profile::is_release(label.map(String::as_str)) {
+            bail!(
+                "refusing to push a dev image ({}={}, from `image --fast`): rebuild without                  --fast to ship, or add --allow-dev to push it all the same",
+                profile::LABEL,
+                label.map_or("", String::as_str)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn layout_images(
     store: &BlobStore,
     index_ref: Option<&str>,

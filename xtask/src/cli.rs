@@ -348,6 +348,39 @@ mod tests {
     }
 
     #[test]
+    fn fast_means_the_dev_image_profile_and_conflicts_with_another() {
+        let cli = Cli::try_parse_from(["xtask", "build", "--fast"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert!(args.fast);
+        for args in [
+            &["xtask", "build", "--fast", "--profile", "release"][..],
+            &["xtask", "image", "--fast", "--allow-dev"],
+            &["xtask", "smoke-test", "--fast", "--image", "svc:1"],
+            &["xtask", "bench", "--only", "nothing"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        for args in [
+            &["xtask", "image", "--fast", "--push", "--allow-dev"][..],
+            &[
+                "xtask",
+                "push",
+                "--layout",
+                "l",
+                "--tag",
+                "r.io/a:1",
+                "--allow-dev",
+            ],
+            &["xtask", "smoke-test", "--fast", "--target", "arm64"],
+            &["xtask", "bench", "--only", "devloop", "--json"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
     fn an_unknown_target_is_a_usage_error_naming_the_supported_ones() {
         let err = Cli::try_parse_from(["xtask", "build", "--target", "nonsense"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);

@@ -1364,6 +1364,53 @@ mod tests {
     }
 
     #[test]
+    fn dev_images_are_refused_and_release_or_unlabelled_ones_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::create(dir.path()).unwrap();
+        let image = |labels: serde_json::Value| -> Descriptor {
+            let config = serde_json::json!({
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Labels": labels},
+                "rootfs": {"type": "layers", "diff_ids": []}
+            });
+            let config = serde_json::to_vec(&config).unwrap();
+            let config_digest = store.write(&config).unwrap();
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest.to_string(),
+                    "size": config.len()
+                },
+                "layers": []
+            }))
+            .unwrap();
+            let digest = store.write(&manifest).unwrap();
+            serde_json::from_value(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest.to_string(),
+                "size": manifest.len()
+            }))
+            .unwrap()
+        };
+        let release = image(serde_json::json!({"xtask.profile": "release"}));
+        let unlabelled = image(serde_json::json!({"org.opencontainers.image.title": "t"}));
+        let dev = image(serde_json::json!({"xtask.profile": "dev-image"}));
+        refuse_dev_images(&store, &[release.clone(), unlabelled]).unwrap();
+        let err = refuse_dev_images(&store, &[release, dev])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("refusing to push a dev image (xtask.profile=dev-image")
+                && err.contains("--allow-dev")
+                && !err.contains('\n'),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn cache_names_carry_the_platform() {
         let r: Reference = "127.0.0.1:5000/alpine:3.20".parse().unwrap();
         let p = parse_platform("linux/arm64/v8").unwrap();

@@ -73,7 +73,7 @@ impl ImageArgs {
         let names = if self.fast { names.dev()? } else { names };
         if self.fast && self.push && !self.allow_dev {
             bail!(
-                "refusing to push dev images (--fast: no LTO, larger and slower): build without                  --fast to ship, or add --allow-dev to push them all the same"
+                "refusing to push dev images (--fast: no LTO, larger and slower): build without --fast to ship, or add --allow-dev to push them all the same"
             );
         }
         if self.push {

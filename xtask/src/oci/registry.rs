@@ -822,7 +822,7 @@ fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Res
             .and_then(|labels| labels.get(profile::LABEL));
         if !profile::is_release(label.map(String::as_str)) {
             bail!(
-                "refusing to push a dev image ({}={}, from `image --fast`): rebuild without                  --fast to ship, or add --allow-dev to push it all the same",
+                "refusing to push a dev image ({}={}, from `image --fast`): rebuild without --fast to ship, or add --allow-dev to push it all the same",
                 profile::LABEL,
                 label.map_or("", String::as_str)
             );

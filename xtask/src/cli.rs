@@ -214,6 +214,9 @@ pub struct BenchArgs {
     /// Measure this section only
     #[arg(long, value_enum, value_name = "SECTION")]
     pub only: Option<BenchSection>,
+    /// Rounds of each path in the change-to-images loop (the median is reported)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub devloop_rounds: u32,
     /// Print the figures as one JSON object (schema in the README) instead of tables
     #[arg(long)]
     pub json: bool,

@@ -1,85 +1,68 @@
-//! The developer's loop: `cargo xtask build` and a plain `cargo build` of the same target
-//! share one build. Each finds the other's work fresh, and the staged binaries stay the same
-//! files. One target, to keep it short; it builds the service in release once if needed.
+//! `bench --only devloop --json`, read as a machine reads it: the development loop's figures
+//! in their documented schema, the fast path within its goal, and the user's tree untouched.
+//!
+//! Ignored by default: on a fresh target dir it builds both profiles for both targets first
+//! (about 4 minutes on 2 cores; warm, about 1 minute). Run it with
+//! `cargo test -p xtask --test devloop -- --ignored`.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-const TRIPLE: &str = "x86_64-unknown-linux-musl";
+use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-/// Runs cargo as a user types it, from the workspace root; fails the test on failure.
-fn cargo(args: &[&str]) -> Output {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `cargo xtask build --target amd64 --json`: the staged files as (path, sha256, inode).
-fn xtask_build() -> (Vec<(String, String, u64)>, String) {
-    let out = cargo(&["xtask", "build", "--target", "amd64", "--json"]);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let dirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut files = Vec::new();
-    for pair in dirs.as_array().unwrap() {
-        let dir = Path::new(pair[0].as_str().unwrap());
-        for file in pair[1]["files"].as_array().unwrap() {
-            let path = dir.join(file["name"].as_str().unwrap());
-            let inode = std::fs::metadata(&path).unwrap().ino();
-            let sha256 = file["sha256"].as_str().unwrap().to_owned();
-            files.push((path.display().to_string(), sha256, inode));
-        }
-    }
-    assert!(!files.is_empty());
-    (files, stderr)
-}
+use serde_json::Value;
+use support::{root, run, xtask_ok};
 
 #[test]
-fn plain_cargo_and_the_xtask_reuse_each_others_build() {
-    let (first, _) = xtask_build();
-
-    let plain = cargo(&[
-        "build",
-        "--release",
-        "--target",
-        TRIPLE,
-        "--package",
-        "service",
-        "--message-format=json",
+#[ignore = "builds both profiles for both targets: minutes on a fresh target dir"]
+fn bench_json_reports_the_development_loop_within_its_goal() {
+    let status_before = run(
+        "git",
+        &["-C", root().to_str().unwrap(), "status", "--porcelain"],
+    );
+    let out = xtask_ok(&[
+        "bench",
+        "--only",
+        "devloop",
+        "--devloop-rounds",
+        "1",
+        "--json",
     ]);
-    let stderr = String::from_utf8(plain.stderr).unwrap();
+    let figures: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(figures["schema"], 1, "{figures:#}");
+    let devloop = &figures["devloop"];
+    let runs = devloop["runs"].as_array().unwrap();
+    let paths: Vec<(&str, usize)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap(),
+                r["targets"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(paths, [("release", 2), ("fast", 2), ("fast", 1)]);
+    let seconds = |i: usize| runs[i]["seconds"].as_f64().unwrap();
+    assert!(runs.iter().all(|r| r["rounds"] == 1));
+    let ratio = devloop["fast_over_release"].as_f64().unwrap();
+    assert!((ratio - seconds(1) / seconds(0)).abs() < 1e-9);
     assert!(
-        !stderr.contains("Compiling"),
-        "plain cargo rebuilt:\n{stderr}"
+        ratio <= devloop["goal"].as_f64().unwrap(),
+        "the fast path took {ratio:.2} of the release path's time"
     );
-    let mut artifacts = 0;
-    for line in String::from_utf8(plain.stdout).unwrap().lines() {
-        let message: serde_json::Value = serde_json::from_str(line).unwrap();
-        if message["reason"] == "compiler-artifact" {
-            artifacts += 1;
-            assert_eq!(message["fresh"], true, "not fresh: {line}");
-        }
-    }
-    assert!(artifacts > 0, "cargo reported no artifacts");
-
-    let (again, stderr) = xtask_build();
-    assert!(
-        !stderr.contains("Compiling"),
-        "the xtask rebuilt:\n{stderr}"
+    let sizes = devloop["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 4, "two binaries for each of two targets");
+    assert!(sizes.iter().all(|s| s["fast"].as_u64() > Some(0)));
+    // The edits happened in a worktree of HEAD, removed again.
+    assert_eq!(
+        run(
+            "git",
+            &["-C", root().to_str().unwrap(), "status", "--porcelain"]
+        ),
+        status_before
     );
-    // Same digests, and the very same files: nothing was staged again.
-    assert_eq!(again, first, "{stderr}");
+    let worktrees = Command::new("git")
+        .args(["-C", root().to_str().unwrap(), "worktree", "list"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&worktrees.stdout).contains("devloop"));
 }

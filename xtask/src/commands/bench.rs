@@ -80,7 +80,7 @@ impl BenchArgs {
         };
         if self.only == Some(BenchSection::Devloop) {
             toolchain::cross_env(sh, project, &Target::ALL)?;
-            let figures = devloop::measure(sh, project)?;
+            let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
             out.table(devloop::render(&figures));
             out.figures.devloop = Some(figures);
             return out.finish();
@@ -101,7 +101,7 @@ impl BenchArgs {
         out.table(sizes(sh, project)?);
         out.table(noop_times(sh, project)?);
         out.table(image_assembly(sh, project, &scratch)?);
-        let figures = devloop::measure(sh, project)?;
+        let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
         out.table(devloop::render(&figures));
         out.figures.devloop = Some(figures);
         out.table(throughput(sh, project, &scratch, &wrk, &self)?);

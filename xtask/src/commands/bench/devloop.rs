@@ -26,8 +26,6 @@ use crate::tools::{git, toolchain};
 /// The file each measured build changes, and the string literal changed in it.
 pub const EDITED: &str = "service/src/routes.rs";
 const ANCHOR: &str = "\"database unreachable\"";
-/// Rounds of each path, interleaved; the median is reported.
-const ROUNDS: usize = 3;
 /// The goal for the fast path against the release path, both targets.
 pub const GOAL: f64 = 1.0 / 3.0;
 
@@ -86,7 +84,8 @@ struct Place {
     layout: Utf8PathBuf,
 }
 
-pub fn measure(sh: &Shell, project: &Project) -> anyhow::Result<Devloop> {
+/// Measures each path `rounds` times, interleaved, and reports the medians.
+pub fn measure(sh: &Shell, project: &Project, rounds: usize) -> anyhow::Result<Devloop> {
     let base = project.work_dir().join("devloop");
     let place = Place {
         src: base.join("src"),
@@ -142,7 +141,7 @@ pub fn measure(sh: &Shell, project: &Project) -> anyhow::Result<Devloop> {
         (ImagePath::Fast, &one),
     ];
     let mut times = vec![Vec::new(); plan.len()];
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for (i, (path, targets)) in plan.iter().enumerate() {
             edit()?;
             let seconds = image(sh, project, &place, *path, targets)?;
@@ -162,7 +161,7 @@ pub fn measure(sh: &Shell, project: &Project) -> anyhow::Result<Devloop> {
             path: *path,
             targets: targets.iter().map(|t| t.triple().to_owned()).collect(),
             seconds: super::median(times),
-            rounds: ROUNDS,
+            rounds,
         })
         .collect();
     Ok(Devloop {
@@ -263,10 +262,11 @@ pub fn render(d: &Devloop) -> String {
         })
         .collect();
     format!(
-        "one-line change in {} to images ({} cores, median of {ROUNDS}; warm-up {:.0}s)\n{}\
+        "one-line change in {} to images ({} cores, median of {}; warm-up {:.0}s)\n{}\
          fast / release, both targets = {:.2} (target: at most {:.2})\n{}",
         d.edit,
         d.cores,
+        d.runs.first().map_or(0, |r| r.rounds),
         d.warmup_seconds,
         report::table(&["path", "targets", "time"], &rows),
         d.fast_over_release,

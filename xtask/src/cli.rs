@@ -53,9 +53,14 @@ pub struct BuildArgs {
     /// aarch64-unknown-linux-musl]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
-    /// The cargo profile to build with
+    /// The cargo profile to build with; binaries of any profile but release are staged in
+    /// `dist/<profile>/<triple>`
     #[arg(long, value_name = "NAME", default_value = "release")]
     pub profile: String,
+    /// Build with the dev-image profile (no LTO, incremental): the same as
+    /// `--profile dev-image`
+    #[arg(long, conflicts_with = "profile")]
+    pub fast: bool,
     /// Print the staged artifacts as JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -100,6 +105,14 @@ pub struct ImageArgs {
     /// Push every architecture's image, then the multi-architecture index
     #[arg(long)]
     pub push: bool,
+    /// Build from binaries of the dev-image profile (no LTO, incremental): much faster to
+    /// rebuild, larger and slower. Tagged `<tag>-dev` (`<tag>-dev-<arch>`) and labelled
+    /// `xtask.profile=dev-image`; `--push` refuses them unless --allow-dev
+    #[arg(long)]
+    pub fast: bool,
+    /// Push dev-image builds all the same (with --fast --push)
+    #[arg(long, requires = "push")]
+    pub allow_dev: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the images as JSON instead of a table
@@ -116,6 +129,9 @@ pub struct PushArgs {
     /// image to `<tag>-<arch>`
     #[arg(long, value_name = "REF")]
     pub tag: Reference,
+    /// Push images labelled as dev-image builds (`image --fast`) all the same
+    #[arg(long)]
+    pub allow_dev: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the pushed images and the uploaded byte count as JSON instead of a table
@@ -183,6 +199,9 @@ pub struct SmokeArgs {
     /// Seconds to wait for /healthz after the container starts (emulation is slow)
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// Test the dev images `image --fast` built (`<tag>-dev-<arch>`), with the same checks
+    #[arg(long, conflicts_with = "images")]
+    pub fast: bool,
     /// Print the results as JSON (schema in README) instead of a table; progress stays on
     /// stderr
     #[arg(long)]
@@ -211,6 +230,9 @@ pub struct RunArgs {
     /// Seconds to wait for /healthz after the container starts (emulation is slow)
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// Build and run a dev image (`image --fast`) instead of a release one
+    #[arg(long)]
+    pub fast: bool,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +246,22 @@ pub struct BenchArgs {
     /// Skip the cold builds (minutes each); measure no-op builds, sizes and throughput only
     #[arg(long)]
     pub skip_cold: bool,
+    /// Measure this section only
+    #[arg(long, value_enum, value_name = "SECTION")]
+    pub only: Option<BenchSection>,
+    /// Rounds of each path in the change-to-images loop (the median is reported)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub devloop_rounds: u32,
+    /// Print the figures as one JSON object (schema in the README) instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A part of `bench` that can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSection {
+    /// From a one-line change in the service to both images, release path against fast path
+    Devloop,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +406,39 @@ mod tests {
             &["xtask", "run", "--port", "99999"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn fast_means_the_dev_image_profile_and_conflicts_with_another() {
+        let cli = Cli::try_parse_from(["xtask", "build", "--fast"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert!(args.fast);
+        for args in [
+            &["xtask", "build", "--fast", "--profile", "release"][..],
+            &["xtask", "image", "--fast", "--allow-dev"],
+            &["xtask", "smoke-test", "--fast", "--image", "svc:1"],
+            &["xtask", "bench", "--only", "nothing"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        for args in [
+            &["xtask", "image", "--fast", "--push", "--allow-dev"][..],
+            &[
+                "xtask",
+                "push",
+                "--layout",
+                "l",
+                "--tag",
+                "r.io/a:1",
+                "--allow-dev",
+            ],
+            &["xtask", "smoke-test", "--fast", "--target", "arm64"],
+            &["xtask", "bench", "--only", "devloop", "--json"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
     }
 

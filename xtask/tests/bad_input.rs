@@ -285,6 +285,11 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
             &["image", "--push", "--registry", &busy_registry],
             "answers, but not as a registry (GET /v2/ gave 404)",
         ),
+        // Dev images are not pushed unless forced; refused before anything is built.
+        case(
+            &["image", "--fast", "--push", "--registry", &closed_registry],
+            "refusing to push dev images (--fast",
+        ),
         // Missing artifacts.
         case(
             &["smoke-test", "--image", "xtask-bad-input/nope:nope"],

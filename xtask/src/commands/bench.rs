@@ -2,19 +2,22 @@
 //! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
 //! and gzipped, and throughput of `/hello` and of an allocation-heavy `/messages` for the
 //! musl build, with mimalloc and with musl's malloc, against a glibc build; and SIGTERM
-//! under keep-alive load.
+//! under keep-alive load; and the developer's loop, release path against fast path (see
+//! `devloop`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
+use serde::Serialize;
 use xshell::{Shell, cmd};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchSection};
 use crate::interrupt::{self, Undo, wait_until};
 use crate::model::choice::{Compression, EngineKind};
 use crate::model::dist::gzip_size;
+use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::oci::assemble::{self, Settings};
@@ -30,8 +33,58 @@ const ROUNDS: usize = 3;
 /// The variant the others are compared with.
 const GLIBC: usize = 1;
 
+mod devloop;
+
+/// What `bench --json` prints (schema in the README).
+#[derive(Debug, Serialize)]
+struct Figures {
+    /// Bumped when a field changes meaning or goes away.
+    schema: u32,
+    /// The development loop, when it was measured.
+    devloop: Option<devloop::Devloop>,
+    /// Every other section, as the tables the bench prints without --json.
+    tables: Vec<String>,
+}
+
+/// Each section's figures: printed as they come, or gathered for --json.
+struct Out {
+    json: bool,
+    figures: Figures,
+}
+
+impl Out {
+    fn table(&mut self, table: String) {
+        if !self.json {
+            println!("{table}");
+        }
+        self.figures.tables.push(table);
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&self.figures)?);
+        }
+        Ok(())
+    }
+}
+
 impl BenchArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let mut out = Out {
+            json: self.json,
+            figures: Figures {
+                schema: 1,
+                devloop: None,
+                tables: Vec::new(),
+            },
+        };
+        if self.only == Some(BenchSection::Devloop) {
+            toolchain::cross_env(sh, project, &Target::ALL)?;
+            let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
+            out.table(devloop::render(&figures));
+            out.figures.devloop = Some(figures);
+            return out.finish();
+        }
         let wrk = which::find_on_path("wrk")
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
         // Provisions zig once; the builds below, in scratch target directories under ours,
@@ -43,22 +96,22 @@ impl BenchArgs {
         std::fs::create_dir_all(&scratch)?;
 
         if !self.skip_cold {
-            println!("{}", build_times(sh, project, &scratch)?);
+            out.table(build_times(sh, project, &scratch)?);
         }
-        println!("{}", sizes(sh, project)?);
-        println!("{}", noop_times(sh, project)?);
-        println!("{}", image_assembly(sh, project, &scratch)?);
-        println!("{}", throughput(sh, project, &scratch, &wrk, &self)?);
+        out.table(sizes(sh, project)?);
+        out.table(noop_times(sh, project)?);
+        out.table(image_assembly(sh, project, &scratch)?);
+        let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
+        out.table(devloop::render(&figures));
+        out.figures.devloop = Some(figures);
+        out.table(throughput(sh, project, &scratch, &wrk, &self)?);
         let drain = load::DrainLoad {
             connections: self.connections,
             ..Default::default()
         };
         let shipped = project.dist_dir(Target::X86_64Musl).join("service");
-        println!(
-            "{}",
-            load::drain_under_load(sh, &wrk, &shipped, &scratch, &drain)?
-        );
-        Ok(())
+        out.table(load::drain_under_load(sh, &wrk, &shipped, &scratch, &drain)?.to_string());
+        out.finish()
     }
 }
 
@@ -208,7 +261,13 @@ const IMAGE_ROUNDS: usize = 3;
 fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Result<String> {
     let built = compile::build(sh, project, &Target::ALL, "release")?;
     let epoch = git::source_date_epoch(sh)?;
-    let args = context::build_args(project, "scratch", git::revision(sh).as_deref(), epoch);
+    let args = context::build_args(
+        project,
+        "scratch",
+        git::revision(sh).as_deref(),
+        epoch,
+        profile::RELEASE,
+    );
     let recipe = context::recipe(project, &args)?;
     let contexts = scratch.join("image");
     for b in &built {

@@ -5,6 +5,7 @@ use xshell::Shell;
 use crate::cli::BuildArgs;
 use crate::model::digests::Digests;
 use crate::model::dist::Built;
+use crate::model::profile;
 use crate::model::project::Project;
 use crate::report;
 use crate::tools::compile;
@@ -12,7 +13,11 @@ use crate::tools::compile;
 impl BuildArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let targets = project.targets(&self.targets);
-        let built = compile::build(sh, project, &targets, &self.profile)?;
+        let profile = match self.fast {
+            true => profile::DEV_IMAGE,
+            false => &self.profile,
+        };
+        let built = compile::build(sh, project, &targets, profile)?;
         if self.json {
             let manifests: Vec<_> = built.iter().map(|b| (&b.dir, &b.manifest)).collect();
             println!("{}", serde_json::to_string_pretty(&manifests)?);

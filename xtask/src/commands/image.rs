@@ -14,6 +14,7 @@ use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
+use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::provenance::Subject;
 use crate::model::recipe::{Base, Recipe};
@@ -83,6 +84,13 @@ impl ImageArgs {
             name,
             &project.package.version,
         )?;
+        let profile = profile::of(self.fast);
+        let names = if self.fast { names.dev()? } else { names };
+        if self.fast && self.push && !self.allow_dev {
+            bail!(
+                "refusing to push dev images (--fast: no LTO, larger and slower): build without --fast to ship, or add --allow-dev to push them all the same"
+            );
+        }
         if self.push {
             let Some(registry) = names.registry() else {
                 bail!(
@@ -99,7 +107,8 @@ impl ImageArgs {
         let budget = project.size_budget(&base)?;
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
-        let build_args = context::build_args(project, &base, git::revision(sh).as_deref(), epoch);
+        let build_args =
+            context::build_args(project, &base, git::revision(sh).as_deref(), epoch, profile);
         let engine = match self.engine {
             BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {
@@ -138,7 +147,7 @@ impl ImageArgs {
             }
             Builder::Engine(_) => Vec::new(),
         };
-        let built = compile::build(sh, project, &targets, "release")?;
+        let built = compile::build(sh, project, &targets, profile)?;
         let (contexts, _contexts_removed) = contexts_dir(project)?;
         let job = Job {
             project,
@@ -613,6 +622,7 @@ fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> an
             Some(&layout.index),
             &target,
             credential,
+            args.allow_dev,
         )
     })?;
     eprintln!("  {}", pushed.uploads);
@@ -680,7 +690,13 @@ mod tests {
 
     fn runtime_recipe() -> Recipe {
         let project = Project::load().unwrap();
-        let args = context::build_args(&project, "scratch", Some("abc123"), 1_700_000_000);
+        let args = context::build_args(
+            &project,
+            "scratch",
+            Some("abc123"),
+            1_700_000_000,
+            profile::DEV_IMAGE,
+        );
         context::recipe(&project, &args).unwrap()
     }
 
@@ -696,7 +712,8 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(labels["org.opencontainers.image.base.name"], "scratch");
-        assert_eq!(labels.len(), 8);
+        assert_eq!(labels["xtask.profile"], "dev-image");
+        assert_eq!(labels.len(), 9);
         assert_eq!(recipe.base, Base::Scratch);
     }
 

@@ -12,7 +12,7 @@ impl PushArgs {
     pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
         let credential = self.auth.credential()?;
         let pushed = report::step(format!("pushed {}", self.tag), || {
-            registry::push_layout(&self.layout, None, &self.tag, credential)
+            registry::push_layout(&self.layout, None, &self.tag, credential, self.allow_dev)
         })?;
         let uploads = pushed.uploads;
         eprintln!("  {uploads}");

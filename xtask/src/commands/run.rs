@@ -50,7 +50,7 @@ impl RunArgs {
         if let Some(notice) = engine.sweep_leftovers(sh)? {
             eprintln!("  {notice}");
         }
-        let built = build_image(sh, &engine, target, self.tag.as_deref())?;
+        let built = build_image(sh, &engine, target, self.tag.as_deref(), self.fast)?;
         let reference = built.reference.as_str();
 
         let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
@@ -136,14 +136,18 @@ fn build_image(
     engine: &Engine,
     target: Target,
     tag: Option<&str>,
+    fast: bool,
 ) -> anyhow::Result<Built> {
     let xtask = std::env::current_exe().context("finding the xtask's own executable")?;
     let arch = target.arch();
     let load = engine.name();
-    let tag: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();
+    let mut options: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();
+    if fast {
+        options.push("--fast");
+    }
     let command = cmd!(
         sh,
-        "{xtask} image --target {arch} --load {load} --json {tag...}"
+        "{xtask} image --target {arch} --load {load} --json {options...}"
     );
     let done = process::run(command, Io::Capture, Io::Inherit)?;
     ensure!(

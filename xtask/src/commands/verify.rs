@@ -23,7 +23,7 @@ use crate::oci::registry::Client;
 use crate::report::{self, step};
 use crate::tools::git;
 use crate::tools::process::{self, Io};
-use crate::tools::toolchain::{self, CSource};
+use crate::tools::toolchain;
 
 /// The ref name the rebuild's index gets in its own layout.
 const REBUILD_TAG: &str = "verify";
@@ -264,41 +264,13 @@ impl Rebuild<'_> {
     /// Runs the xtask in the worktree with its own target dir; what it prints on stdout
     /// (its tables) is not ours to print.
     fn xtask(&self, command: xshell::Cmd<'_>) -> anyhow::Result<()> {
-        let mut command = command.env("CARGO_TARGET_DIR", &self.target_dir);
-        if let Some(path) = path_with_zig(self.project) {
-            command = command.env("PATH", path);
-        }
-        // `cargo xtask` hands us this checkout's C compiler wrappers through cargo's `[env]`;
-        // the rebuild must use its own checkout's, or it would take ours for the user's.
-        let ours = self.project.root.join(".cargo/cc");
-        for (key, value) in std::env::vars() {
-            if (key.starts_with("CC_") || key.starts_with("AR_"))
-                && Utf8Path::new(&value).starts_with(&ours)
-            {
-                command = command.env_remove(key);
-            }
-        }
+        let command = toolchain::in_other_checkout(self.project, command, &self.target_dir);
         let finished = process::run(command, Io::Capture, Io::Inherit)?;
         if !finished.status.success() {
             bail!("the rebuild failed: its errors are above");
         }
         Ok(())
     }
-}
-
-/// The rebuild would provision zig into its fresh target dir; the one already provisioned
-/// here (the same pinned version) is shared through PATH instead.
-fn path_with_zig(project: &Project) -> Option<std::ffi::OsString> {
-    let zig =
-        project.settings.targets.iter().find_map(|&t| {
-            match toolchain::locate_c_compiler(project, t) {
-                CSource::Zig(zig) => Some(zig),
-                _ => None,
-            }
-        })?;
-    let mut dirs = vec![zig.parent()?.as_std_path().to_owned()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH")?));
-    std::env::join_paths(dirs).ok()
 }
 
 fn dist_manifests(

@@ -8,6 +8,7 @@ pub mod digests;
 pub mod dist;
 pub mod elf;
 pub mod fresh;
+pub mod profile;
 pub mod project;
 pub mod provenance;
 pub mod recipe;

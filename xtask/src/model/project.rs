@@ -158,6 +158,19 @@ impl Project {
         self.target_dir.join("dist").join(target.triple())
     }
 
+    /// Where binaries built with `profile` are staged: release ones in [`Self::dist_dir`],
+    /// any other profile's in `dist/<profile>/<triple>`, so a dev build never replaces them.
+    pub fn profile_dist_dir(&self, profile: &str, target: Target) -> Utf8PathBuf {
+        if profile == crate::model::profile::RELEASE {
+            self.dist_dir(target)
+        } else {
+            self.target_dir
+                .join("dist")
+                .join(profile)
+                .join(target.triple())
+        }
+    }
+
     /// The image name: `name` in [workspace.metadata.xtask.image], else the package's.
     pub fn image_name(&self) -> &str {
         self.settings

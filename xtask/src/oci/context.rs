@@ -80,12 +80,13 @@ fn normalise(dir: &Utf8Path, epoch: u64) -> anyhow::Result<()> {
 }
 
 /// The build arguments `Dockerfile.runtime` declares: OCI labels from Cargo.toml and git,
-/// the base and the port.
+/// the base, the port and the cargo profile of the binaries.
 pub fn build_args(
     project: &Project,
     base: &str,
     revision: Option<&str>,
     epoch: u64,
+    profile: &str,
 ) -> Vec<(String, String)> {
     let package = &project.package;
     let created = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch));
@@ -103,6 +104,7 @@ pub fn build_args(
         ("BASE_NAME", base.to_owned()),
         ("BASE", base.to_owned()),
         ("PORT", project.settings.image.port.to_string()),
+        ("PROFILE", profile.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use anyhow::bail;
 use oci_spec::distribution::{ParseError, Reference};
 
+use crate::model::profile;
 use crate::model::target::Target;
 
 /// An image reference as the user wrote it, checked against the distribution grammar.
@@ -195,6 +196,22 @@ impl ImageNames {
         Ok(ImageNames { index, parsed })
     }
 
+    /// The same names for dev images (`image --fast`): the tag gets the dev suffix, so they
+    /// never replace a release image.
+    pub fn dev(self) -> anyhow::Result<ImageNames> {
+        // `new` always gives the index a tag of its own, after the last `/`.
+        let Some((repository, tag)) = self
+            .index
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+        else {
+            bail!("{} has no tag to mark as a dev image", self.index);
+        };
+        let index = format!("{repository}:{}", profile::dev_tag(tag));
+        let parsed: ImageRef = index.parse()?;
+        Ok(ImageNames { index, parsed })
+    }
+
     pub fn for_target(&self, target: Target) -> String {
         format!("{}-{}", self.index, target.arch())
     }
@@ -238,6 +255,25 @@ mod tests {
         assert_eq!(n.index, "127.0.0.1:5000/svc:2.0.0");
         let plain: ImageRef = "team/svc:1".parse().unwrap();
         assert_eq!(plain.registry(), None);
+    }
+
+    #[test]
+    fn dev_images_get_a_tag_of_their_own() {
+        let n = ImageNames::new(None, Some("127.0.0.1:5000"), "svc", "1.0.0")
+            .unwrap()
+            .dev()
+            .unwrap();
+        assert_eq!(n.index, "127.0.0.1:5000/svc:1.0.0-dev");
+        assert_eq!(
+            n.for_target(Target::Aarch64Musl),
+            "127.0.0.1:5000/svc:1.0.0-dev-arm64"
+        );
+        assert_eq!(n.registry(), Some("127.0.0.1:5000"));
+        let n = ImageNames::new(Some("team/svc:edge-dev"), None, "x", "1")
+            .unwrap()
+            .dev()
+            .unwrap();
+        assert_eq!(n.index, "team/svc:edge-dev");
     }
 
     #[test]

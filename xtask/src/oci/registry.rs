@@ -31,6 +31,7 @@ use oci_spec::image::{
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
 
+use crate::model::profile;
 use crate::oci::auth::{AuthFiles, Challenge, Credential};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
 use crate::oci::referrers;
@@ -850,6 +851,7 @@ pub fn push_layout(
     index_ref: Option<&str>,
     target: &Reference,
     credential: Option<Credential>,
+    allow_dev: bool,
 ) -> anyhow::Result<Pushed> {
     let tag = target
         .tag()
@@ -857,6 +859,9 @@ pub fn push_layout(
         .with_context(|| format!("push to a tag, not a digest: {target}"))?;
     let store = BlobStore::open(layout)?;
     let (index, manifests) = layout_images(&store, index_ref)?;
+    if !allow_dev {
+        refuse_dev_images(&store, &manifests)?;
+    }
     let mut client = Client::connect(target, credential)?;
     let repository = target.repository();
     let mut images = Vec::new();
@@ -961,6 +966,31 @@ fn copy_referrers(
 }
 
 /// The index to push and the image manifests under it, from a layout's `index.json`.
+/// Fails on the first image labelled as built with a profile other than release
+/// (`image --fast`): those are for local iteration, not for a registry.
+fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Result<()> {
+    for descriptor in manifests {
+        let manifest = ImageManifest::from_reader(store.read(descriptor.digest())?.as_slice())
+            .with_context(|| format!("manifest {} in the layout", descriptor.digest()))?;
+        let config =
+            ImageConfiguration::from_reader(store.read(manifest.config().digest())?.as_slice())
+                .with_context(|| format!("config {} in the layout", manifest.config().digest()))?;
+        let label = config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().as_ref())
+            .and_then(|labels| labels.get(profile::LABEL));
+        if !profile::is_release(label.map(String::as_str)) {
+            bail!(
+                "refusing to push a dev image ({}={}, from `image --fast`): rebuild without --fast to ship, or add --allow-dev to push it all the same",
+                profile::LABEL,
+                label.map_or("", String::as_str)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn layout_images(
     store: &BlobStore,
     index_ref: Option<&str>,
@@ -1493,6 +1523,53 @@ mod tests {
         assert_eq!(
             base_repository(&manifest("not a reference"), "127.0.0.1:5000"),
             None
+        );
+    }
+
+    #[test]
+    fn dev_images_are_refused_and_release_or_unlabelled_ones_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::create(dir.path()).unwrap();
+        let image = |labels: serde_json::Value| -> Descriptor {
+            let config = serde_json::json!({
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Labels": labels},
+                "rootfs": {"type": "layers", "diff_ids": []}
+            });
+            let config = serde_json::to_vec(&config).unwrap();
+            let config_digest = store.write(&config).unwrap();
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest.to_string(),
+                    "size": config.len()
+                },
+                "layers": []
+            }))
+            .unwrap();
+            let digest = store.write(&manifest).unwrap();
+            serde_json::from_value(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest.to_string(),
+                "size": manifest.len()
+            }))
+            .unwrap()
+        };
+        let release = image(serde_json::json!({"xtask.profile": "release"}));
+        let unlabelled = image(serde_json::json!({"org.opencontainers.image.title": "t"}));
+        let dev = image(serde_json::json!({"xtask.profile": "dev-image"}));
+        refuse_dev_images(&store, &[release.clone(), unlabelled]).unwrap();
+        let err = refuse_dev_images(&store, &[release, dev])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("refusing to push a dev image (xtask.profile=dev-image")
+                && err.contains("--allow-dev")
+                && !err.contains('\n'),
+            "{err}"
         );
     }
 

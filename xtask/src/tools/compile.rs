@@ -45,7 +45,7 @@ pub fn build(
         .iter()
         .map(|&target| {
             let ours: Vec<_> = binaries.iter().filter(|b| b.0 == target).collect();
-            stage(project, target, &ours, compiled, &mut digests)
+            stage(project, target, profile, &ours, compiled, &mut digests)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     digests.save()?;
@@ -58,6 +58,7 @@ pub fn build(
 fn stage(
     project: &Project,
     target: Target,
+    profile: &str,
     binaries: &[&(Target, String, Utf8PathBuf)],
     compiled: Duration,
     digests: &mut Digests,
@@ -83,7 +84,7 @@ fn stage(
         target: target.triple().to_owned(),
         files,
     };
-    let dest = project.dist_dir(target);
+    let dest = project.profile_dist_dir(profile, target);
     let unchanged = read_manifest(&dest).is_ok_and(|staged| staged == manifest)
         && manifest
             .files

@@ -290,6 +290,47 @@ pub fn link(to: &Utf8Path, link: &Utf8Path) -> anyhow::Result<()> {
     std::fs::rename(&tmp, link).with_context(|| format!("linking {link}"))
 }
 
+/// `command`, an xtask run in another checkout of this project (verify's clean rebuild,
+/// bench's development loop), with `target_dir` as its target dir. It shares the zig
+/// provisioned here through PATH instead of fetching its own, and uses its own checkout's C
+/// compiler wrappers: `cargo xtask` hands this run ours through cargo's `[env]`, and the
+/// other run would take them for the user's.
+pub fn in_other_checkout<'a>(
+    project: &Project,
+    command: xshell::Cmd<'a>,
+    target_dir: &Utf8Path,
+) -> xshell::Cmd<'a> {
+    let mut command = command.env("CARGO_TARGET_DIR", target_dir);
+    if let Some(path) = path_with_zig(project) {
+        command = command.env("PATH", path);
+    }
+    let ours = project.root.join(".cargo/cc");
+    for (key, value) in std::env::vars() {
+        if (key.starts_with("CC_") || key.starts_with("AR_"))
+            && Utf8Path::new(&value).starts_with(&ours)
+        {
+            command = command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// PATH with the directory of the zig provisioned here first.
+fn path_with_zig(project: &Project) -> Option<std::ffi::OsString> {
+    let zig =
+        project
+            .settings
+            .targets
+            .iter()
+            .find_map(|&t| match locate_c_compiler(project, t) {
+                CSource::Zig(zig) => Some(zig),
+                _ => None,
+            })?;
+    let mut dirs = vec![zig.parent()?.as_std_path().to_owned()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH")?));
+    std::env::join_paths(dirs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -82,11 +82,13 @@ impl SmokeArgs {
         if self.images.is_empty() {
             let name = project.image_name();
             let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
+            let names = if self.fast { names.dev()? } else { names };
             let tag = self
                 .tag
                 .as_ref()
                 .map(|t| format!(" --tag {t}"))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                + if self.fast { " --fast" } else { "" };
             for target in project.targets(&self.targets) {
                 let reference = names.for_target(target);
                 let image = engine.find_image(sh, &reference)?.with_context(|| {

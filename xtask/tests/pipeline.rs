@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::registry::Registry;
-use support::reports::SmokeRun;
+use support::reports::{BenchRun, SmokeRun};
 use support::{XTASK, platforms, root, run, sha256_hex, succeed, xtask_ok, xtask_ok_with};
 
 mod support;
@@ -78,6 +78,7 @@ fn pipeline() {
     let dist = build_both_targets_static();
     a_truncated_binary_in_cargos_output_is_refused();
     scratch_images_are_small_and_pass_the_smoke_test();
+    fast_images_are_marked_and_pass_the_same_smoke_test();
     signals_at_any_moment_of_the_smoke_test_leave_nothing();
     a_second_ctrl_c_ends_the_run_at_once();
     the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up();
@@ -93,6 +94,7 @@ fn pipeline() {
     podman_builds_pushes_and_runs_the_same_images(&registry);
     ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
     sigterm_during_bench_stops_its_builds();
+    bench_json_reports_the_fast_path_within_its_goal();
 }
 
 fn build_both_targets_static() -> PathBuf {
@@ -153,6 +155,50 @@ fn scratch_images_are_small_and_pass_the_smoke_test() {
         );
     }
     assert_both_architectures_pass(&smoke_ok(&["smoke-test"]));
+    assert_nothing_left();
+}
+
+/// `image --fast`: dev images beside the release ones (`-dev` tags, the profile label), then
+/// the same smoke test on both architectures; the release images stay as they were.
+fn fast_images_are_marked_and_pass_the_same_smoke_test() {
+    let release_id = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "tiny-service:0.1.0-arm64",
+    ]);
+    let images: Value = serde_json::from_str(&xtask_ok(&["image", "--fast", "--json"])).unwrap();
+    for image in images.as_array().unwrap() {
+        let arch = image["arch"].as_str().unwrap();
+        let reference = image["reference"].as_str().unwrap();
+        assert_eq!(reference, format!("tiny-service:0.1.0-dev-{arch}"));
+        let profile = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"xtask.profile\"}}",
+            reference,
+        ]);
+        assert_eq!(profile, "dev-image", "{reference}");
+    }
+    let smoke = smoke_ok(&["smoke-test", "--fast"]);
+    assert_both_architectures_pass(&smoke);
+    assert!(
+        smoke.images.iter().all(|i| i.image.contains("-dev-")),
+        "{smoke:#?}"
+    );
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "tiny-service:0.1.0-arm64"
+        ]),
+        release_id,
+        "the release image changed"
+    );
     assert_nothing_left();
 }
 
@@ -966,4 +1012,56 @@ fn sigterm_during_bench_stops_its_builds() {
     let ended = job.signal("TERM").expect("still running");
     assert_interrupted_cleanly(&ended, "SIGTERM during bench");
     assert!(!scratch.exists(), "{scratch:?} left behind");
+}
+
+/// `bench --only devloop --json`, read as a machine reads it: a one-line change to both
+/// images on either path (one round: its target dir starts from this run's builds), the
+/// fast path within its goal, and the user's tree untouched.
+fn bench_json_reports_the_fast_path_within_its_goal() {
+    let status = || {
+        run(
+            "git",
+            &["-C", root().to_str().unwrap(), "status", "--porcelain"],
+        )
+    };
+    let before = status();
+    let out = xtask_ok(&[
+        "bench",
+        "--only",
+        "devloop",
+        "--devloop-rounds",
+        "1",
+        "--json",
+    ]);
+    let devloop = BenchRun::parse(out.as_bytes())
+        .devloop
+        .expect("a devloop section");
+    eprintln!("{devloop:#?}");
+    let plan: Vec<(&str, usize, usize)> = devloop
+        .runs
+        .iter()
+        .map(|r| (r.path.as_str(), r.targets.len(), r.rounds))
+        .collect();
+    assert_eq!(plan, [("release", 2, 1), ("fast", 2, 1), ("fast", 1, 1)]);
+    assert!(
+        (devloop.fast_over_release - devloop.runs[1].seconds / devloop.runs[0].seconds).abs()
+            < 1e-9
+    );
+    assert!(
+        devloop.fast_over_release <= devloop.goal,
+        "the fast path took {:.2} of the release path's time",
+        devloop.fast_over_release
+    );
+    assert_eq!(devloop.edit, "service/src/routes.rs");
+    assert_eq!(
+        devloop.sizes.len(),
+        4,
+        "two binaries for each of two targets"
+    );
+    for size in &devloop.sizes {
+        assert!(size.release > 0 && size.fast > 0, "{size:?}");
+    }
+    assert_eq!(status(), before, "the bench changed the working tree");
+    let worktrees = run("git", &["-C", root().to_str().unwrap(), "worktree", "list"]);
+    assert!(!worktrees.contains("devloop"), "{worktrees}");
 }

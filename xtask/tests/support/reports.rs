@@ -104,3 +104,48 @@ impl Doctor {
             .unwrap_or_else(|| panic!("no tool {name}: {self:#?}"))
     }
 }
+
+/// `bench --json` (schema in README): the development loop's figures.
+#[derive(Debug, Deserialize)]
+pub struct BenchRun {
+    pub schema: u32,
+    pub devloop: Option<Devloop>,
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Devloop {
+    pub cores: usize,
+    pub edit: String,
+    pub warmup_seconds: f64,
+    pub runs: Vec<DevloopRun>,
+    pub fast_over_release: f64,
+    pub goal: f64,
+    pub sizes: Vec<DevloopSizes>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DevloopRun {
+    /// `release` or `fast`.
+    pub path: String,
+    pub targets: Vec<String>,
+    pub seconds: f64,
+    pub rounds: usize,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DevloopSizes {
+    pub target: String,
+    pub binary: String,
+    pub release: u64,
+    pub fast: u64,
+}
+
+impl BenchRun {
+    pub fn parse(stdout: &[u8]) -> BenchRun {
+        let run: BenchRun = serde_json::from_slice(stdout)
+            .unwrap_or_else(|e| panic!("bench --json: {e}: {}", String::from_utf8_lossy(stdout)));
+        assert_eq!(run.schema, 1);
+        run
+    }
+}

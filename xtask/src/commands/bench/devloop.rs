@@ -125,6 +125,9 @@ pub fn measure(sh: &Shell, project: &Project, rounds: usize) -> anyhow::Result<D
     let both = Target::ALL.to_vec();
     let one = vec![Target::X86_64Musl];
     let started = Instant::now();
+    if !place.target_dir.exists() {
+        seed(sh, project, &place.target_dir, &both)?;
+    }
     eprintln!(
         "  warming both profiles in {} (long on a first bench only)",
         project.relative(&place.target_dir)
@@ -173,6 +176,37 @@ pub fn measure(sh: &Shell, project: &Project, rounds: usize) -> anyhow::Result<D
         goal: GOAL,
         sizes: sizes(&place.target_dir, &both)?,
     })
+}
+
+/// A first bench starts its target dir from the user's compiled dependencies, so the
+/// warm-up rebuilds the workspace's own crates only, not every dependency twice per target.
+/// Cargo keys a registry crate's artifacts by package, profile, target and toolchain, never
+/// by the workspace's path, so the worktree's cargo finds them fresh (and rebuilds them, as
+/// it would anyway, when any of those differ). `cp -a` keeps the mtimes its fingerprints
+/// compare; fingerprints are copied last, so an interrupted seed only costs rebuilds.
+fn seed(sh: &Shell, project: &Project, dest: &Utf8Path, targets: &[Target]) -> anyhow::Result<()> {
+    for target in targets {
+        for profile in [profile::RELEASE, profile::DEV_IMAGE] {
+            let from = project.target_dir.join(target.triple()).join(profile);
+            let to = dest.join(target.triple()).join(profile);
+            for part in ["deps", "build", ".fingerprint"] {
+                let src = from.join(part);
+                if !src.is_dir() {
+                    continue;
+                }
+                std::fs::create_dir_all(&to).with_context(|| format!("creating {to}"))?;
+                cmd!(sh, "cp -a --reflink=auto {src} {to}")
+                    .quiet()
+                    .run()
+                    .with_context(|| {
+                        format!(
+                            "seeding the bench's target dir from {src}: remove {dest} and retry"
+                        )
+                    })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `image` (with `--fast` on the fast path) in the worktree, into the bench's layout

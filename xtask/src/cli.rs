@@ -262,6 +262,8 @@ pub struct BenchArgs {
 pub enum BenchSection {
     /// From a one-line change in the service to both images, release path against fast path
     Devloop,
+    /// A no-op `cargo xtask build` against a no-op plain `cargo build`, both targets
+    Noop,
 }
 
 #[derive(Debug, Args)]

@@ -95,6 +95,7 @@ fn pipeline() {
     ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
     sigterm_during_bench_stops_its_builds();
     bench_json_reports_the_fast_path_within_its_goal();
+    bench_json_reports_no_op_builds_against_plain_cargo();
 }
 
 fn build_both_targets_static() -> PathBuf {
@@ -1064,4 +1065,28 @@ fn bench_json_reports_the_fast_path_within_its_goal() {
     assert_eq!(status(), before, "the bench changed the working tree");
     let worktrees = run("git", &["-C", root().to_str().unwrap(), "worktree", "list"]);
     assert!(!worktrees.contains("devloop"), "{worktrees}");
+}
+
+/// `bench --only noop --json`: the alias as typed, the binary alone and plain cargo, each a
+/// no-op (the bench fails if one compiles), medians in the documented schema. The ratio is
+/// printed, not asserted: a timing on a shared machine is the bench's job, not a test's.
+fn bench_json_reports_no_op_builds_against_plain_cargo() {
+    let out = xtask_ok(&["bench", "--only", "noop", "--json"]);
+    let bench = BenchRun::parse(out.as_bytes());
+    assert!(bench.devloop.is_none());
+    let noop = bench.noop.expect("a noop section");
+    eprintln!("{noop:#?}");
+    let drivers: Vec<&str> = noop.runs.iter().map(|r| r.driver.as_str()).collect();
+    assert_eq!(
+        drivers,
+        [
+            "cargo xtask build",
+            "xtask build (the binary alone)",
+            "plain cargo build --release"
+        ]
+    );
+    assert!(noop.rounds >= 10 && noop.goal == 1.5, "{noop:?}");
+    assert!(noop.runs.iter().all(|r| r.seconds > 0.0), "{noop:?}");
+    let ratio = noop.runs[0].seconds / noop.runs[2].seconds;
+    assert!((noop.xtask_over_plain - ratio).abs() < 1e-9, "{noop:?}");
 }

@@ -40,6 +40,8 @@ mod devloop;
 struct Figures {
     /// Bumped when a field changes meaning or goes away.
     schema: u32,
+    /// No-op builds, when they were measured.
+    noop: Option<Noop>,
     /// The development loop, when it was measured.
     devloop: Option<devloop::Devloop>,
     /// Every other section, as the tables the bench prints without --json.
@@ -60,6 +62,16 @@ impl Out {
         self.figures.tables.push(table);
     }
 
+    fn noop(&mut self, noop: Noop) {
+        self.table(noop.render());
+        self.figures.noop = Some(noop);
+    }
+
+    fn devloop(&mut self, figures: devloop::Devloop) {
+        self.table(devloop::render(&figures));
+        self.figures.devloop = Some(figures);
+    }
+
     fn finish(self) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&self.figures)?);
@@ -74,16 +86,23 @@ impl BenchArgs {
             json: self.json,
             figures: Figures {
                 schema: 1,
+                noop: None,
                 devloop: None,
                 tables: Vec::new(),
             },
         };
-        if self.only == Some(BenchSection::Devloop) {
-            toolchain::cross_env(sh, project, &Target::ALL)?;
-            let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
-            out.table(devloop::render(&figures));
-            out.figures.devloop = Some(figures);
-            return out.finish();
+        match self.only {
+            Some(BenchSection::Devloop) => {
+                toolchain::cross_env(sh, project, &Target::ALL)?;
+                out.devloop(devloop::measure(sh, project, self.devloop_rounds as usize)?);
+                return out.finish();
+            }
+            Some(BenchSection::Noop) => {
+                compile::build(sh, project, &Target::ALL, profile::RELEASE)?;
+                out.noop(noop_times(sh, project)?);
+                return out.finish();
+            }
+            None => {}
         }
         let wrk = which::find_on_path("wrk")
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
@@ -99,11 +118,9 @@ impl BenchArgs {
             out.table(build_times(sh, project, &scratch)?);
         }
         out.table(sizes(sh, project)?);
-        out.table(noop_times(sh, project)?);
+        out.noop(noop_times(sh, project)?);
         out.table(image_assembly(sh, project, &scratch)?);
-        let figures = devloop::measure(sh, project, self.devloop_rounds as usize)?;
-        out.table(devloop::render(&figures));
-        out.figures.devloop = Some(figures);
+        out.devloop(devloop::measure(sh, project, self.devloop_rounds as usize)?);
         out.table(throughput(sh, project, &scratch, &wrk, &self)?);
         let drain = load::DrainLoad {
             connections: self.connections,
@@ -166,14 +183,14 @@ fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Res
 }
 
 /// Rounds of each no-op build; the median is reported.
-const NOOP_ROUNDS: usize = 5;
+const NOOP_ROUNDS: usize = 11;
 
 /// A no-op `cargo xtask build` (through cargo's alias, as typed) and the xtask binary alone,
 /// against a no-op plain `cargo build --release` of the same targets, alternating in our own
 /// target directory (built by `sizes` just before): each must find the others' build fresh.
 /// The goal is at most 1.5x cargo alone; `cargo run` checking the xtask itself is part of
 /// the first figure and not of the second.
-fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<String> {
+fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<Noop> {
     let xtask = std::env::current_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
@@ -210,23 +227,64 @@ fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<String> {
         interrupt::check()?;
     }
     let medians = times.map(|mut t| median(&mut t));
-    let rows: Vec<Vec<String>> = labels
-        .iter()
-        .zip(medians)
-        .map(|(label, time)| {
-            vec![
-                (*label).to_owned(),
-                report::millis(Duration::from_secs_f64(time)),
-                format!("{:.2}", time / medians[2]),
-            ]
-        })
-        .collect();
-    Ok(format!(
-        "no-op builds, both targets, alternating (median of {NOOP_ROUNDS})\n{}\
-         no-op: cargo xtask build / plain = {:.2} (target: at most 1.5)\n",
-        report::table(&["driver", "no-op", "vs plain"], &rows),
-        medians[0] / medians[2]
-    ))
+    Ok(Noop {
+        rounds: NOOP_ROUNDS,
+        runs: labels
+            .iter()
+            .zip(medians)
+            .map(|(label, seconds)| NoopRun {
+                driver: (*label).to_owned(),
+                seconds,
+            })
+            .collect(),
+        xtask_over_plain: medians[0] / medians[2],
+        goal: NOOP_GOAL,
+    })
+}
+
+/// The most a no-op `cargo xtask build` should take, against a no-op plain `cargo build`.
+const NOOP_GOAL: f64 = 1.5;
+
+/// What `bench --json` reports under `noop` (schema in the README).
+#[derive(Debug, Serialize)]
+struct Noop {
+    rounds: usize,
+    /// Each driver's median: `cargo xtask build`, the xtask binary alone, plain cargo.
+    runs: Vec<NoopRun>,
+    /// `cargo xtask build` (as typed) over plain `cargo build --release`.
+    xtask_over_plain: f64,
+    goal: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct NoopRun {
+    driver: String,
+    seconds: f64,
+}
+
+impl Noop {
+    fn render(&self) -> String {
+        let plain = self.runs.last().map_or(f64::NAN, |r| r.seconds);
+        let rows: Vec<Vec<String>> = self
+            .runs
+            .iter()
+            .map(|run| {
+                vec![
+                    run.driver.clone(),
+                    report::millis(Duration::from_secs_f64(run.seconds)),
+                    format!("{:.2}", run.seconds / plain),
+                ]
+            })
+            .collect();
+        format!(
+            "no-op builds, both targets, alternating (median of {})\n{}\
+             no-op: cargo xtask build / plain = {:.2} (target: at most {})\n",
+            self.rounds,
+            report::table(&["driver", "no-op", "vs plain"], &rows),
+            self.xtask_over_plain,
+            self.goal
+        )
+    }
 }
 
 fn sizes(sh: &Shell, project: &Project) -> anyhow::Result<String> {

@@ -109,8 +109,23 @@ impl Doctor {
 #[derive(Debug, Deserialize)]
 pub struct BenchRun {
     pub schema: u32,
+    pub noop: Option<Noop>,
     pub devloop: Option<Devloop>,
     pub tables: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Noop {
+    pub rounds: usize,
+    pub runs: Vec<NoopRun>,
+    pub xtask_over_plain: f64,
+    pub goal: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoopRun {
+    pub driver: String,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Deserialize)]

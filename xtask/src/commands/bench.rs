@@ -133,7 +133,7 @@ impl BenchArgs {
 }
 
 fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Result<String> {
-    let xtask = std::env::current_exe()?;
+    let xtask = process::own_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples = Target::cargo_args(&Target::ALL);
@@ -191,7 +191,7 @@ const NOOP_ROUNDS: usize = 11;
 /// The goal is at most 1.5x cargo alone; `cargo run` checking the xtask itself is part of
 /// the first figure and not of the second.
 fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<Noop> {
-    let xtask = std::env::current_exe()?;
+    let xtask = process::own_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
     let triples = Target::cargo_args(&Target::ALL);

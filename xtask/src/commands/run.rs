@@ -15,7 +15,7 @@ use crate::interrupt::{Undo, wait_until};
 use crate::model::project::Project;
 use crate::model::target::Target;
 use crate::report::{self, ExitStatus, step};
-use crate::tools::containers::Resources;
+use crate::tools::containers::{self, Resources};
 use crate::tools::engine::Engine;
 use crate::tools::probe::free_port;
 use crate::tools::process::{self, Io};
@@ -23,9 +23,6 @@ use crate::tools::qemu;
 
 /// How long `migrate up` may take (under emulation, seconds).
 const MIGRATE_LIMIT: Duration = Duration::from_secs(120);
-/// How long the service gets to stop on SIGTERM at Ctrl-C before it is killed: the signal
-/// handler's grace leaves room for this and the removals after it.
-const STOP_LIMIT: &str = "2";
 
 /// What `image --json` says of one image; the rest of its fields are not needed here.
 #[derive(Debug, Deserialize)]
@@ -85,8 +82,11 @@ impl RunArgs {
         // and the service's last lines are shown.
         let remover = engine.remover();
         let stopping = name.clone();
+        // The smoke test's stop deadline: the signal handler's grace leaves room for it and
+        // the removals after it.
+        let stop_seconds = containers::STOP_DEADLINE.as_secs().to_string();
         let _stop = Undo::new(move || {
-            remover.remove(&["stop", "--time", STOP_LIMIT, &stopping]);
+            remover.remove(&["stop", "--time", &stop_seconds, &stopping]);
         });
         {
             let _ticking = report::ticking("waiting for /healthz");
@@ -138,7 +138,7 @@ fn build_image(
     tag: Option<&str>,
     fast: bool,
 ) -> anyhow::Result<Built> {
-    let xtask = std::env::current_exe().context("finding the xtask's own executable")?;
+    let xtask = process::own_exe()?;
     let arch = target.arch();
     let load = engine.name();
     let mut options: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();

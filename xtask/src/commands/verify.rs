@@ -88,8 +88,7 @@ impl VerifyArgs {
         let rebuild = Rebuild {
             project,
             src: scratch.join("src"),
-            target_dir: Utf8PathBuf::from_path_buf(scratch.join("target"))
-                .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?,
+            target_dir: utf8(scratch.join("target"))?,
             layout: scratch.join("layout"),
         };
         let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
@@ -235,7 +234,7 @@ impl Rebuild<'_> {
             format_args!("checked out {short} in {}", self.src.display()),
             || git::add_worktree(sh, &self.src, commit),
         )?;
-        let exe = std::env::current_exe().context("finding the running xtask")?;
+        let exe = process::own_exe()?;
         let triples = Target::cargo_args(targets);
         let compression = if zstd { "zstd" } else { "gzip" };
         let layout = &self.layout;
@@ -253,11 +252,7 @@ impl Rebuild<'_> {
             ))
         })?;
         let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;
-        let layout = Layout::open(
-            Utf8PathBuf::from_path_buf(self.layout.clone())
-                .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?
-                .as_path(),
-        )?;
+        let layout = Layout::open(utf8(self.layout.clone())?.as_path())?;
         Ok((manifests, Images::from_layout(&layout, REBUILD_TAG)?))
     }
 
@@ -372,8 +367,7 @@ fn first_difference(
         if want.digest == got.digest {
             continue;
         }
-        let dir = Utf8PathBuf::from_path_buf(scratch.join("layout"))
-            .map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))?;
+        let dir = utf8(scratch.join("layout"))?;
         let mut rebuilt = Layout::open(&dir)?;
         let found = compare::first_difference(
             &want.platform,

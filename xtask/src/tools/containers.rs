@@ -18,7 +18,7 @@ use crate::tools::probe::http_get;
 use crate::tools::process::{self, Io, Running};
 
 /// `docker stop` would wait 10 s; a clean service exits well within this.
-const STOP_DEADLINE: Duration = Duration::from_secs(2);
+pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Containers and volumes of one run, removed when it ends however it ends.
 pub struct Resources<'a> {

@@ -71,6 +71,12 @@ impl std::error::Error for TimedOut {}
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `cmd` to its end; an interrupt stops it and returns `Interrupted`.
+/// The running xtask's own executable, for commands that run another xtask command as a
+/// child (commands never call one another in-process).
+pub fn own_exe() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe().context("finding the running xtask's executable")
+}
+
 pub fn run(cmd: Cmd<'_>, stdout: Io, stderr: Io) -> anyhow::Result<Finished> {
     interrupt::check()?;
     run_inner(cmd.into(), stdout, stderr, true, None)

@@ -219,7 +219,7 @@ fn image(
     path: ImagePath,
     targets: &[Target],
 ) -> anyhow::Result<f64> {
-    let xtask = std::env::current_exe().context("finding the running xtask")?;
+    let xtask = process::own_exe()?;
     let triples = Target::cargo_args(targets);
     let layout = &place.layout;
     let tag = format!("devloop/{}:bench", project.image_name());
@@ -236,11 +236,12 @@ fn image(
     let seconds = started.elapsed().as_secs_f64();
     interrupt::check()?;
     if !done.status.success() {
+        // Its own errors first, then our one line.
+        eprint!("{}", done.stderr);
         bail!(
-            "`cargo xtask image{}` failed in the bench's worktree {}:\n{}",
+            "`cargo xtask image{}` failed in the bench's worktree {}: see its errors above",
             fast.map(|f| format!(" {f}")).unwrap_or_default(),
-            place.src,
-            done.stderr
+            place.src
         );
     }
     if !done.stderr.contains("Compiling service") {

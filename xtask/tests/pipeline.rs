@@ -181,7 +181,7 @@ fn fast_images_are_marked_and_pass_the_same_smoke_test() {
             "{{index .Config.Labels \"xtask.profile\"}}",
             reference,
         ]);
-        assert_eq!(profile, "dev-image", "{reference}");
+        assert_eq!(profile.trim(), "dev-image", "{reference}");
     }
     let smoke = smoke_ok(&["smoke-test", "--fast"]);
     assert_both_architectures_pass(&smoke);

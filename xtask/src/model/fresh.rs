@@ -14,9 +14,17 @@
 //! local file cargo's dep-info lists for the outputs (sources, `include_str!`, build
 //! scripts' `rerun-if-changed`). Registry sources are pinned by `Cargo.lock`, as for cargo.
 //! Anything unexpected means "not proven": the build runs.
+//!
+//! No record is made when an input may have changed while cargo ran: one whose ctime or
+//! mtime is later than, or within `MARGIN_NS` before, that of a marker file written just
+//! before cargo started. Both times come from the file system's clock (the kernel's coarse
+//! one, or a network server's), never from `SystemTime::now()`. Nor when a source is a
+//! directory (a build script's `rerun-if-changed=<dir>`): cargo scans all the files under
+//! it, but a directory's own times do not move when one of them is edited. The toolchain's
+//! standard library folders are watched as directories on purpose: rustup adds and
+//! replaces their files, which moves the folder's times, and replaces rustc with them.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use anyhow::Context;
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
@@ -89,6 +97,31 @@ fn identity(path: &Utf8Path) -> anyhow::Result<Option<Stamp>> {
     }
 }
 
+/// How long before cargo started an input may have changed and still be taken as changed
+/// while it ran: covers the coarse clock file times come from and one that lags a little.
+/// An input edited within it costs one more cargo run, never a wrong skip.
+pub const MARGIN_NS: i128 = 2_000_000_000;
+
+/// When a build started, by the file system's clock, less `MARGIN_NS`.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    ns: i128,
+}
+
+impl Started {
+    /// The start given by a file written just before the build, as `Stamp::changed_ns`.
+    fn from_marker(marker_ns: i128) -> Started {
+        Started {
+            ns: marker_ns - MARGIN_NS,
+        }
+    }
+
+    /// Whether a file last changed at `changed_ns` may have changed after the build started.
+    fn may_follow(self, changed_ns: i128) -> bool {
+        changed_ns >= self.ns
+    }
+}
+
 /// How many records are kept, one per key: the same build started from environments that
 /// differ (the xtask run by hand, through `cargo run`, or by the bench) each keeps its own
 /// and they do not invalidate one another's.
@@ -141,21 +174,35 @@ impl Record {
         }
     }
 
+    /// Forgets the recorded build and tells when the next one starts, by the time of a
+    /// marker file written now: call it just before running cargo.
+    pub fn start(&self) -> anyhow::Result<Started> {
+        self.forget()?;
+        let dir = self.path.parent().context("record path has no parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        // One per process: a concurrent build must not move ours.
+        let marker = dir.join(format!("started-{}", std::process::id()));
+        std::fs::write(&marker, "").with_context(|| format!("writing {marker}"))?;
+        let stamp = Stamp::of(&marker);
+        let _ = std::fs::remove_file(&marker);
+        Ok(Started::from_marker(stamp?.changed_ns()))
+    }
+
     /// Records a successful build that started at `started`, with its inputs: `watched`
     /// may be absent (config and toolchain files cargo would read if they appeared),
     /// `sources` must exist. Nothing is recorded (and `false` returned) when a source is
-    /// missing, or an input changed after the build started: cargo may have read it either
-    /// way, so the outputs prove nothing about it as it is now.
+    /// missing or a directory, or an input may have changed after the build started: cargo
+    /// may have read it either way, so the outputs prove nothing about it as it is now.
     pub fn save(
         &self,
-        started: SystemTime,
+        started: Started,
         watched: &[Utf8PathBuf],
         sources: &[Utf8PathBuf],
         outputs: &[Output],
     ) -> anyhow::Result<bool> {
-        let started_ns = started
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+        if sources.iter().any(|path| path.is_dir()) {
+            return Ok(false);
+        }
         let mut contents = Contents {
             format: FORMAT,
             key: self.key.clone(),
@@ -165,7 +212,8 @@ impl Record {
         let required = sources.iter().map(|p| (p, true));
         for (path, required) in watched.iter().map(|p| (p, false)).chain(required) {
             let stamp = identity(path)?;
-            if (required && stamp.is_none()) || stamp.is_some_and(|s| s.changed_ns() >= started_ns)
+            if (required && stamp.is_none())
+                || stamp.is_some_and(|s| started.may_follow(s.changed_ns()))
             {
                 return Ok(false);
             }
@@ -272,8 +320,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::create_dir_all(dir.join("out")).unwrap();
         std::fs::write(dir.join("src/lib.rs"), "fn a() {}").unwrap();
-        let started = SystemTime::now() + Duration::from_secs(1);
         std::fs::write(dir.join("out/bin"), "binary").unwrap();
+        let started = long_after(&dir.join("out/bin"));
         let key = key(&["build"], dir, vars(&[("A", "1")]));
         let record = Record::at(&dir.join("records"), &key);
         let saved = record
@@ -286,6 +334,11 @@ mod tests {
             .unwrap();
         assert!(saved);
         record
+    }
+
+    /// A start well past the margin after `path` was last written (by its file time).
+    fn long_after(path: &Utf8Path) -> Started {
+        Started::from_marker(Stamp::of(path).unwrap().changed_ns() + MARGIN_NS + 1)
     }
 
     fn output(dir: &Utf8Path) -> Output {
@@ -352,7 +405,7 @@ mod tests {
         let first = recorded(&dir);
         let records = dir.join("records");
         let out = output(&dir);
-        let later = SystemTime::now() + Duration::from_secs(1);
+        let later = long_after(&out.path);
         for i in 0..KEPT {
             let other = Record::at(&records, &format!("other-{i}"));
             assert!(
@@ -413,8 +466,7 @@ mod tests {
     fn a_build_is_not_recorded_when_a_source_changed_while_it_ran_or_is_missing() {
         let (_tmp, dir) = scratch_dir();
         let src = dir.join("lib.rs");
-        let started = SystemTime::now() - Duration::from_secs(1);
-        std::fs::write(&src, "").unwrap();
+        let watched = dir.join("config.toml");
         std::fs::write(dir.join("bin"), "").unwrap();
         let out = Output {
             target: "t".into(),
@@ -422,12 +474,60 @@ mod tests {
             path: dir.join("bin"),
         };
         let record = Record::at(&dir.join("records"), "k");
-        let saved = record.save(started, &[], &[src], std::slice::from_ref(&out));
-        assert!(!saved.unwrap());
-        let later = SystemTime::now() + Duration::from_secs(1);
-        let saved = record.save(later, &[], &[dir.join("gone.rs")], &[out]);
+        let later = long_after(&out.path);
+        let save = |started, watched: &[Utf8PathBuf], sources: &[Utf8PathBuf]| {
+            record
+                .save(started, watched, sources, std::slice::from_ref(&out))
+                .unwrap()
+        };
+
+        // Written just before the build started, by the file system's own clock: within
+        // the margin, so it may have been read either way.
+        std::fs::write(&src, "").unwrap();
+        let started = record.start().unwrap();
+        assert!(!save(started, &[], std::slice::from_ref(&src)), "source");
+        std::fs::write(&watched, "").unwrap();
+        assert!(!save(later, std::slice::from_ref(&watched), &[]), "watched");
+        assert!(!save(later, &[], &[dir.join("gone.rs")]), "missing");
+        assert_eq!(record.fresh(), None);
+        assert!(save(long_after(&watched), &[watched], &[src]));
+        let left: Vec<_> = dir.join("records").read_dir_utf8().unwrap().collect();
+        assert_eq!(left.len(), 1, "the start marker was left: {left:?}");
+    }
+
+    #[test]
+    fn a_change_up_to_the_margin_before_the_start_counts_as_during_the_build() {
+        let marker = 100 * 1_000_000_000;
+        let started = Started::from_marker(marker);
+        for changed in [marker + 1, marker, marker - 1, marker - MARGIN_NS] {
+            assert!(started.may_follow(changed), "{changed}");
+        }
+        for changed in [marker - MARGIN_NS - 1, 0] {
+            assert!(!started.may_follow(changed), "{changed}");
+        }
+    }
+
+    #[test]
+    fn a_build_watching_a_directory_is_not_recorded() {
+        let (_tmp, dir) = scratch_dir();
+        std::fs::create_dir_all(dir.join("assets")).unwrap();
+        std::fs::write(dir.join("assets/a.txt"), "a").unwrap();
+        std::fs::write(dir.join("lib.rs"), "").unwrap();
+        std::fs::write(dir.join("bin"), "").unwrap();
+        let out = Output {
+            target: "t".into(),
+            name: "bin".into(),
+            path: dir.join("bin"),
+        };
+        let record = Record::at(&dir.join("records"), "k");
+        let later = long_after(&out.path);
+        // A build script's `rerun-if-changed=assets` lands in dep-info as the folder.
+        let sources = [dir.join("lib.rs"), dir.join("assets")];
+        let saved = record.save(later, &[], &sources, std::slice::from_ref(&out));
         assert!(!saved.unwrap());
         assert_eq!(record.fresh(), None);
+        let saved = record.save(later, &[], &sources[..1], &[out]);
+        assert!(saved.unwrap(), "the same build without the folder");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Cross-compiling the shipped package with cargo, then verifying and staging each target's
 //! binaries.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8PathBuf;
@@ -144,8 +144,7 @@ fn compile(
         eprintln!("  cargo: nothing changed since the last build (not run)");
         return executables(targets, outputs);
     }
-    record.forget()?;
-    let started = SystemTime::now();
+    let started = record.start()?;
     let command = cmd!(sh, "{cargo} {args...}").quiet();
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
@@ -251,10 +250,7 @@ fn executables(
 /// a wrapper) or includes other files.
 fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
     let mut files = toolchain::watched_files(targets)?;
-    let cargo_home = match std::env::var("CARGO_HOME") {
-        Ok(home) => Utf8PathBuf::from(home),
-        Err(_) => Utf8PathBuf::from(std::env::var("HOME").ok()?).join(".cargo"),
-    };
+    let cargo_home = toolchain::tool_home("CARGO_HOME", ".cargo")?;
     let mut configs = vec![cargo_home.join("config"), cargo_home.join("config.toml")];
     for dir in project.root.ancestors() {
         configs.push(dir.join(".cargo/config"));
@@ -262,6 +258,8 @@ fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathB
         files.push(dir.join("rust-toolchain"));
         files.push(dir.join("rust-toolchain.toml"));
     }
+    // Judged by their text: any mention of "rustc" or "include", even in a comment, turns
+    // the skip off, which costs a cargo run and is never a wrong skip.
     for config in &configs {
         match std::fs::read_to_string(config) {
             Ok(text) if text.contains("rustc") || text.contains("include") => return None,

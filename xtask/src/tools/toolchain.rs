@@ -33,7 +33,10 @@ pub fn sysroot(sh: &Shell) -> anyhow::Result<Utf8PathBuf> {
 /// `rustc --print sysroot` through rustup's proxy costs a few of them. None when `RUSTC`
 /// names another compiler or the layout is not a toolchain's.
 fn cargo_toolchain() -> Option<Utf8PathBuf> {
-    if std::env::var_os("RUSTC").is_some() {
+    if ["RUSTC", "CARGO_BUILD_RUSTC"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
         return None;
     }
     let cargo = Utf8PathBuf::from(std::env::var("CARGO").ok()?);
@@ -43,26 +46,47 @@ fn cargo_toolchain() -> Option<Utf8PathBuf> {
         .then(|| sysroot.to_owned())
 }
 
-/// The files that tell which compiler cargo would run and which standard library it links
-/// (see `model::fresh`), or `None` when that cannot be told from files: `RUSTC` or a rustc
-/// wrapper set, no `CARGO` (not started by cargo), or a rustup proxy on PATH without
-/// `RUSTUP_TOOLCHAIN` (an override we do not follow picks the toolchain).
-pub fn watched_files(targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"]
+/// The variables that make cargo run a compiler or wrapper other than the toolchain's
+/// rustc, each in its plain and its `CARGO_BUILD_` spelling: such a program can be rebuilt
+/// in place, so no file we watch tells whether it changed.
+const COMPILER_VARS: [&str; 6] = [
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+];
+
+/// Whether a variable (read through `var`) names a compiler or wrapper for cargo to run.
+fn compiler_named(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    COMPILER_VARS
         .iter()
-        .any(|v| set(v))
-    {
+        .any(|name| var(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// `CARGO_HOME` or `RUSTUP_HOME` (`var`): the variable, else `$HOME/<default>`.
+pub fn tool_home(var: &str, default: &str) -> Option<Utf8PathBuf> {
+    match std::env::var(var) {
+        Ok(home) => Some(Utf8PathBuf::from(home)),
+        Err(_) => Some(Utf8PathBuf::from(std::env::var("HOME").ok()?).join(default)),
+    }
+}
+
+/// The files that tell which compiler cargo would run and which standard library it links
+/// (see `model::fresh`), or `None` when that cannot be told from files: a compiler or
+/// wrapper named by a variable (`COMPILER_VARS`), no `CARGO` (not started by cargo), or a
+/// rustup proxy on PATH without `RUSTUP_TOOLCHAIN` (an override we do not follow picks the
+/// toolchain).
+pub fn watched_files(targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
+    if compiler_named(|name| std::env::var_os(name)) {
         return None;
     }
     let cargo = Utf8PathBuf::from(std::env::var("CARGO").ok()?);
     let mut sysroots = vec![cargo.parent()?.parent()?.to_owned()];
     let mut files = vec![cargo];
     if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
-        let home = match std::env::var("RUSTUP_HOME") {
-            Ok(home) => Utf8PathBuf::from(home),
-            Err(_) => Utf8PathBuf::from(std::env::var("HOME").ok()?).join(".rustup"),
-        };
+        let home = tool_home("RUSTUP_HOME", ".rustup")?;
         if toolchain.contains('/') {
             return None;
         }
@@ -382,6 +406,25 @@ mod tests {
             String::from_utf8(ar.stdout).unwrap(),
             "ar\ncq\nlib.a\nx.o\n"
         );
+    }
+
+    #[test]
+    fn a_compiler_or_wrapper_named_in_any_spelling_is_noticed() {
+        let only = |set: &'static str, value: &'static str| {
+            move |name: &str| (name == set).then(|| value.into())
+        };
+        for name in COMPILER_VARS {
+            assert!(compiler_named(only(name, "/opt/rustc")), "{name}");
+            assert!(!compiler_named(only(name, "")), "{name} empty");
+        }
+        for name in [
+            "CARGO_BUILD_RUSTC",
+            "CARGO_BUILD_RUSTC_WRAPPER",
+            "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            assert!(compiler_named(only(name, "sccache")), "{name}");
+        }
+        assert!(!compiler_named(only("CARGO_BUILD_RUSTDOC", "/opt/rustdoc")));
     }
 
     #[test]

@@ -48,14 +48,12 @@ impl Blobs for Repository {
     /// Through the referrers API, or the fallback tag where the registry has none.
     fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
         let repository = self.reference.repository().to_owned();
-        let mut found = Vec::new();
-        for entry in self.client.referrers(&repository, subject)? {
-            let raw = self.client.manifest(&repository, entry.digest().as_ref())?;
-            let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
-                .with_context(|| format!("the referrer {} of {subject}", entry.digest()))?;
-            found.push((entry, manifest));
-        }
-        Ok(found)
+        Ok(self
+            .client
+            .referrer_manifests(&repository, subject)?
+            .into_iter()
+            .map(|found| (found.descriptor, found.manifest))
+            .collect())
     }
 }
 

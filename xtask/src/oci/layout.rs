@@ -8,24 +8,17 @@ use std::collections::BTreeSet;
 use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use oci_spec::image::{
-    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest,
-    MediaType, OciLayoutBuilder,
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType, OciLayoutBuilder,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
 use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
 
 pub struct Layout {
     pub dir: Utf8PathBuf,
-}
-
-/// Serialises with every object's keys sorted (serde_json's map is a BTreeMap), so that
-/// types holding HashMaps (labels, annotations) give the same bytes in every run.
-pub fn canonical_json(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
-    let value = serde_json::to_value(value)?;
-    Ok(serde_json::to_vec(&value)?)
 }
 
 impl Layout {
@@ -310,30 +303,9 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// An image index over `manifests`.
-pub fn empty_index(manifests: Vec<Descriptor>) -> anyhow::Result<ImageIndex> {
-    Ok(ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_is_canonical_whatever_the_map_order() {
-        let mut a = std::collections::HashMap::new();
-        for k in ["z", "a", "m", "b", "y", "c"] {
-            a.insert(k, 1);
-        }
-        assert_eq!(
-            String::from_utf8(canonical_json(&a).unwrap()).unwrap(),
-            r#"{"a":1,"b":1,"c":1,"m":1,"y":1,"z":1}"#
-        );
-    }
 
     #[test]
     fn tags_replace_by_name_blobs_dedupe_and_prune_keeps_what_is_named() {

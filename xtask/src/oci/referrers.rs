@@ -403,4 +403,26 @@ mod tests {
             merge(None, &[sbom1, prov]).unwrap()
         );
     }
+
+    #[test]
+    fn find_reads_artifact_manifests_only_and_matches_the_subject() {
+        let ours = referrer(&image(), &sbom("a"), "2024-01-01T00:00:00Z").unwrap();
+        // Another tool's referrer that is an index: listed with an artifactType, not read.
+        let mut an_index = Descriptor::new(
+            MediaType::ImageIndex,
+            9,
+            Digest::from_str(&format!("sha256:{}", "d".repeat(64))).unwrap(),
+        );
+        an_index.set_artifact_type(Some(MediaType::from("application/example")));
+        let entries = [an_index, ours.descriptor.clone()];
+        let read = |d: &Digest| {
+            anyhow::ensure!(d == ours.descriptor.digest(), "read {d}");
+            Ok(ours.manifest.clone())
+        };
+        let found = find(&entries, image().digest(), read).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.digest(), ours.descriptor.digest());
+        let elsewhere = Digest::from_str(&format!("sha256:{}", "e".repeat(64))).unwrap();
+        assert!(find(&entries, &elsewhere, read).unwrap().is_empty());
+    }
 }

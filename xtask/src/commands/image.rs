@@ -405,12 +405,12 @@ impl Job<'_> {
         .to_string();
         [
             Document {
-                artifact_type: referrers::SBOM_TYPE,
+                kind: referrers::Kind::Sbom,
                 title: documents::SBOM_FILE,
                 bytes: docs.sbom.into_bytes(),
             },
             Document {
-                artifact_type: referrers::PROVENANCE_TYPE,
+                kind: referrers::Kind::Provenance,
                 title: documents::PROVENANCE_FILE,
                 bytes: docs.provenance.into_bytes(),
             },

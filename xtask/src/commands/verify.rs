@@ -116,12 +116,12 @@ impl VerifyArgs {
         let mut documents = Vec::new();
         for image in &expected_images.images {
             let got = rebuilt_images.platform(&image.platform);
-            for (kind, artifact_type) in DOCUMENTS {
-                let want =
-                    compare::attached_document(expected.blobs(), &image.digest, artifact_type)?;
+            for document in referrers::Kind::ALL {
+                let kind = document.name();
+                let want = compare::attached_document(expected.blobs(), &image.digest, document)?;
                 let have = match got {
                     Some(got) => {
-                        compare::attached_document(&mut rebuilt_layout, &got.digest, artifact_type)?
+                        compare::attached_document(&mut rebuilt_layout, &got.digest, document)?
                     }
                     None => None,
                 };
@@ -308,12 +308,6 @@ fn cleanup(project: &Project, scratch: &Path) -> Undo {
         let _ = std::fs::remove_dir_all(&scratch);
     })
 }
-
-/// The documents every image carries, with the name their rows and lines use.
-const DOCUMENTS: [(&str, &str); 2] = [
-    ("sbom", referrers::SBOM_TYPE),
-    ("provenance", referrers::PROVENANCE_TYPE),
-];
 
 /// One image's document of one kind, as attached to what is staged and to the rebuild.
 struct DocumentCheck {

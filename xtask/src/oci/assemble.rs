@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::choice::Compression;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
+use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::{self, Layer};
-use crate::oci::layout::{Layout, canonical_json, empty_index};
+use crate::oci::layout::Layout;
 use crate::oci::referrers::Referrer;
 
 /// BuildKit gives an image without a PATH (scratch) this one; so does the builtin engine,

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::oci::layer::decompress;
 use crate::oci::layout::Layout;
-use crate::oci::referrers;
+use crate::oci::referrers::{self, Kind};
 use crate::oci::registry::{self, Client};
 
 /// Where one side's blobs and attached documents are read from.
@@ -48,14 +48,12 @@ impl Blobs for Repository {
     /// Through the referrers API, or the fallback tag where the registry has none.
     fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
         let repository = self.reference.repository().to_owned();
-        let mut found = Vec::new();
-        for entry in self.client.referrers(&repository, subject)? {
-            let raw = self.client.manifest(&repository, entry.digest().as_ref())?;
-            let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
-                .with_context(|| format!("the referrer {} of {subject}", entry.digest()))?;
-            found.push((entry, manifest));
-        }
-        Ok(found)
+        Ok(self
+            .client
+            .referrer_manifests(&repository, subject)?
+            .into_iter()
+            .map(|found| (found.descriptor, found.manifest))
+            .collect())
     }
 }
 
@@ -66,20 +64,33 @@ pub struct AttachedDocument {
     pub bytes: Vec<u8>,
 }
 
-/// The document of `artifact_type` attached to `subject` (the last listed, when several
-/// are), or `None`.
+/// Our document of `kind` attached to `subject` (other tools' referrers are ignored), or
+/// `None`; an error when several of ours are, since which one counts would be arbitrary.
 pub fn attached_document(
     blobs: &mut dyn Blobs,
     subject: &Digest,
-    artifact_type: &str,
+    kind: Kind,
 ) -> anyhow::Result<Option<AttachedDocument>> {
     let attached = blobs.attached(subject)?;
-    let Some((_, manifest)) = attached.iter().rev().find(|(d, _)| {
-        d.artifact_type()
-            .as_ref()
-            .is_some_and(|t| t.to_string() == artifact_type)
-    }) else {
-        return Ok(None);
+    let ours: Vec<&(Descriptor, ImageManifest)> = attached
+        .iter()
+        .filter(|(_, manifest)| Kind::of_manifest(manifest) == Some(kind))
+        .collect();
+    let manifest = match ours.as_slice() {
+        [] => return Ok(None),
+        [(_, manifest)] => manifest,
+        several => {
+            let digests: Vec<String> = several
+                .iter()
+                .map(|(d, _)| d.digest().to_string())
+                .collect();
+            bail!(
+                "{} {} documents are attached to {subject} ({}): keep one, by attaching it again with `cargo xtask image` (a layout) or deleting the others from the registry",
+                several.len(),
+                kind.name(),
+                digests.join(", ")
+            );
+        }
     };
     let layer = referrers::document_layer(manifest)?;
     Ok(Some(AttachedDocument {
@@ -549,14 +560,14 @@ mod tests {
 
     #[test]
     fn attached_documents_are_found_by_type_and_their_first_difference_named() {
-        use crate::oci::referrers::{self, Document, PROVENANCE_TYPE, SBOM_TYPE};
+        use crate::oci::referrers::{self, Document, SBOM_TYPE};
         let mut blobs = Memory(BTreeMap::new());
         let image = store(&mut blobs, b"{}".to_vec(), MediaType::ImageManifest);
         let sbom = br#"{"packages":[{"name":"a","versionInfo":"1"}]}"#.to_vec();
         let referrer = referrers::referrer(
             &image,
             &Document {
-                artifact_type: SBOM_TYPE,
+                kind: Kind::Sbom,
                 title: "sbom.spdx.json",
                 bytes: sbom.clone(),
             },
@@ -569,16 +580,62 @@ mod tests {
             referrer.manifest.clone(),
             MediaType::ImageManifest,
         );
-        let found = attached_document(&mut blobs, image.digest(), SBOM_TYPE)
+        // Another tool's SBOM (same artifactType, not marked ours) is not read.
+        let mut theirs: Value = serde_json::from_slice(
+            &referrers::referrer(
+                &image,
+                &Document {
+                    kind: Kind::Sbom,
+                    title: "sbom.spdx.json",
+                    bytes: b"{}".to_vec(),
+                },
+                "2024-01-01T00:00:00Z",
+            )
+            .unwrap()
+            .manifest,
+        )
+        .unwrap();
+        theirs["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(referrers::DOCUMENT_ANNOTATION);
+        store(
+            &mut blobs,
+            serde_json::to_vec(&theirs).unwrap(),
+            MediaType::ImageManifest,
+        );
+        let found = attached_document(&mut blobs, image.digest(), Kind::Sbom)
             .unwrap()
             .unwrap();
         assert_eq!(found.bytes, sbom);
         assert_eq!(found.digest, *referrer.layer.digest());
         assert!(
-            attached_document(&mut blobs, image.digest(), PROVENANCE_TYPE)
+            attached_document(&mut blobs, image.digest(), Kind::Provenance)
                 .unwrap()
                 .is_none()
         );
+        // Two of ours of one kind: no arbitrary pick, one line naming both.
+        let second = referrers::referrer(
+            &image,
+            &Document {
+                kind: Kind::Sbom,
+                title: "sbom.spdx.json",
+                bytes: b"{\"other\":1}".to_vec(),
+            },
+            "2024-01-01T00:00:00Z",
+        )
+        .unwrap();
+        store(
+            &mut blobs,
+            second.manifest.clone(),
+            MediaType::ImageManifest,
+        );
+        let err = attached_document(&mut blobs, image.digest(), Kind::Sbom)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("2 sbom documents are attached to"), "{err}");
+        assert!(err.contains(second.descriptor.digest().as_ref()), "{err}");
+        assert!(!err.contains('\n'), "{err}");
         let tampered = br#"{"packages":[{"name":"a","versionInfo":"2"}]}"#;
         assert_eq!(
             diff_documents(&sbom, tampered),

@@ -8,24 +8,17 @@ use std::collections::BTreeSet;
 use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use oci_spec::image::{
-    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest,
-    MediaType, OciLayoutBuilder,
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType, OciLayoutBuilder,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
 use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
 
 pub struct Layout {
     pub dir: Utf8PathBuf,
-}
-
-/// Serialises with every object's keys sorted (serde_json's map is a BTreeMap), so that
-/// types holding HashMaps (labels, annotations) give the same bytes in every run.
-pub fn canonical_json(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
-    let value = serde_json::to_value(value)?;
-    Ok(serde_json::to_vec(&value)?)
 }
 
 impl Layout {
@@ -195,7 +188,9 @@ impl Layout {
     /// `artifactType`, in `index.json` (how oras's layout store keeps them: a reader finds
     /// the referrers of a digest among those entries by their `subject`). One entry per
     /// digest, sorted; entries whose subject no named image reaches any more (an earlier
-    /// build's) are dropped, so `prune` removes their blobs.
+    /// build's), and our earlier documents of the same kind for the same subject (the
+    /// image is reproducible, its documents may change), are dropped, so `prune` removes
+    /// their blobs.
     pub fn attach(&self, referrers: &[Referrer]) -> anyhow::Result<()> {
         for r in referrers {
             self.put_blob(EMPTY_CONFIG)?;
@@ -213,11 +208,15 @@ impl Layout {
         let mut untagged: Vec<Descriptor> = Vec::new();
         for d in index.manifests().iter().filter(|d| ref_name(d).is_none()) {
             let manifest: ImageManifest = self.read_json(d.digest().as_ref())?;
-            let alive = manifest
-                .subject()
-                .as_ref()
-                .is_some_and(|s| reachable.contains(&s.digest().to_string()));
-            if alive {
+            let Some(subject) = manifest.subject().as_ref().map(|s| s.digest()) else {
+                continue;
+            };
+            let alive = reachable.contains(&subject.to_string());
+            let kind = referrers::Kind::of_manifest(&manifest);
+            let replaced = referrers
+                .iter()
+                .any(|r| r.subject == *subject && Some(r.kind) == kind);
+            if alive && !replaced {
                 untagged.push(d.clone());
             }
         }
@@ -310,30 +309,9 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// An image index over `manifests`.
-pub fn empty_index(manifests: Vec<Descriptor>) -> anyhow::Result<ImageIndex> {
-    Ok(ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_is_canonical_whatever_the_map_order() {
-        let mut a = std::collections::HashMap::new();
-        for k in ["z", "a", "m", "b", "y", "c"] {
-            a.insert(k, 1);
-        }
-        assert_eq!(
-            String::from_utf8(canonical_json(&a).unwrap()).unwrap(),
-            r#"{"a":1,"b":1,"c":1,"m":1,"y":1,"z":1}"#
-        );
-    }
 
     #[test]
     fn tags_replace_by_name_blobs_dedupe_and_prune_keeps_what_is_named() {
@@ -373,7 +351,7 @@ mod tests {
 
     #[test]
     fn referrers_are_listed_once_found_by_subject_and_dropped_with_their_image() {
-        use crate::oci::referrers::{self, Document, SBOM_TYPE};
+        use crate::oci::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
@@ -392,7 +370,7 @@ mod tests {
         let old = image(b"{\"old\":1}");
         let sbom = |subject: &Descriptor, text: &str| {
             let document = Document {
-                artifact_type: SBOM_TYPE,
+                kind: Kind::Sbom,
                 title: "sbom.spdx.json",
                 bytes: text.as_bytes().to_vec(),
             };
@@ -428,5 +406,71 @@ mod tests {
                 .unwrap()
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_changed_document_replaces_ours_of_its_kind_for_that_image_only() {
+        use crate::oci::referrers::{self, Document, Kind};
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
+        let layout = Layout::create(&root).unwrap();
+        let image = |content: &[u8]| {
+            let config = layout.put_bytes(MediaType::ImageConfig, content).unwrap();
+            let manifest = oci_spec::image::ImageManifestBuilder::default()
+                .schema_version(2u32)
+                .config(config)
+                .layers(Vec::new())
+                .build()
+                .unwrap();
+            layout
+                .put_json(MediaType::ImageManifest, &manifest)
+                .unwrap()
+        };
+        let (amd, arm) = (image(b"{\"amd\":1}"), image(b"{\"arm\":1}"));
+        let attach = |subject: &Descriptor, kind: Kind, text: &str| {
+            let document = Document {
+                kind,
+                title: "document.json",
+                bytes: text.as_bytes().to_vec(),
+            };
+            let r = referrers::referrer(subject, &document, "2024-01-01T00:00:00Z").unwrap();
+            layout.attach(std::slice::from_ref(&r)).unwrap();
+            r
+        };
+        layout
+            .tag(vec![("a".into(), amd.clone()), ("b".into(), arm.clone())])
+            .unwrap();
+        attach(&amd, Kind::Sbom, "sbom 1");
+        let provenance = attach(&amd, Kind::Provenance, "provenance 1");
+        let other_image = attach(&arm, Kind::Sbom, "sbom 1 of arm");
+        // The same image, rebuilt by another xtask: its SBOM changes.
+        let newer = attach(&amd, Kind::Sbom, "sbom 2");
+        let digests = |subject: &Descriptor| -> BTreeSet<String> {
+            layout
+                .referrers(subject.digest())
+                .unwrap()
+                .iter()
+                .map(|(d, _)| d.digest().to_string())
+                .collect()
+        };
+        assert_eq!(
+            digests(&amd),
+            BTreeSet::from([
+                newer.descriptor.digest().to_string(),
+                provenance.descriptor.digest().to_string()
+            ])
+        );
+        assert_eq!(
+            digests(&arm),
+            BTreeSet::from([other_image.descriptor.digest().to_string()])
+        );
+        // The listed descriptor carries the mark too, as the referrers API would.
+        let listed = layout.index().unwrap();
+        let entry = listed
+            .manifests()
+            .iter()
+            .find(|d| d.digest() == newer.descriptor.digest())
+            .unwrap();
+        assert_eq!(Kind::of_descriptor(entry), Some(Kind::Sbom));
     }
 }

@@ -2,9 +2,12 @@
 //! (`artifactType`, the empty config, one layer holding the document, `subject` = the image
 //! manifest), and the index that lists an image's referrers, as the referrers API answers it
 //! and as the "referrers tag schema" stores it under `sha256-<hex>` for registries without
-//! that API. Pure: the layout and the registry client store what this builds.
+//! that API. Each artifact manifest (and its descriptor) is marked ours with
+//! `xtask.document` = `sbom` | `provenance`, so that an image carries one document of each
+//! kind: a newer one replaces ours, other tools' referrers are left alone. Pure: the layout
+//! and the registry client store what this builds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use anyhow::Context;
@@ -13,8 +16,8 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType,
 };
 
+use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
-use crate::oci::layout::{canonical_json, empty_index};
 
 /// `artifactType` of an SPDX JSON SBOM.
 pub const SBOM_TYPE: &str = "application/spdx+json";
@@ -22,24 +25,71 @@ pub const SBOM_TYPE: &str = "application/spdx+json";
 pub const PROVENANCE_TYPE: &str = "application/vnd.in-toto+json";
 /// The empty config of an artifact manifest (`application/vnd.oci.empty.v1+json`).
 pub const EMPTY_CONFIG: &[u8] = b"{}";
+/// The annotation marking a referrer as ours, with its kind's name as the value.
+pub const DOCUMENT_ANNOTATION: &str = "xtask.document";
 
-/// A document to attach: its type and file name (the layer's title, which `oras pull`
+/// The kinds of document attached to every image; one of each per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sbom,
+    Provenance,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Sbom, Kind::Provenance];
+
+    /// The name the annotation, verify's rows and its lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sbom => "sbom",
+            Kind::Provenance => "provenance",
+        }
+    }
+
+    pub fn artifact_type(self) -> &'static str {
+        match self {
+            Kind::Sbom => SBOM_TYPE,
+            Kind::Provenance => PROVENANCE_TYPE,
+        }
+    }
+
+    /// The kind `annotations` mark as ours, or `None` (another tool's, or unmarked).
+    pub fn marked(annotations: Option<&HashMap<String, String>>) -> Option<Kind> {
+        let value = annotations?.get(DOCUMENT_ANNOTATION)?;
+        Kind::ALL.into_iter().find(|k| k.name() == value)
+    }
+
+    /// The kind of an artifact manifest of ours.
+    pub fn of_manifest(manifest: &ImageManifest) -> Option<Kind> {
+        Kind::marked(manifest.annotations().as_ref())
+    }
+
+    /// The kind of a listed referrer of ours (its descriptor carries the annotations).
+    pub fn of_descriptor(descriptor: &Descriptor) -> Option<Kind> {
+        Kind::marked(descriptor.annotations().as_ref())
+    }
+}
+
+/// A document to attach: its kind and file name (the layer's title, which `oras pull`
 /// writes it as).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
-    pub artifact_type: &'static str,
+    pub kind: Kind,
     pub title: &'static str,
     pub bytes: Vec<u8>,
 }
 
 /// One referrer: the artifact manifest's bytes and descriptor (with `artifactType` and the
-/// manifest's annotations, as the referrers API lists it), and the blobs it names.
+/// manifest's annotations, as the referrers API lists it), the blobs it names, and what it
+/// is attached to as which kind.
 #[derive(Debug, Clone)]
 pub struct Referrer {
     pub manifest: Vec<u8>,
     pub descriptor: Descriptor,
     pub layer: Descriptor,
     pub document: Vec<u8>,
+    pub kind: Kind,
+    pub subject: Digest,
 }
 
 /// What `subject` is set to: the image manifest's media type, digest and size only.
@@ -59,16 +109,17 @@ pub fn empty_config() -> anyhow::Result<Descriptor> {
     ))
 }
 
-/// The artifact manifest attaching `document` to `subject`; `created` (RFC 3339, from
-/// SOURCE_DATE_EPOCH) is its only annotation besides the layer's title, so the same
-/// document gives the same digest in every run.
+/// The artifact manifest attaching `document` to `subject`; its annotations are `created`
+/// (RFC 3339, from SOURCE_DATE_EPOCH) and the kind (besides the layer's title), so the
+/// same document gives the same digest in every run.
 pub fn referrer(
     subject: &Descriptor,
     document: &Document,
     created: &str,
 ) -> anyhow::Result<Referrer> {
+    let artifact_type = document.kind.artifact_type();
     let layer = DescriptorBuilder::default()
-        .media_type(MediaType::from(document.artifact_type))
+        .media_type(MediaType::from(artifact_type))
         .size(document.bytes.len() as u64)
         .digest(Digest::from_str(&sha256_digest(&document.bytes))?)
         .annotations(HashMap::from([(
@@ -76,11 +127,17 @@ pub fn referrer(
             document.title.to_owned(),
         )]))
         .build()?;
-    let annotations = HashMap::from([(ANNOTATION_CREATED.to_owned(), created.to_owned())]);
+    let annotations = HashMap::from([
+        (ANNOTATION_CREATED.to_owned(), created.to_owned()),
+        (
+            DOCUMENT_ANNOTATION.to_owned(),
+            document.kind.name().to_owned(),
+        ),
+    ]);
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .artifact_type(MediaType::from(document.artifact_type))
+        .artifact_type(MediaType::from(artifact_type))
         .config(empty_config()?)
         .layers(vec![layer.clone()])
         .subject(subject_of(subject))
@@ -91,7 +148,7 @@ pub fn referrer(
         .media_type(MediaType::ImageManifest)
         .size(bytes.len() as u64)
         .digest(Digest::from_str(&sha256_digest(&bytes))?)
-        .artifact_type(MediaType::from(document.artifact_type))
+        .artifact_type(MediaType::from(artifact_type))
         .annotations(annotations)
         .build()?;
     Ok(Referrer {
@@ -99,6 +156,8 @@ pub fn referrer(
         descriptor,
         layer,
         document: document.bytes.clone(),
+        kind: document.kind,
+        subject: subject.digest().clone(),
     })
 }
 
@@ -107,22 +166,30 @@ pub fn fallback_tag(digest: &Digest) -> String {
     format!("{}-{}", digest.algorithm(), digest.digest())
 }
 
-/// The referrers index with `ours` added to `existing` (what the fallback tag held, if
-/// anything): entries already listed (by digest) are left as they are, new ones appended
-/// in order. `None` when nothing is new, so an unchanged push writes nothing.
+/// The referrers index with `ours` added to `existing` (what the fallback tag of one
+/// subject held, if anything): an entry of ours of the same kind but another digest (an
+/// earlier document) is replaced, entries already listed and other tools' entries are left
+/// as they are, new ones appended in order. `None` when nothing changes, so an unchanged
+/// push writes nothing.
 pub fn merge(
     existing: Option<&ImageIndex>,
     ours: &[Descriptor],
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut entries: Vec<Descriptor> = existing.map(|i| i.manifests().clone()).unwrap_or_default();
-    let mut seen: BTreeSet<String> = entries.iter().map(|d| d.digest().to_string()).collect();
-    let before = entries.len();
+    let before: Vec<Descriptor> = existing.map(|i| i.manifests().clone()).unwrap_or_default();
+    let mut entries = before.clone();
     for descriptor in ours {
-        if seen.insert(descriptor.digest().to_string()) {
+        let kind = Kind::of_descriptor(descriptor);
+        entries.retain(|d| {
+            d.digest() == descriptor.digest() || kind.is_none() || Kind::of_descriptor(d) != kind
+        });
+        if !entries.iter().any(|d| d.digest() == descriptor.digest()) {
             entries.push(descriptor.clone());
         }
     }
-    if existing.is_some() && entries.len() == before {
+    let digests = |list: &[Descriptor]| -> Vec<String> {
+        list.iter().map(|d| d.digest().to_string()).collect()
+    };
+    if existing.is_some() && digests(&entries) == digests(&before) {
         return Ok(None);
     }
     Ok(Some(canonical_json(&empty_index(entries)?)?))
@@ -140,14 +207,18 @@ pub fn document_layer(manifest: &ImageManifest) -> anyhow::Result<&Descriptor> {
 }
 
 /// The referrers of `subject` among `entries` (an OCI layout's `index.json`): the untagged
-/// artifact manifests whose `subject` is that digest, each read with `read`.
+/// artifact manifests whose `subject` is that digest, each read with `read` (other tools'
+/// artifacts that are indexes are not read).
 pub fn find(
     entries: &[Descriptor],
     subject: &Digest,
     mut read: impl FnMut(&Digest) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
     let mut found = Vec::new();
-    for entry in entries.iter().filter(|d| d.artifact_type().is_some()) {
+    let artifacts = entries
+        .iter()
+        .filter(|d| d.artifact_type().is_some() && *d.media_type() == MediaType::ImageManifest);
+    for entry in artifacts {
         let manifest = ImageManifest::from_reader(read(entry.digest())?.as_slice())
             .with_context(|| format!("reading the attached manifest {}", entry.digest()))?;
         if manifest
@@ -188,10 +259,26 @@ mod tests {
 
     fn sbom(text: &str) -> Document {
         Document {
-            artifact_type: SBOM_TYPE,
+            kind: Kind::Sbom,
             title: "sbom.spdx.json",
             bytes: text.as_bytes().to_vec(),
         }
+    }
+
+    fn provenance(text: &str) -> Document {
+        Document {
+            kind: Kind::Provenance,
+            title: "provenance.intoto.json",
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn digests(index: &ImageIndex) -> Vec<Digest> {
+        index
+            .manifests()
+            .iter()
+            .map(|d| d.digest().clone())
+            .collect()
     }
 
     #[test]
@@ -234,6 +321,12 @@ mod tests {
             json["annotations"][ANNOTATION_CREATED],
             "2024-01-01T00:00:00Z"
         );
+        // Marked ours, with its kind, on the manifest and on the descriptor listing it.
+        assert_eq!(json["annotations"][DOCUMENT_ANNOTATION], "sbom");
+        assert_eq!(Kind::of_descriptor(&r.descriptor), Some(Kind::Sbom));
+        let parsed = ImageManifest::from_reader(r.manifest.as_slice()).unwrap();
+        assert_eq!(Kind::of_manifest(&parsed), Some(Kind::Sbom));
+        assert_eq!((r.kind, &r.subject), (Kind::Sbom, image().digest()));
         // The descriptor is what the referrers API lists.
         assert_eq!(
             r.descriptor.digest().to_string(),
@@ -260,53 +353,76 @@ mod tests {
     }
 
     #[test]
-    fn the_fallback_index_merges_by_digest_and_keeps_what_others_attached() {
+    fn the_fallback_index_keeps_one_of_ours_per_kind_and_what_others_attached() {
         let created = "2024-01-01T00:00:00Z";
-        let a = referrer(&image(), &sbom("a"), created).unwrap().descriptor;
-        let b = referrer(&image(), &sbom("b"), created).unwrap().descriptor;
-        let theirs = Descriptor::new(
+        let sbom1 = referrer(&image(), &sbom("a"), created).unwrap().descriptor;
+        let sbom2 = referrer(&image(), &sbom("b"), created).unwrap().descriptor;
+        let prov = referrer(&image(), &provenance("p"), created)
+            .unwrap()
+            .descriptor;
+        // Another tool's SBOM: same artifactType, not marked ours.
+        let mut theirs = Descriptor::new(
             MediaType::ImageManifest,
             9,
             Digest::from_str(&format!("sha256:{}", "c".repeat(64))).unwrap(),
         );
-        // Nothing there yet: ours, in order.
-        let first = merge(None, &[a.clone(), b.clone(), a.clone()])
+        theirs.set_artifact_type(Some(MediaType::from(SBOM_TYPE)));
+        // Nothing there yet: ours, in order, each once.
+        let first = merge(None, &[sbom1.clone(), prov.clone(), prov.clone()])
             .unwrap()
             .unwrap();
         let index = parse_index(&first).unwrap();
-        let digests: Vec<_> = index
-            .manifests()
-            .iter()
-            .map(|d| d.digest().clone())
-            .collect();
-        assert_eq!(digests, [a.digest().clone(), b.digest().clone()]);
-        // Pushed again: nothing new, nothing to write.
-        assert_eq!(merge(Some(&index), &[b.clone(), a.clone()]).unwrap(), None);
-        // Someone else's referrer stays, ours are added once.
-        let mixed = empty_index(vec![theirs.clone(), a.clone()]).unwrap();
+        assert_eq!(
+            digests(&index),
+            [sbom1.digest().clone(), prov.digest().clone()]
+        );
+        // Pushed again: nothing changes, nothing to write.
+        assert_eq!(
+            merge(Some(&index), &[prov.clone(), sbom1.clone()]).unwrap(),
+            None
+        );
+        // The image's SBOM changed: ours is replaced, theirs and the provenance stay.
+        let mixed = empty_index(vec![theirs.clone(), sbom1.clone(), prov.clone()]).unwrap();
         let merged = parse_index(
-            &merge(Some(&mixed), &[a.clone(), b.clone()])
+            &merge(Some(&mixed), &[sbom2.clone(), prov.clone()])
                 .unwrap()
                 .unwrap(),
         )
         .unwrap();
-        let digests: Vec<_> = merged
-            .manifests()
-            .iter()
-            .map(|d| d.digest().clone())
-            .collect();
         assert_eq!(
-            digests,
+            digests(&merged),
             [
                 theirs.digest().clone(),
-                a.digest().clone(),
-                b.digest().clone()
+                prov.digest().clone(),
+                sbom2.digest().clone()
             ]
         );
         // The bytes do not depend on a map's order.
         assert_eq!(
-            merge(None, &[a.clone(), b.clone()]).unwrap(),
-            merge(None, &[a, b]).unwrap()
+            merge(None, &[sbom1.clone(), prov.clone()]).unwrap(),
+            merge(None, &[sbom1, prov]).unwrap()
         );
+    }
+
+    #[test]
+    fn find_reads_artifact_manifests_only_and_matches_the_subject() {
+        let ours = referrer(&image(), &sbom("a"), "2024-01-01T00:00:00Z").unwrap();
+        // Another tool's referrer that is an index: listed with an artifactType, not read.
+        let mut an_index = Descriptor::new(
+            MediaType::ImageIndex,
+            9,
+            Digest::from_str(&format!("sha256:{}", "d".repeat(64))).unwrap(),
+        );
+        an_index.set_artifact_type(Some(MediaType::from("application/example")));
+        let entries = [an_index, ours.descriptor.clone()];
+        let read = |d: &Digest| {
+            anyhow::ensure!(d == ours.descriptor.digest(), "read {d}");
+            Ok(ours.manifest.clone())
+        };
+        let found = find(&entries, image().digest(), read).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.digest(), ours.descriptor.digest());
+        let elsewhere = Digest::from_str(&format!("sha256:{}", "e".repeat(64))).unwrap();
+        assert!(find(&entries, &elsewhere, read).unwrap().is_empty());
     }
 }

@@ -116,6 +116,15 @@ pub struct RawManifest {
     pub bytes: Vec<u8>,
 }
 
+/// A referrer as a registry lists it: its descriptor, the manifest's bytes, and the
+/// manifest parsed.
+#[derive(Debug, Clone)]
+pub struct ReferrerManifest {
+    pub descriptor: Descriptor,
+    pub raw: RawManifest,
+    pub manifest: ImageManifest,
+}
+
 impl RawManifest {
     pub fn is_index(&self) -> bool {
         is_index_type(&self.media_type)
@@ -488,20 +497,56 @@ impl Client {
         if let Some(index) = self.referrers_api(repository, subject)? {
             return Ok(index.manifests().clone());
         }
-        let tag = referrers::fallback_tag(subject);
-        match self.manifest_if_exists(repository, &tag)? {
-            Some(raw) => Ok(referrers::parse_index(&raw.bytes)
-                .with_context(|| format!("the referrers tag {repository}:{tag}"))?
-                .manifests()
-                .clone()),
-            None => Ok(Vec::new()),
+        Ok(self
+            .fallback_index(repository, subject)?
+            .map(|index| index.manifests().clone())
+            .unwrap_or_default())
+    }
+
+    /// The referrer manifests of `subject` in `repository` (as `referrers` lists them),
+    /// each fetched and parsed. Entries that are not image manifests (another tool's
+    /// referrer may be an index) are skipped: nothing here reads or copies them.
+    pub fn referrer_manifests(
+        &mut self,
+        repository: &str,
+        subject: &Digest,
+    ) -> anyhow::Result<Vec<ReferrerManifest>> {
+        let mut found = Vec::new();
+        for descriptor in self.referrers(repository, subject)? {
+            if *descriptor.media_type() != MediaType::ImageManifest {
+                continue;
+            }
+            let raw = self.manifest(repository, descriptor.digest().as_ref())?;
+            let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
+                .with_context(|| format!("the referrer {} of {subject}", descriptor.digest()))?;
+            found.push(ReferrerManifest {
+                descriptor,
+                raw,
+                manifest,
+            });
         }
+        Ok(found)
+    }
+
+    /// The index under the fallback tag `sha256-<hex>` of `subject`, if there is one.
+    fn fallback_index(
+        &mut self,
+        repository: &str,
+        subject: &Digest,
+    ) -> anyhow::Result<Option<ImageIndex>> {
+        let tag = referrers::fallback_tag(subject);
+        self.manifest_if_exists(repository, &tag)?
+            .map(|raw| {
+                referrers::parse_index(&raw.bytes)
+                    .with_context(|| format!("the referrers tag {repository}:{tag}"))
+            })
+            .transpose()
     }
 
     /// Lists `attached` (referrer manifests already in `repository`) as referrers of
     /// `subject`: a registry with the referrers API did so when they were put; on one
-    /// without it, they are merged into the fallback tag's index (read, entries added by
-    /// digest, put back), which is left alone when it lists them all already.
+    /// without it, they are merged into the fallback tag's index (read, merged as
+    /// `referrers::merge` does, put back), which is left alone when nothing changes.
     pub fn list_referrers(
         &mut self,
         repository: &str,
@@ -511,14 +556,11 @@ impl Client {
         if attached.is_empty() || self.referrers_api(repository, subject)?.is_some() {
             return Ok(());
         }
+        // Read, modify, write: the fallback scheme has no compare-and-swap, so two pushers
+        // attaching to the same image at once can each drop the other's entry (a limit of
+        // the spec's scheme; a registry with the referrers API has no such race).
+        let existing = self.fallback_index(repository, subject)?;
         let tag = referrers::fallback_tag(subject);
-        let existing = match self.manifest_if_exists(repository, &tag)? {
-            Some(raw) => Some(
-                referrers::parse_index(&raw.bytes)
-                    .with_context(|| format!("the referrers tag {repository}:{tag}"))?,
-            ),
-            None => None,
-        };
         if let Some(bytes) = referrers::merge(existing.as_ref(), attached)? {
             let raw = RawManifest {
                 media_type: MediaType::ImageIndex.to_string(),
@@ -952,20 +994,18 @@ fn copy_referrers(
     from: &str,
     to: &str,
 ) -> anyhow::Result<()> {
-    let listed = client.referrers(from, subject)?;
-    for entry in &listed {
-        let raw = client.manifest(from, entry.digest().as_ref())?;
-        let manifest = ImageManifest::from_reader(raw.bytes.as_slice())
-            .with_context(|| format!("the referrer {} of {subject}", entry.digest()))?;
+    let mut listed = Vec::new();
+    for found in client.referrer_manifests(from, subject)? {
+        let manifest = &found.manifest;
         for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
             client.place_blob(to, blob.digest(), Some(from), Source::Repository(from))?;
         }
-        client.put_manifest(to, entry.digest().as_ref(), &raw)?;
+        client.put_manifest(to, found.descriptor.digest().as_ref(), &found.raw)?;
+        listed.push(found.descriptor);
     }
     client.list_referrers(to, subject, &listed)
 }
 
-/// The index to push and the image manifests under it, from a layout's `index.json`.
 /// Fails on the first image labelled as built with a profile other than release
 /// (`image --fast`): those are for local iteration, not for a registry.
 fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Result<()> {
@@ -991,6 +1031,7 @@ fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Res
     Ok(())
 }
 
+/// The index to push and the image manifests under it, from a layout's `index.json`.
 fn layout_images(
     store: &BlobStore,
     index_ref: Option<&str>,

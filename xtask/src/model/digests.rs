@@ -173,14 +173,9 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::model::scratch_dir;
 
     const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-
-    fn scratch_dir() -> (tempfile::TempDir, Utf8PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-        (dir, path)
-    }
 
     /// The entry for `path`, and whether the file had to be read and checked for it.
     fn entry(digests: &mut Digests, path: &Utf8Path) -> (FileEntry, bool) {

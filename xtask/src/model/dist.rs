@@ -157,13 +157,7 @@ pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A temporary folder, removed when the returned guard drops (also after a failure).
-    fn scratch_dir() -> (tempfile::TempDir, Utf8PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-        (dir, path)
-    }
+    use crate::model::scratch_dir;
 
     fn manifest(files: Vec<FileEntry>) -> Manifest {
         Manifest {

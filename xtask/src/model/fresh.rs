@@ -307,12 +307,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn scratch_dir() -> (tempfile::TempDir, Utf8PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-        (dir, path)
-    }
+    use crate::model::scratch_dir;
 
     /// A recorded build over `src/lib.rs` (a source), `config.toml` (watched, absent) and
     /// `out/bin` (the output).
@@ -467,12 +462,9 @@ mod tests {
         let (_tmp, dir) = scratch_dir();
         let src = dir.join("lib.rs");
         let watched = dir.join("config.toml");
-        std::fs::write(dir.join("bin"), "").unwrap();
-        let out = Output {
-            target: "t".into(),
-            name: "bin".into(),
-            path: dir.join("bin"),
-        };
+        let out = output(&dir);
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(&out.path, "").unwrap();
         let record = Record::at(&dir.join("records"), "k");
         let later = long_after(&out.path);
         let save = |started, watched: &[Utf8PathBuf], sources: &[Utf8PathBuf]| {
@@ -513,12 +505,9 @@ mod tests {
         std::fs::create_dir_all(dir.join("assets")).unwrap();
         std::fs::write(dir.join("assets/a.txt"), "a").unwrap();
         std::fs::write(dir.join("lib.rs"), "").unwrap();
-        std::fs::write(dir.join("bin"), "").unwrap();
-        let out = Output {
-            target: "t".into(),
-            name: "bin".into(),
-            path: dir.join("bin"),
-        };
+        let out = output(&dir);
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(&out.path, "").unwrap();
         let record = Record::at(&dir.join("records"), "k");
         let later = long_after(&out.path);
         // A build script's `rerun-if-changed=assets` lands in dep-info as the folder.

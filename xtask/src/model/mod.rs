@@ -16,3 +16,12 @@ pub mod run;
 pub mod sbom;
 pub mod target;
 pub mod verify;
+
+/// A temporary folder as a UTF-8 path, removed when the returned guard drops (also after a
+/// failed assertion).
+#[cfg(test)]
+pub fn scratch_dir() -> (tempfile::TempDir, cargo_metadata::camino::Utf8PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = cargo_metadata::camino::Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
+    (dir, path)
+}

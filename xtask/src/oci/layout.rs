@@ -313,6 +313,20 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// An image manifest with no layers and `config` as its config, stored in `layout`.
+    fn empty_image(layout: &Layout, config: &[u8]) -> Descriptor {
+        let config = layout.put_bytes(MediaType::ImageConfig, config).unwrap();
+        let manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .config(config)
+            .layers(Vec::new())
+            .build()
+            .unwrap();
+        layout
+            .put_json(MediaType::ImageManifest, &manifest)
+            .unwrap()
+    }
+
     #[test]
     fn tags_replace_by_name_blobs_dedupe_and_prune_keeps_what_is_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -355,18 +369,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
-        let image = |content: &[u8]| {
-            let config = layout.put_bytes(MediaType::ImageConfig, content).unwrap();
-            let manifest = oci_spec::image::ImageManifestBuilder::default()
-                .schema_version(2u32)
-                .config(config)
-                .layers(Vec::new())
-                .build()
-                .unwrap();
-            layout
-                .put_json(MediaType::ImageManifest, &manifest)
-                .unwrap()
-        };
+        let image = |content: &[u8]| empty_image(&layout, content);
         let old = image(b"{\"old\":1}");
         let sbom = |subject: &Descriptor, text: &str| {
             let document = Document {
@@ -414,18 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
-        let image = |content: &[u8]| {
-            let config = layout.put_bytes(MediaType::ImageConfig, content).unwrap();
-            let manifest = oci_spec::image::ImageManifestBuilder::default()
-                .schema_version(2u32)
-                .config(config)
-                .layers(Vec::new())
-                .build()
-                .unwrap();
-            layout
-                .put_json(MediaType::ImageManifest, &manifest)
-                .unwrap()
-        };
+        let image = |content: &[u8]| empty_image(&layout, content);
         let (amd, arm) = (image(b"{\"amd\":1}"), image(b"{\"arm\":1}"));
         let attach = |subject: &Descriptor, kind: Kind, text: &str| {
             let document = Document {

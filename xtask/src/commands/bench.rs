@@ -155,7 +155,7 @@ fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Res
                     "{cargo} build --release --package {package} {triples...}"
                 )
             };
-            command = command.env("CARGO_TARGET_DIR", &target_dir).quiet();
+            command = toolchain::as_typed(command.env("CARGO_TARGET_DIR", &target_dir).quiet());
             toolchain::share_zig(project, &target_dir)?;
             let started = Instant::now();
             let done = process::run(command, Io::Null, Io::Null)?;
@@ -214,7 +214,7 @@ fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<Noop> {
         ];
         for (i, command) in runs.into_iter().enumerate() {
             let started = Instant::now();
-            let done = process::run(command.quiet(), Io::Null, Io::Capture)?;
+            let done = process::run(toolchain::as_typed(command.quiet()), Io::Null, Io::Capture)?;
             let elapsed = started.elapsed();
             if !done.status.success() {
                 bail!("a no-op `{}` failed: run it by hand to see why", labels[i]);
@@ -447,7 +447,7 @@ fn throughput(
     .env("CARGO_TARGET_DIR", &system_alloc)
     .quiet();
     for build in [glibc, no_mimalloc] {
-        let done = process::run(build, Io::Null, Io::Inherit)?;
+        let done = process::run(toolchain::as_typed(build), Io::Null, Io::Inherit)?;
         if !done.status.success() {
             bail!("building a variant to compare failed: its errors are above");
         }

@@ -145,7 +145,7 @@ fn compile(
         return executables(targets, outputs);
     }
     let started = record.start()?;
-    let command = cmd!(sh, "{cargo} {args...}").quiet();
+    let command = toolchain::as_typed(cmd!(sh, "{cargo} {args...}").quiet());
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
     if !output.status.success() {

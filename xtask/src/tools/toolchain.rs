@@ -16,6 +16,25 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// `command` (a cargo run) without the variables `cargo run` and `cargo test` gave the
+/// xtask about its own package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …). Build scripts may
+/// watch them (ring's does), so cargo started with them would find the build dirty that a
+/// cargo typed in the user's shell finds fresh: a nested `cargo xtask` rebuilt the xtask
+/// itself, under the running one.
+pub fn as_typed(command: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
+    const OWN: [&str; 5] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| OWN.contains(&key.as_str()) || key.starts_with("CARGO_PKG_"))
+        .fold(command, |command, key| command.env_remove(key))
+}
+
 /// The active toolchain's sysroot, where each target's standard library lives.
 pub fn sysroot(sh: &Shell) -> anyhow::Result<Utf8PathBuf> {
     if let Some(sysroot) = cargo_toolchain() {

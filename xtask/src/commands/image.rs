@@ -14,6 +14,7 @@ use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
+use crate::model::epoch;
 use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::provenance::Subject;
@@ -399,10 +400,7 @@ impl Job<'_> {
             }],
         };
         let docs = documents::documents(sh, self.project, info, described)?;
-        let created = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_secs(self.epoch),
-        )
-        .to_string();
+        let created = epoch::rfc3339(self.epoch);
         [
             Document {
                 kind: referrers::Kind::Sbom,

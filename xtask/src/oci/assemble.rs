@@ -5,7 +5,7 @@
 //! go on top of its own.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
@@ -17,6 +17,7 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::choice::Compression;
+use crate::model::epoch;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
 use crate::oci::json::{canonical_json, empty_index};
@@ -150,7 +151,7 @@ pub fn image(
     target: Target,
     settings: Settings,
 ) -> anyhow::Result<Assembled> {
-    let created = rfc3339(settings.epoch);
+    let created = epoch::rfc3339(settings.epoch);
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut diff_ids: Vec<String> = Vec::new();
     let mut history: Vec<History> = Vec::new();
@@ -338,10 +339,6 @@ fn run_config(ours: &RunConfig, base: Option<&Config>) -> Config {
     labels.extend(ours.labels.clone());
     config.set_labels((!labels.is_empty()).then(|| labels.into_iter().collect()));
     config
-}
-
-fn rfc3339(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
 }
 
 /// Writes the image `manifest` names in `layout` as a docker-archive (what `docker save`

@@ -11,6 +11,7 @@ use anyhow::Context;
 use cargo_metadata::camino::Utf8Path;
 
 use crate::model::dist::Built;
+use crate::model::epoch;
 use crate::model::project::Project;
 use crate::oci::layer::normalised_mode_of;
 
@@ -89,7 +90,7 @@ pub fn build_args(
     profile: &str,
 ) -> Vec<(String, String)> {
     let package = &project.package;
-    let created = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch));
+    let created = epoch::rfc3339(epoch);
     [
         ("TITLE", project.image_name().to_owned()),
         (

@@ -7,6 +7,7 @@ use xshell::Shell;
 
 use crate::model::audit::{Graph, VersionInfo};
 use crate::model::dist::Built;
+use crate::model::epoch;
 use crate::model::project::Project;
 use crate::model::provenance::{self, ProvenanceInput, Subject};
 use crate::model::sbom::{self, ImageFile, SbomInput};
@@ -113,11 +114,10 @@ pub fn documents(
         })
         .collect();
     subjects.extend(described.extra_subjects);
-    let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.source_date_epoch);
     let input = SbomInput {
         name: format!("{}-{}-{}", package.name, package.version, target.triple()),
         namespace_base: format!("{repository}/spdx"),
-        created: humantime::format_rfc3339_seconds(created).to_string(),
+        created: epoch::rfc3339(info.source_date_epoch),
         creators: vec![
             format!("Tool: cargo-xtask-{}", env!("CARGO_PKG_VERSION")),
             format!("Organization: {owner}"),

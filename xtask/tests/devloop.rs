@@ -4,10 +4,14 @@
 //! input it watches changes. One target, to keep it short; it builds the service in release
 //! once if needed.
 
+mod support;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
+
+use support::{root, succeed};
 
 const TRIPLE: &str = "x86_64-unknown-linux-musl";
 
@@ -17,10 +21,6 @@ const NOT_RUN: &str = "nothing changed since the last build (not run)";
 /// The tests share one target directory and one record of the last build.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
 /// Runs cargo as a user types it, from the workspace root; fails the test on failure.
 fn cargo(args: &[&str]) -> Output {
     cargo_with(args, &[])
@@ -28,18 +28,12 @@ fn cargo(args: &[&str]) -> Output {
 
 fn cargo_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeed(
+        Command::new(cargo)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(root()),
+    )
 }
 
 /// `cargo xtask build --target amd64 --json`: the staged files as (path, sha256, inode).

@@ -271,16 +271,11 @@ fn push_uploads_once_and_pull_brings_one_platform_back() {
     assert_eq!(cached["Digest"], arm_digest.as_str());
     let unpacked = tempfile::tempdir().unwrap();
     let bundle = unpacked.path().join("bundle");
-    let umoci = Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:{name}", cache.display()))
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        umoci.status.success(),
-        "{}",
-        String::from_utf8_lossy(&umoci.stderr)
+    succeed(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:{name}", cache.display()))
+            .arg(&bundle),
     );
     assert_eq!(
         std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),

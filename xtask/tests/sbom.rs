@@ -5,17 +5,14 @@
 //! Needs the release binaries for both targets (built if stale) and the checkers that
 //! `.ci/provision` installs: syft, pyspdxtools, ntia-checker.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+use support::xtask_ok;
 
 /// Runs a checker to success and returns its stdout.
 fn checker(program: &str, args: &[&str]) -> String {
@@ -34,17 +31,7 @@ fn checker(program: &str, args: &[&str]) -> String {
 }
 
 fn sbom_run() -> Vec<Value> {
-    let out = Command::new(XTASK)
-        .args(["sbom", "--json"])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo xtask sbom failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&xtask_ok(&["sbom", "--json"])).unwrap()
 }
 
 fn read(path: &Value) -> Vec<u8> {

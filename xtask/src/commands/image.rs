@@ -540,6 +540,7 @@ fn pull_base(
         || {
             let login = stored_login(sh, &parsed)?;
             registry::pull_base(&parsed, &platform, cache.as_std_path(), login)
+                .with_context(|| format!("pulling base image {reference}"))
         },
     )?;
     Ok((cache, registry::cache_name(&parsed, &platform)))

@@ -188,7 +188,16 @@ impl AuthFiles {
         }
     }
 
-    /// The file `podman login` writes: `REGISTRY_AUTH_FILE`, else
+    /// The file `podman login` writes: `REGISTRY_AUTH_FILE`, else (podman 4)
+    /// `$DOCKER_CONFIG/config.json`, else the file podman reads first.
+    fn podman_writes(&self) -> PathBuf {
+        match (&self.registry_auth_file, &self.docker_config) {
+            (None, Some(dir)) => dir.join("config.json"),
+            _ => self.podman_file(),
+        }
+    }
+
+    /// The file podman reads first: `REGISTRY_AUTH_FILE`, else
     /// `$XDG_RUNTIME_DIR/containers/auth.json`, else `/run/containers/<uid>/auth.json`.
     fn podman_file(&self) -> PathBuf {
         match (&self.registry_auth_file, &self.xdg_runtime_dir) {
@@ -273,7 +282,7 @@ impl AuthFiles {
             credential: None,
             searched,
             writers: vec![
-                ("podman login", self.podman_file().display().to_string()),
+                ("podman login", self.podman_writes().display().to_string()),
                 ("docker login", docker_writes),
             ],
         })

@@ -194,8 +194,15 @@ impl Client {
     /// the registry's challenge asks. Wrong or missing credentials, an unreachable registry
     /// and one that stops answering are each one line.
     pub fn connect(reference: &Reference, login: Login) -> anyhow::Result<Client> {
+        Client::connect_within(reference, login, Deadlines::from_env()?)
+    }
+
+    fn connect_within(
+        reference: &Reference,
+        login: Login,
+        deadlines: Deadlines,
+    ) -> anyhow::Result<Client> {
         let host = reference.resolve_registry().to_owned();
-        let deadlines = Deadlines::from_env()?;
         let scheme_name = if is_loopback(&host) { "http" } else { "https" };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -1371,14 +1378,16 @@ pub fn pull_base(
     cache: &Path,
     login: Login,
 ) -> anyhow::Result<PulledBase> {
-    let store = BlobStore::create(cache)?;
     let name = cache_name(reference, platform);
     if reference.digest().is_some()
-        && let Some(pulled) = cached_base(&store, &name)?
+        && cache.join("index.json").exists()
+        && let Some(pulled) = cached_base(&BlobStore::create(cache)?, &name)?
     {
         return Ok(pulled);
     }
+    // The registry first: one that cannot be reached leaves no cache behind.
     let mut client = Client::connect(reference, login)?;
+    let store = BlobStore::create(cache)?;
     let repository = reference.repository();
     let asked = reference
         .digest()
@@ -1695,6 +1704,100 @@ mod tests {
                 "registry {host} refused the credentials for alice (from a test): UNAUTHORIZED: bad password"
             )
         );
+    }
+
+    /// A registry that answers `/v2/` and then never answers anything else.
+    fn stalling_registry() -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                if request.starts_with("GET /v2/ ") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    );
+                } else {
+                    held.push(stream);
+                }
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn a_registry_that_stops_answering_fails_at_the_idle_deadline_saying_what_it_was_doing() {
+        let host = stalling_registry();
+        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+        };
+        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.check_push("a/b").unwrap_err().to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err,
+            format!(
+                "registry {host} stopped answering while opening an upload to a/b (no data for 1 s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)"
+            )
+        );
+    }
+
+    #[test]
+    fn requests_are_described_by_what_they_do() {
+        let base = "http://r:5000/v2";
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (method, url, says) in [
+            (Method::GET, format!("{base}/"), "answering /v2/".to_owned()),
+            (
+                Method::PUT,
+                format!("{base}/team/app/blobs/uploads/u-1?_state=x&digest={d}"),
+                format!("uploading blob {d}"),
+            ),
+            (
+                Method::POST,
+                format!("{base}/team/app/blobs/uploads/?mount={d}&from=base"),
+                format!("mounting blob {d} into team/app"),
+            ),
+            (
+                Method::POST,
+                format!("{base}/team/app/blobs/uploads/"),
+                "opening an upload to team/app".to_owned(),
+            ),
+            (
+                Method::HEAD,
+                format!("{base}/app/blobs/{d}"),
+                format!("looking for blob {d} in app"),
+            ),
+            (
+                Method::PUT,
+                format!("{base}/app/manifests/1.0-amd64"),
+                "pushing the manifest app:1.0-amd64".to_owned(),
+            ),
+            (
+                Method::GET,
+                format!("{base}/app/referrers/{d}"),
+                format!("listing the referrers of {d}"),
+            ),
+            (
+                Method::GET,
+                "https://auth.io/token".to_owned(),
+                "giving a token at https://auth.io/token".to_owned(),
+            ),
+        ] {
+            assert_eq!(doing(&method, &url), says, "{method} {url}");
+        }
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl Client {
         };
         let mut response = result.map_err(|e| {
             let doing = format!("giving a token at {realm}");
-            self.transport_error(e.into(), &doing)
+            self.transport_error(e, &doing)
         })?;
         if matches!(
             response.status(),
@@ -1750,6 +1750,70 @@ mod tests {
             err,
             format!(
                 "registry {host} stopped answering while opening an upload to a/b (no data for 1 s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)"
+            )
+        );
+    }
+
+    /// A registry that opens upload sessions and then reads nothing of the blob sent.
+    fn registry_that_stops_reading_uploads() -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+                let request = lines.next().unwrap().unwrap();
+                if request.starts_with("PUT ") {
+                    held.push(stream);
+                    continue;
+                }
+                lines
+                    .map_while(Result::ok)
+                    .take_while(|l| !l.is_empty())
+                    .for_each(drop);
+                let answer = match request.split(' ').next() {
+                    Some("HEAD") => "404 Not Found\r\nContent-Length: 0",
+                    Some("POST") => {
+                        "202 Accepted\r\nLocation: /v2/a/b/blobs/uploads/u1\r\nContent-Length: 0"
+                    }
+                    _ => "200 OK\r\nContent-Length: 0",
+                };
+                let _ = write!(stream, "HTTP/1.1 {answer}\r\nConnection: close\r\n\r\n");
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn an_upload_the_registry_stops_reading_fails_at_the_idle_deadline() {
+        let host = registry_that_stops_reading_uploads();
+        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+        };
+        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("layer");
+        // More than the socket buffers on both sides hold.
+        std::fs::write(&blob, vec![7u8; 64 << 20]).unwrap();
+        let digest = Digest::from_str(&format!("sha256:{}", "c".repeat(64))).unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .ensure_blob("a/b", &digest, &blob, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err,
+            format!(
+                "registry {host} stopped answering while uploading blob {digest} (no data for 1 s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)"
             )
         );
     }

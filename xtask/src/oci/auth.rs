@@ -107,6 +107,9 @@ impl Login {
         };
         let logins = match self.writers.as_slice() {
             [] => format!("`docker login {host}` or `podman login {host}`"),
+            [(one, to), (other, same)] if to == same => {
+                format!("`{one} {host}` or `{other} {host}` (both write {to})")
+            }
             writers => writers
                 .iter()
                 .map(|(command, to)| format!("`{command} {host}` (writes {to})"))
@@ -670,6 +673,7 @@ mod tests {
         let message = none.missing("r.io");
         assert!(
             message.contains("`podman login r.io` (writes /run/containers/4321/auth.json)")
+                && message.contains("`docker login r.io` (writes ")
                 && message.contains("nobody/.docker/config.json")
                 && message.contains("--password-stdin"),
             "{message}"

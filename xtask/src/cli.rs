@@ -172,8 +172,8 @@ pub struct IndexArgs {
 #[derive(Debug, Args)]
 pub struct RegistryAuthArgs {
     /// The registry user; the password is read from stdin (with --password-stdin) [default:
-    /// what `docker login` or `podman login` stored for the registry (REGISTRY_AUTH_FILE,
-    /// podman's auth.json, docker's config.json), else anonymous]
+    /// what `docker login` or `podman login` stored for the registry (podman's auth.json,
+    /// docker's config.json, and the credential helpers they name), else anonymous]
     #[arg(long, value_name = "USER", requires = "password_stdin")]
     pub username: Option<String>,
     /// Read the password of --username from stdin

@@ -333,3 +333,96 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         failures.join("\n")
     );
 }
+
+/// A registry that answers `GET /v2/` (200, as an open registry does) and then never
+/// answers anything else: every other request is read and held open.
+fn stalling_registry() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in server.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap_or(0);
+            if request[..n].starts_with(b"GET /v2/ ") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            } else {
+                held.push(stream);
+            }
+        }
+    });
+    (listener, port)
+}
+
+#[test]
+fn a_registry_that_stalls_after_v2_fails_at_the_idle_deadline_before_any_build() {
+    let (_stalling, port) = stalling_registry();
+    let registry = format!("127.0.0.1:{port}");
+    let home = tempfile::tempdir().unwrap();
+    let stall = case(
+        &["image", "--push", "--registry", &registry],
+        "stopped answering while opening an upload to tiny-service (no data for 2 s",
+    )
+    .env("XTASK_REGISTRY_IDLE_TIMEOUT", "2")
+    .env("HOME", home.path().display().to_string())
+    .env(
+        "DOCKER_CONFIG",
+        home.path().join("docker").display().to_string(),
+    )
+    .env(
+        "XDG_RUNTIME_DIR",
+        home.path().join("run").display().to_string(),
+    )
+    .env(
+        "XDG_CONFIG_HOME",
+        home.path().join("config").display().to_string(),
+    );
+    let started = std::time::Instant::now();
+    let wrong = check(&stall);
+    let took = started.elapsed();
+    assert!(wrong.is_none(), "{}", wrong.unwrap_or_default());
+    // The 2 s deadline, the project's metadata and the pre-build checks: no compile.
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "took {took:?}: more than the deadline"
+    );
+    let bad = case(
+        &["image", "--push", "--registry", &registry],
+        "XTASK_REGISTRY_IDLE_TIMEOUT=soon is not a number of seconds",
+    )
+    .env("XTASK_REGISTRY_IDLE_TIMEOUT", "soon");
+    if let Some(wrong) = check(&bad) {
+        panic!("{wrong}");
+    }
+}
+
+#[test]
+fn an_unreachable_base_image_registry_fails_before_the_build_in_under_2_s() {
+    let closed = closed_port();
+    let base = format!("127.0.0.1:{closed}/alpine:3.20");
+    let cases = [
+        case(
+            &["image", "--base-image", &base],
+            &*format!("registry 127.0.0.1:{closed} is unreachable").leak(),
+        ),
+        case(
+            &["pull", &base],
+            &*format!("registry 127.0.0.1:{closed} is unreachable").leak(),
+        ),
+    ];
+    for case in &cases {
+        let started = std::time::Instant::now();
+        if let Some(wrong) = check(case) {
+            panic!("{wrong}");
+        }
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "cargo xtask {}: took {took:?}",
+            case.args.join(" ")
+        );
+    }
+}

@@ -21,14 +21,31 @@ use support::{XTASK, platforms, root, succeed};
 /// Runs the xtask with the credential files pointed into `home` (none unless a test puts
 /// them there), and `stdin` on its standard input.
 fn xtask(args: &[&str], home: &Path, stdin: &str) -> Output {
-    eprintln!("$ cargo xtask {}", args.join(" "));
-    let mut child = Command::new(XTASK)
-        .args(args)
+    xtask_in(Command::new(XTASK).args(args), home, stdin)
+}
+
+/// Runs `command` (the xtask, or something that runs it) as `xtask` does; what `command`
+/// already sets or removes of these variables stays as it is.
+fn xtask_in(command: &mut Command, home: &Path, stdin: &str) -> Output {
+    eprintln!("$ {command:?}");
+    let defaults = [
+        ("HOME", Some(home.to_owned())),
+        ("DOCKER_CONFIG", Some(home.join("docker"))),
+        ("XDG_RUNTIME_DIR", Some(home.join("run"))),
+        ("XDG_CONFIG_HOME", Some(home.join("config"))),
+        ("REGISTRY_AUTH_FILE", None),
+    ];
+    for (key, value) in defaults {
+        if command.get_envs().any(|(k, _)| k == key) {
+            continue;
+        }
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let mut child = command
         .current_dir(root())
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env_remove("REGISTRY_AUTH_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -343,6 +360,159 @@ fn basic_auth_takes_docker_config_podman_auth_or_stdin_and_refuses_wrong_ones_in
         err.contains("refused the credentials for ci (from --username and --password-stdin)"),
         "{err}"
     );
+}
+
+/// The file podman's login writes as root without `XDG_RUNTIME_DIR` (or `DOCKER_CONFIG`)
+/// is `/run/containers/0/auth.json`: both commands run in a mount namespace of their own with
+/// a fresh folder over `/run/containers`, so the machine's own file is never touched.
+#[test]
+fn podman_login_as_root_without_xdg_runtime_dir_is_read_by_push() {
+    let registry = Registry::with_basic_auth("ci", "right");
+    let home = tempfile::tempdir().unwrap();
+    let run_containers = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&["amd64"], "podman-login");
+    let tag = format!("{}/secure/podman:1", registry.host);
+    std::fs::create_dir_all("/run/containers").unwrap();
+    let script = r#"mount --bind "$1" /run/containers &&
+        podman login --tls-verify=false --username ci --password-stdin "$2" >&2 &&
+        exec "$3" push --layout "$4" --tag "$5""#;
+    let out = xtask_in(
+        Command::new("unshare")
+            .args(["--mount", "sh", "-c", script, "sh"])
+            .arg(run_containers.path())
+            .args([&registry.host, XTASK, layout.path(), &tag])
+            // podman 4 logs in to $DOCKER_CONFIG/config.json when that is set.
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DOCKER_CONFIG"),
+        home.path(),
+        "right\n",
+    );
+    assert!(out.status.success(), "podman login, then push, failed");
+    let written = run_containers.path().join("0/auth.json");
+    assert!(
+        std::fs::read_to_string(&written)
+            .unwrap()
+            .contains(&registry.host),
+        "podman did not write {}",
+        written.display()
+    );
+    assert_eq!(
+        inspect_as(&tag, "ci:right")["mediaType"],
+        MediaType::ImageIndex.to_string()
+    );
+}
+
+/// What `skopeo inspect --raw` shows of `reference`, logged in with `creds` (`user:pass`).
+fn inspect_as(reference: &str, creds: &str) -> Value {
+    skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        &format!("docker://{reference}"),
+    ])
+}
+
+/// A `docker-credential-<name>` script on PATH that knows one registry: `user` with
+/// `secret`, and for every other server says what docker's helpers say.
+fn credential_helper(bin: &Path, name: &str, host: &str, user: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bin.join(format!("docker-credential-{name}"));
+    std::fs::create_dir_all(bin).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread server\nif [ \"$server\" = '{host}' ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn docker_credential_helpers_are_run_for_cred_helpers_and_creds_store() {
+    let registry = Registry::with_basic_auth("ci", "right");
+    let home = tempfile::tempdir().unwrap();
+    let bin = home.path().join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let layout = Layout::new(&["amd64"], "helper");
+    let tag = format!("{}/secure/helper:1", registry.host);
+    let push = |stdin: &str| {
+        xtask_in(
+            Command::new(XTASK)
+                .args(["push", "--layout", layout.path(), "--tag", &tag])
+                .env("PATH", &path),
+            home.path(),
+            stdin,
+        )
+    };
+    let config = home.path().join("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let write_config = |text: String| std::fs::write(&config, text).unwrap();
+
+    // credHelpers names a helper for this registry alone.
+    credential_helper(&bin, "test", &registry.host, "ci", "right");
+    write_config(format!(
+        r#"{{"credHelpers": {{"{}": "test"}}}}"#,
+        registry.host
+    ));
+    assert!(push("").status.success(), "push with credHelpers failed");
+    assert_eq!(
+        inspect_as(&tag, "ci:right")["mediaType"],
+        MediaType::ImageIndex.to_string()
+    );
+
+    // credsStore is the helper for every registry; a wrong secret is refused naming it.
+    credential_helper(&bin, "store", &registry.host, "ci", "wrong");
+    write_config(r#"{"credsStore": "store"}"#.to_owned());
+    let out = push("");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "registry {} refused the credentials for ci (from docker-credential-store, credsStore in {})",
+            registry.host,
+            config.display()
+        )),
+        "{err}"
+    );
+
+    // A helper that is not installed is named.
+    write_config(r#"{"credsStore": "nosuch"}"#.to_owned());
+    let out = push("");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("the credential helper docker-credential-nosuch (credsStore in")
+            && err.contains("is not installed"),
+        "{err}"
+    );
+
+    // A helper without credentials for the registry: the message lists where we looked
+    // and the logins that write there.
+    credential_helper(&bin, "store", "elsewhere.io", "ci", "right");
+    write_config(r#"{"credsStore": "store"}"#.to_owned());
+    let out = push("");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    let host = &registry.host;
+    for says in [
+        format!("registry {host} requires credentials and none are stored for it (looked in "),
+        format!(
+            "docker-credential-store (credsStore in {})",
+            config.display()
+        ),
+        format!("`podman login {host}` (writes {})", config.display()),
+        format!("`docker login {host}` (writes docker-credential-store)"),
+    ] {
+        assert!(err.contains(&says), "{err} does not say {says}");
+    }
 }
 
 #[test]

@@ -22,14 +22,16 @@ use crate::model::recipe::{Base, Recipe};
 use crate::model::run::RunId;
 use crate::model::target::Target;
 use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
+use crate::oci::auth::Login;
 use crate::oci::context::{self, DOCKERFILE};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
 use crate::oci::referrers::{self, Document, Referrer};
-use crate::oci::registry;
+use crate::oci::registry::{self, Client};
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
+use crate::tools::credential_helper::stored_login;
 use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe};
@@ -92,14 +94,12 @@ impl ImageArgs {
                 "refusing to push dev images (--fast: no LTO, larger and slower): build without --fast to ship, or add --allow-dev to push them all the same"
             );
         }
-        if self.push {
-            let Some(registry) = names.registry() else {
-                bail!(
-                    "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
-                );
-            };
-            probe::registry(registry)?;
-        }
+        // The registry, its credentials and the right to push are checked before anything
+        // is built; the login (a password on stdin is read once) is kept for the push.
+        let push_login = match self.push {
+            false => None,
+            true => Some(check_push_target(sh, &names, &self)?),
+        };
         let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
             (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),
@@ -134,6 +134,15 @@ impl ImageArgs {
         let builder = match engine {
             None => Builder::Builtin(Box::new(context::recipe(project, &build_args)?)),
             Some(engine) => Builder::Engine(engine),
+        };
+        // Base images are pulled (or found in the cache) before the build: an unreachable
+        // base registry fails in seconds, not after the compile.
+        let bases = match &builder {
+            Builder::Builtin(recipe) => targets
+                .iter()
+                .map(|&target| Ok((target, base_image(sh, project, recipe, target)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            Builder::Engine(_) => Vec::new(),
         };
         let load_into = match builder {
             Builder::Builtin(_) => {
@@ -178,10 +187,10 @@ impl ImageArgs {
                 }
             }
             Builder::Builtin(recipe) => {
-                images = job.builtin(sh, &recipe, &built, &names, &self)?;
+                images = job.builtin(sh, &recipe, &built, bases, &names, &self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
-                if self.push {
-                    push_layout(&names, &self, &mut images)?;
+                if let Some(login) = push_login {
+                    push_layout(&names, &self, login, &mut images)?;
                 }
             }
         }
@@ -262,6 +271,7 @@ impl Job<'_> {
         sh: &Shell,
         recipe: &Recipe,
         built: &[Built],
+        mut bases: Vec<(Target, Option<BaseImage>)>,
         names: &ImageNames,
         args: &ImageArgs,
     ) -> anyhow::Result<Vec<Image>> {
@@ -284,11 +294,16 @@ impl Job<'_> {
             epoch: self.epoch,
             compression: args.compression,
         };
-        // Bases first, one at a time (pulls share the cache's index.json); then each
-        // architecture is assembled on a core of its own: compressing is most of the work.
+        // Bases were pulled before the build, one at a time (pulls share the cache's
+        // index.json); each architecture is assembled on a core of its own: compressing is
+        // most of the work.
         let bases = built
             .iter()
-            .map(|artifacts| self.base_image(recipe, artifacts.target))
+            .map(|artifacts| {
+                let at = bases.iter().position(|(t, _)| *t == artifacts.target);
+                at.map(|i| bases.swap_remove(i).1)
+                    .with_context(|| format!("no base image for {}", artifacts.target))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let jobs: Vec<_> = built.iter().zip(&bases).collect();
         let results = assemble::side_by_side(&jobs, |(artifacts, base)| {
@@ -418,46 +433,6 @@ impl Job<'_> {
         .collect()
     }
 
-    /// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that
-    /// layout, any other reference from the base-image cache under the target dir.
-    fn base_image(&self, recipe: &Recipe, target: Target) -> anyhow::Result<Option<BaseImage>> {
-        let Base::Image(reference) = &recipe.base else {
-            return Ok(None);
-        };
-        let (dir, name) = match reference.strip_prefix("oci:") {
-            Some(rest) => {
-                let (dir, name) = rest.rsplit_once(':').with_context(|| {
-                    format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
-                })?;
-                (Utf8PathBuf::from(dir), name.to_owned())
-            }
-            None => self.pull_base(reference, target)?,
-        };
-        let layout = Layout::open(&dir).with_context(|| {
-            format!(
-                "the builtin engine reads base image {reference} from an OCI layout: give \
-                 --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
-            )
-        })?;
-        Ok(Some(BaseImage::read(layout, &name, target)?))
-    }
-
-    /// Fetches the base for `target`'s platform from its registry into the base cache (a
-    /// base pinned by digest that is cached already is used without the network), and
-    /// returns the cache and the name it is listed under.
-    fn pull_base(&self, reference: &str, target: Target) -> anyhow::Result<(Utf8PathBuf, String)> {
-        let parsed: oci_spec::distribution::Reference = reference
-            .parse()
-            .with_context(|| format!("invalid image reference `{reference}`"))?;
-        let platform = registry::parse_platform(&target.platform())?;
-        let cache = self.project.base_cache();
-        step(
-            format_args!("base {reference} for {}", target.platform()),
-            || registry::pull_base(&parsed, &platform, cache.as_std_path(), None),
-        )?;
-        Ok((cache, registry::cache_name(&parsed, &platform)))
-    }
-
     /// Docker or podman: stages the context and builds `Dockerfile.runtime`.
     fn with_engine(
         &self,
@@ -515,6 +490,60 @@ impl Job<'_> {
         };
         Ok((image, tag))
     }
+}
+
+/// The base image for `target`: none for scratch; `oci:<dir>:<ref>` is read from that
+/// layout, any other reference from the base-image cache under the target dir.
+fn base_image(
+    sh: &Shell,
+    project: &Project,
+    recipe: &Recipe,
+    target: Target,
+) -> anyhow::Result<Option<BaseImage>> {
+    let Base::Image(reference) = &recipe.base else {
+        return Ok(None);
+    };
+    let (dir, name) = match reference.strip_prefix("oci:") {
+        Some(rest) => {
+            let (dir, name) = rest.rsplit_once(':').with_context(|| {
+                format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
+            })?;
+            (Utf8PathBuf::from(dir), name.to_owned())
+        }
+        None => pull_base(sh, project, reference, target)?,
+    };
+    let layout = Layout::open(&dir).with_context(|| {
+        format!(
+            "the builtin engine reads base image {reference} from an OCI layout: give \
+             --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
+        )
+    })?;
+    Ok(Some(BaseImage::read(layout, &name, target)?))
+}
+
+/// Fetches the base for `target`'s platform from its registry into the base cache (a
+/// base pinned by digest that is cached already is used without the network), and
+/// returns the cache and the name it is listed under.
+fn pull_base(
+    sh: &Shell,
+    project: &Project,
+    reference: &str,
+    target: Target,
+) -> anyhow::Result<(Utf8PathBuf, String)> {
+    let parsed: oci_spec::distribution::Reference = reference
+        .parse()
+        .with_context(|| format!("invalid image reference `{reference}`"))?;
+    let platform = registry::parse_platform(&target.platform())?;
+    let cache = project.base_cache();
+    step(
+        format_args!("base {reference} for {}", target.platform()),
+        || {
+            let login = stored_login(sh, &parsed)?;
+            registry::pull_base(&parsed, &platform, cache.as_std_path(), login)
+                .with_context(|| format!("pulling base image {reference}"))
+        },
+    )?;
+    Ok((cache, registry::cache_name(&parsed, &platform)))
 }
 
 /// A folder of this run's own for its build contexts, so that concurrent runs in one
@@ -604,8 +633,37 @@ fn load(
     Ok(made)
 }
 
+/// The registry of `--push` answers as a registry, takes our credentials and lets us push
+/// to the repository; returns the login to push with.
+fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow::Result<Login> {
+    let Some(registry) = names.registry() else {
+        bail!(
+            "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
+        );
+    };
+    probe::registry(registry)?;
+    let target: oci_spec::distribution::Reference = names
+        .index
+        .parse()
+        .with_context(|| format!("invalid image reference `{}`", names.index))?;
+    let login = args.auth.login(sh, &target)?;
+    step(
+        format_args!(
+            "registry {registry} takes pushes to {}",
+            target.repository()
+        ),
+        || Client::connect(&target, login.clone())?.check_push(target.repository()),
+    )?;
+    Ok(login)
+}
+
 /// The builtin engine's images go from its OCI layout straight to the registry: no engine.
-fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> anyhow::Result<()> {
+fn push_layout(
+    names: &ImageNames,
+    args: &ImageArgs,
+    login: Login,
+    images: &mut [Image],
+) -> anyhow::Result<()> {
     let Some(layout) = images.first().and_then(|i| i.layout.clone()) else {
         return Ok(());
     };
@@ -613,13 +671,12 @@ fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> an
         .index
         .parse()
         .with_context(|| format!("invalid image reference `{}`", names.index))?;
-    let credential = args.auth.credential()?;
     let pushed = step(format_args!("pushed {}", names.index), || {
         registry::push_layout(
             layout.dir.as_std_path(),
             Some(&layout.index),
             &target,
-            credential,
+            login,
             args.allow_dev,
         )
     })?;

@@ -9,10 +9,10 @@ use crate::oci::registry;
 use crate::report;
 
 impl IndexArgs {
-    pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
-        let credential = self.auth.credential()?;
+    pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        let login = self.auth.login(sh, &self.tag)?;
         let merged = report::step(format!("pushed the index {}", self.tag), || {
-            registry::merge_index(&self.tag, &self.members, credential)
+            registry::merge_index(&self.tag, &self.members, login)
         })?;
         if self.json {
             let members: Vec<serde_json::Value> = merged

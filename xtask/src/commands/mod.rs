@@ -13,16 +13,22 @@ pub mod sbom;
 pub mod smoke;
 pub mod verify;
 
+use oci_spec::distribution::Reference;
+use xshell::Shell;
+
 use crate::cli::RegistryAuthArgs;
-use crate::oci::auth::Credential;
+use crate::oci::auth::{Credential, Login};
+use crate::tools::credential_helper::stored_login;
 
 // Shared by every command that talks to a registry (push, pull, index, image --push).
 impl RegistryAuthArgs {
-    /// The credential given on the command line, if any (the password comes from stdin).
-    pub fn credential(&self) -> anyhow::Result<Option<Credential>> {
-        self.username
-            .as_deref()
-            .map(Credential::from_stdin)
-            .transpose()
+    /// The credential for `reference`'s registry: the one given on the command line (the
+    /// password comes from stdin, so this reads it: call it once), else the one stored in
+    /// the user's credential files or helpers.
+    pub fn login(&self, sh: &Shell, reference: &Reference) -> anyhow::Result<Login> {
+        match self.username.as_deref() {
+            Some(user) => Ok(Login::given(Credential::from_stdin(user)?)),
+            None => stored_login(sh, reference),
+        }
     }
 }

@@ -9,8 +9,8 @@ use crate::oci::registry;
 use crate::report;
 
 impl PullArgs {
-    pub fn run(self, _sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let credential = self.auth.credential()?;
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let login = self.auth.login(sh, &self.reference)?;
         let cache = project.base_cache();
         let mut rows = Vec::new();
         for target in project.targets(&self.targets) {
@@ -22,7 +22,7 @@ impl PullArgs {
                         &self.reference,
                         &platform,
                         cache.as_std_path(),
-                        credential.clone(),
+                        login.clone(),
                     )
                 },
             )?;

@@ -9,10 +9,10 @@ use crate::oci::registry;
 use crate::report;
 
 impl PushArgs {
-    pub fn run(self, _sh: &Shell, _project: &Project) -> anyhow::Result<()> {
-        let credential = self.auth.credential()?;
+    pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        let login = self.auth.login(sh, &self.tag)?;
         let pushed = report::step(format!("pushed {}", self.tag), || {
-            registry::push_layout(&self.layout, None, &self.tag, credential, self.allow_dev)
+            registry::push_layout(&self.layout, None, &self.tag, login, self.allow_dev)
         })?;
         let uploads = pushed.uploads;
         eprintln!("  {uploads}");

@@ -76,7 +76,7 @@ impl VerifyArgs {
         let targets = project.targets(&self.targets);
         // Everything expected is read first: a missing build fails before minutes of work.
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
-        let (mut expected, expected_images, against) = self.expected(project)?;
+        let (mut expected, expected_images, against) = self.expected(sh, project)?;
         let zstd = expected_images
             .images
             .iter()
@@ -177,9 +177,13 @@ impl VerifyArgs {
     }
 
     /// The staged (or pushed) images, and a description of where they are.
-    fn expected(&self, project: &Project) -> anyhow::Result<(Expected, Images, String)> {
+    fn expected(
+        &self,
+        sh: &Shell,
+        project: &Project,
+    ) -> anyhow::Result<(Expected, Images, String)> {
         if let Some(reference) = &self.against {
-            let client = Client::connect(reference, self.auth.credential()?)?;
+            let client = Client::connect(reference, self.auth.login(sh, reference)?)?;
             let mut repository = Repository {
                 client,
                 reference: reference.clone(),

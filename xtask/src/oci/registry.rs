@@ -15,6 +15,10 @@
 //! Loopback registries (127.0.0.1, ::1, localhost) are spoken to over plain HTTP, every other
 //! one over HTTPS. Authentication follows the registry's `WWW-Authenticate` challenge:
 //! none, Basic, or a Bearer token from the registry's token service.
+//!
+//! Every request has two deadlines ([`Deadlines`]): one to connect, and one for silence (no
+//! byte received or sent for that long, whatever the phase), so a registry that stops
+//! answering fails in one line that says what it was doing, never a hang.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -32,7 +36,7 @@ use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
 
 use crate::model::profile;
-use crate::oci::auth::{AuthFiles, Challenge, Credential};
+use crate::oci::auth::{Challenge, Credential, Login, Secret};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
 use crate::oci::referrers;
 
@@ -66,12 +70,57 @@ impl std::fmt::Display for Uploads {
     }
 }
 
+/// How long a registry may keep us waiting: to connect, and with no data moving either
+/// way (the idle deadline, renewed by every byte, so a large upload is never cut short).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub connect: Duration,
+    pub idle: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Deadlines {
+        Deadlines {
+            connect: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The defaults, or `XTASK_REGISTRY_CONNECT_TIMEOUT` and `XTASK_REGISTRY_IDLE_TIMEOUT`
+    /// (whole seconds) where set.
+    pub fn from_env() -> anyhow::Result<Deadlines> {
+        let seconds = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(value) => match value.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+                    _ => bail!(
+                        "{name}={value} is not a number of seconds above 0: e.g. {name}={}",
+                        default.as_secs()
+                    ),
+                },
+            }
+        };
+        let default = Deadlines::default();
+        Ok(Deadlines {
+            connect: seconds("XTASK_REGISTRY_CONNECT_TIMEOUT", default.connect)?,
+            idle: seconds("XTASK_REGISTRY_IDLE_TIMEOUT", default.idle)?,
+        })
+    }
+}
+
+/// Transfers at least this large show their progress.
+const SHOW_PROGRESS: u64 = 1 << 20;
+
 /// One registry host, its authentication settled.
 pub struct Client {
     agent: ureq::Agent,
     host: String,
     base: String,
-    credential: Option<Credential>,
+    login: Login,
+    deadlines: Deadlines,
     scheme: Scheme,
     /// Bearer tokens by the scopes they were granted for.
     tokens: HashMap<String, String>,
@@ -140,30 +189,35 @@ impl RawManifest {
 }
 
 impl Client {
-    /// Connects to the registry of `reference` with `credential`, or else the one stored for
-    /// its host (podman's `auth.json`, docker's `config.json`), or anonymously, as the
-    /// registry's challenge asks. Wrong credentials and an unreachable registry are one line.
-    pub fn connect(
+    /// Connects to the registry of `reference` with `login`'s credential (what the command
+    /// line gave, or what the user's credential files and helpers hold for the host), as
+    /// the registry's challenge asks. Wrong or missing credentials, an unreachable registry
+    /// and one that stops answering are each one line.
+    pub fn connect(reference: &Reference, login: Login) -> anyhow::Result<Client> {
+        Client::connect_within(reference, login, Deadlines::from_env()?)
+    }
+
+    fn connect_within(
         reference: &Reference,
-        credential: Option<Credential>,
+        login: Login,
+        deadlines: Deadlines,
     ) -> anyhow::Result<Client> {
         let host = reference.resolve_registry().to_owned();
-        let credential = match credential {
-            Some(credential) => Some(credential),
-            None => AuthFiles::from_env().lookup(reference.registry())?,
-        };
         let scheme_name = if is_loopback(&host) { "http" } else { "https" };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(deadlines.connect))
+            .timeout_resolve(Some(deadlines.connect))
+            .timeout_per_read(Some(deadlines.idle))
+            .timeout_per_write(Some(deadlines.idle))
             .build()
             .into();
         let mut client = Client {
             agent,
             base: format!("{scheme_name}://{host}"),
             host,
-            credential,
+            login,
+            deadlines,
             scheme: Scheme::Anonymous,
             tokens: HashMap::new(),
             uploads: Uploads::default(),
@@ -204,7 +258,7 @@ impl Client {
         match Challenge::parse(&header)? {
             Challenge::Basic => {
                 self.scheme = Scheme::Basic;
-                let credential = self.require_credential("")?.basic_header();
+                let credential = self.require_credential()?.basic_header()?;
                 let mut response =
                     self.raw(Method::GET, &url, Some(&credential), &[], &Body::Empty)?;
                 if !response.status().is_success() {
@@ -215,7 +269,7 @@ impl Client {
             Challenge::Bearer { realm, service, .. } => {
                 self.scheme = Scheme::Bearer { realm, service };
                 // docker login's check: a token for no scope proves the credentials.
-                if self.credential.is_some() {
+                if self.login.credential.is_some() {
                     self.token(&[])?;
                 }
             }
@@ -223,28 +277,42 @@ impl Client {
         Ok(())
     }
 
-    fn require_credential(&self, what: &str) -> anyhow::Result<&Credential> {
-        self.credential.as_ref().with_context(|| {
-            format!(
-                "registry {} requires credentials{what}: `docker login {0}` or `podman login {0}`, or pass --username with --password-stdin",
-                self.host
-            )
-        })
+    fn require_credential(&self) -> anyhow::Result<&Credential> {
+        self.login
+            .credential
+            .as_ref()
+            .with_context(|| self.login.missing(&self.host))
     }
 
     fn refused(&self, why: &str) -> anyhow::Error {
-        match &self.credential {
+        match &self.login.credential {
             Some(c) => anyhow::anyhow!(
                 "registry {} refused the credentials for {} (from {}): {why}",
                 self.host,
                 c.username,
                 c.source
             ),
-            None => anyhow::anyhow!(
-                "registry {} requires credentials ({why}): `docker login {0}` or `podman login {0}`, or pass --username with --password-stdin",
-                self.host
-            ),
+            None => anyhow::anyhow!("{}", self.login.missing(&self.host)),
         }
+    }
+
+    /// Checks, before anything is built for it, that `repository` takes pushes from us:
+    /// the push token where the registry wants one, then an upload session opened and
+    /// cancelled (a registry that stops answering after `/v2/` is found here too).
+    pub fn check_push(&mut self, repository: &str) -> anyhow::Result<()> {
+        let url = self.url(repository, "blobs/uploads/");
+        let scopes = scopes(repository, Access::Push);
+        let mut response = self.send(Method::POST, &url, &scopes, &[], &Body::Empty)?;
+        self.expect_success(
+            &mut response,
+            &format!("opening an upload to {}/{repository}", self.host),
+        )?;
+        if let Some(location) = header(&response, "location") {
+            let location = self.absolute(&location);
+            // A session left open expires on its own: the answer does not matter.
+            let _ = self.send(Method::DELETE, &location, &scopes, &[], &Body::Empty);
+        }
+        Ok(())
     }
 
     /// A bearer token for `scopes` from the registry's token service, cached.
@@ -256,21 +324,39 @@ impl Client {
         let Scheme::Bearer { realm, service } = &self.scheme else {
             bail!("registry {} did not ask for a token", self.host);
         };
-        let mut request = self.agent.get(realm.as_str());
-        if let Some(service) = service {
-            request = request.query("service", service);
-        }
-        for scope in scopes {
-            request = request.query("scope", scope);
-        }
-        if let Some(credential) = &self.credential {
-            request = request.header("Authorization", credential.basic_header());
-        }
-        let mut response = request.call().map_err(|e| {
-            anyhow::anyhow!(
-                "the token service of registry {} at {realm} is unreachable: {e}",
-                self.host
-            )
+        let credential = self.login.credential.as_ref();
+        let result = match credential.map(|c| &c.secret) {
+            // An identity token is exchanged for an access token (OAuth2 refresh).
+            Some(Secret::IdentityToken(token)) => {
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "xtask"),
+                ];
+                form.extend(service.as_deref().map(|s| ("service", s)));
+                if !scope.is_empty() {
+                    form.push(("scope", scope.as_str()));
+                }
+                self.agent.post(realm.as_str()).send_form(form)
+            }
+            _ => {
+                let mut request = self.agent.get(realm.as_str());
+                if let Some(service) = service {
+                    request = request.query("service", service);
+                }
+                for scope in scopes {
+                    request = request.query("scope", scope);
+                }
+                if let Some(credential) = credential {
+                    request = request.header("Authorization", credential.basic_header()?);
+                }
+                request.call()
+            }
+        };
+        let mut response = result.map_err(|e| {
+            let doing = format!("giving a token at {realm}");
+            self.transport_error(e, &doing)
         })?;
         if matches!(
             response.status(),
@@ -291,7 +377,11 @@ impl Client {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body: TokenResponse = serde_json::from_slice(&response.body_mut().read_to_vec()?)
+        let body = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| self.body_error(e.into(), &format!("giving a token at {realm}")))?;
+        let body: TokenResponse = serde_json::from_slice(&body)
             .with_context(|| format!("the token service at {realm} answered no JSON token"))?;
         let token = body
             .token
@@ -304,7 +394,7 @@ impl Client {
     fn authorization(&mut self, scopes: &[String]) -> anyhow::Result<Option<String>> {
         match self.scheme {
             Scheme::Anonymous => Ok(None),
-            Scheme::Basic => Ok(Some(self.require_credential("")?.basic_header())),
+            Scheme::Basic => Ok(Some(self.require_credential()?.basic_header()?)),
             Scheme::Bearer { .. } => Ok(Some(format!("Bearer {}", self.token(scopes)?))),
         }
     }
@@ -340,6 +430,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Body,
     ) -> anyhow::Result<http::Response<ureq::Body>> {
+        let doing = doing(&method, url);
         let mut request = http::Request::builder().method(method).uri(url);
         if let Some(auth) = authorization {
             request = request.header("Authorization", auth);
@@ -353,19 +444,66 @@ impl Client {
             Body::File(path) => {
                 let file =
                     File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let _progress = (size >= SHOW_PROGRESS).then(|| {
+                    crate::report::ticking(format!(
+                        "{doing} ({}) to {}",
+                        crate::report::size(size),
+                        self.host
+                    ))
+                });
                 self.agent.run(request.body(file)?)
             }
         };
-        result.map_err(|e| match e {
-            ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
+        result.map_err(|e| self.transport_error(e, &doing))
+    }
+
+    /// One line for a request that failed below HTTP: the registry could not be reached,
+    /// or stopped answering while `doing` something (the idle deadline passed).
+    fn transport_error(&self, e: ureq::Error, doing: &str) -> anyhow::Error {
+        use ureq::Timeout;
+        match e {
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => anyhow::anyhow!(
+                "registry {} is unreachable at {}: no connection within {} s; is it running, and is the address right?",
+                self.host,
+                self.base,
+                self.deadlines.connect.as_secs()
+            ),
+            ureq::Error::Timeout(_) => self.stalled(doing),
+            ureq::Error::Io(ref io) if is_stall(io) => self.stalled(doing),
+            ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
                 anyhow::anyhow!(
                     "registry {} is unreachable at {}: {e}; is it running, and is the address right?",
                     self.host,
                     self.base
                 )
             }
-            e => anyhow::anyhow!("talking to registry {} ({url}): {e}", self.host),
-        })
+            e => anyhow::anyhow!("talking to registry {} while {doing}: {e}", self.host),
+        }
+    }
+
+    fn stalled(&self, doing: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "registry {} stopped answering while {doing} (no data for {} s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)",
+            self.host,
+            self.deadlines.idle.as_secs()
+        )
+    }
+
+    /// A response body read that failed: the stall line when the idle deadline passed,
+    /// else the error with what was being read.
+    fn body_error(&self, e: anyhow::Error, doing: &str) -> anyhow::Error {
+        let stalled = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<ureq::Error>()
+                .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+                || cause.downcast_ref::<std::io::Error>().is_some_and(is_stall)
+        });
+        if stalled {
+            self.stalled(doing)
+        } else {
+            e.context(format!("{doing} from registry {}", self.host))
+        }
     }
 
     fn url(&self, repository: &str, rest: &str) -> String {
@@ -418,7 +556,12 @@ impl Client {
             .with_config()
             .limit(4 << 20)
             .read_to_vec()
-            .with_context(|| format!("reading the manifest of {repository}:{reference}"))?;
+            .map_err(|e| {
+                self.body_error(
+                    e.into(),
+                    &format!("reading the manifest {repository}:{reference}"),
+                )
+            })?;
         let digest = sha256_digest(&bytes)?;
         if reference.contains(':') {
             ensure!(
@@ -482,7 +625,9 @@ impl Client {
             .with_config()
             .limit(4 << 20)
             .read_to_vec()
-            .with_context(|| format!("reading the referrers of {subject}"))?;
+            .map_err(|e| {
+                self.body_error(e.into(), &format!("listing the referrers of {subject}"))
+            })?;
         Ok(Some(referrers::parse_index(&bytes)?))
     }
 
@@ -698,7 +843,12 @@ impl Client {
             .with_config()
             .limit(1 << 30)
             .read_to_vec()
-            .with_context(|| format!("downloading blob {digest} from {repository}"))?;
+            .map_err(|e| {
+                self.body_error(
+                    e.into(),
+                    &format!("downloading blob {digest} of {repository}"),
+                )
+            })?;
         let actual = sha256_digest(&bytes)?;
         ensure!(
             actual == *digest,
@@ -720,7 +870,17 @@ impl Client {
         let scopes = scopes(repository, Access::Pull);
         let mut response = self.send(Method::GET, &url, &scopes, &[], &Body::Empty)?;
         self.expect_success(&mut response, &format!("downloading blob {digest}"))?;
-        store.write_from(digest, descriptor.size(), response.body_mut().as_reader())
+        let doing = format!("downloading blob {digest}");
+        let _progress = (descriptor.size() >= SHOW_PROGRESS).then(|| {
+            crate::report::ticking(format!(
+                "{doing} ({}) from {}",
+                crate::report::size(descriptor.size()),
+                self.host
+            ))
+        });
+        store
+            .write_from(digest, descriptor.size(), response.body_mut().as_reader())
+            .map_err(|e| self.body_error(e, &doing))
     }
 
     fn expect_success(
@@ -738,6 +898,66 @@ impl Client {
         }
         bail!("{doing}: registry {} answered {status}: {why}", self.host)
     }
+}
+
+/// What a request to `url` does, in words, for the line that says it stalled.
+fn doing(method: &Method, url: &str) -> String {
+    let path = url.split_once("/v2/").map_or("", |(_, p)| p);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(|v| v.replace("%3A", ":"))
+    };
+    if !url.contains("/v2/") {
+        return format!("giving a token at {url}");
+    }
+    if path.is_empty() {
+        return "answering /v2/".to_owned();
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let find = |word: &str| parts.iter().rposition(|p| *p == word);
+    if let Some(i) = find("uploads").filter(|i| *i > 0 && parts[i - 1] == "blobs") {
+        let repository = parts[..i - 1].join("/");
+        return match (method.as_str(), param("digest"), param("mount")) {
+            ("PUT", Some(digest), _) => format!("uploading blob {digest}"),
+            ("POST", _, Some(digest)) => format!("mounting blob {digest} into {repository}"),
+            ("DELETE", _, _) => format!("cancelling an upload to {repository}"),
+            _ => format!("opening an upload to {repository}"),
+        };
+    }
+    let named = |i: usize| (parts[..i].join("/"), parts[i + 1..].join("/"));
+    if let Some(i) = find("blobs") {
+        let (repository, digest) = named(i);
+        return match method.as_str() {
+            "HEAD" => format!("looking for blob {digest} in {repository}"),
+            _ => format!("downloading blob {digest} of {repository}"),
+        };
+    }
+    if let Some(i) = find("manifests") {
+        let (repository, reference) = named(i);
+        return match method.as_str() {
+            "PUT" => format!("pushing the manifest {repository}:{reference}"),
+            _ => format!("reading the manifest {repository}:{reference}"),
+        };
+    }
+    if let Some(i) = find("referrers") {
+        let (_, digest) = named(i);
+        return format!("listing the referrers of {digest}");
+    }
+    format!("{method} /v2/{path}")
+}
+
+/// An I/O error that is a deadline passing (a socket timeout), not a refusal.
+fn is_stall(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) || e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 fn scopes(repository: &str, access: Access) -> Vec<String> {
@@ -884,15 +1104,15 @@ pub struct Pushed {
 /// `index.json` lists. Blobs the registry already has are not sent again (HEAD first); a
 /// layer of a base image on the same registry, named by the manifest's
 /// `org.opencontainers.image.base.name` annotation, is mounted from the base's repository.
-/// `credential` comes from `--username`/`--password-stdin`; without it the stored
-/// credentials for the registry are used, or none. `Pushed::uploads` counts the blob bytes
+/// `login` holds the credential (from `--username`/`--password-stdin`, or stored for the
+/// registry), or where none was found. `Pushed::uploads` counts the blob bytes
 /// actually uploaded.
 /// `index_ref` picks the index by its ref name when the layout holds several.
 pub fn push_layout(
     layout: &Path,
     index_ref: Option<&str>,
     target: &Reference,
-    credential: Option<Credential>,
+    login: Login,
     allow_dev: bool,
 ) -> anyhow::Result<Pushed> {
     let tag = target
@@ -904,7 +1124,7 @@ pub fn push_layout(
     if !allow_dev {
         refuse_dev_images(&store, &manifests)?;
     }
-    let mut client = Client::connect(target, credential)?;
+    let mut client = Client::connect(target, login)?;
     let repository = target.repository();
     let mut images = Vec::new();
     for descriptor in &manifests {
@@ -1151,22 +1371,23 @@ pub fn cache_name(reference: &Reference, platform: &Platform) -> String {
 /// Pulls `reference` for `platform` into the OCI layout `cache` (created if missing): the
 /// manifest (chosen from the index when the reference names one), its config and its layers,
 /// each checked against its digest. A reference pinned by digest that is already in the
-/// cache is served from it without asking the registry. Stored credentials are used as for
-/// a push. The manifest is listed in the cache's `index.json` under [`cache_name`].
+/// cache is served from it without asking the registry. `login` is as for a push. The manifest is listed in the cache's `index.json` under [`cache_name`].
 pub fn pull_base(
     reference: &Reference,
     platform: &Platform,
     cache: &Path,
-    credential: Option<Credential>,
+    login: Login,
 ) -> anyhow::Result<PulledBase> {
-    let store = BlobStore::create(cache)?;
     let name = cache_name(reference, platform);
     if reference.digest().is_some()
-        && let Some(pulled) = cached_base(&store, &name)?
+        && cache.join("index.json").exists()
+        && let Some(pulled) = cached_base(&BlobStore::create(cache)?, &name)?
     {
         return Ok(pulled);
     }
-    let mut client = Client::connect(reference, credential)?;
+    // The registry first: one that cannot be reached leaves no cache behind.
+    let mut client = Client::connect(reference, login)?;
+    let store = BlobStore::create(cache)?;
     let repository = reference.repository();
     let asked = reference
         .digest()
@@ -1349,7 +1570,7 @@ pub struct MergedIndex {
 pub fn merge_index(
     target: &Reference,
     members: &[Reference],
-    credential: Option<Credential>,
+    login: Login,
 ) -> anyhow::Result<MergedIndex> {
     let tag = target
         .tag()
@@ -1362,7 +1583,7 @@ pub fn merge_index(
             target.registry()
         );
     }
-    let mut client = Client::connect(target, credential)?;
+    let mut client = Client::connect(target, login)?;
     let mut read = Vec::new();
     for reference in members {
         let member = read_member(&mut client, reference)?;
@@ -1456,7 +1677,7 @@ mod tests {
     fn credential(password: &str) -> Credential {
         Credential {
             username: "alice".into(),
-            password: password.into(),
+            secret: Secret::Password(password.into()),
             source: "a test".into(),
         }
     }
@@ -1465,7 +1686,7 @@ mod tests {
     fn the_token_flow_gets_a_scoped_token_and_wrong_credentials_are_one_line() {
         let host = token_registry();
         let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
-        let mut client = Client::connect(&reference, Some(credential("pw"))).unwrap();
+        let mut client = Client::connect(&reference, Login::given(credential("pw"))).unwrap();
         let manifest = client.manifest("a/b", "1").unwrap();
         assert!(!manifest.is_index());
         assert_eq!(
@@ -1473,7 +1694,7 @@ mod tests {
             "application/vnd.oci.image.manifest.v1+json"
         );
 
-        let err = Client::connect(&reference, Some(credential("nope")))
+        let err = Client::connect(&reference, Login::given(credential("nope")))
             .err()
             .unwrap()
             .to_string();
@@ -1483,6 +1704,164 @@ mod tests {
                 "registry {host} refused the credentials for alice (from a test): UNAUTHORIZED: bad password"
             )
         );
+    }
+
+    /// A registry that answers `/v2/` and then never answers anything else.
+    fn stalling_registry() -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                if request.starts_with("GET /v2/ ") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    );
+                } else {
+                    held.push(stream);
+                }
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn a_registry_that_stops_answering_fails_at_the_idle_deadline_saying_what_it_was_doing() {
+        let host = stalling_registry();
+        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+        };
+        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.check_push("a/b").unwrap_err().to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err,
+            format!(
+                "registry {host} stopped answering while opening an upload to a/b (no data for 1 s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)"
+            )
+        );
+    }
+
+    /// A registry that opens upload sessions and then reads nothing of the blob sent.
+    fn registry_that_stops_reading_uploads() -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+                let request = lines.next().unwrap().unwrap();
+                if request.starts_with("PUT ") {
+                    held.push(stream);
+                    continue;
+                }
+                lines
+                    .map_while(Result::ok)
+                    .take_while(|l| !l.is_empty())
+                    .for_each(drop);
+                let answer = match request.split(' ').next() {
+                    Some("HEAD") => "404 Not Found\r\nContent-Length: 0",
+                    Some("POST") => {
+                        "202 Accepted\r\nLocation: /v2/a/b/blobs/uploads/u1\r\nContent-Length: 0"
+                    }
+                    _ => "200 OK\r\nContent-Length: 0",
+                };
+                let _ = write!(stream, "HTTP/1.1 {answer}\r\nConnection: close\r\n\r\n");
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn an_upload_the_registry_stops_reading_fails_at_the_idle_deadline() {
+        let host = registry_that_stops_reading_uploads();
+        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
+        let deadlines = Deadlines {
+            connect: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+        };
+        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("layer");
+        // More than the socket buffers on both sides hold.
+        std::fs::write(&blob, vec![7u8; 64 << 20]).unwrap();
+        let digest = Digest::from_str(&format!("sha256:{}", "c".repeat(64))).unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .ensure_blob("a/b", &digest, &blob, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err,
+            format!(
+                "registry {host} stopped answering while uploading blob {digest} (no data for 1 s; XTASK_REGISTRY_IDLE_TIMEOUT sets how long to wait)"
+            )
+        );
+    }
+
+    #[test]
+    fn requests_are_described_by_what_they_do() {
+        let base = "http://r:5000/v2";
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (method, url, says) in [
+            (Method::GET, format!("{base}/"), "answering /v2/".to_owned()),
+            (
+                Method::PUT,
+                format!("{base}/team/app/blobs/uploads/u-1?_state=x&digest={d}"),
+                format!("uploading blob {d}"),
+            ),
+            (
+                Method::POST,
+                format!("{base}/team/app/blobs/uploads/?mount={d}&from=base"),
+                format!("mounting blob {d} into team/app"),
+            ),
+            (
+                Method::POST,
+                format!("{base}/team/app/blobs/uploads/"),
+                "opening an upload to team/app".to_owned(),
+            ),
+            (
+                Method::HEAD,
+                format!("{base}/app/blobs/{d}"),
+                format!("looking for blob {d} in app"),
+            ),
+            (
+                Method::PUT,
+                format!("{base}/app/manifests/1.0-amd64"),
+                "pushing the manifest app:1.0-amd64".to_owned(),
+            ),
+            (
+                Method::GET,
+                format!("{base}/app/referrers/{d}"),
+                format!("listing the referrers of {d}"),
+            ),
+            (
+                Method::GET,
+                "https://auth.io/token".to_owned(),
+                "giving a token at https://auth.io/token".to_owned(),
+            ),
+        ] {
+            assert_eq!(doing(&method, &url), says, "{method} {url}");
+        }
     }
 
     #[test]

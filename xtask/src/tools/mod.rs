@@ -4,6 +4,7 @@
 pub mod buildinfo;
 pub mod compile;
 pub mod containers;
+pub mod credential_helper;
 pub mod documents;
 pub mod engine;
 pub mod git;

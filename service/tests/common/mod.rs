@@ -158,6 +158,13 @@ impl Client {
         (status, headers)
     }
 
+    /// Everything the server sends until it closes the connection.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.stream.read_to_end(&mut rest).await;
+        rest
+    }
+
     /// True once the server has closed the connection (end of file, or a reset); then closes
     /// this end too, as a client does.
     pub async fn closed(mut self) -> bool {

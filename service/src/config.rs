@@ -344,11 +344,17 @@ mod tests {
         let err = config(&[("MAX_HEADER_BYTES", "4096")])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("MAX_HEADER_BYTES=4096 is below 8192"), "{err}");
+        assert!(
+            err.starts_with("MAX_HEADER_BYTES=4096 is below 8192"),
+            "{err}"
+        );
         let err = config(&[("WS_PONG_TIMEOUT_SECONDS", "0")])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("WS_PONG_TIMEOUT_SECONDS=0 would close"), "{err}");
+        assert!(
+            err.starts_with("WS_PONG_TIMEOUT_SECONDS=0 would close"),
+            "{err}"
+        );
         let err = config(&[("DRAIN_SECONDS", "20")]).unwrap_err().to_string();
         assert!(
             err.contains("SHUTDOWN_TIMEOUT_SECONDS (9s) is shorter than DRAIN_SECONDS (20s)"),

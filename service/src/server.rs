@@ -50,8 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal().context("cannot install SIGTERM and SIGINT handlers")?;
     let db = prepare_database(&config)?;
     let addr = config.listen_address();
-    let listener = TcpListener::bind(addr)
-        .await
+    let listener = bind(addr)
         .with_context(|| format!("cannot listen on {addr} (set PORT or BIND_ADDRESS)"))?;
     tracing::info!(
         "listening on {}, database {}",
@@ -61,6 +60,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     serve(listener, db, config.limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The kernel's queue of connections not yet accepted: up to `net.core.somaxconn` (4096 on
+/// Linux since 5.4). The default of 128 overflows when a few hundred clients over
+/// `MAX_CONNECTIONS` reconnect at once, and every connection dropped there (a health check's
+/// included) is retried by its client only a second later.
+pub const BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with a queue of `BACKLOG`.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Serves until `shutdown` resolves, then stops without cutting anyone off:

@@ -146,7 +146,11 @@ async fn an_idle_keep_alive_connection_makes_room_for_a_new_client() {
     let mut second = Client::connect(running.addr).await;
     let answer = tokio::time::timeout(PATIENCE, second.get("/hello")).await;
     assert_eq!(answer.unwrap().status, 200);
-    assert!(tokio::time::timeout(PATIENCE, first.closed()).await.unwrap());
+    assert!(
+        tokio::time::timeout(PATIENCE, first.closed())
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -164,9 +168,15 @@ async fn connections_still_waiting_for_headers_make_room_oldest_first() {
     let mut client = Client::connect(running.addr).await;
     let answer = tokio::time::timeout(PATIENCE, client.get("/hello")).await;
     assert_eq!(answer.unwrap().status, 200);
-    assert!(tokio::time::timeout(PATIENCE, oldest.closed()).await.unwrap());
+    assert!(
+        tokio::time::timeout(PATIENCE, oldest.closed())
+            .await
+            .unwrap()
+    );
     younger.write(b"st: test\r\n\r\n").await.unwrap();
-    let answer = tokio::time::timeout(PATIENCE, younger.read()).await.unwrap();
+    let answer = tokio::time::timeout(PATIENCE, younger.read())
+        .await
+        .unwrap();
     assert_eq!(answer.status, 200);
 }
 
@@ -182,12 +192,20 @@ async fn busy_connections_keep_their_place_and_health_checks_get_the_reserve() {
     // connection on the reserve is closed after its answer.
     let mut client = Client::connect(running.addr).await;
     let answer = client.get("/hello").await;
-    assert_eq!((answer.status, answer.header("connection")), (503, Some("close")));
+    assert_eq!(
+        (answer.status, answer.header("connection")),
+        (503, Some("close"))
+    );
     drop(client);
     for path in ["/healthz", "/readyz"] {
         let mut client = Client::connect(running.addr).await;
-        let answer = tokio::time::timeout(PATIENCE, client.get(path)).await.unwrap();
-        assert_eq!((answer.status, answer.header("connection")), (200, Some("close")));
+        let answer = tokio::time::timeout(PATIENCE, client.get(path))
+            .await
+            .unwrap();
+        assert_eq!(
+            (answer.status, answer.header("connection")),
+            (200, Some("close"))
+        );
     }
     // With the reserve taken too, a new connection waits for a place.
     let mut held = Vec::new();
@@ -272,12 +290,18 @@ async fn an_idle_websocket_is_closed_with_1001_after_the_idle_timeout() {
         for i in 0..10 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             chatty.send(Message::text(format!("m{i}"))).await.unwrap();
-            assert_eq!(next_message(&mut chatty).await, Message::text(format!("m{i}")));
+            assert_eq!(
+                next_message(&mut chatty).await,
+                Message::text(format!("m{i}"))
+            );
         }
     };
     let ((reason, after), ()) = tokio::join!(closed, talk);
     assert_eq!(reason, "idle: no message for 0.5 s");
-    assert!(after >= Duration::from_millis(500), "closed after {after:?}");
+    assert!(
+        after >= Duration::from_millis(500),
+        "closed after {after:?}"
+    );
     // The one that talked outlived the timeout twice over.
     chatty.send(Message::text("still here")).await.unwrap();
     assert_eq!(next_message(&mut chatty).await, Message::text("still here"));

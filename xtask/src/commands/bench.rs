@@ -111,6 +111,17 @@ impl BenchArgs {
                 out.noop(noop_times(sh, project)?);
                 return out.finish();
             }
+            Some(BenchSection::Throughput) => {
+                let wrk = which::find_on_path("wrk")
+                    .context("the benchmark needs wrk: sudo apt-get install wrk")?;
+                toolchain::cross_env(sh, project, &Target::ALL)?;
+                compile::build(sh, project, &[Target::X86_64Musl], profile::RELEASE)?;
+                let scratch = project.work_dir().join("bench-throughput");
+                let _scratch_removed = Undo::remove_dir(&scratch);
+                std::fs::create_dir_all(&scratch)?;
+                out.table(throughput(sh, project, &scratch, &wrk, &self)?);
+                return out.finish();
+            }
             Some(BenchSection::Hostile) => {
                 compile::build(sh, project, &[Target::X86_64Musl], profile::RELEASE)?;
                 let scratch = project.work_dir().join("bench-hostile");

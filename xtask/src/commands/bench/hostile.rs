@@ -23,8 +23,9 @@ use crate::tools::process::{self, Io};
 
 const IDLE_WEBSOCKETS: usize = 300;
 const SLOW_CLIENTS: usize = 1100;
-/// Threads that drive the slow clients, each a share of them.
+/// Threads that drive the slow clients, each an equal share of them.
 const SLOW_THREADS: usize = 4;
+const _: () = assert!(SLOW_CLIENTS.is_multiple_of(SLOW_THREADS));
 /// How often each slow client sends one more header byte.
 const TRICKLE: Duration = Duration::from_millis(200);
 /// How often a slow-client thread looks at each of its clients: a cut one reconnects
@@ -137,8 +138,8 @@ pub fn measure(sh: &Shell, binary: &Utf8Path, scratch: &Utf8Path) -> anyhow::Res
     let _stop = StopOnDrop(stop.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     let slow: Vec<_> = (0..SLOW_THREADS)
-        .map(|i| {
-            let share = SLOW_CLIENTS / SLOW_THREADS + usize::from(i < SLOW_CLIENTS % SLOW_THREADS);
+        .map(|_| {
+            let share = SLOW_CLIENTS / SLOW_THREADS;
             let (stop, cuts) = (stop.clone(), cuts.clone());
             thread::spawn(move || slow_clients(addr, share, &stop, &cuts, deadline))
         })

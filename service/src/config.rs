@@ -23,8 +23,12 @@ pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// `MAX_BODY_BYTES`: the largest request body (`POST /messages`); larger gets 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
-/// `MAX_CONNECTIONS`: open TCP connections (websockets included); beyond it new ones wait in
-/// the kernel's backlog instead of costing memory and file descriptors.
+/// `MAX_CONNECTIONS`: open TCP connections (websockets included). A new connection over it
+/// takes the place of one that is not being answered: the oldest still waiting for its
+/// first request's headers (slow or stuck clients), else the oldest closing one, else the
+/// oldest idle keep-alive one. When every connection is busy, `/healthz` and `/readyz` get
+/// one of `HEALTH_RESERVE` more places; past that, new connections wait in the kernel's
+/// backlog instead of costing memory and file descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// `MAX_WEBSOCKETS`: open websockets, which are long-lived and buffer a message each: 256 of
 /// them hold at most 256 MiB of messages. Over the limit, `/ws` answers 503.
@@ -33,6 +37,25 @@ pub const DEFAULT_MAX_WEBSOCKETS: usize = 256;
 /// waits for them, so it is also how long an idle keep-alive connection stays open. Stops
 /// slowloris clients from holding connections with a trickle of header bytes.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `MAX_HEADER_BYTES`: the request line and headers together; larger gets 431 and the
+/// connection is closed. 32 KiB is twice what the largest cookies and tokens browsers send
+/// need; at least 8192 (the least the HTTP parser works with).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
+/// The smallest `MAX_HEADER_BYTES` accepted.
+pub const MIN_HEADER_BYTES: usize = 8 << 10;
+/// Connections kept beyond `MAX_CONNECTIONS` for `/healthz` and `/readyz` alone, used when
+/// every other connection is busy with a request or a websocket: health checks are answered
+/// even then. Any other path on them gets 503, and every answer closes the connection.
+pub const HEALTH_RESERVE: usize = 16;
+/// `WS_IDLE_TIMEOUT_SECONDS`: a websocket whose client sends no message for this long is
+/// closed with 1001 (pings and pongs do not count), so idle sockets cannot hold every
+/// `MAX_WEBSOCKETS` place; nginx proxies close idle websockets after 60 s too.
+pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `WS_PING_SECONDS`: how often the server pings each websocket.
+pub const DEFAULT_WS_PING: Duration = Duration::from_secs(20);
+/// `WS_PONG_TIMEOUT_SECONDS`: a ping not answered within this is a dead or stuck peer: the
+/// websocket is closed with 1008.
+pub const DEFAULT_WS_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// `REQUEST_TIMEOUT_SECONDS`: time from a request's headers to its answer, body upload
 /// included (a 1 MiB body needs 30 s only below ~300 kbit/s); later gets 408.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,8 +85,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_connections: usize,
     pub max_websockets: usize,
+    pub max_header_bytes: usize,
     pub header_timeout: Duration,
     pub request_timeout: Duration,
+    pub ws_idle_timeout: Duration,
+    pub ws_ping: Duration,
+    pub ws_pong_timeout: Duration,
     pub drain: Duration,
     pub shutdown_timeout: Duration,
 }
@@ -75,8 +102,12 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ws_idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
+            ws_ping: DEFAULT_WS_PING,
+            ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
             drain: DEFAULT_DRAIN,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -91,8 +122,12 @@ impl Limits {
             max_body_bytes: count(lookup, "MAX_BODY_BYTES", d.max_body_bytes)?,
             max_connections: count(lookup, "MAX_CONNECTIONS", d.max_connections)?,
             max_websockets: count(lookup, "MAX_WEBSOCKETS", d.max_websockets)?,
+            max_header_bytes: count(lookup, "MAX_HEADER_BYTES", d.max_header_bytes)?,
             header_timeout: seconds(lookup, "HEADER_TIMEOUT_SECONDS", d.header_timeout)?,
             request_timeout: seconds(lookup, "REQUEST_TIMEOUT_SECONDS", d.request_timeout)?,
+            ws_idle_timeout: seconds(lookup, "WS_IDLE_TIMEOUT_SECONDS", d.ws_idle_timeout)?,
+            ws_ping: seconds(lookup, "WS_PING_SECONDS", d.ws_ping)?,
+            ws_pong_timeout: seconds(lookup, "WS_PONG_TIMEOUT_SECONDS", d.ws_pong_timeout)?,
             drain: seconds(lookup, "DRAIN_SECONDS", d.drain)?,
             shutdown_timeout: seconds(lookup, "SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout)?,
         };
@@ -103,6 +138,22 @@ impl Limits {
             if timeout.is_zero() {
                 bail!("{name}=0 would refuse every request: set a number of seconds above 0");
             }
+        }
+        for (name, timeout) in [
+            ("WS_IDLE_TIMEOUT_SECONDS", limits.ws_idle_timeout),
+            ("WS_PING_SECONDS", limits.ws_ping),
+            ("WS_PONG_TIMEOUT_SECONDS", limits.ws_pong_timeout),
+        ] {
+            if timeout.is_zero() {
+                bail!("{name}=0 would close every websocket: set a number of seconds above 0");
+            }
+        }
+        if limits.max_header_bytes < MIN_HEADER_BYTES {
+            bail!(
+                "MAX_HEADER_BYTES={} is below {MIN_HEADER_BYTES}, the least the HTTP parser \
+                 works with: set {MIN_HEADER_BYTES} or more",
+                limits.max_header_bytes
+            );
         }
         if limits.shutdown_timeout < limits.drain {
             bail!(
@@ -242,8 +293,12 @@ mod tests {
             ("MAX_BODY_BYTES", " 100 "),
             ("MAX_CONNECTIONS", "8"),
             ("MAX_WEBSOCKETS", "2"),
+            ("MAX_HEADER_BYTES", "16384"),
             ("HEADER_TIMEOUT_SECONDS", "1.5"),
             ("REQUEST_TIMEOUT_SECONDS", "3"),
+            ("WS_IDLE_TIMEOUT_SECONDS", "0.3"),
+            ("WS_PING_SECONDS", "0.1"),
+            ("WS_PONG_TIMEOUT_SECONDS", "0.2"),
             ("DRAIN_SECONDS", "0"),
             ("SHUTDOWN_TIMEOUT_SECONDS", "0.25"),
         ])
@@ -255,8 +310,12 @@ mod tests {
                 max_body_bytes: 100,
                 max_connections: 8,
                 max_websockets: 2,
+                max_header_bytes: 16384,
                 header_timeout: Duration::from_millis(1500),
                 request_timeout: Duration::from_secs(3),
+                ws_idle_timeout: Duration::from_millis(300),
+                ws_ping: Duration::from_millis(100),
+                ws_pong_timeout: Duration::from_millis(200),
                 drain: Duration::ZERO,
                 shutdown_timeout: Duration::from_millis(250),
             }
@@ -272,6 +331,8 @@ mod tests {
             ("DRAIN_SECONDS", "-1"),
             ("REQUEST_TIMEOUT_SECONDS", "soon"),
             ("HEADER_TIMEOUT_SECONDS", "inf"),
+            ("MAX_HEADER_BYTES", "32KiB"),
+            ("WS_PING_SECONDS", "often"),
         ] {
             let err = config(&[(name, value)]).unwrap_err().to_string();
             assert!(
@@ -280,6 +341,20 @@ mod tests {
             );
             assert!(err.contains("(default "), "{err}");
         }
+        let err = config(&[("MAX_HEADER_BYTES", "4096")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("MAX_HEADER_BYTES=4096 is below 8192"),
+            "{err}"
+        );
+        let err = config(&[("WS_PONG_TIMEOUT_SECONDS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("WS_PONG_TIMEOUT_SECONDS=0 would close"),
+            "{err}"
+        );
         let err = config(&[("DRAIN_SECONDS", "20")]).unwrap_err().to_string();
         assert!(
             err.contains("SHUTDOWN_TIMEOUT_SECONDS (9s) is shorter than DRAIN_SECONDS (20s)"),

@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::db::{self, Db};
@@ -156,12 +157,39 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
 
 /// Echoes every text message after storing it. Binary frames are refused (close 1003): the
 /// log holds text; so is a message over `MAX_MESSAGE_BYTES` (close 1009, before it is read
-/// whole). When the server stops the peer gets a 1001 "going away" close instead of a reset.
+/// whole). A client that sends no message for `WS_IDLE_TIMEOUT_SECONDS` is closed with
+/// 1001; the server pings every `WS_PING_SECONDS`, and a ping without a pong within
+/// `WS_PONG_TIMEOUT_SECONDS` closes with 1008. When the server stops the peer gets a 1001
+/// "going away" close instead of a reset.
 async fn echo(mut socket: WebSocket, state: AppState) {
+    let limits = state.limits;
     let mut phase = state.phase.clone();
+    let mut idle_until = Instant::now() + limits.ws_idle_timeout;
+    let mut next_ping = Instant::now() + limits.ws_ping;
+    let mut pong_until: Option<Instant> = None;
     loop {
         let frame = tokio::select! {
             frame = socket.recv() => frame,
+            () = tokio::time::sleep_until(idle_until) => {
+                let secs = limits.ws_idle_timeout.as_secs_f64();
+                let reason = format!("idle: no message for {secs} s");
+                let _ = socket.send(close(close_code::AWAY, reason)).await;
+                return;
+            }
+            () = tokio::time::sleep_until(pong_until.unwrap_or(next_ping)) => {
+                if pong_until.is_some() {
+                    let secs = limits.ws_pong_timeout.as_secs_f64();
+                    let reason = format!("no pong within {secs} s");
+                    let _ = socket.send(close(close_code::POLICY, reason)).await;
+                    return;
+                }
+                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                pong_until = Some(Instant::now() + limits.ws_pong_timeout);
+                next_ping = Instant::now() + limits.ws_ping;
+                continue;
+            }
             () = stopping(&mut phase) => {
                 let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
                 return;
@@ -169,6 +197,7 @@ async fn echo(mut socket: WebSocket, state: AppState) {
         };
         match frame {
             Some(Ok(WsMessage::Text(text))) => {
+                idle_until = Instant::now() + limits.ws_idle_timeout;
                 let body = text.to_string();
                 if let Err(e) = state
                     .db
@@ -192,13 +221,14 @@ async fn echo(mut socket: WebSocket, state: AppState) {
                 return;
             }
             Some(Err(e)) if too_big(&e) => {
-                let limit = state.limits.max_message_bytes;
+                let limit = limits.max_message_bytes;
                 let reason = format!("message too big: the limit is {limit} bytes");
                 let _ = socket.send(close(close_code::SIZE, reason)).await;
                 return;
             }
-            // Pings are answered by the library; a close or an error ends the session.
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+            Some(Ok(WsMessage::Pong(_))) => pong_until = None,
+            // The client's pings are answered by the library; they do not count as activity.
+            Some(Ok(WsMessage::Ping(_))) => {}
             Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return,
         }
     }

@@ -1,5 +1,6 @@
 //! Running the service: database check, bind, serve until SIGTERM or SIGINT, then drain.
-//! The accept loop is our own (over hyper) so that it can count connections, mark answers
+//! The accept loop is our own (over hyper) so that it can count connections, choose which
+//! connection makes room for a new one (see `connection::Admission`), mark answers
 //! `Connection: close` while draining, and choose which connections to close when.
 
 use std::convert::Infallible;
@@ -19,12 +20,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::config::{Config, Limits};
-use crate::connection::{Connection, Slot};
+use crate::config::{Config, HEALTH_RESERVE, Limits};
+use crate::connection::{Admission, Answered, Connection, Tracker};
 use crate::db::{self, Db};
 use crate::routes::{AppState, Phase, app, stopping};
 
@@ -49,8 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal().context("cannot install SIGTERM and SIGINT handlers")?;
     let db = prepare_database(&config)?;
     let addr = config.listen_address();
-    let listener = TcpListener::bind(addr)
-        .await
+    let listener = bind(addr)
         .with_context(|| format!("cannot listen on {addr} (set PORT or BIND_ADDRESS)"))?;
     tracing::info!(
         "listening on {}, database {}",
@@ -60,6 +60,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     serve(listener, db, config.limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The kernel's queue of connections not yet accepted: up to `net.core.somaxconn` (4096 on
+/// Linux since 5.4). The default of 128 overflows when a few hundred clients over
+/// `MAX_CONNECTIONS` reconnect at once, and every connection dropped there (a health check's
+/// included) is retried by its client only a second later.
+pub const BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with a queue of `BACKLOG`.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Serves until `shutdown` resolves, then stops without cutting anyone off:
@@ -83,13 +101,15 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     // Also the idle keep-alive timeout: hyper starts it whenever it waits for a request.
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        // Over it, hyper answers 431 and closes the connection.
+        .max_buf_size(limits.max_header_bytes);
     let server = Server {
         router: app(AppState::new(db, limits, phase.clone())),
         http,
         phase,
         request_timeout: limits.request_timeout,
-        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        admission: Admission::new(limits.max_connections, HEALTH_RESERVE),
         open: open_tx,
     };
 
@@ -155,8 +175,8 @@ struct Server {
     http: http1::Builder,
     phase: watch::Receiver<Phase>,
     request_timeout: Duration,
-    /// `MAX_CONNECTIONS` permits.
-    slots: Arc<Semaphore>,
+    /// `MAX_CONNECTIONS` places, and the health checks' reserve.
+    admission: Arc<Admission>,
     /// How many connections are open, lingering ones and websockets included.
     open: watch::Sender<usize>,
 }
@@ -176,14 +196,13 @@ impl Server {
         }
     }
 
-    /// Waits for a free slot, then for a connection: over `MAX_CONNECTIONS`, new
-    /// connections wait in the kernel's backlog.
+    /// Waits for a connection, then for a place for it: when every connection is busy and
+    /// the reserve is taken, the next ones wait in the kernel's backlog.
     async fn accept(&self, listener: &TcpListener) -> Option<Connection> {
-        let permit = self.slots.clone().acquire_owned().await.ok()?;
         match listener.accept().await {
             Ok((stream, _)) => Some(Connection::new(
                 stream,
-                Slot::new(permit, self.open.clone()),
+                self.admission.admit(&self.open).await,
             )),
             Err(e) => {
                 tracing::warn!("accepting a connection failed: {e}");
@@ -195,22 +214,26 @@ impl Server {
 
     /// Takes a connection already in the kernel's queue, without waiting for one.
     fn accept_queued(&self, listener: &TcpListener) -> Option<Connection> {
-        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let slot = self.admission.try_admit(&self.open)?;
         let (socket, _) = SockRef::from(listener).accept().ok()?;
         let stream = std::net::TcpStream::from(socket);
         stream.set_nonblocking(true).ok()?;
         let stream = TcpStream::from_std(stream).ok()?;
-        Some(Connection::new(
-            stream,
-            Slot::new(permit, self.open.clone()),
-        ))
+        Some(Connection::new(stream, slot))
     }
 
     fn spawn(&self, connection: Connection) {
+        let Some(tracker) = connection.tracker().cloned() else {
+            return;
+        };
         let answered = Arc::new(AtomicBool::new(false));
         let service = {
-            let (router, phase, answered) =
-                (self.router.clone(), self.phase.clone(), answered.clone());
+            let (router, phase, answered, tracker) = (
+                self.router.clone(),
+                self.phase.clone(),
+                answered.clone(),
+                tracker.clone(),
+            );
             let timeout = self.request_timeout;
             service_fn(move |request| {
                 answer(
@@ -218,6 +241,7 @@ impl Server {
                     request,
                     phase.clone(),
                     answered.clone(),
+                    tracker.clone(),
                     timeout,
                 )
             })
@@ -231,6 +255,8 @@ impl Server {
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
+                // Its place went to a new connection: it closes without lingering.
+                () = tracker.shed() => return,
                 () = stopping(&mut phase) => {
                     // Closing a connection before its first request could reset one on its
                     // way; it gets `Connection: close` with its answer instead.
@@ -252,18 +278,43 @@ async fn none_open(open: &mut watch::Receiver<usize>) {
 }
 
 /// Runs one request through the router, within the request timeout; while the server
-/// drains, the answer tells the client to close the connection.
+/// drains, or on a reserved place, the answer tells the client to close the connection.
 async fn answer(
     router: Router,
     request: Request<Incoming>,
     phase: watch::Receiver<Phase>,
     answered: Arc<AtomicBool>,
+    tracker: Arc<Tracker>,
     timeout: Duration,
-) -> Result<Response, Infallible> {
-    let answer = tokio::time::timeout(timeout, router.oneshot(request)).await;
+) -> Result<Response<Answered>, Infallible> {
+    tracker.request_started();
+    let response = if tracker.is_reserve() && !is_health_check(request.uri().path()) {
+        let msg = "the server is at its connection limit, try again later";
+        Ok(Ok((StatusCode::SERVICE_UNAVAILABLE, msg).into_response()))
+    } else {
+        tokio::time::timeout(timeout, router.oneshot(request)).await
+    };
+    let response = mark_close(response, &phase, tracker.is_reserve());
+    answered.store(true, Ordering::Relaxed);
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        tracker.upgraded();
+    }
+    // The connection counts as idle once the body is written, when hyper drops it.
+    Ok(response.map(|body| Answered::new(body, tracker)))
+}
+
+fn is_health_check(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+fn mark_close(
+    answer: Result<Result<Response, Infallible>, tokio::time::error::Elapsed>,
+    phase: &watch::Receiver<Phase>,
+    reserve: bool,
+) -> Response {
     let draining = *phase.borrow() != Phase::Serving;
     let (mut response, close) = match answer {
-        Ok(Ok(response)) => (response, draining),
+        Ok(Ok(response)) => (response, draining || reserve),
         Ok(Err(infallible)) => match infallible {},
         // The request's body may be half read: the connection cannot carry another one.
         Err(_) => (
@@ -271,14 +322,13 @@ async fn answer(
             true,
         ),
     };
-    answered.store(true, Ordering::Relaxed);
     // A websocket's upgrade answer keeps its own `Connection: upgrade`.
     if close && response.status() != StatusCode::SWITCHING_PROTOCOLS {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(response)
+    response
 }
 
 /// SIGTERM (what `docker stop` sends) or SIGINT (Ctrl-C). As PID 1 in a scratch image

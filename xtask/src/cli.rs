@@ -264,6 +264,10 @@ pub enum BenchSection {
     Devloop,
     /// A no-op `cargo xtask build` against a no-op plain `cargo build`, both targets
     Noop,
+    /// `/hello` and `/messages` throughput: the musl build against a glibc build
+    Throughput,
+    /// `/healthz` and `/hello` latency under 300 idle websockets and 1,100 slow clients
+    Hostile,
 }
 
 #[derive(Debug, Args)]

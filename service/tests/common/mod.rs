@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use service::config::Limits;
 use service::db::{self, Db};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -53,7 +53,7 @@ pub async fn start(limits: Limits) -> Running {
     let mut conn = Connection::open_in_memory().unwrap();
     db::migrations().to_latest(&mut conn).unwrap();
     let db = Db::new(conn);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = service::server::bind(([127, 0, 0, 1], 0).into()).unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel();
     let server = tokio::spawn(service::server::serve(
@@ -156,6 +156,13 @@ impl Client {
             headers.push((name.to_owned(), value.trim().to_owned()));
         }
         (status, headers)
+    }
+
+    /// Everything the server sends until it closes the connection.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.stream.read_to_end(&mut rest).await;
+        rest
     }
 
     /// True once the server has closed the connection (end of file, or a reset); then closes

@@ -2,8 +2,8 @@
 //! `cargo xtask build` beside a plain `cargo build` of the same targets, binary sizes raw
 //! and gzipped, and throughput of `/hello` and of an allocation-heavy `/messages` for the
 //! musl build, with mimalloc and with musl's malloc, against a glibc build; and SIGTERM
-//! under keep-alive load; and the developer's loop, release path against fast path (see
-//! `devloop`).
+//! under keep-alive load; the developer's loop, release path against fast path (see
+//! `devloop`); and health checks under hostile clients (see `hostile`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ const ROUNDS: usize = 3;
 const GLIBC: usize = 1;
 
 mod devloop;
+mod hostile;
 
 /// What `bench --json` prints (schema in the README).
 #[derive(Debug, Serialize)]
@@ -44,6 +45,8 @@ struct Figures {
     noop: Option<Noop>,
     /// The development loop, when it was measured.
     devloop: Option<devloop::Devloop>,
+    /// Health checks under hostile clients, when they were measured.
+    hostile: Option<hostile::Hostile>,
     /// Every other section, as the tables the bench prints without --json.
     tables: Vec<String>,
 }
@@ -72,6 +75,11 @@ impl Out {
         self.figures.devloop = Some(figures);
     }
 
+    fn hostile(&mut self, figures: hostile::Hostile) {
+        self.table(figures.render());
+        self.figures.hostile = Some(figures);
+    }
+
     fn finish(self) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&self.figures)?);
@@ -88,6 +96,7 @@ impl BenchArgs {
                 schema: 1,
                 noop: None,
                 devloop: None,
+                hostile: None,
                 tables: Vec::new(),
             },
         };
@@ -100,6 +109,26 @@ impl BenchArgs {
             Some(BenchSection::Noop) => {
                 compile::build(sh, project, &Target::ALL, profile::RELEASE)?;
                 out.noop(noop_times(sh, project)?);
+                return out.finish();
+            }
+            Some(BenchSection::Throughput) => {
+                let wrk = which::find_on_path("wrk")
+                    .context("the benchmark needs wrk: sudo apt-get install wrk")?;
+                toolchain::cross_env(sh, project, &Target::ALL)?;
+                compile::build(sh, project, &[Target::X86_64Musl], profile::RELEASE)?;
+                let scratch = project.work_dir().join("bench-throughput");
+                let _scratch_removed = Undo::remove_dir(&scratch);
+                std::fs::create_dir_all(&scratch)?;
+                out.table(throughput(sh, project, &scratch, &wrk, &self)?);
+                return out.finish();
+            }
+            Some(BenchSection::Hostile) => {
+                compile::build(sh, project, &[Target::X86_64Musl], profile::RELEASE)?;
+                let scratch = project.work_dir().join("bench-hostile");
+                let _scratch_removed = Undo::remove_dir(&scratch);
+                std::fs::create_dir_all(&scratch)?;
+                let shipped = project.dist_dir(Target::X86_64Musl).join("service");
+                out.hostile(hostile::measure(sh, &shipped, &scratch)?);
                 return out.finish();
             }
             None => {}
@@ -128,6 +157,7 @@ impl BenchArgs {
         };
         let shipped = project.dist_dir(Target::X86_64Musl).join("service");
         out.table(load::drain_under_load(sh, &wrk, &shipped, &scratch, &drain)?.to_string());
+        out.hostile(hostile::measure(sh, &shipped, &scratch)?);
         out.finish()
     }
 }

@@ -87,6 +87,11 @@ fn one_line(rendered: &str) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Read by every build this command starts: a value no build can record is refused
+    // before anything runs.
+    if stamps_time(&cli.command) {
+        model::epoch::Epoch::from_env()?;
+    }
     let project = Project::load()?;
     let sh = Shell::new()?;
     sh.change_dir(&project.root);
@@ -102,6 +107,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sbom(args) => args.run(&sh, &project),
         Command::Verify(args) => args.run(&sh, &project),
         Command::Run(args) => args.run(&sh, &project),
+    }
+}
+
+/// Whether `command` compiles or writes images or documents, and so reads
+/// `SOURCE_DATE_EPOCH`.
+fn stamps_time(command: &Command) -> bool {
+    match command {
+        Command::Build(_)
+        | Command::Image(_)
+        | Command::Run(_)
+        | Command::Verify(_)
+        | Command::Bench(_)
+        | Command::Sbom(_) => true,
+        Command::Push(_)
+        | Command::Pull(_)
+        | Command::Index(_)
+        | Command::SmokeTest(_)
+        | Command::Doctor(_) => false,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
-use crate::model::epoch;
+use crate::model::epoch::Epoch;
 use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::provenance::Subject;
@@ -229,7 +229,7 @@ struct Job<'a> {
     project: &'a Project,
     base: &'a str,
     budget: u64,
-    epoch: u64,
+    epoch: Epoch,
     /// This run's build contexts, one folder per architecture.
     contexts: Utf8PathBuf,
 }
@@ -400,7 +400,7 @@ impl Job<'_> {
             }],
         };
         let docs = documents::documents(sh, self.project, info, described)?;
-        let created = epoch::rfc3339(self.epoch);
+        let created = self.epoch.rfc3339();
         [
             Document {
                 kind: referrers::Kind::Sbom,
@@ -692,7 +692,7 @@ mod tests {
             &project,
             "scratch",
             Some("abc123"),
-            1_700_000_000,
+            "1700000000".parse().unwrap(),
             profile::DEV_IMAGE,
         );
         context::recipe(&project, &args).unwrap()

@@ -5,13 +5,11 @@
 //! and the build arguments it is given. Files carry normalised modes and `SOURCE_DATE_EPOCH`
 //! as their mtime, so that docker and podman copy the same metadata the builtin engine writes.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::Context;
 use cargo_metadata::camino::Utf8Path;
 
 use crate::model::dist::Built;
-use crate::model::epoch;
+use crate::model::epoch::Epoch;
 use crate::model::project::Project;
 use crate::oci::layer::normalised_mode_of;
 
@@ -26,7 +24,7 @@ pub fn stage(
     context: &Utf8Path,
     artifacts: &Built,
     scratch: bool,
-    epoch: u64,
+    epoch: Epoch,
 ) -> anyhow::Result<u64> {
     let _ = std::fs::remove_dir_all(context);
     for dir in ["bin", "rootfs", "owned/data"] {
@@ -55,9 +53,9 @@ pub fn stage(
 
 /// Normalised modes and `epoch` as the mtime of everything under `dir`, folders last (adding
 /// an entry changes a folder's mtime).
-fn normalise(dir: &Utf8Path, epoch: u64) -> anyhow::Result<()> {
+fn normalise(dir: &Utf8Path, epoch: Epoch) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let time = UNIX_EPOCH + Duration::from_secs(epoch);
+    let time = epoch.system_time();
     for entry in dir.read_dir_utf8()? {
         let entry = entry?;
         let meta = std::fs::symlink_metadata(entry.path())?;
@@ -86,11 +84,11 @@ pub fn build_args(
     project: &Project,
     base: &str,
     revision: Option<&str>,
-    epoch: u64,
+    epoch: Epoch,
     profile: &str,
 ) -> Vec<(String, String)> {
     let package = &project.package;
-    let created = epoch::rfc3339(epoch);
+    let created = epoch.rfc3339();
     [
         ("TITLE", project.image_name().to_owned()),
         (

@@ -333,3 +333,73 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         failures.join("\n")
     );
 }
+
+/// How long a refusal may take: it comes before any build, engine or network wait.
+const REFUSED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `check`, and the refusal must come within `REFUSED_WITHIN`.
+fn check_early(case: &Case) -> Option<String> {
+    let started = std::time::Instant::now();
+    let wrong = check(case);
+    let took = started.elapsed();
+    match wrong {
+        Some(wrong) => Some(wrong),
+        None if took > REFUSED_WITHIN => Some(format!(
+            "cargo xtask {}: refused after {took:?}, not before building",
+            case.args.join(" ")
+        )),
+        None => None,
+    }
+}
+
+fn assert_all_refused_early(cases: &[Case]) {
+    let failures: Vec<String> = cases.iter().filter_map(check_early).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_source_date_epoch_no_build_can_record_is_refused_before_building() {
+    let mut cases = Vec::new();
+    for value in ["99999999999999", "-5", "", "1.5", "8589934592", "17e8"] {
+        for command in [
+            &["image", "--no-load"][..],
+            &["build"],
+            &["run", "--target", "amd64"],
+            &["sbom"],
+            &["verify", "--allow-dirty"],
+            &["bench", "--skip-cold"],
+        ] {
+            cases.push(case(command, "SOURCE_DATE_EPOCH=\"").env("SOURCE_DATE_EPOCH", value));
+        }
+    }
+    // The one line names the accepted form.
+    cases.push(
+        case(
+            &["image"],
+            "give whole seconds since 1970 in digits, from 0 to 8589934591",
+        )
+        .env("SOURCE_DATE_EPOCH", "-5"),
+    );
+    assert_all_refused_early(&cases);
+}
+
+#[test]
+fn a_port_the_service_cannot_listen_on_is_refused_before_building() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    assert_all_refused_early(&[
+        case(
+            &["run", "--port", &port],
+            "is taken (Address already in use",
+        ),
+        case(&["run", "--port", &port], "give another --port"),
+        case(&["run", "--port", "80"], "port 80 is privileged (below"),
+        case(&["run", "--port", "0"], "--port 0 is not a port"),
+    ]);
+}

@@ -17,7 +17,7 @@ use crate::model::target::Target;
 use crate::report::{self, ExitStatus, step};
 use crate::tools::containers::{self, Resources};
 use crate::tools::engine::Engine;
-use crate::tools::probe::free_port;
+use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
 use crate::tools::qemu;
 
@@ -33,6 +33,10 @@ struct Built {
 
 impl RunArgs {
     pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        // Everything that can be refused is, before the image is built.
+        if let Some(port) = self.port {
+            probe::servable_port(port)?;
+        }
         let target = match self.target {
             Some(target) => target,
             None => Target::host().context(

@@ -89,6 +89,12 @@ impl Drop for Ticking {
     }
 }
 
+/// Whether stdout and stderr both go to a terminal, where rows already printed as progress
+/// need not be printed again as results.
+pub fn on_one_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
 /// One row of a table printed as it comes, before the widths of the rest are known: fixed
 /// widths for the leading columns (a wider cell pushes the rest right), the last as it is.
 pub fn live_row(widths: &[usize], cells: &[&str]) -> String {

@@ -110,6 +110,29 @@ impl ImageArgs {
         let epoch = git::source_date_epoch(sh)?;
         let build_args =
             context::build_args(project, &base, git::revision(sh).as_deref(), epoch, profile);
+        // The builtin engine refuses what it cannot build, before anything is compiled;
+        // docker and podman may build what it cannot parse (RUN), and find such a recipe's
+        // paths themselves.
+        let recipe = match (self.engine, context::recipe(project, &build_args)) {
+            (BuildEngine::Builtin, parsed) => Some(parsed?),
+            (_, parsed) => parsed.ok(),
+        };
+        // What the build context will hold is known now: a COPY of anything else fails
+        // here, not after the compile.
+        if let Some(recipe) = &recipe {
+            let contents = context::contents(&project.package.binaries, base == "scratch");
+            context::check_sources(recipe, &contents)?;
+        }
+        if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
+            check_local_base(recipe, &targets)?;
+            let dir = layout_dir(project, &self);
+            Layout::check_writable(&dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "the OCI layout {dir} cannot be added to: {e:#}; remove {dir}, or give \
+                     --layout another folder"
+                )
+            })?;
+        }
         let engine = match self.engine {
             BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {
@@ -129,11 +152,11 @@ impl ImageArgs {
                 Some(engine)
             }
         };
-        // The builtin engine refuses what it cannot build, and a missing engine to load
-        // into is named, before anything is compiled.
-        let builder = match engine {
-            None => Builder::Builtin(Box::new(context::recipe(project, &build_args)?)),
-            Some(engine) => Builder::Engine(engine),
+        // A missing engine to load into is named before anything is compiled.
+        let builder = match (engine, recipe) {
+            (Some(engine), _) => Builder::Engine(engine),
+            (None, Some(recipe)) => Builder::Builtin(Box::new(recipe)),
+            (None, None) => bail!("{DOCKERFILE} was not parsed"),
         };
         let load_into = match builder {
             Builder::Builtin(_) => {
@@ -271,15 +294,9 @@ impl Job<'_> {
                 recipe.unused_args.join(", ")
             );
         }
-        let dir = match &args.layout {
-            Some(dir) => dir.clone(),
-            None => self
-                .project
-                .work_dir()
-                .join("oci")
-                .join(self.project.image_name()),
-        };
-        let out = Layout::create(&dir)?;
+        let dir = layout_dir(self.project, args);
+        // Put back as it was unless every image, document and the index are written.
+        let (out, written) = Layout::create_undoable(&dir)?;
         let settings = Settings {
             epoch: self.epoch,
             compression: args.compression,
@@ -321,6 +338,10 @@ impl Job<'_> {
         }
         let tag = tag_of(&names.index)?;
         let index = assemble::index(&out, &tag, &assembled, &referrers)?;
+        written.disarm();
+        crate::interrupt::check()?;
+        // Only now: until the index names the new images, the old one needs its blobs.
+        out.prune()?;
         for image in &mut images {
             image.layout = Some(InLayout {
                 dir: dir.clone(),
@@ -424,21 +445,13 @@ impl Job<'_> {
         let Base::Image(reference) = &recipe.base else {
             return Ok(None);
         };
-        let (dir, name) = match reference.strip_prefix("oci:") {
-            Some(rest) => {
-                let (dir, name) = rest.rsplit_once(':').with_context(|| {
-                    format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
-                })?;
-                (Utf8PathBuf::from(dir), name.to_owned())
+        let (layout, name) = match local_base(reference) {
+            Some(local) => local?,
+            None => {
+                let (dir, name) = self.pull_base(reference, target)?;
+                (Layout::open(&dir)?, name)
             }
-            None => self.pull_base(reference, target)?,
         };
-        let layout = Layout::open(&dir).with_context(|| {
-            format!(
-                "the builtin engine reads base image {reference} from an OCI layout: give \
-                 --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
-            )
-        })?;
         Ok(Some(BaseImage::read(layout, &name, target)?))
     }
 
@@ -537,6 +550,48 @@ fn contexts_dir(project: &Project) -> anyhow::Result<(Utf8PathBuf, Undo)> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
     let removed = Undo::remove_dir(dir.as_std_path());
     Ok((dir, removed))
+}
+
+/// A base image given as `oci:<layout dir>:<ref name>`: its layout, opened, and ref name.
+fn local_base(reference: &str) -> Option<anyhow::Result<(Layout, String)>> {
+    let rest = reference.strip_prefix("oci:")?;
+    Some((|| {
+        let (dir, name) = rest.rsplit_once(':').with_context(|| {
+            format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
+        })?;
+        let layout = Layout::open(Utf8Path::new(dir)).with_context(|| {
+            format!(
+                "the builtin engine reads base image {reference} from an OCI layout: give \
+                 --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
+            )
+        })?;
+        Ok((layout, name.to_owned()))
+    })())
+}
+
+/// Checks before anything is built that a base image in a local layout has an image for
+/// each of `targets`.
+fn check_local_base(recipe: &Recipe, targets: &[Target]) -> anyhow::Result<()> {
+    let Base::Image(reference) = &recipe.base else {
+        return Ok(());
+    };
+    if let Some(local) = local_base(reference) {
+        let (layout, name) = local?;
+        for target in targets {
+            layout
+                .manifest_for(&name, target.arch())
+                .with_context(|| format!("--base-image {reference}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the builtin engine writes its OCI layout.
+fn layout_dir(project: &Project, args: &ImageArgs) -> Utf8PathBuf {
+    match &args.layout {
+        Some(dir) => dir.clone(),
+        None => project.work_dir().join("oci").join(project.image_name()),
+    }
 }
 
 /// The tag of `[registry/]name:tag`, the ref name of the index in the layout.

@@ -259,7 +259,7 @@ pub fn image_files(
 
 /// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
 /// each image also named `<tag>-<arch>`, and the `referrers` (documents attached to the
-/// images) listed untagged. Blobs nothing names any more are removed.
+/// images) listed untagged. The blobs nothing names any more stay until `Layout::prune`.
 pub fn index(
     out: &Layout,
     tag: &str,
@@ -277,7 +277,6 @@ pub fn index(
     }
     out.tag(refs)?;
     out.attach(referrers)?;
-    out.prune()?;
     Ok(index)
 }
 

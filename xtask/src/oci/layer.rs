@@ -367,6 +367,7 @@ mod tests {
             owner,
             mode: None,
             text: "COPY".into(),
+            line: 1,
         }
     }
 

@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<report::Reported>().is_some() => {
+            ExitCode::from(e.downcast_ref::<report::Reported>().map_or(1, |r| r.code))
+        }
         Err(e) => {
             // A closed stderr must not turn the error into a panic.
             let _ = writeln!(std::io::stderr(), "error: {e:#}");

@@ -157,6 +157,21 @@ impl std::fmt::Display for ExitStatus {
 
 impl std::error::Error for ExitStatus {}
 
+/// A failure whose one line a child (the xtask run again) has printed already: the run
+/// ends with its status and says nothing more.
+#[derive(Debug)]
+pub struct Reported {
+    pub code: u8,
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed with status {}: see the error above", self.code)
+    }
+}
+
+impl std::error::Error for Reported {}
+
 pub fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }

@@ -137,33 +137,41 @@ impl Layout {
         let layout = Layout {
             dir: dir.to_owned(),
         };
-        let mut todo: Vec<Descriptor> = layout.index()?.manifests().clone();
+        let todo: Vec<Descriptor> = layout.index()?.manifests().clone();
         let mut seen = BTreeSet::new();
-        while let Some(d) = todo.pop() {
+        let present = |digest: &str, named_by: &str| -> anyhow::Result<()> {
+            let path = layout.blob_path(digest)?;
+            if !path.is_file() {
+                bail!("{path}, which {named_by} names, is missing");
+            }
+            Ok(())
+        };
+        let mut todo: Vec<(Descriptor, String)> = todo
+            .into_iter()
+            .map(|d| (d, "index.json".to_owned()))
+            .collect();
+        while let Some((d, named_by)) = todo.pop() {
             let digest = d.digest().to_string();
             if !seen.insert(digest.clone()) {
                 continue;
             }
+            present(&digest, &named_by)?;
             match d.media_type() {
                 MediaType::ImageIndex => {
                     let index: ImageIndex = layout.read_json(&digest)?;
-                    todo.extend(index.manifests().iter().cloned());
+                    let named = index
+                        .manifests()
+                        .iter()
+                        .map(|m| (m.clone(), digest.clone()));
+                    todo.extend(named);
                 }
                 MediaType::ImageManifest => {
                     let manifest: ImageManifest = layout.read_json(&digest)?;
                     for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
-                        let path = layout.blob_path(blob.digest().as_ref())?;
-                        if !path.is_file() {
-                            bail!("{path}, which {digest} names, is missing");
-                        }
+                        present(blob.digest().as_ref(), &digest)?;
                     }
                 }
-                _ => {
-                    let path = layout.blob_path(&digest)?;
-                    if !path.is_file() {
-                        bail!("{path}, which index.json names, is missing");
-                    }
-                }
+                _ => {}
             }
         }
         Ok(())

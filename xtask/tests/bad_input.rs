@@ -515,3 +515,37 @@ fn a_layout_that_cannot_be_added_to_is_refused_before_building_and_left_alone() 
     assert_eq!(snapshot(tmp.path()), before, "a layout was changed");
     assert_eq!(std::fs::read(own.join("index.json")).unwrap(), b"{");
 }
+
+#[test]
+fn what_a_command_checks_after_building_it_checks_before() {
+    // A copy with no .git: provenance has no commit to name.
+    let no_checkout = doctored_dockerfile(|d| d);
+    assert_all_refused_early(&[
+        case(
+            &["sbom", "--out", "/proc/xtask-sbom"],
+            "give --out a folder you can write",
+        ),
+        case(
+            &["image", "--layout", "/proc/xtask-layout"],
+            "give --layout a folder you can write",
+        ),
+        case(&["smoke-test", "--timeout", "0"], "0 is not in 1.."),
+        case(&["run", "--timeout", "0"], "0 is not in 1.."),
+        case(&["bench", "--connections", "0"], "0 is not in 1.."),
+        case(&["bench", "--duration", "0"], "0 is not in 1.."),
+        case(&["sbom"], "provenance needs the source as a git checkout").in_dir(no_checkout.path()),
+        case(&["image"], "provenance needs the source as a git checkout")
+            .in_dir(no_checkout.path()),
+        case(
+            &[
+                "push",
+                "--layout",
+                "/nonexistent",
+                "--tag",
+                "127.0.0.1:1/a:1",
+            ],
+            "is not an OCI image layout",
+        ),
+    ]);
+    assert!(!no_checkout.path().join("target").exists());
+}

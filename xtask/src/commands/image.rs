@@ -32,7 +32,7 @@ use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
 use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
-use crate::tools::{git, probe};
+use crate::tools::{git, probe, writable};
 
 /// One built image.
 #[derive(Debug, Serialize)]
@@ -126,6 +126,7 @@ impl ImageArgs {
         if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
             check_local_base(recipe, &targets)?;
             let dir = layout_dir(project, &self);
+            writable::check(&dir, "--layout")?;
             Layout::check_writable(&dir).map_err(|e| {
                 anyhow::anyhow!(
                     "the OCI layout {dir} cannot be added to: {e:#}; remove {dir}, or give \
@@ -157,6 +158,12 @@ impl ImageArgs {
             (Some(engine), _) => Builder::Engine(engine),
             (None, Some(recipe)) => Builder::Builtin(Box::new(recipe)),
             (None, None) => bail!("{DOCKERFILE} was not parsed"),
+        };
+        // What provenance records (a `repository` in Cargo.toml, a git checkout, the tools'
+        // versions), before building.
+        let info = match builder {
+            Builder::Builtin(_) => Some(BuildInfo::gather(sh, project)?),
+            Builder::Engine(_) => None,
         };
         let load_into = match builder {
             Builder::Builtin(_) => {
@@ -201,7 +208,8 @@ impl ImageArgs {
                 }
             }
             Builder::Builtin(recipe) => {
-                images = job.builtin(sh, &recipe, &built, &names, &self)?;
+                let info = info.context("the build's facts were not gathered")?;
+                images = job.builtin(sh, &recipe, &info, &built, &names, &self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
                 if self.push {
                     push_layout(&names, &self, &mut images)?;
@@ -284,6 +292,7 @@ impl Job<'_> {
         &self,
         sh: &Shell,
         recipe: &Recipe,
+        info: &BuildInfo,
         built: &[Built],
         names: &ImageNames,
         args: &ImageArgs,
@@ -314,13 +323,10 @@ impl Job<'_> {
         let (mut images, assembled): (Vec<Image>, Vec<Assembled>) = results.into_iter().unzip();
         // The documents need the shell (tool versions), so they are composed one
         // architecture after the other.
-        let info = BuildInfo::gather(sh, self.project)?;
         let mut referrers = Vec::new();
         for ((image, assembled), artifacts) in images.iter_mut().zip(&assembled).zip(built) {
             let what = format!("{}: sbom and provenance attached", image.arch);
-            let attached = step(what, || {
-                self.describe(sh, &info, &out, artifacts, assembled)
-            })?;
+            let attached = step(what, || self.describe(sh, info, &out, artifacts, assembled))?;
             image.attached = attached
                 .iter()
                 .map(|r| Attached {

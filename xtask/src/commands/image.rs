@@ -159,24 +159,24 @@ impl ImageArgs {
             (None, Some(recipe)) => Builder::Builtin(Box::new(recipe)),
             (None, None) => bail!("{DOCKERFILE} was not parsed"),
         };
+        let load_into = match builder {
+            Builder::Builtin(_) => load_engines(sh, &self)?,
+            Builder::Engine(_) => Vec::new(),
+        };
         // What provenance records (a `repository` in Cargo.toml, a git checkout, the tools'
         // versions), before building.
         let info = match builder {
-            Builder::Builtin(_) => Some(BuildInfo::gather(sh, project)?),
-            Builder::Engine(_) => None,
-        };
-        let load_into = match builder {
             Builder::Builtin(_) => {
-                let engines = load_engines(sh, &self)?;
-                let names: Vec<&str> = engines.iter().map(|e| e.name()).collect();
+                let info = BuildInfo::gather(sh, project)?;
+                let names: Vec<&str> = load_into.iter().map(|e| e.name()).collect();
                 let load = match names.is_empty() {
                     true => "the OCI layout only".to_owned(),
                     false => format!("loaded into {}", names.join(" and ")),
                 };
                 eprintln!("  engine: builtin (SOURCE_DATE_EPOCH={epoch}; {load})");
-                engines
+                Some(info)
             }
-            Builder::Engine(_) => Vec::new(),
+            Builder::Engine(_) => None,
         };
         let built = compile::build(sh, project, &targets, profile)?;
         let (contexts, _contexts_removed) = contexts_dir(project)?;

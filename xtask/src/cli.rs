@@ -197,7 +197,7 @@ pub struct SmokeArgs {
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// Seconds to wait for /healthz after the container starts (emulation is slow)
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Test the dev images `image --fast` built (`<tag>-dev-<arch>`), with the same checks
     #[arg(long, conflicts_with = "images")]
@@ -228,7 +228,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "REF")]
     pub tag: Option<ImageRef>,
     /// Seconds to wait for /healthz after the container starts (emulation is slow)
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Build and run a dev image (`image --fast`) instead of a release one
     #[arg(long)]
@@ -238,10 +238,10 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Seconds of load per `/hello` throughput run
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: u64,
     /// Concurrent connections for the throughput runs
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
     /// Skip the cold builds (minutes each); measure no-op builds, sizes and throughput only
     #[arg(long)]

@@ -114,11 +114,25 @@ pub fn wait_until<T>(
     }
 }
 
-/// The one line an interrupted run prints, printed once whoever gets there first.
+/// Set by an xtask on a child that is the xtask again (`verify`'s rebuild, `run`'s image
+/// build), to its own process id: that parent reports the interrupt.
+pub const PARENT: &str = "XTASK_PARENT_PID";
+
+/// The one line an interrupted run prints, printed once whoever gets there first, and not
+/// at all by an xtask whose parent xtask reports it.
 pub fn report() {
-    if !REPORTED.swap(true, Ordering::SeqCst) {
+    if !REPORTED.swap(true, Ordering::SeqCst) && !parent_reports() {
         eprintln!("interrupted");
     }
+}
+
+/// Whether this process runs under an xtask that reports the interrupt itself: `PARENT`
+/// names our parent (a marker inherited by a grandchild does not count).
+fn parent_reports() -> bool {
+    std::env::var(PARENT)
+        .ok()
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .is_some_and(|pid| pid == nix::unistd::getppid().as_raw())
 }
 
 /// For the main thread at its end: if the signal thread is undoing what is left, it must not

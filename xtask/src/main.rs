@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<report::Reported>().is_some() => {
+            ExitCode::from(e.downcast_ref::<report::Reported>().map_or(1, |r| r.code))
+        }
         Err(e) => {
             // A closed stderr must not turn the error into a panic.
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
@@ -87,6 +90,11 @@ fn one_line(rendered: &str) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Read by every build this command starts: a value no build can record is refused
+    // before anything runs.
+    if stamps_time(&cli.command) {
+        model::epoch::Epoch::from_env()?;
+    }
     let project = Project::load()?;
     let sh = Shell::new()?;
     sh.change_dir(&project.root);
@@ -102,6 +110,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sbom(args) => args.run(&sh, &project),
         Command::Verify(args) => args.run(&sh, &project),
         Command::Run(args) => args.run(&sh, &project),
+    }
+}
+
+/// Whether `command` compiles or writes images or documents, and so reads
+/// `SOURCE_DATE_EPOCH`.
+fn stamps_time(command: &Command) -> bool {
+    match command {
+        Command::Build(_)
+        | Command::Image(_)
+        | Command::Run(_)
+        | Command::Verify(_)
+        | Command::Bench(_)
+        | Command::Sbom(_) => true,
+        Command::Push(_)
+        | Command::Pull(_)
+        | Command::Index(_)
+        | Command::SmokeTest(_)
+        | Command::Doctor(_) => false,
     }
 }
 

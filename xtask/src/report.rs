@@ -89,6 +89,12 @@ impl Drop for Ticking {
     }
 }
 
+/// Whether stdout and stderr both go to a terminal, where rows already printed as progress
+/// need not be printed again as results.
+pub fn on_one_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
 /// One row of a table printed as it comes, before the widths of the rest are known: fixed
 /// widths for the leading columns (a wider cell pushes the rest right), the last as it is.
 pub fn live_row(widths: &[usize], cells: &[&str]) -> String {
@@ -150,6 +156,21 @@ impl std::fmt::Display for ExitStatus {
 }
 
 impl std::error::Error for ExitStatus {}
+
+/// A failure whose one line a child (the xtask run again) has printed already: the run
+/// ends with its status and says nothing more.
+#[derive(Debug)]
+pub struct Reported {
+    pub code: u8,
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed with status {}: see the error above", self.code)
+    }
+}
+
+impl std::error::Error for Reported {}
 
 pub fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())

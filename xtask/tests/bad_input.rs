@@ -426,3 +426,219 @@ fn an_unreachable_base_image_registry_fails_before_the_build_in_under_2_s() {
         );
     }
 }
+
+/// How long a refusal may take: it comes before any build, engine or network wait.
+const REFUSED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `check`, and the refusal must come within `REFUSED_WITHIN`.
+fn check_early(case: &Case) -> Option<String> {
+    let started = std::time::Instant::now();
+    let wrong = check(case);
+    let took = started.elapsed();
+    match wrong {
+        Some(wrong) => Some(wrong),
+        None if took > REFUSED_WITHIN => Some(format!(
+            "cargo xtask {}: refused after {took:?}, not before building",
+            case.args.join(" ")
+        )),
+        None => None,
+    }
+}
+
+fn assert_all_refused_early(cases: &[Case]) {
+    let failures: Vec<String> = cases.iter().filter_map(check_early).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_source_date_epoch_no_build_can_record_is_refused_before_building() {
+    let mut cases = Vec::new();
+    for value in ["99999999999999", "-5", "", "1.5", "8589934592", "17e8"] {
+        for command in [
+            &["image", "--no-load"][..],
+            &["build"],
+            &["run", "--target", "amd64"],
+            &["sbom"],
+            &["verify", "--allow-dirty"],
+            &["bench", "--skip-cold"],
+        ] {
+            cases.push(case(command, "SOURCE_DATE_EPOCH=\"").env("SOURCE_DATE_EPOCH", value));
+        }
+    }
+    // The one line names the accepted form.
+    cases.push(
+        case(
+            &["image"],
+            "give whole seconds since 1970 in digits, from 0 to 8589934591",
+        )
+        .env("SOURCE_DATE_EPOCH", "-5"),
+    );
+    assert_all_refused_early(&cases);
+}
+
+#[test]
+fn a_port_the_service_cannot_listen_on_is_refused_before_building() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    assert_all_refused_early(&[
+        case(
+            &["run", "--port", &port],
+            "is taken (Address already in use",
+        ),
+        case(&["run", "--port", &port], "give another --port"),
+        case(&["run", "--port", "80"], "port 80 is privileged (below"),
+        case(&["run", "--port", "0"], "--port 0 is not a port"),
+    ]);
+}
+
+/// A doctored workspace (see `doctored_workspace`) with `Dockerfile.runtime`, edited.
+fn doctored_dockerfile(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = doctored_workspace(|m| m);
+    let text = std::fs::read_to_string(root().join("Dockerfile.runtime")).unwrap();
+    std::fs::write(dir.path().join("Dockerfile.runtime"), edit(text)).unwrap();
+    dir
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            match entry.file_type().unwrap().is_dir() {
+                true => todo.push(entry.path()),
+                false => {
+                    found.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_copy_of_what_the_build_context_lacks_is_refused_before_building() {
+    let dir = doctored_dockerfile(|d| {
+        d.replace(
+            "COPY bin/ /usr/local/bin/",
+            "COPY bin/ /usr/local/bin/\nCOPY nope/ /x/",
+        )
+    });
+    let says = "Dockerfile.runtime line 34: `COPY nope/ /x/` copies nope/, which the build context does not hold";
+    assert_all_refused_early(&[
+        case(&["image"], says).in_dir(dir.path()),
+        case(&["image", "--engine", "docker"], says).in_dir(dir.path()),
+        case(&["image", "--engine", "podman"], says).in_dir(dir.path()),
+        case(&["run", "--target", "amd64"], says).in_dir(dir.path()),
+    ]);
+    // Nothing built, staged or written there.
+    assert!(!dir.path().join("target").exists());
+    // A base image's files are not the context's: rootfs/ holds only what scratch lacks.
+    let dir = doctored_dockerfile(|d| d.replace("COPY rootfs/ /", "COPY rootfs/etc/passwd /etc/"));
+    assert_all_refused_early(&[case(
+        &["image", "--base", "alpine"],
+        "copies rootfs/etc/passwd, which the build context does not hold",
+    )
+    .in_dir(dir.path())]);
+}
+
+#[test]
+fn a_layout_that_cannot_be_added_to_is_refused_before_building_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = |name: &str, index: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(dir.join("index.json"), index).unwrap();
+        dir.to_str().unwrap().to_owned()
+    };
+    let garbage = layout("garbage", "not json\n");
+    let empty = layout("empty", "");
+    let missing = layout(
+        "missing",
+        &format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":2}}]}}"#,
+            "b".repeat(64)
+        ),
+    );
+    let before = snapshot(tmp.path());
+    // `run` builds into the workspace's own layout.
+    let workspace = doctored_dockerfile(|d| d);
+    let own = workspace.path().join("target/xtask/oci/tiny-service");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("index.json"), "{").unwrap();
+    assert_all_refused_early(&[
+        case(
+            &["image", "--layout", &garbage],
+            "index.json is not an OCI image index (expected ident at line 1 column 2); remove",
+        ),
+        case(
+            &["image", "--layout", &garbage],
+            "or give --layout another folder",
+        ),
+        case(
+            &["image", "--layout", &empty],
+            "is not an OCI image index (EOF",
+        ),
+        case(&["image", "--layout", &missing], "is missing; remove"),
+        case(
+            &["run", "--target", "amd64"],
+            "is not an OCI image index (EOF",
+        )
+        .in_dir(workspace.path()),
+        case(
+            &[
+                "image",
+                "--base-image",
+                &format!("oci:{}:nope", tmp.path().display()),
+            ],
+            "is not an OCI image layout",
+        ),
+        case(
+            &["image", "--base-image", &format!("oci:{garbage}:base")],
+            "is not an OCI image index",
+        ),
+    ]);
+    assert_eq!(snapshot(tmp.path()), before, "a layout was changed");
+    assert_eq!(std::fs::read(own.join("index.json")).unwrap(), b"{");
+}
+
+#[test]
+fn what_a_command_checks_after_building_it_checks_before() {
+    // A copy with no .git: provenance has no commit to name.
+    let no_checkout = doctored_dockerfile(|d| d);
+    assert_all_refused_early(&[
+        case(
+            &["sbom", "--out", "/proc/xtask-sbom"],
+            "give --out a folder you can write",
+        ),
+        case(
+            &["image", "--layout", "/proc/xtask-layout"],
+            "give --layout a folder you can write",
+        ),
+        case(&["smoke-test", "--timeout", "0"], "0 is not in 1.."),
+        case(&["run", "--timeout", "0"], "0 is not in 1.."),
+        case(&["bench", "--connections", "0"], "0 is not in 1.."),
+        case(&["bench", "--duration", "0"], "0 is not in 1.."),
+        case(&["sbom"], "provenance needs the source as a git checkout").in_dir(no_checkout.path()),
+        case(&["image"], "provenance needs the source as a git checkout")
+            .in_dir(no_checkout.path()),
+        case(
+            &[
+                "push",
+                "--layout",
+                "/nonexistent",
+                "--tag",
+                "127.0.0.1:1/a:1",
+            ],
+            "is not an OCI image layout",
+        ),
+    ]);
+    assert!(!no_checkout.path().join("target").exists());
+}

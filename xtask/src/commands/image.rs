@@ -14,7 +14,7 @@ use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
-use crate::model::epoch;
+use crate::model::epoch::Epoch;
 use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::provenance::Subject;
@@ -34,7 +34,7 @@ use crate::tools::compile;
 use crate::tools::credential_helper::stored_login;
 use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
-use crate::tools::{git, probe};
+use crate::tools::{git, probe, writable};
 
 /// One built image.
 #[derive(Debug, Serialize)]
@@ -110,6 +110,30 @@ impl ImageArgs {
         let epoch = git::source_date_epoch(sh)?;
         let build_args =
             context::build_args(project, &base, git::revision(sh).as_deref(), epoch, profile);
+        // The builtin engine refuses what it cannot build, before anything is compiled;
+        // docker and podman may build what it cannot parse (RUN), and find such a recipe's
+        // paths themselves.
+        let recipe = match (self.engine, context::recipe(project, &build_args)) {
+            (BuildEngine::Builtin, parsed) => Some(parsed?),
+            (_, parsed) => parsed.ok(),
+        };
+        // What the build context will hold is known now: a COPY of anything else fails
+        // here, not after the compile.
+        if let Some(recipe) = &recipe {
+            let contents = context::contents(&project.package.binaries, base == "scratch");
+            context::check_sources(recipe, &contents)?;
+        }
+        if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
+            check_local_base(recipe, &targets)?;
+            let dir = layout_dir(project, &self);
+            writable::check(&dir, "--layout")?;
+            Layout::check_writable(&dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "the OCI layout {dir} cannot be added to: {e:#}; remove {dir}, or give \
+                     --layout another folder"
+                )
+            })?;
+        }
         let engine = match self.engine {
             BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {
@@ -129,11 +153,11 @@ impl ImageArgs {
                 Some(engine)
             }
         };
-        // The builtin engine refuses what it cannot build, and a missing engine to load
-        // into is named, before anything is compiled.
-        let builder = match engine {
-            None => Builder::Builtin(Box::new(context::recipe(project, &build_args)?)),
-            Some(engine) => Builder::Engine(engine),
+        // A missing engine to load into is named before anything is compiled.
+        let builder = match (engine, recipe) {
+            (Some(engine), _) => Builder::Engine(engine),
+            (None, Some(recipe)) => Builder::Builtin(Box::new(recipe)),
+            (None, None) => bail!("{DOCKERFILE} was not parsed"),
         };
         // Base images are pulled (or found in the cache) before the build: an unreachable
         // base registry fails in seconds, not after the compile.
@@ -145,17 +169,23 @@ impl ImageArgs {
             Builder::Engine(_) => Vec::new(),
         };
         let load_into = match builder {
+            Builder::Builtin(_) => load_engines(sh, &self)?,
+            Builder::Engine(_) => Vec::new(),
+        };
+        // What provenance records (a `repository` in Cargo.toml, a git checkout, the tools'
+        // versions), before building.
+        let info = match builder {
             Builder::Builtin(_) => {
-                let engines = load_engines(sh, &self)?;
-                let names: Vec<&str> = engines.iter().map(|e| e.name()).collect();
+                let info = BuildInfo::gather(sh, project)?;
+                let names: Vec<&str> = load_into.iter().map(|e| e.name()).collect();
                 let load = match names.is_empty() {
                     true => "the OCI layout only".to_owned(),
                     false => format!("loaded into {}", names.join(" and ")),
                 };
                 eprintln!("  engine: builtin (SOURCE_DATE_EPOCH={epoch}; {load})");
-                engines
+                Some(info)
             }
-            Builder::Engine(_) => Vec::new(),
+            Builder::Engine(_) => None,
         };
         let built = compile::build(sh, project, &targets, profile)?;
         let (contexts, _contexts_removed) = contexts_dir(project)?;
@@ -187,7 +217,8 @@ impl ImageArgs {
                 }
             }
             Builder::Builtin(recipe) => {
-                images = job.builtin(sh, &recipe, &built, bases, &names, &self)?;
+                let info = info.context("the build's facts were not gathered")?;
+                images = job.builtin(sh, &recipe, &info, &built, bases, &names, &self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
                 if let Some(login) = push_login {
                     push_layout(&names, &self, login, &mut images)?;
@@ -238,7 +269,7 @@ struct Job<'a> {
     project: &'a Project,
     base: &'a str,
     budget: u64,
-    epoch: u64,
+    epoch: Epoch,
     /// This run's build contexts, one folder per architecture.
     contexts: Utf8PathBuf,
 }
@@ -270,6 +301,7 @@ impl Job<'_> {
         &self,
         sh: &Shell,
         recipe: &Recipe,
+        info: &BuildInfo,
         built: &[Built],
         mut bases: Vec<(Target, Option<BaseImage>)>,
         names: &ImageNames,
@@ -281,15 +313,9 @@ impl Job<'_> {
                 recipe.unused_args.join(", ")
             );
         }
-        let dir = match &args.layout {
-            Some(dir) => dir.clone(),
-            None => self
-                .project
-                .work_dir()
-                .join("oci")
-                .join(self.project.image_name()),
-        };
-        let out = Layout::create(&dir)?;
+        let dir = layout_dir(self.project, args);
+        // Put back as it was unless every image, document and the index are written.
+        let (out, written) = Layout::create_undoable(&dir)?;
         let settings = Settings {
             epoch: self.epoch,
             compression: args.compression,
@@ -312,13 +338,10 @@ impl Job<'_> {
         let (mut images, assembled): (Vec<Image>, Vec<Assembled>) = results.into_iter().unzip();
         // The documents need the shell (tool versions), so they are composed one
         // architecture after the other.
-        let info = BuildInfo::gather(sh, self.project)?;
         let mut referrers = Vec::new();
         for ((image, assembled), artifacts) in images.iter_mut().zip(&assembled).zip(built) {
             let what = format!("{}: sbom and provenance attached", image.arch);
-            let attached = step(what, || {
-                self.describe(sh, &info, &out, artifacts, assembled)
-            })?;
+            let attached = step(what, || self.describe(sh, info, &out, artifacts, assembled))?;
             image.attached = attached
                 .iter()
                 .map(|r| Attached {
@@ -336,6 +359,10 @@ impl Job<'_> {
         }
         let tag = tag_of(&names.index)?;
         let index = assemble::index(&out, &tag, &assembled, &referrers)?;
+        written.disarm();
+        crate::interrupt::check()?;
+        // Only now: until the index names the new images, the old one needs its blobs.
+        out.prune()?;
         for image in &mut images {
             image.layout = Some(InLayout {
                 dir: dir.clone(),
@@ -415,7 +442,7 @@ impl Job<'_> {
             }],
         };
         let docs = documents::documents(sh, self.project, info, described)?;
-        let created = epoch::rfc3339(self.epoch);
+        let created = self.epoch.rfc3339();
         [
             Document {
                 kind: referrers::Kind::Sbom,
@@ -503,21 +530,13 @@ fn base_image(
     let Base::Image(reference) = &recipe.base else {
         return Ok(None);
     };
-    let (dir, name) = match reference.strip_prefix("oci:") {
-        Some(rest) => {
-            let (dir, name) = rest.rsplit_once(':').with_context(|| {
-                format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
-            })?;
-            (Utf8PathBuf::from(dir), name.to_owned())
+    let (layout, name) = match local_base(reference) {
+        Some(local) => local?,
+        None => {
+            let (dir, name) = pull_base(sh, project, reference, target)?;
+            (Layout::open(&dir)?, name)
         }
-        None => pull_base(sh, project, reference, target)?,
     };
-    let layout = Layout::open(&dir).with_context(|| {
-        format!(
-            "the builtin engine reads base image {reference} from an OCI layout: give \
-             --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
-        )
-    })?;
     Ok(Some(BaseImage::read(layout, &name, target)?))
 }
 
@@ -566,6 +585,48 @@ fn contexts_dir(project: &Project) -> anyhow::Result<(Utf8PathBuf, Undo)> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
     let removed = Undo::remove_dir(dir.as_std_path());
     Ok((dir, removed))
+}
+
+/// A base image given as `oci:<layout dir>:<ref name>`: its layout, opened, and ref name.
+fn local_base(reference: &str) -> Option<anyhow::Result<(Layout, String)>> {
+    let rest = reference.strip_prefix("oci:")?;
+    Some((|| {
+        let (dir, name) = rest.rsplit_once(':').with_context(|| {
+            format!("--base-image {reference}: expected oci:<layout dir>:<ref name>")
+        })?;
+        let layout = Layout::open(Utf8Path::new(dir)).with_context(|| {
+            format!(
+                "the builtin engine reads base image {reference} from an OCI layout: give \
+                 --base-image oci:<dir>:<ref>, or build with --engine docker|podman"
+            )
+        })?;
+        Ok((layout, name.to_owned()))
+    })())
+}
+
+/// Checks before anything is built that a base image in a local layout has an image for
+/// each of `targets`.
+fn check_local_base(recipe: &Recipe, targets: &[Target]) -> anyhow::Result<()> {
+    let Base::Image(reference) = &recipe.base else {
+        return Ok(());
+    };
+    if let Some(local) = local_base(reference) {
+        let (layout, name) = local?;
+        for target in targets {
+            layout
+                .manifest_for(&name, target.arch())
+                .with_context(|| format!("--base-image {reference}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the builtin engine writes its OCI layout.
+fn layout_dir(project: &Project, args: &ImageArgs) -> Utf8PathBuf {
+    match &args.layout {
+        Some(dir) => dir.clone(),
+        None => project.work_dir().join("oci").join(project.image_name()),
+    }
 }
 
 /// The tag of `[registry/]name:tag`, the ref name of the index in the layout.
@@ -749,7 +810,7 @@ mod tests {
             &project,
             "scratch",
             Some("abc123"),
-            1_700_000_000,
+            "1700000000".parse().unwrap(),
             profile::DEV_IMAGE,
         );
         context::recipe(&project, &args).unwrap()

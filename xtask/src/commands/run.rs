@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 use xshell::{Shell, cmd};
 
@@ -14,10 +14,10 @@ use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
 use crate::model::project::Project;
 use crate::model::target::Target;
-use crate::report::{self, ExitStatus, step};
+use crate::report::{self, ExitStatus, Reported, step};
 use crate::tools::containers::{self, Resources};
 use crate::tools::engine::Engine;
-use crate::tools::probe::free_port;
+use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
 use crate::tools::qemu;
 
@@ -33,6 +33,10 @@ struct Built {
 
 impl RunArgs {
     pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+        // Everything that can be refused is, before the image is built.
+        if let Some(port) = self.port {
+            probe::servable_port(port)?;
+        }
         let target = match self.target {
             Some(target) => target,
             None => Target::host().context(
@@ -150,10 +154,17 @@ fn build_image(
         "{xtask} image --target {arch} --load {load} --json {options...}"
     );
     let done = process::run(command, Io::Capture, Io::Inherit)?;
-    ensure!(
-        done.status.success(),
-        "`cargo xtask image --target {arch} --load {load}` failed: see its error above"
-    );
+    match done.status.code() {
+        Some(0) => {}
+        // It has printed its one line: one more would only repeat it.
+        Some(code) => {
+            return Err(Reported {
+                code: u8::try_from(code).unwrap_or(1),
+            }
+            .into());
+        }
+        None => bail!("`cargo xtask image --target {arch} --load {load}` was killed"),
+    }
     let images: Vec<Built> = serde_json::from_str(&done.stdout)
         .context("reading what `cargo xtask image --json` printed")?;
     images

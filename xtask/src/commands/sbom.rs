@@ -11,8 +11,8 @@ use crate::model::dist::Built;
 use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
-use crate::tools::compile;
 use crate::tools::documents::{Described, PROVENANCE_FILE, SBOM_FILE, documents, staged_files};
+use crate::tools::{compile, writable};
 
 /// What was written for one target.
 #[derive(Debug, Serialize)]
@@ -30,9 +30,11 @@ struct Written {
 impl SbomArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let targets = project.targets(&self.targets);
-        let built = compile::build(sh, project, &targets, "release")?;
+        // What the documents need besides the binaries, and where they go, before building.
         let info = BuildInfo::gather(sh, project)?;
         let out = self.out.unwrap_or_else(|| project.work_dir().join("sbom"));
+        writable::check(&out, "--out")?;
+        let built = compile::build(sh, project, &targets, "release")?;
         let mut written = Vec::new();
         for artifacts in &built {
             let what = format!("{}: sbom and provenance", artifacts.target.arch());

@@ -67,16 +67,17 @@ impl VerifyArgs {
                  or stash them, or pass --allow-dirty to compare with a rebuild of HEAD anyway"
             );
         }
+        let targets = project.targets(&self.targets);
+        // Everything expected is read first: a missing build fails before minutes of work.
+        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
+        let (mut expected, expected_images, against) = self.expected(sh, project)?;
+        // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(
                 "  the working tree has uncommitted changes: comparing what is staged with a \
                  rebuild of HEAD ({short}) anyway"
             );
         }
-        let targets = project.targets(&self.targets);
-        // Everything expected is read first: a missing build fails before minutes of work.
-        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
-        let (mut expected, expected_images, against) = self.expected(sh, project)?;
         let zstd = expected_images
             .images
             .iter()

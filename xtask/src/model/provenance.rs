@@ -19,7 +19,7 @@ pub struct ProvenanceInput {
     pub profile: String,
     /// The command that produced the subjects, one argument per item.
     pub command: Vec<String>,
-    pub source_date_epoch: u64,
+    pub source_date_epoch: crate::model::epoch::Epoch,
     pub cargo_lock_sha256: String,
     pub tools: Vec<Tool>,
 }
@@ -209,7 +209,7 @@ mod tests {
             target: "aarch64-unknown-linux-musl".into(),
             profile: "release".into(),
             command: vec!["cargo".into(), "build".into()],
-            source_date_epoch: 1_700_000_000,
+            source_date_epoch: "1700000000".parse().unwrap(),
             cargo_lock_sha256: "dd".repeat(32),
             tools: vec![Tool {
                 name: "zig".into(),

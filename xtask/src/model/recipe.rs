@@ -49,6 +49,8 @@ pub struct CopyStep {
     pub mode: Option<u32>,
     /// The instruction as written, for the image's history.
     pub text: String,
+    /// Its line in the Dockerfile.
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +123,10 @@ impl Recipe {
                         });
                         scope.enter_stage();
                     }
-                    Instruction::Copy(copy) => {
-                        copies.push(copy_step(copy, &scope, config.workdir.as_deref(), text)?)
-                    }
+                    Instruction::Copy(copy) => copies.push(CopyStep {
+                        line,
+                        ..copy_step(copy, &scope, config.workdir.as_deref(), text)?
+                    }),
                     Instruction::Add(add) => {
                         let sources = source_paths(&add.src)?;
                         if let Some(remote) = sources.iter().find(|s| s.contains("://")) {
@@ -144,6 +147,7 @@ impl Recipe {
                         )?;
                         copies.push(CopyStep {
                             text: span_text(text, add.add.span.start, &add.dest.span),
+                            line,
                             ..copy
                         });
                     }
@@ -415,6 +419,7 @@ fn copy_parts(
         owner,
         mode,
         text: String::new(),
+        line: 0,
     })
 }
 

@@ -17,7 +17,7 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::choice::Compression;
-use crate::model::epoch;
+use crate::model::epoch::Epoch;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
 use crate::oci::json::{canonical_json, empty_index};
@@ -126,7 +126,7 @@ impl BaseImage {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// `SOURCE_DATE_EPOCH`: every time in the image.
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub compression: Compression,
 }
 
@@ -151,7 +151,7 @@ pub fn image(
     target: Target,
     settings: Settings,
 ) -> anyhow::Result<Assembled> {
-    let created = epoch::rfc3339(settings.epoch);
+    let created = settings.epoch.rfc3339();
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut diff_ids: Vec<String> = Vec::new();
     let mut history: Vec<History> = Vec::new();
@@ -259,7 +259,7 @@ pub fn image_files(
 
 /// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
 /// each image also named `<tag>-<arch>`, and the `referrers` (documents attached to the
-/// images) listed untagged. Blobs nothing names any more are removed.
+/// images) listed untagged. The blobs nothing names any more stay until `Layout::prune`.
 pub fn index(
     out: &Layout,
     tag: &str,
@@ -277,7 +277,6 @@ pub fn index(
     }
     out.tag(refs)?;
     out.attach(referrers)?;
-    out.prune()?;
     Ok(index)
 }
 

@@ -54,8 +54,16 @@ impl BlobStore {
 
     pub fn index(&self) -> anyhow::Result<ImageIndex> {
         let path = self.root.join("index.json");
-        ImageIndex::from_file(&path)
-            .with_context(|| format!("reading the layout's index {}", path.display()))
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading the layout's index {}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not an OCI image index ({e}): the layout is damaged; remove {} and \
+                 build it again with `cargo xtask image`",
+                path.display(),
+                self.root.display()
+            )
+        })
     }
 
     pub fn set_index(&self, index: &ImageIndex) -> anyhow::Result<()> {

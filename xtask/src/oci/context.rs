@@ -5,14 +5,15 @@
 //! and the build arguments it is given. Files carry normalised modes and `SOURCE_DATE_EPOCH`
 //! as their mtime, so that docker and podman copy the same metadata the builtin engine writes.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::collections::BTreeSet;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
 use crate::model::dist::Built;
-use crate::model::epoch;
+use crate::model::epoch::Epoch;
 use crate::model::project::Project;
+use crate::model::recipe::Recipe;
 use crate::oci::layer::normalised_mode_of;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
@@ -20,16 +21,72 @@ pub const DOCKERFILE: &str = "Dockerfile.runtime";
 pub const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 pub const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The folders every context has.
+const FOLDERS: [&str; 3] = ["bin", "rootfs", "owned/data"];
+/// What `rootfs/` holds for a scratch base.
+const SCRATCH_FILES: [&str; 3] = [
+    "etc/passwd",
+    "etc/group",
+    "etc/ssl/certs/ca-certificates.crt",
+];
+
+/// What `stage` will put in a context, as paths relative to it (each folder listed too),
+/// known before anything is built: `binaries` in `bin/`, and for a scratch base the files
+/// it lacks in `rootfs/`.
+pub fn contents(binaries: &[String], scratch: bool) -> BTreeSet<String> {
+    let mut files: Vec<String> = FOLDERS.iter().map(|f| (*f).to_owned()).collect();
+    files.extend(binaries.iter().map(|b| format!("bin/{b}")));
+    if scratch {
+        files.extend(SCRATCH_FILES.iter().map(|f| format!("rootfs/{f}")));
+    }
+    let mut all = BTreeSet::new();
+    for file in files {
+        let mut at = 0;
+        while let Some(i) = file[at..].find('/') {
+            all.insert(file[..at + i].to_owned());
+            at += i + 1;
+        }
+        all.insert(file);
+    }
+    all
+}
+
+/// Checks every `COPY` source of `recipe` against what the context will hold (see
+/// `contents`), so that a wrong path is refused before anything is built.
+pub fn check_sources(recipe: &Recipe, contents: &BTreeSet<String>) -> anyhow::Result<()> {
+    for step in &recipe.copies {
+        for source in &step.sources {
+            let path: Vec<&str> = source
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect();
+            if !path.is_empty() && !contents.contains(&path.join("/")) {
+                let top: Vec<&str> = FOLDERS
+                    .iter()
+                    .map(|f| f.split('/').next().unwrap_or(f))
+                    .collect();
+                bail!(
+                    "{DOCKERFILE} line {}: `{}` copies {source}, which the build context does \
+                     not hold (it holds {}/ only, as the file's header says): correct the path",
+                    step.line,
+                    step.text,
+                    top.join("/, ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Fills `context` afresh and returns the size of its files.
 pub fn stage(
     context: &Utf8Path,
     artifacts: &Built,
     scratch: bool,
-    epoch: u64,
+    epoch: Epoch,
 ) -> anyhow::Result<u64> {
     let _ = std::fs::remove_dir_all(context);
-    for dir in ["bin", "rootfs", "owned/data"] {
+    for dir in FOLDERS {
         std::fs::create_dir_all(context.join(dir))
             .with_context(|| format!("creating {context}/{dir}"))?;
     }
@@ -41,11 +98,12 @@ pub fn stage(
     }
     if scratch {
         let rootfs = context.join("rootfs");
+        let [passwd, group, ca_bundle] = SCRATCH_FILES.map(|f| rootfs.join(f));
         std::fs::create_dir_all(rootfs.join("etc/ssl/certs"))?;
-        std::fs::write(rootfs.join("etc/passwd"), PASSWD)?;
-        std::fs::write(rootfs.join("etc/group"), GROUP)?;
+        std::fs::write(passwd, PASSWD)?;
+        std::fs::write(group, GROUP)?;
         total += (PASSWD.len() + GROUP.len()) as u64;
-        total += std::fs::copy(CA_BUNDLE, rootfs.join(CA_BUNDLE.trim_start_matches('/'))).with_context(|| {
+        total += std::fs::copy(CA_BUNDLE, ca_bundle).with_context(|| {
             format!("a scratch image needs a CA bundle and {CA_BUNDLE} is missing: install ca-certificates")
         })?;
     }
@@ -55,9 +113,9 @@ pub fn stage(
 
 /// Normalised modes and `epoch` as the mtime of everything under `dir`, folders last (adding
 /// an entry changes a folder's mtime).
-fn normalise(dir: &Utf8Path, epoch: u64) -> anyhow::Result<()> {
+fn normalise(dir: &Utf8Path, epoch: Epoch) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let time = UNIX_EPOCH + Duration::from_secs(epoch);
+    let time = epoch.system_time();
     for entry in dir.read_dir_utf8()? {
         let entry = entry?;
         let meta = std::fs::symlink_metadata(entry.path())?;
@@ -86,11 +144,11 @@ pub fn build_args(
     project: &Project,
     base: &str,
     revision: Option<&str>,
-    epoch: u64,
+    epoch: Epoch,
     profile: &str,
 ) -> Vec<(String, String)> {
     let package = &project.package;
-    let created = epoch::rfc3339(epoch);
+    let created = epoch.rfc3339();
     [
         ("TITLE", project.image_name().to_owned()),
         (
@@ -113,11 +171,94 @@ pub fn build_args(
 }
 
 /// `Dockerfile.runtime` parsed with `args`.
-pub fn recipe(
-    project: &Project,
-    args: &[(String, String)],
-) -> anyhow::Result<crate::model::recipe::Recipe> {
+pub fn recipe(project: &Project, args: &[(String, String)]) -> anyhow::Result<Recipe> {
     let path = project.root.join(DOCKERFILE);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    crate::model::recipe::Recipe::parse(&text, args).context(DOCKERFILE)
+    Recipe::parse(&text, args).context(DOCKERFILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use cargo_metadata::camino::Utf8PathBuf;
+
+    use super::*;
+    use crate::model::dist::{FileEntry, Manifest};
+    use crate::model::target::Target;
+
+    /// Every path under `dir`, relative to it.
+    fn walk(dir: &Utf8Path, prefix: &str, into: &mut BTreeSet<String>) {
+        for entry in dir.read_dir_utf8().unwrap().flatten() {
+            let path = format!("{prefix}{}", entry.file_name());
+            if entry.path().is_dir() {
+                walk(entry.path(), &format!("{path}/"), into);
+            }
+            into.insert(path);
+        }
+    }
+
+    #[test]
+    fn what_is_staged_is_what_the_recipe_is_checked_against() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(tmp.path().to_owned()).unwrap();
+        let dist = root.join("dist");
+        std::fs::create_dir_all(&dist).unwrap();
+        let binaries = vec!["migrate".to_owned(), "service".to_owned()];
+        for b in &binaries {
+            std::fs::write(dist.join(b), b).unwrap();
+        }
+        let built = Built {
+            target: Target::X86_64Musl,
+            dir: dist,
+            manifest: Manifest {
+                package: "p".into(),
+                version: "1".into(),
+                target: Target::X86_64Musl.triple().into(),
+                files: binaries
+                    .iter()
+                    .map(|b| FileEntry {
+                        name: b.clone(),
+                        size: 0,
+                        sha256: String::new(),
+                    })
+                    .collect(),
+            },
+            elapsed: std::time::Duration::ZERO,
+        };
+        for scratch in [true, false] {
+            let context = root.join(format!("context-{scratch}"));
+            stage(&context, &built, scratch, Epoch::ZERO).unwrap();
+            let mut staged = BTreeSet::new();
+            walk(&context, "", &mut staged);
+            assert_eq!(staged, contents(&binaries, scratch), "scratch: {scratch}");
+        }
+    }
+
+    #[test]
+    fn a_copy_of_what_the_context_lacks_is_refused_with_its_line() {
+        let recipe = |copies: &str| {
+            let text = format!("FROM scratch\n{copies}");
+            Recipe::parse(&text, &[]).unwrap()
+        };
+        let held = contents(&["service".to_owned()], true);
+        for good in [
+            "COPY rootfs/ /\nCOPY bin/ /usr/local/bin/",
+            "COPY ./bin/service /s",
+            "COPY . /all",
+            "COPY rootfs/etc/passwd owned/data /x/",
+        ] {
+            check_sources(&recipe(good), &held).unwrap();
+        }
+        let err = check_sources(&recipe("COPY bin/ /b/\n\nCOPY nope/ /x/"), &held)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "Dockerfile.runtime line 4: `COPY nope/ /x/` copies nope/, which the build context \
+             does not hold (it holds bin/, rootfs/, owned/ only, as the file's header says): \
+             correct the path"
+        );
+        let alpine = contents(&["service".to_owned()], false);
+        assert!(check_sources(&recipe("COPY rootfs/etc/passwd /etc/"), &alpine).is_err());
+        assert!(check_sources(&recipe("COPY bin/migrate /m"), &held).is_err());
+    }
 }

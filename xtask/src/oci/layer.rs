@@ -12,6 +12,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::model::choice::Compression;
+use crate::model::epoch::Epoch;
 use crate::model::recipe::{CopyStep, Owner};
 
 /// gzip level 6 (zlib's default) with flate2's zlib-rs backend, both pinned by
@@ -145,7 +146,7 @@ enum Kind {
 }
 
 /// The tar of one `COPY` step, its sources read from `context`.
-pub fn copy_tar(context: &Utf8Path, step: &CopyStep, epoch: u64) -> anyhow::Result<Vec<u8>> {
+pub fn copy_tar(context: &Utf8Path, step: &CopyStep, epoch: Epoch) -> anyhow::Result<Vec<u8>> {
     let root_owner = Owner { uid: 0, gid: 0 };
     let owner = step.owner.unwrap_or(root_owner);
     // Keyed by path in the image, without the leading `/`: a BTreeMap sorts the entries.
@@ -299,14 +300,14 @@ fn ancestors(path: &str) -> Vec<String> {
     out
 }
 
-fn write_tar(entries: &BTreeMap<String, Entry>, epoch: u64) -> anyhow::Result<Vec<u8>> {
+fn write_tar(entries: &BTreeMap<String, Entry>, epoch: Epoch) -> anyhow::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, entry) in entries {
         let mut header = tar::Header::new_ustar();
         header.set_mode(entry.mode);
         header.set_uid(entry.uid);
         header.set_gid(entry.gid);
-        header.set_mtime(epoch);
+        header.set_mtime(epoch.seconds());
         match &entry.kind {
             Kind::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
@@ -335,6 +336,10 @@ mod tests {
 
     use super::*;
 
+    fn secs(seconds: u64) -> Epoch {
+        Epoch::from_seconds(seconds).unwrap()
+    }
+
     fn context() -> (tempfile::TempDir, Utf8PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
@@ -362,6 +367,7 @@ mod tests {
             owner,
             mode: None,
             text: "COPY".into(),
+            line: 1,
         }
     }
 
@@ -396,7 +402,7 @@ mod tests {
         let tar = copy_tar(
             &root,
             &step(&["bin/"], "/usr/local/bin/", None),
-            1_700_000_000,
+            secs(1_700_000_000),
         )
         .unwrap();
         let names: Vec<_> = listing(&tar)
@@ -425,7 +431,7 @@ mod tests {
             uid: 65532,
             gid: 65533,
         });
-        let tar = copy_tar(&root, &step(&["owned/"], "/", owner), 0).unwrap();
+        let tar = copy_tar(&root, &step(&["owned/"], "/", owner), secs(0)).unwrap();
         let l = listing(&tar);
         assert_eq!(l.len(), 1);
         assert_eq!(
@@ -435,7 +441,7 @@ mod tests {
 
         let mut s = step(&["bin/notes"], "/etc/motd", None);
         s.mode = Some(0o600);
-        let l = listing(&copy_tar(&root, &s, 0).unwrap());
+        let l = listing(&copy_tar(&root, &s, secs(0)).unwrap());
         let files: Vec<_> = l.iter().map(|e| (e.0.as_str(), e.2)).collect();
         assert_eq!(files, [("etc/", 0o755), ("etc/motd", 0o600)]);
     }
@@ -452,8 +458,8 @@ mod tests {
         .unwrap();
         let s = step(&["bin/"], "/usr/local/bin/", None);
         let (x, y) = (
-            copy_tar(&one, &s, 5).unwrap(),
-            copy_tar(&two, &s, 5).unwrap(),
+            copy_tar(&one, &s, secs(5)).unwrap(),
+            copy_tar(&two, &s, secs(5)).unwrap(),
         );
         assert_eq!(x, y);
         for compression in [Compression::Gzip, Compression::Zstd] {
@@ -465,7 +471,7 @@ mod tests {
             assert_eq!(decompress(&compression.media_type(), &lx.blob).unwrap(), x);
         }
         assert_ne!(
-            copy_tar(&one, &s, 6).unwrap(),
+            copy_tar(&one, &s, secs(6)).unwrap(),
             x,
             "the epoch is in the bytes"
         );
@@ -483,7 +489,7 @@ mod tests {
     #[test]
     fn a_missing_source_names_the_step() {
         let (_tmp, root) = context();
-        let err = copy_tar(&root, &step(&["nope/"], "/", None), 0).unwrap_err();
+        let err = copy_tar(&root, &step(&["nope/"], "/", None), secs(0)).unwrap_err();
         assert!(err.to_string().contains("nope/"), "{err}");
     }
 }

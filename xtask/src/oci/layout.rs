@@ -13,6 +13,7 @@ use oci_spec::image::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::interrupt::Undo;
 use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
 use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
@@ -105,7 +106,85 @@ impl Layout {
 
     pub fn index(&self) -> anyhow::Result<ImageIndex> {
         let path = self.dir.join("index.json");
-        ImageIndex::from_file(&path).with_context(|| format!("reading {path}"))
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{path} is not an OCI image index ({e})"))
+    }
+
+    /// Checks, before anything is built into it, that the layout at `dir` (if there is
+    /// one) can be read and added to: its header and `index.json` parse, and every image,
+    /// index and referrer `index.json` names is there with its config and layers. Nothing
+    /// is written.
+    pub fn check_writable(dir: &Utf8Path) -> anyhow::Result<()> {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return Ok(());
+        };
+        if !meta.is_dir() {
+            bail!("{dir} is not a folder");
+        }
+        let header = dir.join("oci-layout");
+        if header.exists() {
+            let bytes = std::fs::read(&header).with_context(|| format!("reading {header}"))?;
+            serde_json::from_slice::<oci_spec::image::OciLayout>(&bytes)
+                .map_err(|e| anyhow::anyhow!("{header} is not an OCI layout header ({e})"))?;
+        }
+        if !dir.join("index.json").exists() {
+            if dir.join("blobs").exists() {
+                bail!("{dir} has blobs but no index.json");
+            }
+            return Ok(());
+        }
+        let layout = Layout {
+            dir: dir.to_owned(),
+        };
+        let todo: Vec<Descriptor> = layout.index()?.manifests().clone();
+        let mut seen = BTreeSet::new();
+        let present = |digest: &str, named_by: &str| -> anyhow::Result<()> {
+            let path = layout.blob_path(digest)?;
+            if !path.is_file() {
+                bail!("{path}, which {named_by} names, is missing");
+            }
+            Ok(())
+        };
+        let mut todo: Vec<(Descriptor, String)> = todo
+            .into_iter()
+            .map(|d| (d, "index.json".to_owned()))
+            .collect();
+        while let Some((d, named_by)) = todo.pop() {
+            let digest = d.digest().to_string();
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            present(&digest, &named_by)?;
+            match d.media_type() {
+                MediaType::ImageIndex => {
+                    let index: ImageIndex = layout.read_json(&digest)?;
+                    let named = index
+                        .manifests()
+                        .iter()
+                        .map(|m| (m.clone(), digest.clone()));
+                    todo.extend(named);
+                }
+                MediaType::ImageManifest => {
+                    let manifest: ImageManifest = layout.read_json(&digest)?;
+                    for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+                        present(blob.digest().as_ref(), &digest)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the layout at `dir` as `create` does, for a run that adds to it: unless the
+    /// returned undo is disarmed, the layout goes back to what it was (its `index.json`
+    /// restored, the blobs this run wrote removed, a layout this run created removed). Call
+    /// `prune` only once it is disarmed: the old `index.json` needs its blobs.
+    pub fn create_undoable(dir: &Utf8Path) -> anyhow::Result<(Layout, Undo)> {
+        let before = Before::look(dir);
+        let undo = Undo::new(move || before.restore());
+        Ok((Layout::create(dir)?, undo))
     }
 
     /// Names each descriptor in `index.json` by its ref name, replacing what had that name.
@@ -299,6 +378,81 @@ impl Layout {
     }
 }
 
+/// What a layout held before a run added to it (see `Layout::create_undoable`).
+struct Before {
+    dir: Utf8PathBuf,
+    /// The outermost folder the run creates, if it creates the layout's folder.
+    created: Option<Utf8PathBuf>,
+    /// Each of these, if it did not exist, is removed.
+    existed: BTreeSet<&'static str>,
+    index: Option<Vec<u8>>,
+    blobs: BTreeSet<String>,
+}
+
+impl Before {
+    const MADE: [&'static str; 3] = ["oci-layout", "blobs", "blobs/sha256"];
+
+    fn look(dir: &Utf8Path) -> Before {
+        let blobs = dir
+            .join("blobs/sha256")
+            .read_dir_utf8()
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let created = dir
+            .ancestors()
+            .take_while(|a| !a.as_str().is_empty() && !a.exists())
+            .last()
+            .map(Utf8Path::to_owned);
+        Before {
+            dir: dir.to_owned(),
+            created,
+            existed: Self::MADE
+                .into_iter()
+                .filter(|p| dir.join(p).exists())
+                .collect(),
+            index: std::fs::read(dir.join("index.json")).ok(),
+            blobs,
+        }
+    }
+
+    fn restore(self) {
+        let dir = &self.dir;
+        if let Some(created) = &self.created {
+            let _ = std::fs::remove_dir_all(created);
+            return;
+        }
+        // The index first: from here on it names only blobs that were there before.
+        let index = dir.join("index.json");
+        let _ = match &self.index {
+            Some(bytes) => Layout { dir: dir.clone() }.write_file("index.json", bytes),
+            None => std::fs::remove_file(&index).map_err(Into::into),
+        };
+        if let Ok(entries) = dir.join("blobs/sha256").read_dir_utf8() {
+            for entry in entries.flatten() {
+                if !self.blobs.contains(entry.file_name()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        for made in Self::MADE
+            .iter()
+            .rev()
+            .filter(|p| !self.existed.contains(*p))
+        {
+            let path = dir.join(made);
+            let _ = match path.is_dir() {
+                true => std::fs::remove_dir(&path),
+                false => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -311,6 +465,8 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// An image manifest with no layers and `config` as its config, stored in `layout`.
@@ -361,6 +517,87 @@ mod tests {
         assert!(Layout::open(&root.join("blobs")).is_err());
         let err = layout.find("c").unwrap_err().to_string();
         assert!(err.contains("it has: a, b"), "{err}");
+    }
+
+    /// Every file under `dir` with its bytes.
+    fn files(dir: &Utf8Path) -> BTreeMap<String, Vec<u8>> {
+        let mut found = BTreeMap::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(at) = todo.pop() {
+            for entry in at.read_dir_utf8().unwrap().flatten() {
+                if entry.path().is_dir() {
+                    todo.push(entry.path().to_owned());
+                } else {
+                    let bytes = std::fs::read(entry.path()).unwrap();
+                    found.insert(entry.path().as_str().to_owned(), bytes);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_run_that_fails_leaves_the_layout_as_it_found_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
+        // No layout yet: a failed run leaves no folder, its parents included.
+        let root = parent.join("made/by/the/run");
+        {
+            let (layout, _undo) = Layout::create_undoable(&root).unwrap();
+            let one = empty_image(&layout, b"{\"one\":1}");
+            layout.tag(vec![("a".into(), one)]).unwrap();
+        }
+        assert!(!parent.join("made").exists());
+        // A layout with an image: the failed run's blobs go, and index.json is what it was.
+        let root = parent.join("layout");
+        let layout = Layout::create(&root).unwrap();
+        let one = empty_image(&layout, b"{\"one\":1}");
+        layout.tag(vec![("a".into(), one.clone())]).unwrap();
+        let before = files(&root);
+        {
+            let (layout, _undo) = Layout::create_undoable(&root).unwrap();
+            let two = empty_image(&layout, b"{\"two\":2}");
+            layout.tag(vec![("a".into(), two)]).unwrap();
+            assert_ne!(files(&root), before);
+        }
+        assert_eq!(files(&root), before);
+        Layout::check_writable(&root).unwrap();
+        // A run that succeeds keeps what it wrote.
+        let (layout, undo) = Layout::create_undoable(&root).unwrap();
+        let two = empty_image(&layout, b"{\"two\":2}");
+        layout.tag(vec![("a".into(), two.clone())]).unwrap();
+        undo.disarm();
+        layout.prune().unwrap();
+        assert_eq!(layout.find("a").unwrap().digest(), two.digest());
+        assert!(!layout.blob_path(one.digest().as_ref()).unwrap().exists());
+    }
+
+    #[test]
+    fn a_damaged_layout_is_found_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
+        Layout::check_writable(&root).unwrap();
+        let layout = Layout::create(&root).unwrap();
+        let one = empty_image(&layout, b"{\"one\":1}");
+        layout.tag(vec![("a".into(), one.clone())]).unwrap();
+        Layout::check_writable(&root).unwrap();
+        let manifest: ImageManifest = layout.read_json(one.digest().as_ref()).unwrap();
+        std::fs::remove_file(
+            layout
+                .blob_path(manifest.config().digest().as_ref())
+                .unwrap(),
+        )
+        .unwrap();
+        let err = Layout::check_writable(&root).unwrap_err().to_string();
+        assert!(err.ends_with("is missing"), "{err}");
+        std::fs::write(root.join("index.json"), "").unwrap();
+        let err = Layout::check_writable(&root).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{root}/index.json is not an OCI image index (EOF while parsing a value at line 1 column 0)"
+            )
+        );
     }
 
     #[test]

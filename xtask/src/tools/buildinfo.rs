@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use crate::model::dist::sha256;
+use crate::model::epoch::Epoch;
 use crate::model::project::Project;
 use crate::model::provenance::{Source, Tool};
 use crate::model::target::Target;
@@ -13,7 +14,7 @@ use crate::tools::toolchain::{self, CSource};
 pub struct BuildInfo {
     pub repository: String,
     pub source: Source,
-    pub source_date_epoch: u64,
+    pub source_date_epoch: Epoch,
     pub cargo_lock_sha256: String,
     /// rustc and cargo; the C compiler is per target (see `c_compiler`).
     pub tools: Vec<Tool>,
@@ -29,13 +30,11 @@ impl BuildInfo {
         };
         let commit = git(sh, &["rev-parse", "HEAD"])?;
         let dirty = git(sh, &["status", "--porcelain", "--untracked-files=no"])?;
-        let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(value) => value.trim().parse().with_context(|| {
-                format!("SOURCE_DATE_EPOCH={value} is not a number of seconds: unset it or fix it")
-            })?,
-            Err(_) => git(sh, &["log", "-1", "--format=%ct"])?
-                .parse()
-                .context("git printed no commit time for HEAD")?,
+        let source_date_epoch = match Epoch::from_env()? {
+            Some(epoch) => epoch,
+            None => crate::tools::git::commit_time(sh).context(
+                "git gave no commit time for HEAD: provenance needs the source as a git checkout",
+            )?,
         };
         let rustc = cmd!(sh, "rustc -vV")
             .quiet()

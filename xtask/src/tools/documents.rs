@@ -7,7 +7,6 @@ use xshell::Shell;
 
 use crate::model::audit::{Graph, VersionInfo};
 use crate::model::dist::Built;
-use crate::model::epoch;
 use crate::model::project::Project;
 use crate::model::provenance::{self, ProvenanceInput, Subject};
 use crate::model::sbom::{self, ImageFile, SbomInput};
@@ -117,7 +116,7 @@ pub fn documents(
     let input = SbomInput {
         name: format!("{}-{}-{}", package.name, package.version, target.triple()),
         namespace_base: format!("{repository}/spdx"),
-        created: epoch::rfc3339(info.source_date_epoch),
+        created: info.source_date_epoch.rfc3339(),
         creators: vec![
             format!("Tool: cargo-xtask-{}", env!("CARGO_PKG_VERSION")),
             format!("Organization: {owner}"),

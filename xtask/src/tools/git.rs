@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
+use crate::model::epoch::Epoch;
+
 /// HEAD's commit, marked `-dirty` when tracked files changed; `None` outside a checkout.
 pub fn revision(sh: &Shell) -> Option<String> {
     let head = cmd!(sh, "git rev-parse HEAD")
@@ -63,15 +65,19 @@ pub fn remove_worktree(root: &Path, dir: &Path) {
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org) if set, else HEAD's commit time: the same
 /// commit gives the same times in any folder and at any hour. Outside a checkout, 0.
-pub fn source_date_epoch(sh: &Shell) -> anyhow::Result<u64> {
-    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
-        return value.trim().parse().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={value} is not a number of seconds since 1970")
-        });
+pub fn source_date_epoch(sh: &Shell) -> anyhow::Result<Epoch> {
+    if let Some(epoch) = Epoch::from_env()? {
+        return Ok(epoch);
     }
+    Ok(commit_time(sh).unwrap_or(Epoch::ZERO))
+}
+
+/// HEAD's commit time, if there is a HEAD.
+pub fn commit_time(sh: &Shell) -> Option<Epoch> {
     let time = cmd!(sh, "git log -1 --format=%ct")
         .quiet()
         .ignore_stderr()
-        .read();
-    Ok(time.ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0))
+        .read()
+        .ok()?;
+    time.trim().parse().ok()
 }

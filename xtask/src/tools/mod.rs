@@ -16,3 +16,4 @@ pub mod process;
 pub mod qemu;
 pub mod toolchain;
 pub mod which;
+pub mod writable;

@@ -11,6 +11,28 @@ pub fn free_port() -> u16 {
         .map_or(8080, |a| a.port())
 }
 
+/// Checks, before anything is built, that the service as `run` starts it (host network, a
+/// non-root user without capabilities) can listen on `port` of 127.0.0.1.
+pub fn servable_port(port: u16) -> anyhow::Result<()> {
+    let fix = "give another --port, or leave it out for a free one";
+    ensure!(port != 0, "--port 0 is not a port to serve on: {fix}");
+    // Binding below this needs CAP_NET_BIND_SERVICE, which the container does not have,
+    // whoever runs the xtask.
+    let unprivileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    ensure!(
+        port >= unprivileged,
+        "port {port} is privileged (below {unprivileged}) and the service runs as a non-root \
+         user without capabilities: {fix} ({unprivileged} or above)"
+    );
+    if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+        bail!("port {port} on 127.0.0.1 is taken ({e}): {fix}");
+    }
+    Ok(())
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
@@ -156,4 +178,26 @@ fn padded(text: &str, len: usize) -> String {
     s.push_str(text);
     s.extend(std::iter::repeat_n('x', len.saturating_sub(text.len())));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_privileged_or_zero_port_is_refused_and_a_free_one_accepted() {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let err = servable_port(port).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("port {port} on 127.0.0.1 is taken")),
+            "{err}"
+        );
+        assert!(err.contains("--port"), "{err}");
+        drop(held);
+        servable_port(port).unwrap();
+        let err = servable_port(80).unwrap_err().to_string();
+        assert!(err.starts_with("port 80 is privileged"), "{err}");
+        assert!(servable_port(0).is_err());
+    }
 }

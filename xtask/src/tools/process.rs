@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -104,6 +105,7 @@ pub fn spawn(cmd: Cmd<'_>, stdout: Io) -> anyhow::Result<Running> {
         .stdout(stdout.stdio())
         .process_group(0);
     let program = command.get_program().to_string_lossy().into_owned();
+    mark_nested(&mut command);
     let child = command
         .spawn()
         .with_context(|| format!("starting {program}"))?;
@@ -143,6 +145,15 @@ impl Drop for Running {
     }
 }
 
+/// A child that is this xtask again learns that its parent reports an interrupt (see
+/// `interrupt::report`), so that a Ctrl-C is reported once.
+fn mark_nested(command: &mut Command) {
+    let ours = std::env::current_exe().ok();
+    if ours.is_some_and(|exe| Path::new(command.get_program()) == exe) {
+        command.env(interrupt::PARENT, std::process::id().to_string());
+    }
+}
+
 fn run_inner(
     mut command: Command,
     stdout: Io,
@@ -151,6 +162,7 @@ fn run_inner(
     limit: Option<Duration>,
 ) -> anyhow::Result<Finished> {
     let program = command.get_program().to_string_lossy().into_owned();
+    mark_nested(&mut command);
     command
         .stdin(Stdio::null())
         .stdout(stdout.stdio())

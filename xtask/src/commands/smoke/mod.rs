@@ -60,9 +60,10 @@ impl SmokeArgs {
             images,
         };
         // Printed whether or not every check passed: a failed run's results matter most.
+        // Where stdout and stderr are both the terminal, the rows are on it already.
         if self.json {
             println!("{}", serde_json::to_string_pretty(&run)?);
-        } else {
+        } else if !report::on_one_terminal() {
             print!("{}", run.table());
         }
         if !failed.is_empty() {

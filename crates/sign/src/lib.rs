@@ -62,6 +62,8 @@
 //!
 //! Reading a key file, check its permissions first with [`check_private_key_permissions`].
 
+#![warn(missing_docs)]
+
 mod bundle;
 mod digest;
 mod dsse;

@@ -113,6 +113,10 @@ pub struct ImageArgs {
     /// Push dev-image builds all the same (with --fast --push)
     #[arg(long, requires = "push")]
     pub allow_dev: bool,
+    /// Push images built from uncommitted changes all the same (their revision label ends
+    /// in `-dirty`); refused otherwise, before anything is built
+    #[arg(long, requires = "push")]
+    pub allow_dirty: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the images as JSON instead of a table
@@ -125,13 +129,23 @@ pub struct PushArgs {
     /// The OCI image layout to push (a directory with `oci-layout` and `index.json`)
     #[arg(long, value_name = "DIR")]
     pub layout: std::path::PathBuf,
-    /// Where to push, `registry/name:tag`: the index goes to `<tag>`, each architecture's
-    /// image to `<tag>-<arch>`
+    /// Where to push, `registry/name:tag`: each architecture's image goes to
+    /// `<tag>-<arch>`, and a multi-architecture index to `<tag>` (a single image leaves
+    /// `<tag>` alone)
     #[arg(long, value_name = "REF")]
     pub tag: Reference,
+    /// What to push: the ref name of an index or of one image in the layout's `index.json`
+    /// [default: the index named like --tag's tag, else the images named `<tag>-<arch>`,
+    /// else the layout's only index, else every image it lists]
+    #[arg(long = "ref", value_name = "NAME")]
+    pub name: Option<String>,
     /// Push images labelled as dev-image builds (`image --fast`) all the same
     #[arg(long)]
     pub allow_dev: bool,
+    /// Push images built from uncommitted changes (revision label ending in `-dirty`) all
+    /// the same, with a warning; refused otherwise
+    #[arg(long)]
+    pub allow_dirty: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the pushed images and the uploaded byte count as JSON instead of a table

@@ -70,9 +70,10 @@ pub struct InLayout {
     pub dir: Utf8PathBuf,
     /// Its ref name in `index.json` (`<tag>-<arch>`).
     pub ref_name: String,
-    /// The multi-architecture index's ref name (`<tag>`) and digest.
-    pub index: String,
-    pub index_digest: String,
+    /// The multi-architecture index's ref name (`<tag>`) and digest; none for a
+    /// single-platform build, which names its image `<tag>-<arch>` only.
+    pub index: Option<String>,
+    pub index_digest: Option<String>,
 }
 
 impl ImageArgs {
@@ -100,6 +101,13 @@ impl ImageArgs {
             };
             probe::registry(registry)?;
         }
+        let revision = git::revision(sh);
+        if self.push
+            && !self.allow_dirty
+            && let Some(dirty) = revision.as_deref().filter(|r| registry::is_dirty_revision(r))
+        {
+            bail!("{}", registry::dirty_refusal(dirty));
+        }
         let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
             (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),
@@ -109,7 +117,7 @@ impl ImageArgs {
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
         let build_args =
-            context::build_args(project, &base, git::revision(sh).as_deref(), epoch, profile);
+            context::build_args(project, &base, revision.as_deref(), epoch, profile);
         let engine = match self.engine {
             BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {
@@ -194,15 +202,17 @@ impl ImageArgs {
                     .iter()
                     .filter_map(|i| Some(i.layout.as_ref()?.ref_name.as_str()))
                     .collect();
+                let index = match (&layout.index, &layout.index_digest) {
+                    (Some(name), Some(digest)) => format!("{name} (index {digest}), "),
+                    _ => String::new(),
+                };
                 println!(
-                    "layout {}: {} (index {}), {}",
+                    "layout {}: {index}{}",
                     project.relative(&layout.dir),
-                    layout.index,
-                    layout.index_digest,
                     refs.join(", ")
                 );
             }
-            if self.push {
+            if self.push && images.len() > 1 {
                 println!(
                     "index {} (linux/{})",
                     names.index,
@@ -320,13 +330,20 @@ impl Job<'_> {
             referrers.extend(attached);
         }
         let tag = tag_of(&names.index)?;
-        let index = assemble::index(&out, &tag, &assembled, &referrers)?;
+        let published = assemble::publish(&out, &tag, &assembled, &referrers)?;
+        if let Some(dropped) = &published.dropped {
+            eprintln!(
+                "  took the index `{dropped}` out of the layout: it did not list this {} image; \
+                 build every target (without --target) to write it again",
+                images.first().map_or("", |i| i.arch)
+            );
+        }
         for image in &mut images {
             image.layout = Some(InLayout {
                 dir: dir.clone(),
                 ref_name: format!("{tag}-{}", image.arch),
-                index: tag.clone(),
-                index_digest: index.digest().to_string(),
+                index: published.index.as_ref().map(|_| tag.clone()),
+                index_digest: published.index.as_ref().map(|i| i.digest().to_string()),
             });
         }
         Ok(images)
@@ -605,6 +622,8 @@ fn load(
 }
 
 /// The builtin engine's images go from its OCI layout straight to the registry: no engine.
+/// The index this build wrote as `<tag>`, or, for a single-platform build, its one image
+/// as `<tag>-<arch>` alone.
 fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> anyhow::Result<()> {
     let Some(layout) = images.first().and_then(|i| i.layout.clone()) else {
         return Ok(());
@@ -614,15 +633,29 @@ fn push_layout(names: &ImageNames, args: &ImageArgs, images: &mut [Image]) -> an
         .parse()
         .with_context(|| format!("invalid image reference `{}`", names.index))?;
     let credential = args.auth.credential()?;
-    let pushed = step(format_args!("pushed {}", names.index), || {
+    let name = layout.index.as_deref().unwrap_or(&layout.ref_name);
+    let what = match &layout.index {
+        Some(_) => names.index.clone(),
+        None => images
+            .iter()
+            .map(|i| i.reference.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let allow = registry::Allow {
+        dev: args.allow_dev,
+        dirty: args.allow_dirty,
+    };
+    let pushed = step(format_args!("pushed {what}"), || {
         registry::push_layout(
             layout.dir.as_std_path(),
-            Some(&layout.index),
+            Some(name),
             &target,
             credential,
-            args.allow_dev,
+            allow,
         )
     })?;
+    pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
     eprintln!("  {}", pushed.uploads);
     for image in images.iter_mut() {
         let platform = format!("linux/{}", image.arch);
@@ -646,6 +679,10 @@ fn push(
             engine.push(sh, &image.reference)
         })?;
         image.digest = engine.inspect_image(sh, &image.reference)?.digest();
+    }
+    // A tag names the platforms asked for, never fewer: one platform gets no index.
+    if images.len() < 2 {
+        return Ok(());
     }
     let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     step(format_args!("pushed index {}", names.index), || {

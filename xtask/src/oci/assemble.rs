@@ -20,7 +20,7 @@ use crate::model::choice::Compression;
 use crate::model::epoch;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
-use crate::oci::json::{canonical_json, empty_index};
+use crate::oci::json::{canonical_json, image_index};
 use crate::oci::layer::{self, Layer};
 use crate::oci::layout::Layout;
 use crate::oci::referrers::Referrer;
@@ -257,28 +257,61 @@ pub fn image_files(
     Ok(files)
 }
 
-/// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
-/// each image also named `<tag>-<arch>`, and the `referrers` (documents attached to the
-/// images) listed untagged. Blobs nothing names any more are removed.
-pub fn index(
+/// What [`publish`] named in the layout.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The multi-architecture index named `<tag>`: written for two images or more, none for
+    /// a single-platform build.
+    pub index: Option<Descriptor>,
+    /// The older `<tag>` a single-platform build took out of the layout, because it did not
+    /// list the image just built (it would have published a stale image under the tag).
+    pub dropped: Option<String>,
+}
+
+/// Names each of `images` `<tag>-<arch>` in `out`'s `index.json` and lists the `referrers`
+/// (documents attached to the images) untagged. A tag names the set of platforms asked for,
+/// never fewer: two images or more get the multi-architecture index over exactly them,
+/// named `<tag>`; a single image gets its `<tag>-<arch>` only, and an existing `<tag>` is
+/// kept only while it still lists that very image (a rebuild of the same bits), else it is
+/// taken out. Blobs nothing names any more are removed.
+pub fn publish(
     out: &Layout,
     tag: &str,
     images: &[Assembled],
     referrers: &[Referrer],
-) -> anyhow::Result<Descriptor> {
-    let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
-    let index = out.put_json(MediaType::ImageIndex, &empty_index(members)?)?;
-    let mut refs = vec![(tag.to_owned(), index.clone())];
+) -> anyhow::Result<Published> {
+    let mut refs = Vec::new();
     for image in images {
         refs.push((
             format!("{tag}-{}", image.target.arch()),
             image.manifest.clone(),
         ));
     }
+    let mut published = Published {
+        index: None,
+        dropped: None,
+    };
+    match images {
+        [] => bail!("no image to name `{tag}`"),
+        [one] => {
+            if let Some(existing) = out.named(tag)?
+                && !out.lists(&existing, &one.manifest)?
+            {
+                out.untag(tag)?;
+                published.dropped = Some(tag.to_owned());
+            }
+        }
+        _ => {
+            let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
+            let index = out.put_bytes(MediaType::ImageIndex, &image_index(members)?)?;
+            refs.push((tag.to_owned(), index.clone()));
+            published.index = Some(index);
+        }
+    }
     out.tag(refs)?;
     out.attach(referrers)?;
     out.prune()?;
-    Ok(index)
+    Ok(published)
 }
 
 /// Docker's inheritance: env merged by name, the rest ours where we set it; ENTRYPOINT

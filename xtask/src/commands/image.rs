@@ -163,6 +163,7 @@ impl ImageArgs {
             base: &base,
             budget,
             epoch,
+            profile,
             contexts,
         };
         let mut images = Vec::new();
@@ -240,6 +241,8 @@ struct Job<'a> {
     base: &'a str,
     budget: u64,
     epoch: u64,
+    /// The cargo profile of the binaries (`--fast`: dev-image).
+    profile: &'static str,
     /// This run's build contexts, one folder per architecture.
     contexts: Utf8PathBuf,
 }
@@ -415,6 +418,8 @@ impl Job<'_> {
                 name: self.project.image_name().to_owned(),
                 sha256: digest.digest().to_owned(),
             }],
+            command: documents::command("image", artifacts.target, self.profile),
+            profile: self.profile,
         };
         let docs = documents::documents(sh, self.project, info, described)?;
         let created = epoch::rfc3339(self.epoch);

@@ -12,7 +12,10 @@ use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
-use crate::tools::documents::{Described, PROVENANCE_FILE, SBOM_FILE, documents, staged_files};
+use crate::model::profile;
+use crate::tools::documents::{
+    Described, PROVENANCE_FILE, SBOM_FILE, command, documents, staged_files,
+};
 
 /// What was written for one target.
 #[derive(Debug, Serialize)]
@@ -82,6 +85,8 @@ fn describe(
         embedded: &embedded,
         files,
         extra_subjects: Vec::new(),
+        command: command("sbom", artifacts.target, profile::RELEASE),
+        profile: profile::RELEASE,
     };
     let docs = documents(sh, project, info, described)?;
     let dir = out.join(artifacts.target.triple());

@@ -1132,6 +1132,7 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
 }
 
 /// What [`pick`] chose.
+#[derive(Debug)]
 enum Pick {
     Index(Descriptor),
     Images(Vec<Descriptor>),
@@ -1676,7 +1677,7 @@ mod tests {
     }
 
     #[test]
-    fn dev_images_are_refused_and_release_or_unlabelled_ones_pass() {
+    fn dev_and_dirty_images_are_refused_unless_allowed_and_release_or_unlabelled_ones_pass() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::create(dir.path()).unwrap();
         let image = |labels: serde_json::Value| -> Descriptor {
@@ -1710,8 +1711,11 @@ mod tests {
         let release = image(serde_json::json!({"xtask.profile": "release"}));
         let unlabelled = image(serde_json::json!({"org.opencontainers.image.title": "t"}));
         let dev = image(serde_json::json!({"xtask.profile": "dev-image"}));
-        refuse_dev_images(&store, &[release.clone(), unlabelled]).unwrap();
-        let err = refuse_dev_images(&store, &[release, dev])
+        let dirty = image(serde_json::json!({REVISION_LABEL: "abc123-dirty"}));
+        let none = Allow::default();
+        let warnings = check_labels(&store, &[release.clone(), unlabelled], none).unwrap();
+        assert!(warnings.is_empty());
+        let err = check_labels(&store, &[release.clone(), dev.clone()], none)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1719,6 +1723,81 @@ mod tests {
                 && err.contains("--allow-dev")
                 && !err.contains('\n'),
             "{err}"
+        );
+        let dev_ok = Allow {
+            dev: true,
+            dirty: false,
+        };
+        assert!(check_labels(&store, &[dev], dev_ok).unwrap().is_empty());
+        let err = check_labels(&store, &[release, dirty.clone()], none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("refusing to push an image built from uncommitted changes (org.opencontainers.image.revision=abc123-dirty)")
+                && err.contains("--allow-dirty")
+                && !err.contains('\n'),
+            "{err}"
+        );
+        let dirty_ok = Allow {
+            dev: false,
+            dirty: true,
+        };
+        let warnings = check_labels(&store, &[dirty], dirty_ok).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("warning: pushing sha256:")
+                && warnings[0].contains("abc123-dirty"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn push_picks_the_index_named_like_the_tag_else_its_per_platform_images_else_the_only_index()
+    {
+        let entry = |digest: char, media: MediaType, name: &str, arch: Option<&str>| {
+            let mut d = Descriptor::new(
+                media,
+                1,
+                Digest::from_str(&format!("sha256:{}", digest.to_string().repeat(64))).unwrap(),
+            );
+            d.set_annotations(Some(
+                [(oci_spec::image::ANNOTATION_REF_NAME.to_owned(), name.to_owned())].into(),
+            ));
+            if let Some(arch) = arch {
+                d.set_platform(Some(parse_platform(&format!("linux/{arch}")).unwrap()));
+            }
+            d
+        };
+        let release = entry('a', MediaType::ImageIndex, "0.1.0", None);
+        let ci = entry('b', MediaType::ImageIndex, "ci", None);
+        let amd = entry('c', MediaType::ImageManifest, "0.1.0-amd64", Some("amd64"));
+        let ci_arm = entry('d', MediaType::ImageManifest, "pr-arm64", Some("arm64"));
+        let top = |entries: Vec<Descriptor>| crate::oci::json::empty_index(entries).unwrap();
+        let both = top(vec![release.clone(), ci.clone(), amd.clone(), ci_arm.clone()]);
+        let digest = |p: Pick| match p {
+            Pick::Index(d) => vec![d.digest().to_string()],
+            Pick::Images(list) => list.iter().map(|d| d.digest().to_string()).collect(),
+        };
+        assert_eq!(digest(pick(&both, "ci").unwrap()), [ci.digest().to_string()]);
+        assert_eq!(
+            digest(pick(&both, "pr").unwrap()),
+            [ci_arm.digest().to_string()],
+            "a single-platform build's image, alone"
+        );
+        let err = pick(&both, "prod").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the OCI layout lists 2 image indexes (`0.1.0`, `ci`) and none is named `prod` like the tag: pick one with --ref <name>"
+        );
+        let one = top(vec![release.clone(), amd.clone()]);
+        assert_eq!(
+            digest(pick(&one, "prod").unwrap()),
+            [release.digest().to_string()]
+        );
+        let none = top(vec![amd.clone()]);
+        assert_eq!(
+            digest(pick(&none, "prod").unwrap()),
+            [amd.digest().to_string()]
         );
     }
 

@@ -104,7 +104,9 @@ impl ImageArgs {
         let revision = git::revision(sh);
         if self.push
             && !self.allow_dirty
-            && let Some(dirty) = revision.as_deref().filter(|r| registry::is_dirty_revision(r))
+            && let Some(dirty) = revision
+                .as_deref()
+                .filter(|r| registry::is_dirty_revision(r))
         {
             bail!("{}", registry::dirty_refusal(dirty));
         }
@@ -116,8 +118,7 @@ impl ImageArgs {
         let budget = project.size_budget(&base)?;
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
-        let build_args =
-            context::build_args(project, &base, revision.as_deref(), epoch, profile);
+        let build_args = context::build_args(project, &base, revision.as_deref(), epoch, profile);
         let engine = match self.engine {
             BuildEngine::Builtin => None,
             BuildEngine::Docker | BuildEngine::Podman => {

@@ -8,11 +8,11 @@ use xshell::Shell;
 
 use crate::cli::SbomArgs;
 use crate::model::dist::Built;
+use crate::model::profile;
 use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
-use crate::model::profile;
 use crate::tools::documents::{
     Described, PROVENANCE_FILE, SBOM_FILE, command, documents, staged_files,
 };

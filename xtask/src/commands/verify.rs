@@ -170,7 +170,6 @@ impl VerifyArgs {
                 &rebuilt_images,
                 &documents,
                 &scratch,
-                &compared,
             )?),
         };
         let staged_binaries = format!(
@@ -284,7 +283,10 @@ impl Rebuild<'_> {
         })?;
         let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;
         let layout = Layout::open(utf8(self.layout.clone())?.as_path())?;
-        Ok((manifests, Images::from_layout(&layout, REBUILD_TAG, targets)?))
+        Ok((
+            manifests,
+            Images::from_layout(&layout, REBUILD_TAG, targets)?,
+        ))
     }
 
     /// Runs the xtask in the worktree with its own target dir; what it prints on stdout
@@ -350,17 +352,17 @@ struct DocumentCheck {
 
 impl DocumentCheck {
     /// The line naming how it differs, or `None` when both are the same bytes.
-    fn difference(&self, compared: &str) -> Option<String> {
+    fn difference(&self) -> Option<String> {
         let (kind, platform) = (self.kind, &self.platform);
         match (&self.want, &self.have) {
             (Some(a), Some(b)) if a.digest == b.digest => None,
             (Some(a), Some(b)) => Some(format!(
-                "the {kind} attached to {platform} ({}) in {compared} differs from the rebuild's: {}",
+                "the {kind} attached to {platform} ({}) differs from the rebuild's: {}",
                 short_hash(a.digest.as_ref()),
                 compare::diff_documents(&a.bytes, &b.bytes)
             )),
             (None, Some(_)) => Some(format!(
-                "{platform} in {compared} has no {kind} attached: build it with `cargo xtask image` (the builtin engine attaches one)"
+                "{platform} has no {kind} attached: build it with `cargo xtask image` (the builtin engine attaches one)"
             )),
             (Some(_), None) => Some(format!("the rebuild attached no {kind} to {platform}")),
             (None, None) => Some(format!(
@@ -384,7 +386,6 @@ enum Side {
 /// The one line a mismatch ends with: the first image that differs, down to its file or
 /// config field; else the first attached document, down to its field; else the first
 /// binary (the first `binaries` rows); else the index.
-#[allow(clippy::too_many_arguments)]
 fn first_difference(
     rows: &[Row],
     binaries: usize,
@@ -393,17 +394,11 @@ fn first_difference(
     rebuilt_images: &Images,
     documents: &[DocumentCheck],
     scratch: &Path,
-    compared: &str,
 ) -> anyhow::Result<(String, Side)> {
     for want in &expected_images.images {
         let Some(got) = rebuilt_images.platform(&want.platform) else {
-            return Ok((
-                format!(
-                    "the rebuild has no {} image ({compared} has one)",
-                    want.platform
-                ),
-                Side::Compared,
-            ));
+            let line = format!("the rebuild has no {} image", want.platform);
+            return Ok((line, Side::Compared));
         };
         if want.digest == got.digest {
             continue;
@@ -423,7 +418,7 @@ fn first_difference(
         });
         return Ok((line, Side::Compared));
     }
-    if let Some(line) = documents.iter().find_map(|d| d.difference(compared)) {
+    if let Some(line) = documents.iter().find_map(DocumentCheck::difference) {
         return Ok((line, Side::Compared));
     }
     let failed = rows

@@ -445,3 +445,83 @@ pub fn side_by_side<T: Sync, R: Send>(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use cargo_metadata::camino::Utf8PathBuf;
+    use oci_spec::image::ImageIndex;
+
+    use super::*;
+    use crate::oci::layout::ref_name;
+
+    /// A stand-in for an assembled image: a manifest blob named by its content.
+    fn assembled(out: &Layout, target: Target, content: &str) -> Assembled {
+        let config = out
+            .put_bytes(MediaType::ImageConfig, content.as_bytes())
+            .unwrap();
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .config(config)
+            .layers(Vec::new())
+            .build()
+            .unwrap();
+        let mut manifest = out.put_json(MediaType::ImageManifest, &manifest).unwrap();
+        manifest.set_platform(Some(
+            PlatformBuilder::default()
+                .architecture(Arch::from(target.arch()))
+                .os(Os::Linux)
+                .build()
+                .unwrap(),
+        ));
+        Assembled {
+            target,
+            manifest,
+            config_digest: String::new(),
+            size: 0,
+            compressed_size: 0,
+        }
+    }
+
+    fn names(out: &Layout) -> Vec<String> {
+        let index = out.index().unwrap();
+        index
+            .manifests()
+            .iter()
+            .filter_map(|d| ref_name(d).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn a_tag_names_every_platform_built_and_a_single_platform_build_never_shrinks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out =
+            Layout::create(&Utf8PathBuf::from_path_buf(dir.path().join("l")).unwrap()).unwrap();
+        let (amd, arm) = (Target::X86_64Musl, Target::Aarch64Musl);
+        let both = [assembled(&out, amd, "amd 1"), assembled(&out, arm, "arm 1")];
+        let published = publish(&out, "t", &both, &[]).unwrap();
+        let index = published.index.unwrap();
+        assert_eq!(names(&out), ["t", "t-amd64", "t-arm64"]);
+        let listed: ImageIndex = out.read_json(index.digest().as_ref()).unwrap();
+        assert_eq!(listed.manifests().len(), 2);
+
+        // The same amd64 image again, alone (`run --target amd64`): `t` still tells the truth.
+        let same = publish(&out, "t", &[assembled(&out, amd, "amd 1")], &[]).unwrap();
+        assert!(same.index.is_none() && same.dropped.is_none());
+        assert_eq!(out.find("t").unwrap().digest(), index.digest());
+
+        // Another tag, one platform: `u-amd64` only, no `u`.
+        publish(&out, "u", &[assembled(&out, arm, "arm 1")], &[]).unwrap();
+        assert_eq!(names(&out), ["t", "t-amd64", "t-arm64", "u-arm64"]);
+
+        // A changed amd64 image, alone: `t` would publish the old one, so it goes.
+        let changed = publish(&out, "t", &[assembled(&out, amd, "amd 2")], &[]).unwrap();
+        assert_eq!(changed.dropped.as_deref(), Some("t"));
+        assert_eq!(names(&out), ["t-amd64", "t-arm64", "u-arm64"]);
+        assert!(!out.blob_path(index.digest().as_ref()).unwrap().exists());
+
+        // Both again: the index of exactly what was built, the same bytes in any order.
+        let again = [assembled(&out, arm, "arm 1"), assembled(&out, amd, "amd 1")];
+        let rewritten = publish(&out, "t", &again, &[]).unwrap().index.unwrap();
+        assert_eq!(rewritten.digest(), index.digest());
+    }
+}

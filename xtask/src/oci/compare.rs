@@ -173,7 +173,10 @@ impl Images {
     /// What `repository.reference` names in its registry, for `targets`: a
     /// multi-architecture index and its images; for one target, that platform's image (the
     /// reference may name it alone, e.g. `<tag>-amd64`).
-    pub fn from_registry(repository: &mut Repository, targets: &[Target]) -> anyhow::Result<Images> {
+    pub fn from_registry(
+        repository: &mut Repository,
+        targets: &[Target],
+    ) -> anyhow::Result<Images> {
         let reference = repository.reference.clone();
         let name = reference.repository().to_owned();
         let asked = reference

@@ -75,7 +75,10 @@ mod tests {
             r#"{"a":1,"b":1,"c":1,"m":1,"y":1,"z":1}"#
         );
         let pretty = canonical_document(&a).unwrap();
-        assert!(pretty.starts_with("{\n  \"a\": 1,\n  \"b\": 1,"), "{pretty}");
+        assert!(
+            pretty.starts_with("{\n  \"a\": 1,\n  \"b\": 1,"),
+            "{pretty}"
+        );
         assert!(pretty.ends_with("}\n"), "{pretty}");
     }
 
@@ -99,7 +102,11 @@ mod tests {
         let (amd, arm) = (member("amd64", 'a'), member("arm64", 'b'));
         let mut named = arm.clone();
         named.set_annotations(Some(
-            [("org.opencontainers.image.ref.name".to_owned(), "t".to_owned())].into(),
+            [(
+                "org.opencontainers.image.ref.name".to_owned(),
+                "t".to_owned(),
+            )]
+            .into(),
         ));
         let one = image_index(vec![amd.clone(), arm.clone()]).unwrap();
         let two = image_index(vec![named, amd]).unwrap();

@@ -161,7 +161,10 @@ impl Layout {
             return Ok(false);
         }
         let index: ImageIndex = self.read_json(entry.digest().as_ref())?;
-        Ok(index.manifests().iter().any(|d| d.digest() == image.digest()))
+        Ok(index
+            .manifests()
+            .iter()
+            .any(|d| d.digest() == image.digest()))
     }
 
     /// The descriptor `index.json` names `name`.

@@ -25,8 +25,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use oci_spec::distribution::Reference;
 use oci_spec::image::{
-    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex,
-    ImageManifest, MediaType, Os, Platform, PlatformBuilder,
+    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageManifest,
+    MediaType, Os, Platform, PlatformBuilder,
 };
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
@@ -1088,10 +1088,7 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
         .iter()
         .filter(|d| is_index_type(d.media_type().as_ref()))
         .collect();
-    if let Some(index) = indexes
-        .iter()
-        .find(|d| ref_name(d) == Some(tag))
-    {
+    if let Some(index) = indexes.iter().find(|d| ref_name(d) == Some(tag)) {
         return Ok(Pick::Index((*index).clone()));
     }
     let images: Vec<&Descriptor> = top
@@ -1149,10 +1146,7 @@ fn layout_images(
     let root = store.root().display();
     let picked = match name {
         Some(name) => {
-            let found = top
-                .manifests()
-                .iter()
-                .find(|d| ref_name(d) == Some(name));
+            let found = top.manifests().iter().find(|d| ref_name(d) == Some(name));
             match found {
                 Some(d) if is_index_type(d.media_type().as_ref()) => Pick::Index(d.clone()),
                 Some(d) if is_manifest_type(d.media_type().as_ref()) => {
@@ -1163,11 +1157,7 @@ fn layout_images(
                     d.media_type()
                 ),
                 None => {
-                    let known: Vec<&str> = top
-                        .manifests()
-                        .iter()
-                        .filter_map(ref_name)
-                        .collect();
+                    let known: Vec<&str> = top.manifests().iter().filter_map(ref_name).collect();
                     bail!(
                         "the OCI layout {root} names nothing `{name}` (it has: {}): build it with `cargo xtask image`",
                         known.join(", ")
@@ -1752,8 +1742,7 @@ mod tests {
     }
 
     #[test]
-    fn push_picks_the_index_named_like_the_tag_else_its_per_platform_images_else_the_only_index()
-    {
+    fn push_picks_the_index_named_like_the_tag_else_its_per_platform_images_else_the_only_index() {
         let entry = |digest: char, media: MediaType, name: &str, arch: Option<&str>| {
             let mut d = Descriptor::new(
                 media,
@@ -1761,7 +1750,11 @@ mod tests {
                 Digest::from_str(&format!("sha256:{}", digest.to_string().repeat(64))).unwrap(),
             );
             d.set_annotations(Some(
-                [(oci_spec::image::ANNOTATION_REF_NAME.to_owned(), name.to_owned())].into(),
+                [(
+                    oci_spec::image::ANNOTATION_REF_NAME.to_owned(),
+                    name.to_owned(),
+                )]
+                .into(),
             ));
             if let Some(arch) = arch {
                 d.set_platform(Some(parse_platform(&format!("linux/{arch}")).unwrap()));
@@ -1773,12 +1766,20 @@ mod tests {
         let amd = entry('c', MediaType::ImageManifest, "0.1.0-amd64", Some("amd64"));
         let ci_arm = entry('d', MediaType::ImageManifest, "pr-arm64", Some("arm64"));
         let top = |entries: Vec<Descriptor>| crate::oci::json::empty_index(entries).unwrap();
-        let both = top(vec![release.clone(), ci.clone(), amd.clone(), ci_arm.clone()]);
+        let both = top(vec![
+            release.clone(),
+            ci.clone(),
+            amd.clone(),
+            ci_arm.clone(),
+        ]);
         let digest = |p: Pick| match p {
             Pick::Index(d) => vec![d.digest().to_string()],
             Pick::Images(list) => list.iter().map(|d| d.digest().to_string()).collect(),
         };
-        assert_eq!(digest(pick(&both, "ci").unwrap()), [ci.digest().to_string()]);
+        assert_eq!(
+            digest(pick(&both, "ci").unwrap()),
+            [ci.digest().to_string()]
+        );
         assert_eq!(
             digest(pick(&both, "pr").unwrap()),
             [ci_arm.digest().to_string()],

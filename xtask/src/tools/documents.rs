@@ -10,8 +10,8 @@ use crate::model::dist::Built;
 use crate::model::epoch;
 use crate::model::project::Project;
 use crate::model::provenance::{self, ProvenanceInput, Subject};
-use crate::model::target::Target;
 use crate::model::sbom::{self, ImageFile, SbomInput};
+use crate::model::target::Target;
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
 

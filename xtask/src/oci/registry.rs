@@ -1089,7 +1089,7 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
         .filter(|d| is_index_type(d.media_type().as_ref()))
         .collect();
     if let Some(index) = indexes.iter().find(|d| ref_name(d) == Some(tag)) {
-        return Ok(Pick::Index((*index).clone()));
+        return Ok(Pick::Index(Box::new((*index).clone())));
     }
     let images: Vec<&Descriptor> = top
         .manifests()
@@ -1109,7 +1109,7 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
         return Ok(Pick::Images(per_platform));
     }
     match indexes.as_slice() {
-        [one] => Ok(Pick::Index((*one).clone())),
+        [one] => Ok(Pick::Index(Box::new((*one).clone()))),
         [] => Ok(Pick::Images(images.into_iter().cloned().collect())),
         several => {
             let names: Vec<String> = several
@@ -1131,7 +1131,7 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
 /// What [`pick`] chose.
 #[derive(Debug)]
 enum Pick {
-    Index(Descriptor),
+    Index(Box<Descriptor>),
     Images(Vec<Descriptor>),
 }
 
@@ -1148,7 +1148,9 @@ fn layout_images(
         Some(name) => {
             let found = top.manifests().iter().find(|d| ref_name(d) == Some(name));
             match found {
-                Some(d) if is_index_type(d.media_type().as_ref()) => Pick::Index(d.clone()),
+                Some(d) if is_index_type(d.media_type().as_ref()) => {
+                    Pick::Index(Box::new(d.clone()))
+                }
                 Some(d) if is_manifest_type(d.media_type().as_ref()) => {
                     Pick::Images(vec![d.clone()])
                 }

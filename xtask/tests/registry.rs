@@ -95,6 +95,16 @@ struct Layout {
 
 impl Layout {
     fn new(arches: &[&str], content: &str) -> Layout {
+        Layout::with_revision(arches, content, None)
+    }
+
+    /// With `org.opencontainers.image.revision` set to `revision` in each config, as
+    /// `image` labels its images.
+    fn with_revision(arches: &[&str], content: &str, revision: Option<&str>) -> Layout {
+        let labels: std::collections::HashMap<String, String> = revision
+            .map(|r| ("org.opencontainers.image.revision".to_owned(), r.to_owned()))
+            .into_iter()
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
@@ -129,6 +139,7 @@ impl Layout {
                 .config(
                     ConfigBuilder::default()
                         .entrypoint(vec!["/hello".to_owned()])
+                        .labels(labels.clone())
                         .build()
                         .unwrap(),
                 )
@@ -795,5 +806,106 @@ fn per_architecture_pushes_from_two_clones_merge_into_the_index_image_writes_and
         clone_build.as_secs_f64(),
         verify_started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// Names the layout's one index `name` in its `index.json`, and lists there too the index
+/// of `other` (blobs copied) named `other_name`: a layout after `image` with two tags.
+fn name_indexes(layout: &Layout, name: &str, other: &Layout, other_name: &str) {
+    let read = |l: &Layout| -> Value {
+        serde_json::from_slice(&std::fs::read(l.dir.path().join("index.json")).unwrap()).unwrap()
+    };
+    let blobs = other.dir.path().join("blobs/sha256");
+    for blob in std::fs::read_dir(&blobs).unwrap() {
+        let blob = blob.unwrap();
+        std::fs::copy(
+            blob.path(),
+            layout
+                .dir
+                .path()
+                .join("blobs/sha256")
+                .join(blob.file_name()),
+        )
+        .unwrap();
+    }
+    let mut top = read(layout);
+    let mut theirs = read(other)["manifests"][0].clone();
+    top["manifests"][0]["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": name});
+    theirs["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": other_name});
+    top["manifests"].as_array_mut().unwrap().push(theirs);
+    std::fs::write(
+        layout.dir.path().join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A layout naming two indexes: `push` takes the one named like the tag, or the one
+/// `--ref` names, and otherwise refuses in one line naming both and the flag. Images built
+/// from uncommitted changes are refused unless `--allow-dirty`, which pushes them with a
+/// warning.
+#[test]
+fn push_picks_an_index_by_tag_or_ref_and_refuses_dirty_builds_unless_allowed() {
+    let registry = Registry::start();
+    let home = tempfile::tempdir().unwrap();
+    let host = &registry.host;
+    let layout = Layout::new(&["amd64", "arm64"], "release");
+    let ci = Layout::new(&["amd64", "arm64"], "ci build");
+    name_indexes(&layout, "1.0", &ci, "ci");
+    let digest_of = |name: &str| -> String {
+        let top: Value =
+            serde_json::from_slice(&std::fs::read(layout.dir.path().join("index.json")).unwrap())
+                .unwrap();
+        top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let push = |tag: &str, extra: &[&str]| {
+        let mut args = vec!["push", "--layout", layout.path(), "--tag", tag, "--json"];
+        args.extend(extra);
+        json(&xtask_ok(&args, home.path()))
+    };
+    let by_tag = push(&format!("{host}/app:ci"), &[]);
+    assert_eq!(by_tag["digest"].as_str().unwrap(), digest_of("ci"));
+    let by_ref = push(&format!("{host}/app:prod"), &["--ref", "1.0"]);
+    assert_eq!(by_ref["digest"].as_str().unwrap(), digest_of("1.0"));
+    let err = xtask_fails(
+        &[
+            "push",
+            "--layout",
+            layout.path(),
+            "--tag",
+            &format!("{host}/app:x"),
+        ],
+        home.path(),
+        "",
+    );
+    assert!(
+        err.contains("lists 2 image indexes (`1.0`, `ci`) and none is named `x` like the tag: pick one with --ref <name>"),
+        "{err}"
+    );
+
+    let dirty = Layout::with_revision(&["amd64"], "dirty", Some("0123abc-dirty"));
+    let tag = format!("{host}/dirty/app:t");
+    let args = ["push", "--layout", dirty.path(), "--tag", tag.as_str()];
+    let err = xtask_fails(&args, home.path(), "");
+    assert!(
+        err.contains("refusing to push an image built from uncommitted changes (org.opencontainers.image.revision=0123abc-dirty)")
+            && err.contains("--allow-dirty"),
+        "{err}"
+    );
+    let out = xtask(&[&args[..], &["--allow-dirty"]].concat(), home.path(), "");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: pushing sha256:") && stderr.contains("0123abc-dirty"),
+        "{stderr}"
     );
 }

@@ -68,8 +68,10 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Build for this target; repeatable (amd64, arm64 and the triples are accepted)
-    /// [default: `targets` in [workspace.metadata.xtask]]
+    /// Build for this target; repeatable (amd64, arm64 and the triples are accepted). Two
+    /// targets or more get the index `<tag>` of exactly those; one target gets its
+    /// `<tag>-<arch>` only, and an index `<tag>` left in the layout that does not list that
+    /// very image is taken out [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
     /// The base image kind [default: `base` in [workspace.metadata.xtask.image], scratch]
@@ -96,13 +98,15 @@ pub struct ImageArgs {
     #[arg(long, value_enum, default_value_t)]
     pub compression: Compression,
     /// The multi-architecture reference `[registry/]name[:tag]`; each architecture is tagged
-    /// `<tag>-<arch>` [default: `<name>:<version>` from Cargo.toml]
+    /// `<tag>-<arch>`, and `<tag>` names the index of two targets or more
+    /// [default: `<name>:<version>` from Cargo.toml]
     #[arg(long, value_name = "REF")]
     pub tag: Option<ImageRef>,
     /// The registry to name the images for, `host:port`
     #[arg(long, value_name = "HOST:PORT")]
     pub registry: Option<Registry>,
-    /// Push every architecture's image, then the multi-architecture index
+    /// Push every architecture's image, then the multi-architecture index (one target pushes
+    /// its `<tag>-<arch>` only: merge runners' images with `cargo xtask index`)
     #[arg(long)]
     pub push: bool,
     /// Build from binaries of the dev-image profile (no LTO, incremental): much faster to
@@ -113,6 +117,10 @@ pub struct ImageArgs {
     /// Push dev-image builds all the same (with --fast --push)
     #[arg(long, requires = "push")]
     pub allow_dev: bool,
+    /// Push images built from uncommitted changes all the same (their revision label ends
+    /// in `-dirty`); refused otherwise, before anything is built
+    #[arg(long, requires = "push")]
+    pub allow_dirty: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the images as JSON instead of a table
@@ -125,13 +133,23 @@ pub struct PushArgs {
     /// The OCI image layout to push (a directory with `oci-layout` and `index.json`)
     #[arg(long, value_name = "DIR")]
     pub layout: std::path::PathBuf,
-    /// Where to push, `registry/name:tag`: the index goes to `<tag>`, each architecture's
-    /// image to `<tag>-<arch>`
+    /// Where to push, `registry/name:tag`: each architecture's image goes to
+    /// `<tag>-<arch>`, and a multi-architecture index to `<tag>` (a single image leaves
+    /// `<tag>` alone)
     #[arg(long, value_name = "REF")]
     pub tag: Reference,
+    /// What to push: the ref name of an index or of one image in the layout's `index.json`
+    /// [default: the index named like --tag's tag, else the images named `<tag>-<arch>`,
+    /// else the layout's only index, else every image it lists]
+    #[arg(long = "ref", value_name = "NAME")]
+    pub name: Option<String>,
     /// Push images labelled as dev-image builds (`image --fast`) all the same
     #[arg(long)]
     pub allow_dev: bool,
+    /// Push images built from uncommitted changes (revision label ending in `-dirty`) all
+    /// the same, with a warning; refused otherwise
+    #[arg(long)]
+    pub allow_dirty: bool,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the pushed images and the uploaded byte count as JSON instead of a table
@@ -210,7 +228,9 @@ pub struct SmokeArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run this target's image (amd64, arm64 or a triple) [default: the host's architecture]
+    /// Run this target's image (amd64, arm64 or a triple); it is built as `image --target`
+    /// builds it: `<tag>-<arch>` only, the index `<tag>` left as it is while it lists that
+    /// very image [default: the host's architecture]
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<Target>,
     /// Serve on this port of 127.0.0.1 [default: a free one]
@@ -287,8 +307,9 @@ pub struct SbomArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Rebuild and compare this target; repeatable [default: `targets` in
-    /// [workspace.metadata.xtask]]
+    /// Rebuild and compare this target; repeatable. Two targets or more compare the index
+    /// too; one target compares its image alone (`<tag>-<arch>` in the layout, or that
+    /// platform's image of --against) [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
     /// The multi-architecture reference the staged images were built as (see `image --tag`):
@@ -299,6 +320,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "against")]
     pub layout: Option<Utf8PathBuf>,
     /// Compare the images with this pushed index, `registry/name:tag`, instead of the layout
+    /// (with one --target, a single image such as `registry/name:tag-amd64` will do)
     #[arg(long, value_name = "REF")]
     pub against: Option<Reference>,
     #[command(flatten)]

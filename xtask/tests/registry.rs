@@ -112,6 +112,16 @@ struct Layout {
 
 impl Layout {
     fn new(arches: &[&str], content: &str) -> Layout {
+        Layout::with_revision(arches, content, None)
+    }
+
+    /// With `org.opencontainers.image.revision` set to `revision` in each config, as
+    /// `image` labels its images.
+    fn with_revision(arches: &[&str], content: &str, revision: Option<&str>) -> Layout {
+        let labels: std::collections::HashMap<String, String> = revision
+            .map(|r| ("org.opencontainers.image.revision".to_owned(), r.to_owned()))
+            .into_iter()
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
@@ -146,6 +156,7 @@ impl Layout {
                 .config(
                     ConfigBuilder::default()
                         .entrypoint(vec!["/hello".to_owned()])
+                        .labels(labels.clone())
                         .build()
                         .unwrap(),
                 )
@@ -773,4 +784,298 @@ fn documents_attached_on_push_are_found_from_each_image_digest() {
         let copied = referrers_tag.replace(repository, "merged/tiny-service");
         assert_eq!(&raw(&copied), before, "{copied}");
     }
+}
+
+/// `git status` says the tracked files are as committed: the clone below builds HEAD.
+fn assert_clean_tree() {
+    let status = succeed(
+        Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .current_dir(root()),
+    );
+    assert!(
+        status.stdout.is_empty(),
+        "commit your changes first: the second clone builds HEAD"
+    );
+}
+
+/// Copies `from` to `to` (parents made), as a CI cache restores a folder.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    succeed(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+/// The HTTP status of `GET /v2/<repository>/manifests/<tag>`.
+fn manifest_status(host: &str, repository: &str, tag: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .get(format!("http://{host}/v2/{repository}/manifests/{tag}"))
+        .header(
+            "Accept",
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The flow "Across machines" in the README, with two clones standing in for two runners:
+/// this checkout pushes its amd64 image and a second clone of HEAD, with a target dir of
+/// its own, pushes its arm64 image, both with `image --target X --push --tag R:ci`. Each
+/// push writes its `ci-<arch>` and neither writes `ci`; `index` merges the two into the
+/// very bytes `image` writes for the same manifests; `verify --against` the merged index
+/// passes (a cold rebuild of both targets). The clone's target dir is seeded with this
+/// checkout's arm64 and host artifacts and its zig, as a CI cache restores them: registry
+/// crates are reused, the workspace's crates (whose fingerprints carry the clone's path)
+/// build from cold there, with the clone's own compiler wrappers. Needs a clean working
+/// tree, since the clone builds HEAD.
+#[test]
+fn per_architecture_pushes_from_two_clones_merge_into_the_index_image_writes_and_verify_accepts() {
+    assert_clean_tree();
+    let registry = Registry::start();
+    let host = &registry.host;
+    let repository = "clones/tiny-service";
+    let ci = format!("{host}/{repository}:ci");
+    let scratch = tempfile::tempdir().unwrap();
+    let layout = |name: &str| scratch.path().join(name).to_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+
+    // Runner one: this checkout, amd64.
+    let amd_layout = layout("amd64");
+    let amd: Value = serde_json::from_str(&support::xtask_ok(&[
+        "image",
+        "--no-load",
+        "--target",
+        "amd64",
+        "--push",
+        "--tag",
+        &ci,
+        "--layout",
+        &amd_layout,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        manifest_status(host, repository, "ci"),
+        404,
+        "a single-platform push wrote the tag"
+    );
+
+    // Runner two: a clone of HEAD with its own target dir, arm64.
+    let clone = scratch.path().join("clone");
+    succeed(
+        Command::new("git")
+            .arg("clone")
+            .arg("--quiet")
+            .arg(root())
+            .arg(&clone),
+    );
+    let ours = Path::new(XTASK).parent().unwrap().parent().unwrap();
+    let theirs = clone.join("target");
+    for seeded in ["aarch64-unknown-linux-musl/release", "release", "xtask/zig"] {
+        copy_dir(&ours.join(seeded), &theirs.join(seeded));
+    }
+    let seeded = started.elapsed();
+    let arm_layout = layout("arm64");
+    let args = [
+        "image",
+        "--no-load",
+        "--target",
+        "arm64",
+        "--push",
+        "--tag",
+        &ci,
+        "--layout",
+        &arm_layout,
+        "--json",
+    ];
+    eprintln!("$ (in {}) cargo xtask {}", clone.display(), args.join(" "));
+    let mut command = Command::new(XTASK);
+    command
+        .args(args)
+        .current_dir(&clone)
+        .env("CARGO_TARGET_DIR", &theirs)
+        .stderr(Stdio::inherit());
+    // A fresh runner: the compiler wrappers are the clone's own, not this checkout's.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CC_") || key.starts_with("AR_") {
+            command.env_remove(key);
+        }
+    }
+    let clone_started = std::time::Instant::now();
+    let arm: Value = serde_json::from_slice(&succeed(&mut command).stdout).unwrap();
+    let clone_build = clone_started.elapsed();
+    assert_eq!(manifest_status(host, repository, "ci"), 404);
+    for (image, arch) in [(&amd, "amd64"), (&arm, "arm64")] {
+        assert_eq!(image[0]["arch"], arch, "{image}");
+        assert_eq!(image[0]["layout"]["index"], Value::Null, "{image}");
+        let pushed = raw(&format!("{ci}-{arch}"));
+        assert_eq!(image[0]["digest"].as_str().unwrap(), sha256(&pushed));
+    }
+
+    // The merge, and the index `image` writes for the same two manifests.
+    let merged_tag = format!("{host}/{repository}:0.1.0");
+    let merged = json(&support::xtask_ok(&[
+        "index",
+        "--tag",
+        &merged_tag,
+        &format!("{ci}-arm64"),
+        &format!("{ci}-amd64"),
+        "--json",
+    ]));
+    let both_layout = layout("both");
+    let both: Value = serde_json::from_str(&support::xtask_ok(&[
+        "image",
+        "--no-load",
+        "--tag",
+        &ci,
+        "--layout",
+        &both_layout,
+        "--json",
+    ]))
+    .unwrap();
+    for image in both.as_array().unwrap() {
+        let arch = image["arch"].as_str().unwrap();
+        let pushed = if arch == "amd64" { &amd } else { &arm };
+        assert_eq!(image["digest"], pushed[0]["digest"], "{arch}: {image}");
+    }
+    let written = both[0]["layout"]["index_digest"].as_str().unwrap();
+    assert_eq!(merged["digest"].as_str().unwrap(), written, "{merged}");
+    let in_layout = std::fs::read(
+        Path::new(&both_layout)
+            .join("blobs/sha256")
+            .join(&written["sha256:".len()..]),
+    )
+    .unwrap();
+    assert_eq!(raw(&merged_tag), in_layout);
+
+    let verify_started = std::time::Instant::now();
+    let report: Value = serde_json::from_str(&support::xtask_ok(&[
+        "verify",
+        "--against",
+        &merged_tag,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["what"] == "index" && r["result"] == "pass"),
+        "{report}"
+    );
+    eprintln!(
+        "seeding the clone: {:.1} s; the clone's arm64 build and push: {:.1} s; verify: {:.1} s; in all {:.1} s",
+        seeded.as_secs_f64(),
+        clone_build.as_secs_f64(),
+        verify_started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Names the layout's one index `name` in its `index.json`, and lists there too the index
+/// of `other` (blobs copied) named `other_name`: a layout after `image` with two tags.
+fn name_indexes(layout: &Layout, name: &str, other: &Layout, other_name: &str) {
+    let read = |l: &Layout| -> Value {
+        serde_json::from_slice(&std::fs::read(l.dir.path().join("index.json")).unwrap()).unwrap()
+    };
+    let blobs = other.dir.path().join("blobs/sha256");
+    for blob in std::fs::read_dir(&blobs).unwrap() {
+        let blob = blob.unwrap();
+        std::fs::copy(
+            blob.path(),
+            layout
+                .dir
+                .path()
+                .join("blobs/sha256")
+                .join(blob.file_name()),
+        )
+        .unwrap();
+    }
+    let mut top = read(layout);
+    let mut theirs = read(other)["manifests"][0].clone();
+    top["manifests"][0]["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": name});
+    theirs["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": other_name});
+    top["manifests"].as_array_mut().unwrap().push(theirs);
+    std::fs::write(
+        layout.dir.path().join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A layout naming two indexes: `push` takes the one named like the tag, or the one
+/// `--ref` names, and otherwise refuses in one line naming both and the flag. Images built
+/// from uncommitted changes are refused unless `--allow-dirty`, which pushes them with a
+/// warning.
+#[test]
+fn push_picks_an_index_by_tag_or_ref_and_refuses_dirty_builds_unless_allowed() {
+    let registry = Registry::start();
+    let home = tempfile::tempdir().unwrap();
+    let host = &registry.host;
+    let layout = Layout::new(&["amd64", "arm64"], "release");
+    let ci = Layout::new(&["amd64", "arm64"], "ci build");
+    name_indexes(&layout, "1.0", &ci, "ci");
+    let digest_of = |name: &str| -> String {
+        let top: Value =
+            serde_json::from_slice(&std::fs::read(layout.dir.path().join("index.json")).unwrap())
+                .unwrap();
+        top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let push = |tag: &str, extra: &[&str]| {
+        let mut args = vec!["push", "--layout", layout.path(), "--tag", tag, "--json"];
+        args.extend(extra);
+        json(&xtask_ok(&args, home.path()))
+    };
+    let by_tag = push(&format!("{host}/app:ci"), &[]);
+    assert_eq!(by_tag["digest"].as_str().unwrap(), digest_of("ci"));
+    let by_ref = push(&format!("{host}/app:prod"), &["--ref", "1.0"]);
+    assert_eq!(by_ref["digest"].as_str().unwrap(), digest_of("1.0"));
+    let err = xtask_fails(
+        &[
+            "push",
+            "--layout",
+            layout.path(),
+            "--tag",
+            &format!("{host}/app:x"),
+        ],
+        home.path(),
+        "",
+    );
+    assert!(
+        err.contains("lists 2 image indexes (`1.0`, `ci`) and none is named `x` like the tag: pick one with --ref <name>"),
+        "{err}"
+    );
+
+    let dirty = Layout::with_revision(&["amd64"], "dirty", Some("0123abc-dirty"));
+    let tag = format!("{host}/dirty/app:t");
+    let args = ["push", "--layout", dirty.path(), "--tag", tag.as_str()];
+    let err = xtask_fails(&args, home.path(), "");
+    assert!(
+        err.contains("refusing to push an image built from uncommitted changes (org.opencontainers.image.revision=0123abc-dirty)")
+            && err.contains("--allow-dirty"),
+        "{err}"
+    );
+    let out = xtask(&[&args[..], &["--allow-dirty"]].concat(), home.path(), "");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: pushing sha256:") && stderr.contains("0123abc-dirty"),
+        "{stderr}"
+    );
 }

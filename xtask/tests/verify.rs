@@ -1,8 +1,10 @@
-//! `cargo xtask verify` for real: stage binaries and images of HEAD, change one byte of one
-//! staged binary, and let verify rebuild HEAD in a clean worktree (a cold build of both
-//! targets: minutes). Every other binary, both images and the index must match the rebuild,
-//! and the changed binary must be the one failure, named on one line. Needs a clean working
-//! tree (verify checks a commit) and no engine; uses its own tag and layout.
+//! `cargo xtask verify` for real: stage binaries and images of HEAD, build one target's image
+//! again into the same layout (as `run --target amd64` does), change one byte of one staged
+//! binary, and let verify rebuild HEAD in a clean worktree (a cold build of both targets:
+//! minutes). Every other binary, both images and the index must match the rebuild (the
+//! single-platform build left the index as it was), and the changed binary must be the one
+//! failure, named on one line. Needs a clean working tree (verify checks a commit) and no
+//! engine; uses its own tag and layout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -80,7 +82,52 @@ fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
     assert!(!early.status.success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("run `cargo xtask image` first"), "{err}");
-    xtask_ok(&["image", "--no-load", "--tag", TAG, "--layout", layout]);
+    let images: Value = serde_json::from_str(&xtask_ok(&[
+        "image",
+        "--no-load",
+        "--tag",
+        TAG,
+        "--layout",
+        layout,
+        "--json",
+    ]))
+    .unwrap();
+    let index = images[0]["layout"]["index_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One platform built again (what `run --target amd64` runs): it names `t-amd64` only,
+    // and the index `t` keeps both platforms, since it still lists that very image.
+    let amd64: Value = serde_json::from_str(&xtask_ok(&[
+        "image",
+        "--no-load",
+        "--target",
+        "amd64",
+        "--tag",
+        TAG,
+        "--layout",
+        layout,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(amd64[0]["layout"]["index"], Value::Null, "{amd64}");
+    let built_before = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["arch"] == "amd64")
+        .unwrap();
+    assert_eq!(amd64[0]["digest"], built_before["digest"], "{amd64}");
+    let listed: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(layout).join("index.json")).unwrap())
+            .unwrap();
+    let tagged = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "t")
+        .unwrap_or_else(|| panic!("no index `t` left: {listed}"));
+    assert_eq!(tagged["digest"], index.as_str());
 
     let dist = built
         .as_array()
@@ -135,10 +182,13 @@ fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
     assert_eq!(report["against"], layout);
     let line = report["first_difference"].as_str().unwrap();
     assert!(line.starts_with(&format!("{tampered} differs (")), "{line}");
-    // The error is that one line, and the temporary worktree is gone.
+    // The error is that one line, naming what was compared with what, and the temporary
+    // worktree is gone.
     let last_line = stderr.trim().lines().last().unwrap();
     assert!(
-        last_line.starts_with("error: ") && last_line.contains(line),
+        last_line.starts_with("error: ")
+            && last_line.contains(line)
+            && last_line.contains("differs from the binaries staged in "),
         "{stderr}"
     );
     let worktrees = Command::new("git")
@@ -188,7 +238,12 @@ fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a tampered sbom passed: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for row in report["rows"].as_array().unwrap() {
+    let rows = report["rows"].as_array().unwrap();
+    assert!(
+        !rows.iter().any(|r| r["what"] == "index"),
+        "one platform, no index: {rows:?}"
+    );
+    for row in rows {
         let should = if row["what"] == "sbom linux/amd64" {
             "fail"
         } else {
@@ -204,7 +259,9 @@ fn a_clean_rebuild_matches_the_staged_images_and_names_a_changed_binary() {
     );
     let last_line = stderr.trim().lines().last().unwrap();
     assert!(
-        last_line.starts_with("error: ") && last_line.contains(line),
+        last_line.starts_with("error: ")
+            && last_line.contains(line)
+            && last_line.contains(&format!("differs from what is staged in {one}: ")),
         "{stderr}"
     );
 }

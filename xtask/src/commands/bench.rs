@@ -377,7 +377,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
                 let context = contexts.join(b.target.arch());
                 assemble::image(&layout, &recipe, None, &context, b.target, settings)
             })?;
-            assemble::index(&layout, "bench", &images, &[])?;
+            assemble::publish(&layout, "bench", &images, &[])?;
             times.push(started.elapsed().as_secs_f64());
             let _ = std::fs::remove_dir_all(&dir);
             interrupt::check()?;

@@ -72,9 +72,10 @@ pub struct InLayout {
     pub dir: Utf8PathBuf,
     /// Its ref name in `index.json` (`<tag>-<arch>`).
     pub ref_name: String,
-    /// The multi-architecture index's ref name (`<tag>`) and digest.
-    pub index: String,
-    pub index_digest: String,
+    /// The multi-architecture index's ref name (`<tag>`) and digest; none for a
+    /// single-platform build, which names its image `<tag>-<arch>` only.
+    pub index: Option<String>,
+    pub index_digest: Option<String>,
 }
 
 impl ImageArgs {
@@ -94,6 +95,15 @@ impl ImageArgs {
                 "refusing to push dev images (--fast: no LTO, larger and slower): build without --fast to ship, or add --allow-dev to push them all the same"
             );
         }
+        let revision = git::revision(sh);
+        if self.push
+            && !self.allow_dirty
+            && let Some(dirty) = revision
+                .as_deref()
+                .filter(|r| registry::is_dirty_revision(r))
+        {
+            bail!("{}", registry::dirty_refusal(dirty));
+        }
         // The registry, its credentials and the right to push are checked before anything
         // is built; the login (a password on stdin is read once) is kept for the push.
         let push_login = match self.push {
@@ -108,8 +118,7 @@ impl ImageArgs {
         let budget = project.size_budget(&base)?;
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
-        let build_args =
-            context::build_args(project, &base, git::revision(sh).as_deref(), epoch, profile);
+        let build_args = context::build_args(project, &base, revision.as_deref(), epoch, profile);
         // The builtin engine refuses what it cannot build, before anything is compiled;
         // docker and podman may build what it cannot parse (RUN), and find such a recipe's
         // paths themselves.
@@ -194,6 +203,7 @@ impl ImageArgs {
             base: &base,
             budget,
             epoch,
+            profile,
             contexts,
         };
         let mut images = Vec::new();
@@ -234,15 +244,17 @@ impl ImageArgs {
                     .iter()
                     .filter_map(|i| Some(i.layout.as_ref()?.ref_name.as_str()))
                     .collect();
+                let index = match (&layout.index, &layout.index_digest) {
+                    (Some(name), Some(digest)) => format!("{name} (index {digest}), "),
+                    _ => String::new(),
+                };
                 println!(
-                    "layout {}: {} (index {}), {}",
+                    "layout {}: {index}{}",
                     project.relative(&layout.dir),
-                    layout.index,
-                    layout.index_digest,
                     refs.join(", ")
                 );
             }
-            if self.push {
+            if self.push && images.len() > 1 {
                 println!(
                     "index {} (linux/{})",
                     names.index,
@@ -270,6 +282,8 @@ struct Job<'a> {
     base: &'a str,
     budget: u64,
     epoch: Epoch,
+    /// The cargo profile of the binaries (`--fast`: dev-image).
+    profile: &'static str,
     /// This run's build contexts, one folder per architecture.
     contexts: Utf8PathBuf,
 }
@@ -358,17 +372,24 @@ impl Job<'_> {
             referrers.extend(attached);
         }
         let tag = tag_of(&names.index)?;
-        let index = assemble::index(&out, &tag, &assembled, &referrers)?;
+        let published = assemble::publish(&out, &tag, &assembled, &referrers)?;
         written.disarm();
         crate::interrupt::check()?;
         // Only now: until the index names the new images, the old one needs its blobs.
         out.prune()?;
+        if let Some(dropped) = &published.dropped {
+            eprintln!(
+                "  took the index `{dropped}` out of the layout: it did not list this {} image; \
+                 build every target (without --target) to write it again",
+                images.first().map_or("", |i| i.arch)
+            );
+        }
         for image in &mut images {
             image.layout = Some(InLayout {
                 dir: dir.clone(),
                 ref_name: format!("{tag}-{}", image.arch),
-                index: tag.clone(),
-                index_digest: index.digest().to_string(),
+                index: published.index.as_ref().map(|_| tag.clone()),
+                index_digest: published.index.as_ref().map(|i| i.digest().to_string()),
             });
         }
         Ok(images)
@@ -440,6 +461,8 @@ impl Job<'_> {
                 name: self.project.image_name().to_owned(),
                 sha256: digest.digest().to_owned(),
             }],
+            command: documents::command("image", artifacts.target, self.profile),
+            profile: self.profile,
         };
         let docs = documents::documents(sh, self.project, info, described)?;
         let created = self.epoch.rfc3339();
@@ -719,6 +742,8 @@ fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow
 }
 
 /// The builtin engine's images go from its OCI layout straight to the registry: no engine.
+/// The index this build wrote as `<tag>`, or, for a single-platform build, its one image
+/// as `<tag>-<arch>` alone.
 fn push_layout(
     names: &ImageNames,
     args: &ImageArgs,
@@ -732,15 +757,23 @@ fn push_layout(
         .index
         .parse()
         .with_context(|| format!("invalid image reference `{}`", names.index))?;
-    let pushed = step(format_args!("pushed {}", names.index), || {
-        registry::push_layout(
-            layout.dir.as_std_path(),
-            Some(&layout.index),
-            &target,
-            login,
-            args.allow_dev,
-        )
+    let name = layout.index.as_deref().unwrap_or(&layout.ref_name);
+    let what = match &layout.index {
+        Some(_) => names.index.clone(),
+        None => images
+            .iter()
+            .map(|i| i.reference.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let allow = registry::Allow {
+        dev: args.allow_dev,
+        dirty: args.allow_dirty,
+    };
+    let pushed = step(format_args!("pushed {what}"), || {
+        registry::push_layout(layout.dir.as_std_path(), Some(name), &target, login, allow)
     })?;
+    pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
     eprintln!("  {}", pushed.uploads);
     for image in images.iter_mut() {
         let platform = format!("linux/{}", image.arch);
@@ -764,6 +797,10 @@ fn push(
             engine.push(sh, &image.reference)
         })?;
         image.digest = engine.inspect_image(sh, &image.reference)?.digest();
+    }
+    // A tag names the platforms asked for, never fewer: one platform gets no index.
+    if images.len() < 2 {
+        return Ok(());
     }
     let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     step(format_args!("pushed index {}", names.index), || {

@@ -11,11 +11,22 @@ use crate::report;
 impl PushArgs {
     pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
         let login = self.auth.login(sh, &self.tag)?;
+        let allow = registry::Allow {
+            dev: self.allow_dev,
+            dirty: self.allow_dirty,
+        };
         let pushed = report::step(format!("pushed {}", self.tag), || {
-            registry::push_layout(&self.layout, None, &self.tag, login, self.allow_dev)
+            registry::push_layout(&self.layout, self.name.as_deref(), &self.tag, login, allow)
         })?;
+        pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
         let uploads = pushed.uploads;
         eprintln!("  {uploads}");
+        if pushed.index.is_none() {
+            eprintln!(
+                "  {} left as it was: what was pushed has no multi-architecture index (merge per-platform images with `cargo xtask index`)",
+                self.tag
+            );
+        }
         if self.json {
             let images: Vec<serde_json::Value> = pushed
                 .images
@@ -30,8 +41,8 @@ impl PushArgs {
                 })
                 .collect();
             let out = serde_json::json!({
-                "index": pushed.index.to_string(),
-                "digest": pushed.index_digest.to_string(),
+                "index": pushed.index.as_ref().map(|(r, _)| r.to_string()),
+                "digest": pushed.index.as_ref().map(|(_, d)| d.to_string()),
                 "images": images,
                 "uploaded_bytes": uploads.bytes,
                 "uploaded_blobs": uploads.blobs,
@@ -49,11 +60,13 @@ impl PushArgs {
                     ]
                 })
                 .collect();
-            rows.push(vec![
-                "index".to_owned(),
-                pushed.index.to_string(),
-                pushed.index_digest.to_string(),
-            ]);
+            if let Some((index, digest)) = &pushed.index {
+                rows.push(vec![
+                    "index".to_owned(),
+                    index.to_string(),
+                    digest.to_string(),
+                ]);
+            }
             print!("{}", report::table(&["platform", "image", "digest"], &rows));
         }
         Ok(())

@@ -8,10 +8,13 @@ use xshell::Shell;
 
 use crate::cli::SbomArgs;
 use crate::model::dist::Built;
+use crate::model::profile;
 use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
-use crate::tools::documents::{Described, PROVENANCE_FILE, SBOM_FILE, documents, staged_files};
+use crate::tools::documents::{
+    Described, PROVENANCE_FILE, SBOM_FILE, command, documents, staged_files,
+};
 use crate::tools::{compile, writable};
 
 /// What was written for one target.
@@ -84,6 +87,8 @@ fn describe(
         embedded: &embedded,
         files,
         extra_subjects: Vec::new(),
+        command: command("sbom", artifacts.target, profile::RELEASE),
+        profile: profile::RELEASE,
     };
     let docs = documents(sh, project, info, described)?;
     let dir = out.join(artifacts.target.triple());

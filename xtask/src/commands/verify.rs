@@ -48,6 +48,17 @@ enum Expected {
 }
 
 impl Expected {
+    /// What the rebuild is compared with, for messages: `what is staged in <layout>` or
+    /// `<reference> in its registry`.
+    fn name(&self) -> String {
+        match self {
+            Expected::Layout(layout) => format!("what is staged in {}", layout.dir),
+            Expected::Registry(repository) => {
+                format!("{} in its registry", repository.reference)
+            }
+        }
+    }
+
     fn blobs(&mut self) -> &mut dyn Blobs {
         match self {
             Expected::Layout(layout) => layout,
@@ -70,7 +81,7 @@ impl VerifyArgs {
         let targets = project.targets(&self.targets);
         // Everything expected is read first: a missing build fails before minutes of work.
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
-        let (mut expected, expected_images, against) = self.expected(sh, project)?;
+        let (mut expected, expected_images, against) = self.expected(sh, project, &targets)?;
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(
@@ -95,6 +106,7 @@ impl VerifyArgs {
         let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
 
         let mut rows = binary_rows(&staged, &rebuilt);
+        let binaries = rows.len();
         for image in &expected_images.images {
             let got = rebuilt_images.platform(&image.platform);
             rows.push(Row::new(
@@ -139,22 +151,36 @@ impl VerifyArgs {
                 });
             }
         }
-        rows.push(Row::new(
-            "index",
-            Some(expected_images.index.as_ref()),
-            Some(rebuilt_images.index.as_ref()),
-        ));
+        // One target is compared image by image: a single-platform build writes no index.
+        if expected_images.index.is_some() || rebuilt_images.index.is_some() {
+            rows.push(Row::new(
+                "index",
+                expected_images.index.as_ref().map(AsRef::as_ref),
+                rebuilt_images.index.as_ref().map(AsRef::as_ref),
+            ));
+        }
         let passed = rows.iter().all(|r| r.result == Outcome::Pass);
-        let first_difference = match passed {
+        let compared = expected.name();
+        let difference = match passed {
             true => None,
             false => Some(first_difference(
                 &rows,
+                binaries,
                 &mut expected,
                 &expected_images,
                 &rebuilt_images,
                 &documents,
                 &scratch,
             )?),
+        };
+        let staged_binaries = format!(
+            "the binaries staged in {}",
+            project.relative(&project.target_dir.join("dist"))
+        );
+        let (first_difference, side) = match difference {
+            None => (None, None),
+            Some((line, Side::Binaries)) => (Some(line), Some(staged_binaries)),
+            Some((line, Side::Compared)) => (Some(line), Some(compared)),
         };
         let report = Report {
             commit: commit.clone(),
@@ -169,11 +195,11 @@ impl VerifyArgs {
         } else {
             print!("{}", table(&report.rows));
         }
-        match report.first_difference {
-            None => Ok(()),
-            Some(difference) => {
-                bail!("the rebuild of {short} differs from what is staged: {difference}")
+        match (report.first_difference, side) {
+            (Some(difference), Some(side)) => {
+                bail!("the rebuild of {short} differs from {side}: {difference}")
             }
+            _ => Ok(()),
         }
     }
 
@@ -182,6 +208,7 @@ impl VerifyArgs {
         &self,
         sh: &Shell,
         project: &Project,
+        targets: &[Target],
     ) -> anyhow::Result<(Expected, Images, String)> {
         if let Some(reference) = &self.against {
             let client = Client::connect(reference, self.auth.login(sh, reference)?)?;
@@ -190,7 +217,7 @@ impl VerifyArgs {
                 reference: reference.clone(),
             };
             let images = step(format_args!("read {reference}"), || {
-                Images::from_registry(&mut repository)
+                Images::from_registry(&mut repository, targets)
             })?;
             let against = reference.to_string();
             return Ok((Expected::Registry(Box::new(repository)), images, against));
@@ -212,7 +239,7 @@ impl VerifyArgs {
         let tag = reference.tag().unwrap_or("latest");
         let layout = Layout::open(&dir)
             .with_context(|| format!("no staged images: run `cargo xtask image` first ({dir})"))?;
-        let images = Images::from_layout(&layout, tag)
+        let images = Images::from_layout(&layout, tag, targets)
             .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
         Ok((Expected::Layout(layout), images, dir.to_string()))
     }
@@ -258,7 +285,10 @@ impl Rebuild<'_> {
         })?;
         let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;
         let layout = Layout::open(utf8(self.layout.clone())?.as_path())?;
-        Ok((manifests, Images::from_layout(&layout, REBUILD_TAG)?))
+        Ok((
+            manifests,
+            Images::from_layout(&layout, REBUILD_TAG, targets)?,
+        ))
     }
 
     /// Runs the xtask in the worktree with its own target dir; what it prints on stdout
@@ -334,7 +364,7 @@ impl DocumentCheck {
                 compare::diff_documents(&a.bytes, &b.bytes)
             )),
             (None, Some(_)) => Some(format!(
-                "{platform} has no {kind} attached: build it with `cargo xtask image`"
+                "{platform} has no {kind} attached: build it with `cargo xtask image` (the builtin engine attaches one)"
             )),
             (Some(_), None) => Some(format!("the rebuild attached no {kind} to {platform}")),
             (None, None) => Some(format!(
@@ -348,20 +378,29 @@ fn utf8(path: PathBuf) -> anyhow::Result<Utf8PathBuf> {
     Utf8PathBuf::from_path_buf(path).map_err(|p| anyhow::anyhow!("{} is not UTF-8", p.display()))
 }
 
+/// Which side of the comparison a difference is found against: the staged binaries, or the
+/// images (layout or registry) compared with.
+enum Side {
+    Binaries,
+    Compared,
+}
+
 /// The one line a mismatch ends with: the first image that differs, down to its file or
 /// config field; else the first attached document, down to its field; else the first
-/// binary; else the index.
+/// binary (the first `binaries` rows); else the index.
 fn first_difference(
     rows: &[Row],
+    binaries: usize,
     expected: &mut Expected,
     expected_images: &Images,
     rebuilt_images: &Images,
     documents: &[DocumentCheck],
     scratch: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Side)> {
     for want in &expected_images.images {
         let Some(got) = rebuilt_images.platform(&want.platform) else {
-            return Ok(format!("the rebuild has no {} image", want.platform));
+            let line = format!("the rebuild has no {} image", want.platform);
+            return Ok((line, Side::Compared));
         };
         if want.digest == got.digest {
             continue;
@@ -373,25 +412,37 @@ fn first_difference(
             (&want.manifest, expected.blobs()),
             (&got.manifest, &mut rebuilt),
         )?;
-        return Ok(found.unwrap_or_else(|| {
+        let line = found.unwrap_or_else(|| {
             format!(
-                "the {} image differs ({} vs {})",
+                "the {} image differs ({} vs rebuilt {})",
                 want.platform, want.digest, got.digest
             )
-        }));
+        });
+        return Ok((line, Side::Compared));
     }
     if let Some(line) = documents.iter().find_map(DocumentCheck::difference) {
-        return Ok(line);
+        return Ok((line, Side::Compared));
     }
-    let failed = rows.iter().find(|r| r.result == Outcome::Fail);
+    let failed = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.result == Outcome::Fail);
     Ok(match failed {
-        Some(row) => format!(
-            "{} differs ({} vs {})",
-            row.what,
-            short_hash(&row.expected),
-            short_hash(&row.rebuilt)
-        ),
-        None => "nothing differs".to_owned(),
+        Some((n, row)) => {
+            let side = if n < binaries {
+                Side::Binaries
+            } else {
+                Side::Compared
+            };
+            let line = format!(
+                "{} differs ({} vs rebuilt {})",
+                row.what,
+                short_hash(&row.expected),
+                short_hash(&row.rebuilt)
+            );
+            (line, side)
+        }
+        None => ("nothing differs".to_owned(), Side::Compared),
     })
 }
 

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::oci::json::canonical_document;
+
 pub struct ProvenanceInput {
     /// What was built: the binaries now, the image manifest once images are written.
     pub subjects: Vec<Subject>,
@@ -120,7 +122,7 @@ fn sha256(value: &str) -> Digest {
     BTreeMap::from([("sha256", value.to_owned())])
 }
 
-/// The statement as pretty JSON with a trailing newline.
+/// The statement as canonical, indented JSON with a trailing newline.
 pub fn render(input: &ProvenanceInput) -> anyhow::Result<String> {
     let mut subjects: Vec<_> = input.subjects.clone();
     subjects.sort_by(|a, b| a.name.cmp(&b.name));
@@ -177,7 +179,7 @@ pub fn render(input: &ProvenanceInput) -> anyhow::Result<String> {
             },
         },
     };
-    Ok(serde_json::to_string_pretty(&statement)? + "\n")
+    canonical_document(&statement)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::audit::{CrateId, Graph};
+use crate::oci::json::{canonical_document, canonical_json};
 
 /// Everything one document says.
 pub struct SbomInput {
@@ -357,14 +358,14 @@ pub fn render(input: &SbomInput) -> anyhow::Result<String> {
         relationships,
     };
     // The namespace names this exact content: a hash of the document without it.
-    let content = serde_json::to_vec(&document).context("serialising the SBOM")?;
+    let content = canonical_json(&document).context("serialising the SBOM")?;
     document.document_namespace = format!(
         "{}/{}-{:x}",
         input.namespace_base.trim_end_matches('/'),
         input.name,
         Sha256::digest(&content)
     );
-    Ok(serde_json::to_string_pretty(&document)? + "\n")
+    canonical_document(&document)
 }
 
 #[cfg(test)]

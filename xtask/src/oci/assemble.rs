@@ -20,7 +20,7 @@ use crate::model::choice::Compression;
 use crate::model::epoch::Epoch;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
 use crate::model::target::Target;
-use crate::oci::json::{canonical_json, empty_index};
+use crate::oci::json::{canonical_json, image_index};
 use crate::oci::layer::{self, Layer};
 use crate::oci::layout::Layout;
 use crate::oci::referrers::Referrer;
@@ -257,27 +257,60 @@ pub fn image_files(
     Ok(files)
 }
 
-/// The multi-architecture index over `images`, named `tag` in `out`'s `index.json`, with
-/// each image also named `<tag>-<arch>`, and the `referrers` (documents attached to the
-/// images) listed untagged. The blobs nothing names any more stay until `Layout::prune`.
-pub fn index(
+/// What [`publish`] named in the layout.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The multi-architecture index named `<tag>`: written for two images or more, none for
+    /// a single-platform build.
+    pub index: Option<Descriptor>,
+    /// The older `<tag>` a single-platform build took out of the layout, because it did not
+    /// list the image just built (it would have published a stale image under the tag).
+    pub dropped: Option<String>,
+}
+
+/// Names each of `images` `<tag>-<arch>` in `out`'s `index.json` and lists the `referrers`
+/// (documents attached to the images) untagged. A tag names the set of platforms asked for,
+/// never fewer: two images or more get the multi-architecture index over exactly them,
+/// named `<tag>`; a single image gets its `<tag>-<arch>` only, and an existing `<tag>` is
+/// kept only while it still lists that very image (a rebuild of the same bits), else it is
+/// taken out. The blobs nothing names any more stay until `Layout::prune`.
+pub fn publish(
     out: &Layout,
     tag: &str,
     images: &[Assembled],
     referrers: &[Referrer],
-) -> anyhow::Result<Descriptor> {
-    let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
-    let index = out.put_json(MediaType::ImageIndex, &empty_index(members)?)?;
-    let mut refs = vec![(tag.to_owned(), index.clone())];
+) -> anyhow::Result<Published> {
+    let mut refs = Vec::new();
     for image in images {
         refs.push((
             format!("{tag}-{}", image.target.arch()),
             image.manifest.clone(),
         ));
     }
+    let mut published = Published {
+        index: None,
+        dropped: None,
+    };
+    match images {
+        [] => bail!("no image to name `{tag}`"),
+        [one] => {
+            if let Some(existing) = out.named(tag)?
+                && !out.lists(&existing, &one.manifest)?
+            {
+                out.untag(tag)?;
+                published.dropped = Some(tag.to_owned());
+            }
+        }
+        _ => {
+            let members: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
+            let index = out.put_bytes(MediaType::ImageIndex, &image_index(members)?)?;
+            refs.push((tag.to_owned(), index.clone()));
+            published.index = Some(index);
+        }
+    }
     out.tag(refs)?;
     out.attach(referrers)?;
-    Ok(index)
+    Ok(published)
 }
 
 /// Docker's inheritance: env merged by name, the rest ours where we set it; ENTRYPOINT
@@ -410,4 +443,85 @@ pub fn side_by_side<T: Sync, R: Send>(
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use cargo_metadata::camino::Utf8PathBuf;
+    use oci_spec::image::ImageIndex;
+
+    use super::*;
+    use crate::oci::layout::ref_name;
+
+    /// A stand-in for an assembled image: a manifest blob named by its content.
+    fn assembled(out: &Layout, target: Target, content: &str) -> Assembled {
+        let config = out
+            .put_bytes(MediaType::ImageConfig, content.as_bytes())
+            .unwrap();
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .config(config)
+            .layers(Vec::new())
+            .build()
+            .unwrap();
+        let mut manifest = out.put_json(MediaType::ImageManifest, &manifest).unwrap();
+        manifest.set_platform(Some(
+            PlatformBuilder::default()
+                .architecture(Arch::from(target.arch()))
+                .os(Os::Linux)
+                .build()
+                .unwrap(),
+        ));
+        Assembled {
+            target,
+            manifest,
+            config_digest: String::new(),
+            size: 0,
+            compressed_size: 0,
+        }
+    }
+
+    fn names(out: &Layout) -> Vec<String> {
+        let index = out.index().unwrap();
+        index
+            .manifests()
+            .iter()
+            .filter_map(|d| ref_name(d).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn a_tag_names_every_platform_built_and_a_single_platform_build_never_shrinks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out =
+            Layout::create(&Utf8PathBuf::from_path_buf(dir.path().join("l")).unwrap()).unwrap();
+        let (amd, arm) = (Target::X86_64Musl, Target::Aarch64Musl);
+        let both = [assembled(&out, amd, "amd 1"), assembled(&out, arm, "arm 1")];
+        let published = publish(&out, "t", &both, &[]).unwrap();
+        let index = published.index.unwrap();
+        assert_eq!(names(&out), ["t", "t-amd64", "t-arm64"]);
+        let listed: ImageIndex = out.read_json(index.digest().as_ref()).unwrap();
+        assert_eq!(listed.manifests().len(), 2);
+
+        // The same amd64 image again, alone (`run --target amd64`): `t` still tells the truth.
+        let same = publish(&out, "t", &[assembled(&out, amd, "amd 1")], &[]).unwrap();
+        assert!(same.index.is_none() && same.dropped.is_none());
+        assert_eq!(out.find("t").unwrap().digest(), index.digest());
+
+        // Another tag, one platform: `u-amd64` only, no `u`.
+        publish(&out, "u", &[assembled(&out, arm, "arm 1")], &[]).unwrap();
+        assert_eq!(names(&out), ["t", "t-amd64", "t-arm64", "u-arm64"]);
+
+        // A changed amd64 image, alone: `t` would publish the old one, so it goes.
+        let changed = publish(&out, "t", &[assembled(&out, amd, "amd 2")], &[]).unwrap();
+        assert_eq!(changed.dropped.as_deref(), Some("t"));
+        assert_eq!(names(&out), ["t-amd64", "t-arm64", "u-arm64"]);
+        out.prune().unwrap();
+        assert!(!out.blob_path(index.digest().as_ref()).unwrap().exists());
+
+        // Both again: the index of exactly what was built, the same bytes in any order.
+        let again = [assembled(&out, arm, "arm 1"), assembled(&out, amd, "amd 1")];
+        let rewritten = publish(&out, "t", &again, &[]).unwrap().index.unwrap();
+        assert_eq!(rewritten.digest(), index.digest());
+    }
 }

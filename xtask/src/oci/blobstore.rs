@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{Context, bail, ensure};
-use oci_spec::image::{Digest, ImageIndex, ImageIndexBuilder, MediaType, OciLayoutBuilder};
+use oci_spec::image::{Digest, ImageIndex, OciLayoutBuilder};
 use sha2::{Digest as _, Sha256};
+
+use crate::oci::json::{canonical_json, empty_index};
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -40,10 +42,10 @@ impl BlobStore {
             let header = OciLayoutBuilder::default()
                 .image_layout_version("1.0.0")
                 .build()?;
-            store.write_file("oci-layout", header.to_string()?.as_bytes())?;
+            store.write_file("oci-layout", &canonical_json(&header)?)?;
         }
         if !root.join("index.json").is_file() {
-            store.set_index(&empty_index()?)?;
+            store.set_index(&empty_index(Vec::new())?)?;
         }
         Ok(store)
     }
@@ -67,7 +69,7 @@ impl BlobStore {
     }
 
     pub fn set_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
-        self.write_file("index.json", index.to_string()?.as_bytes())
+        self.write_file("index.json", &canonical_json(index)?)
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -155,14 +157,6 @@ impl BlobStore {
             .and_then(|()| std::fs::rename(&partial, &path))
             .with_context(|| format!("writing {}", path.display()))
     }
-}
-
-pub fn empty_index() -> anyhow::Result<ImageIndex> {
-    Ok(ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(Vec::new())
-        .build()?)
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> anyhow::Result<Digest> {

@@ -12,6 +12,7 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::model::target::Target;
 use crate::oci::layer::decompress;
 use crate::oci::layout::Layout;
 use crate::oci::referrers::{self, Kind};
@@ -112,10 +113,13 @@ pub fn diff_documents(expected: &[u8], rebuilt: &[u8]) -> String {
     }
 }
 
-/// A multi-architecture image as one build made it: the index and each platform's manifest.
+/// What one build made for the targets compared: the multi-architecture index (for two
+/// targets or more) and each platform's manifest.
 #[derive(Debug, Clone)]
 pub struct Images {
-    pub index: Digest,
+    /// The index's digest; none when one target is compared (a single-platform build
+    /// writes no index).
+    pub index: Option<Digest>,
     /// By platform (`linux/amd64`), in the index's order.
     pub images: Vec<PlatformImage>,
 }
@@ -128,9 +132,26 @@ pub struct PlatformImage {
 }
 
 impl Images {
-    /// The index `name` in `layout` (the ref name `image` gives it: the tag).
-    pub fn from_layout(layout: &Layout, name: &str) -> anyhow::Result<Images> {
-        let descriptor = layout.find(name)?;
+    /// What `image --tag <..:tag>` wrote in `layout` for `targets`: the index named `tag`
+    /// and its images, or for one target the image named `<tag>-<arch>`.
+    pub fn from_layout(layout: &Layout, tag: &str, targets: &[Target]) -> anyhow::Result<Images> {
+        if let [one] = targets {
+            let descriptor = layout.find(&format!("{tag}-{}", one.arch()))?;
+            return Ok(Images {
+                index: None,
+                images: vec![PlatformImage {
+                    platform: one.platform(),
+                    digest: descriptor.digest().clone(),
+                    manifest: layout.read_json(descriptor.digest().as_ref())?,
+                }],
+            });
+        }
+        let descriptor = layout.named(tag)?.with_context(|| {
+            format!(
+                "the OCI layout {} has no index `{tag}` (a single-platform `image --target` names its image `{tag}-<arch>` only): build every target with `cargo xtask image`, or compare one with --target",
+                layout.dir
+            )
+        })?;
         let index: ImageIndex = layout.read_json(descriptor.digest().as_ref())?;
         let mut images = Vec::new();
         for entry in index.manifests() {
@@ -144,14 +165,19 @@ impl Images {
             });
         }
         Ok(Images {
-            index: descriptor.digest().clone(),
+            index: Some(descriptor.digest().clone()),
             images,
         })
     }
 
-    /// The index `repository.reference` names in its registry.
-    pub fn from_registry(repository: &mut Repository) -> anyhow::Result<Images> {
-        let reference = &repository.reference;
+    /// What `repository.reference` names in its registry, for `targets`: a
+    /// multi-architecture index and its images; for one target, that platform's image (the
+    /// reference may name it alone, e.g. `<tag>-amd64`).
+    pub fn from_registry(
+        repository: &mut Repository,
+        targets: &[Target],
+    ) -> anyhow::Result<Images> {
+        let reference = repository.reference.clone();
         let name = reference.repository().to_owned();
         let asked = reference
             .digest()
@@ -160,7 +186,28 @@ impl Images {
             .to_owned();
         let raw = repository.client.manifest(&name, &asked)?;
         if !raw.is_index() {
-            bail!("{reference} is one image, not a multi-architecture index: give the index's tag");
+            let [one] = targets else {
+                bail!(
+                    "{reference} is one image, not a multi-architecture index: give the index's tag, or compare that image alone with --target <arch>"
+                );
+            };
+            let member = registry::read_member(&mut repository.client, &reference)?;
+            let platform = registry::platform_name(&member.platform);
+            if platform != one.platform() {
+                bail!(
+                    "{reference} is a {platform} image, not {}: give --target for its platform",
+                    one.platform()
+                );
+            }
+            return Ok(Images {
+                index: None,
+                images: vec![PlatformImage {
+                    platform,
+                    digest: raw.digest,
+                    manifest: ImageManifest::from_reader(raw.bytes.as_slice())
+                        .with_context(|| format!("the manifest of {reference}"))?,
+                }],
+            });
         }
         let index = ImageIndex::from_reader(raw.bytes.as_slice())
             .with_context(|| format!("the index {reference}"))?;
@@ -169,16 +216,32 @@ impl Images {
             let Some(platform) = entry.platform() else {
                 continue;
             };
+            let platform = registry::platform_name(platform);
+            if let [one] = targets
+                && platform != one.platform()
+            {
+                continue;
+            }
             let manifest = repository.client.manifest(&name, entry.digest().as_ref())?;
             images.push(PlatformImage {
-                platform: registry::platform_name(platform),
+                platform,
                 digest: manifest.digest.clone(),
                 manifest: ImageManifest::from_reader(manifest.bytes.as_slice())
                     .with_context(|| format!("the {} manifest of {reference}", entry.digest()))?,
             });
         }
+        if let [one] = targets {
+            if images.is_empty() {
+                bail!("the index {reference} lists no {} image", one.platform());
+            }
+            // One platform is compared: the index, which lists others, is not.
+            return Ok(Images {
+                index: None,
+                images,
+            });
+        }
         Ok(Images {
-            index: raw.digest,
+            index: Some(raw.digest),
             images,
         })
     }

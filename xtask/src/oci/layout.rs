@@ -208,6 +208,44 @@ impl Layout {
         Ok(())
     }
 
+    /// Removes the name `name` from `index.json` (what it named goes with the next `prune`
+    /// unless another name reaches it).
+    pub fn untag(&self, name: &str) -> anyhow::Result<()> {
+        let manifests: Vec<Descriptor> = self
+            .index()?
+            .manifests()
+            .iter()
+            .filter(|d| ref_name(d) != Some(name))
+            .cloned()
+            .collect();
+        self.write_index(&empty_index(manifests)?)
+    }
+
+    /// The descriptor `index.json` names `name`, if any.
+    pub fn named(&self, name: &str) -> anyhow::Result<Option<Descriptor>> {
+        Ok(self
+            .index()?
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d) == Some(name))
+            .cloned())
+    }
+
+    /// Whether `entry` is the image `image`, or an index listing it.
+    pub fn lists(&self, entry: &Descriptor, image: &Descriptor) -> anyhow::Result<bool> {
+        if entry.digest() == image.digest() {
+            return Ok(true);
+        }
+        if *entry.media_type() != MediaType::ImageIndex {
+            return Ok(false);
+        }
+        let index: ImageIndex = self.read_json(entry.digest().as_ref())?;
+        Ok(index
+            .manifests()
+            .iter()
+            .any(|d| d.digest() == image.digest()))
+    }
+
     /// The descriptor `index.json` names `name`.
     pub fn find(&self, name: &str) -> anyhow::Result<Descriptor> {
         let index = self.index()?;

@@ -29,8 +29,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use oci_spec::distribution::Reference;
 use oci_spec::image::{
-    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder,
-    ImageManifest, MediaType, Os, Platform, PlatformBuilder,
+    Arch, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageManifest,
+    MediaType, Os, Platform, PlatformBuilder,
 };
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
@@ -38,6 +38,7 @@ use ureq::http::{self, Method, StatusCode};
 use crate::model::profile;
 use crate::oci::auth::{Challenge, Credential, Login, Secret};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
+use crate::oci::layout::ref_name;
 use crate::oci::referrers;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -1091,39 +1092,49 @@ pub struct PushedImage {
 #[derive(Debug, Clone)]
 pub struct Pushed {
     pub images: Vec<PushedImage>,
-    /// `<registry>/<name>:<tag>` and the index's digest.
-    pub index: Reference,
-    pub index_digest: Digest,
+    /// `<registry>/<name>:<tag>` and the index's digest; none when what was pushed is one
+    /// platform's image (or images the layout lists without an index): `<tag>` is left as
+    /// it was.
+    pub index: Option<(Reference, Digest)>,
     pub uploads: Uploads,
+    /// One line each about what was pushed all the same (`--allow-dirty`).
+    pub warnings: Vec<String>,
+}
+
+/// What `push_layout` pushes despite its labels.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Images labelled as dev-image builds (`image --fast`).
+    pub dev: bool,
+    /// Images whose revision label ends in `-dirty` (built from uncommitted changes).
+    pub dirty: bool,
 }
 
 /// Pushes the images of the OCI layout at `layout` to `target`'s repository: each
-/// architecture's manifest as `<tag>-<arch>`, then the multi-architecture index as `<tag>`
-/// (an index only after all its manifests). The index is the layout's own image index blob
-/// when `index.json` points at one (its digest is kept), else an index of the manifests
-/// `index.json` lists. Blobs the registry already has are not sent again (HEAD first); a
-/// layer of a base image on the same registry, named by the manifest's
-/// `org.opencontainers.image.base.name` annotation, is mounted from the base's repository.
-/// `login` holds the credential (from `--username`/`--password-stdin`, or stored for the
-/// registry), or where none was found. `Pushed::uploads` counts the blob bytes
-/// actually uploaded.
-/// `index_ref` picks the index by its ref name when the layout holds several.
+/// architecture's manifest as `<tag>-<arch>`, then, when what is pushed is a
+/// multi-architecture index, the index as `<tag>` (only after all its manifests; the
+/// layout's own index blob, so its digest is kept). What is pushed is `name` (a ref name in
+/// the layout: an index, or one image) when given, else [`pick`]'s choice. A single image
+/// never writes `<tag>`: a tag names the platforms asked for, never fewer. Blobs the
+/// registry already has are not sent again (HEAD first); a layer of a base image on the
+/// same registry, named by the manifest's `org.opencontainers.image.base.name` annotation,
+/// is mounted from the base's repository. `login` holds the credential (from
+/// `--username`/`--password-stdin`, or stored for the registry), or where none was found. Dev images and images built from uncommitted changes are refused unless
+/// `allow` says otherwise. `Pushed::uploads` counts the blob bytes actually uploaded.
 pub fn push_layout(
     layout: &Path,
-    index_ref: Option<&str>,
+    name: Option<&str>,
     target: &Reference,
     login: Login,
-    allow_dev: bool,
+    allow: Allow,
 ) -> anyhow::Result<Pushed> {
     let tag = target
         .tag()
         .filter(|_| target.digest().is_none())
         .with_context(|| format!("push to a tag, not a digest: {target}"))?;
     let store = BlobStore::open(layout)?;
-    let (index, manifests) = layout_images(&store, index_ref)?;
-    if !allow_dev {
-        refuse_dev_images(&store, &manifests)?;
-    }
+    let (index, manifests) = layout_images(&store, name, tag)?;
+    let warnings = check_labels(&store, &manifests, allow)?;
     let mut client = Client::connect(target, login)?;
     let repository = target.repository();
     let mut images = Vec::new();
@@ -1165,12 +1176,18 @@ pub fn push_layout(
             digest,
         });
     }
-    let index_digest = client.put_manifest(repository, tag, &index)?;
+    let index = match index {
+        Some(index) => Some((
+            target.clone(),
+            client.put_manifest(repository, tag, &index)?,
+        )),
+        None => None,
+    };
     Ok(Pushed {
         images,
-        index: target.clone(),
-        index_digest,
+        index,
         uploads: client.uploads(),
+        warnings,
     })
 }
 
@@ -1226,51 +1243,153 @@ fn copy_referrers(
     client.list_referrers(to, subject, &listed)
 }
 
+/// The label `image` writes the source revision in (`-dirty` when the tree had changes).
+const REVISION_LABEL: &str = "org.opencontainers.image.revision";
+
 /// Fails on the first image labelled as built with a profile other than release
-/// (`image --fast`): those are for local iteration, not for a registry.
-fn refuse_dev_images(store: &BlobStore, manifests: &[Descriptor]) -> anyhow::Result<()> {
+/// (`image --fast`: for local iteration, not for a registry), or from uncommitted changes
+/// (no commit rebuilds it), unless `allow` lets them through; returns a warning line for
+/// each such image let through.
+fn check_labels(
+    store: &BlobStore,
+    manifests: &[Descriptor],
+    allow: Allow,
+) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
     for descriptor in manifests {
         let manifest = ImageManifest::from_reader(store.read(descriptor.digest())?.as_slice())
             .with_context(|| format!("manifest {} in the layout", descriptor.digest()))?;
         let config =
             ImageConfiguration::from_reader(store.read(manifest.config().digest())?.as_slice())
                 .with_context(|| format!("config {} in the layout", manifest.config().digest()))?;
-        let label = config
-            .config()
-            .as_ref()
-            .and_then(|c| c.labels().as_ref())
-            .and_then(|labels| labels.get(profile::LABEL));
-        if !profile::is_release(label.map(String::as_str)) {
+        let labels = config.config().as_ref().and_then(|c| c.labels().as_ref());
+        let label = |name: &str| labels.and_then(|l| l.get(name)).map(String::as_str);
+        let profile = label(profile::LABEL);
+        if !allow.dev && !profile::is_release(profile) {
             bail!(
                 "refusing to push a dev image ({}={}, from `image --fast`): rebuild without --fast to ship, or add --allow-dev to push it all the same",
                 profile::LABEL,
-                label.map_or("", String::as_str)
+                profile.unwrap_or_default()
             );
         }
+        if let Some(revision) = label(REVISION_LABEL).filter(|r| is_dirty_revision(r)) {
+            if !allow.dirty {
+                bail!("{}", dirty_refusal(revision));
+            }
+            warnings.push(format!(
+                "warning: pushing {} built from uncommitted changes ({REVISION_LABEL}={revision}): no commit rebuilds it and `verify` cannot check it",
+                descriptor.digest()
+            ));
+        }
     }
-    Ok(())
+    Ok(warnings)
 }
 
-/// The index to push and the image manifests under it, from a layout's `index.json`.
-fn layout_images(
-    store: &BlobStore,
-    index_ref: Option<&str>,
-) -> anyhow::Result<(RawManifest, Vec<Descriptor>)> {
-    let top = store.index()?;
-    let nested: Vec<&Descriptor> = top
+/// Whether a revision (`git describe`-like, as `image` labels it) names uncommitted changes.
+pub fn is_dirty_revision(revision: &str) -> bool {
+    revision.ends_with("-dirty")
+}
+
+/// The one line refusing to push a build of uncommitted changes.
+pub fn dirty_refusal(revision: &str) -> String {
+    format!(
+        "refusing to push an image built from uncommitted changes ({REVISION_LABEL}={revision}): no commit rebuilds it; commit and build again, or add --allow-dirty to push it all the same"
+    )
+}
+
+/// What to push from a layout's `index.json`, when no ref name is given: the index named
+/// like the tag; else the images named `<tag>-<arch>` (a single-platform build's); else
+/// the one index the layout holds; else, with no index at all, the images it lists. More
+/// than one index and none named like the tag is refused, naming them and `--ref`.
+fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
+    let indexes: Vec<&Descriptor> = top
         .manifests()
         .iter()
         .filter(|d| is_index_type(d.media_type().as_ref()))
-        .filter(|d| index_ref.is_none_or(|r| crate::oci::layout::ref_name(d) == Some(r)))
         .collect();
-    if let (Some(r), []) = (index_ref, nested.as_slice()) {
-        bail!(
-            "the OCI layout {} has no index named `{r}`: build it with `cargo xtask image`",
-            store.root().display()
-        );
+    if let Some(index) = indexes.iter().find(|d| ref_name(d) == Some(tag)) {
+        return Ok(Pick::Index(Box::new((*index).clone())));
     }
-    let (index, manifests) = match nested.as_slice() {
-        [one] => {
+    let images: Vec<&Descriptor> = top
+        .manifests()
+        .iter()
+        // Documents attached to the images are pushed with them, not as images.
+        .filter(|d| is_manifest_type(d.media_type().as_ref()) && d.artifact_type().is_none())
+        .collect();
+    let per_platform: Vec<Descriptor> = images
+        .iter()
+        .filter(|d| {
+            let arch = d.platform().as_ref().map(|p| p.architecture().to_string());
+            arch.is_some_and(|a| ref_name(d) == Some(&format!("{tag}-{a}")))
+        })
+        .map(|d| (*d).clone())
+        .collect();
+    if !per_platform.is_empty() {
+        return Ok(Pick::Images(per_platform));
+    }
+    match indexes.as_slice() {
+        [one] => Ok(Pick::Index(Box::new((*one).clone()))),
+        [] => Ok(Pick::Images(images.into_iter().cloned().collect())),
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|d| match ref_name(d) {
+                    Some(n) => format!("`{n}`"),
+                    None => d.digest().to_string(),
+                })
+                .collect();
+            bail!(
+                "the OCI layout lists {} image indexes ({}) and none is named `{tag}` like the tag: pick one with --ref <name>",
+                several.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// What [`pick`] chose.
+#[derive(Debug)]
+enum Pick {
+    Index(Box<Descriptor>),
+    Images(Vec<Descriptor>),
+}
+
+/// The index to push (if any) and the image manifests to push, from a layout's
+/// `index.json`: `name` when given, else [`pick`]'s choice.
+fn layout_images(
+    store: &BlobStore,
+    name: Option<&str>,
+    tag: &str,
+) -> anyhow::Result<(Option<RawManifest>, Vec<Descriptor>)> {
+    let top = store.index()?;
+    let root = store.root().display();
+    let picked = match name {
+        Some(name) => {
+            let found = top.manifests().iter().find(|d| ref_name(d) == Some(name));
+            match found {
+                Some(d) if is_index_type(d.media_type().as_ref()) => {
+                    Pick::Index(Box::new(d.clone()))
+                }
+                Some(d) if is_manifest_type(d.media_type().as_ref()) => {
+                    Pick::Images(vec![d.clone()])
+                }
+                Some(d) => bail!(
+                    "`{name}` in the OCI layout {root} is a {}, not an image or an index",
+                    d.media_type()
+                ),
+                None => {
+                    let known: Vec<&str> = top.manifests().iter().filter_map(ref_name).collect();
+                    bail!(
+                        "the OCI layout {root} names nothing `{name}` (it has: {}): build it with `cargo xtask image`",
+                        known.join(", ")
+                    )
+                }
+            }
+        }
+        None => pick(&top, tag).with_context(|| format!("pushing the OCI layout {root}"))?,
+    };
+    let (index, manifests) = match picked {
+        Pick::Index(one) => {
             let bytes = store.read(one.digest())?;
             let index = ImageIndex::from_reader(bytes.as_slice())
                 .with_context(|| format!("image index {} in the layout", one.digest()))?;
@@ -1279,43 +1398,13 @@ fn layout_images(
                 digest: one.digest().clone(),
                 bytes,
             };
-            (raw, index.manifests().clone())
+            (Some(raw), index.manifests().clone())
         }
-        [] => {
-            let manifests: Vec<Descriptor> = top
-                .manifests()
-                .iter()
-                // Documents attached to the images are pushed with them, not as images.
-                .filter(|d| {
-                    is_manifest_type(d.media_type().as_ref()) && d.artifact_type().is_none()
-                })
-                .cloned()
-                .collect();
-            let mut entries = Vec::new();
-            for d in &manifests {
-                let mut entry = d.clone();
-                entry.set_annotations(None);
-                if entry.platform().is_none() {
-                    let manifest = ImageManifest::from_reader(store.read(d.digest())?.as_slice())?;
-                    let config = ImageConfiguration::from_reader(
-                        store.read(manifest.config().digest())?.as_slice(),
-                    )?;
-                    entry.set_platform(Some(platform_of_config(&config)?));
-                }
-                entries.push(entry);
-            }
-            (index_document(entries)?, manifests)
-        }
-        _ => bail!(
-            "the OCI layout {} lists {} image indexes; push needs exactly one",
-            store.root().display(),
-            nested.len()
-        ),
+        Pick::Images(images) => (None, images),
     };
     ensure!(
         !manifests.is_empty(),
-        "the OCI layout {} holds no image: build one first",
-        store.root().display()
+        "the OCI layout {root} holds no image: build one first"
     );
     for d in &manifests {
         ensure!(
@@ -1325,17 +1414,36 @@ fn layout_images(
             d.media_type()
         );
     }
+    if index.is_none() {
+        // Each goes to `<tag>-<arch>`: two of one platform would overwrite each other.
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for d in &manifests {
+            let platform = match d.platform() {
+                Some(p) => platform_name(p),
+                None => {
+                    let manifest = ImageManifest::from_reader(store.read(d.digest())?.as_slice())?;
+                    let config = ImageConfiguration::from_reader(
+                        store.read(manifest.config().digest())?.as_slice(),
+                    )?;
+                    platform_name(&platform_of_config(&config)?)
+                }
+            };
+            let name = ref_name(d).unwrap_or("(unnamed)");
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == platform) {
+                bail!(
+                    "the OCI layout {root} lists two {platform} images (`{other}`, `{name}`): pick one with --ref <name>"
+                );
+            }
+            seen.push((platform, name));
+        }
+    }
     Ok((index, manifests))
 }
 
-/// An OCI image index over `manifests`, serialised once: these bytes are what is pushed.
+/// The multi-architecture index over `manifests`, written once by the one index writer
+/// (the bytes `image` writes for the same manifests): these bytes are what is pushed.
 pub fn index_document(manifests: Vec<Descriptor>) -> anyhow::Result<RawManifest> {
-    let index: ImageIndex = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()?;
-    let bytes = index.to_string()?.into_bytes();
+    let bytes = crate::oci::json::image_index(manifests)?;
     Ok(RawManifest {
         media_type: MediaType::ImageIndex.to_string(),
         digest: sha256_digest(&bytes)?,
@@ -1460,14 +1568,6 @@ pub fn pull_base(
         manifest,
         config,
     })
-}
-
-fn ref_name(descriptor: &Descriptor) -> Option<&str> {
-    descriptor
-        .annotations()
-        .as_ref()?
-        .get("org.opencontainers.image.ref.name")
-        .map(String::as_str)
 }
 
 /// A base already in the cache, every blob present and checked.
@@ -1947,7 +2047,7 @@ mod tests {
     }
 
     #[test]
-    fn dev_images_are_refused_and_release_or_unlabelled_ones_pass() {
+    fn dev_and_dirty_images_are_refused_unless_allowed_and_release_or_unlabelled_ones_pass() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::create(dir.path()).unwrap();
         let image = |labels: serde_json::Value| -> Descriptor {
@@ -1981,8 +2081,11 @@ mod tests {
         let release = image(serde_json::json!({"xtask.profile": "release"}));
         let unlabelled = image(serde_json::json!({"org.opencontainers.image.title": "t"}));
         let dev = image(serde_json::json!({"xtask.profile": "dev-image"}));
-        refuse_dev_images(&store, &[release.clone(), unlabelled]).unwrap();
-        let err = refuse_dev_images(&store, &[release, dev])
+        let dirty = image(serde_json::json!({REVISION_LABEL: "abc123-dirty"}));
+        let none = Allow::default();
+        let warnings = check_labels(&store, &[release.clone(), unlabelled], none).unwrap();
+        assert!(warnings.is_empty());
+        let err = check_labels(&store, &[release.clone(), dev.clone()], none)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1990,6 +2093,92 @@ mod tests {
                 && err.contains("--allow-dev")
                 && !err.contains('\n'),
             "{err}"
+        );
+        let dev_ok = Allow {
+            dev: true,
+            dirty: false,
+        };
+        assert!(check_labels(&store, &[dev], dev_ok).unwrap().is_empty());
+        let err = check_labels(&store, &[release, dirty.clone()], none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("refusing to push an image built from uncommitted changes (org.opencontainers.image.revision=abc123-dirty)")
+                && err.contains("--allow-dirty")
+                && !err.contains('\n'),
+            "{err}"
+        );
+        let dirty_ok = Allow {
+            dev: false,
+            dirty: true,
+        };
+        let warnings = check_labels(&store, &[dirty], dirty_ok).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("warning: pushing sha256:")
+                && warnings[0].contains("abc123-dirty"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn push_picks_the_index_named_like_the_tag_else_its_per_platform_images_else_the_only_index() {
+        let entry = |digest: char, media: MediaType, name: &str, arch: Option<&str>| {
+            let mut d = Descriptor::new(
+                media,
+                1,
+                Digest::from_str(&format!("sha256:{}", digest.to_string().repeat(64))).unwrap(),
+            );
+            d.set_annotations(Some(
+                [(
+                    oci_spec::image::ANNOTATION_REF_NAME.to_owned(),
+                    name.to_owned(),
+                )]
+                .into(),
+            ));
+            if let Some(arch) = arch {
+                d.set_platform(Some(parse_platform(&format!("linux/{arch}")).unwrap()));
+            }
+            d
+        };
+        let release = entry('a', MediaType::ImageIndex, "0.1.0", None);
+        let ci = entry('b', MediaType::ImageIndex, "ci", None);
+        let amd = entry('c', MediaType::ImageManifest, "0.1.0-amd64", Some("amd64"));
+        let ci_arm = entry('d', MediaType::ImageManifest, "pr-arm64", Some("arm64"));
+        let top = |entries: Vec<Descriptor>| crate::oci::json::empty_index(entries).unwrap();
+        let both = top(vec![
+            release.clone(),
+            ci.clone(),
+            amd.clone(),
+            ci_arm.clone(),
+        ]);
+        let digest = |p: Pick| match p {
+            Pick::Index(d) => vec![d.digest().to_string()],
+            Pick::Images(list) => list.iter().map(|d| d.digest().to_string()).collect(),
+        };
+        assert_eq!(
+            digest(pick(&both, "ci").unwrap()),
+            [ci.digest().to_string()]
+        );
+        assert_eq!(
+            digest(pick(&both, "pr").unwrap()),
+            [ci_arm.digest().to_string()],
+            "a single-platform build's image, alone"
+        );
+        let err = pick(&both, "prod").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the OCI layout lists 2 image indexes (`0.1.0`, `ci`) and none is named `prod` like the tag: pick one with --ref <name>"
+        );
+        let one = top(vec![release.clone(), amd.clone()]);
+        assert_eq!(
+            digest(pick(&one, "prod").unwrap()),
+            [release.digest().to_string()]
+        );
+        let none = top(vec![amd.clone()]);
+        assert_eq!(
+            digest(pick(&none, "prod").unwrap()),
+            [amd.digest().to_string()]
         );
     }
 

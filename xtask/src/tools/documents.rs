@@ -10,6 +10,7 @@ use crate::model::dist::Built;
 use crate::model::project::Project;
 use crate::model::provenance::{self, ProvenanceInput, Subject};
 use crate::model::sbom::{self, ImageFile, SbomInput};
+use crate::model::target::Target;
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
 
@@ -39,6 +40,24 @@ pub struct Described<'a> {
     pub files: Vec<ImageFile>,
     /// Subjects besides the binaries (the image manifest's digest, once there is one).
     pub extra_subjects: Vec<Subject>,
+    /// The command that ran, as [`command`] spells it.
+    pub command: Vec<String>,
+    /// The cargo profile the binaries were built with.
+    pub profile: &'static str,
+}
+
+/// The xtask command that produced the subjects, as provenance records it: the command and
+/// the options that choose what is built (the target, `--fast`). Where the output went
+/// (`--tag`, `--layout`, `--push`, `--no-load`) is left out, so that a rebuild elsewhere
+/// (`verify`'s) writes the same document.
+pub fn command(name: &str, target: Target, profile: &str) -> Vec<String> {
+    let mut command: Vec<String> = ["cargo", "xtask", name, "--target", target.triple()]
+        .map(str::to_owned)
+        .to_vec();
+    if profile == crate::model::profile::DEV_IMAGE {
+        command.push("--fast".to_owned());
+    }
+    command
 }
 
 /// The staged binaries as files of the image, and the dependency lists they embed. The image
@@ -136,10 +155,8 @@ pub fn documents(
         builder_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: info.source.clone(),
         target: target.triple().to_owned(),
-        profile: "release".into(),
-        command: ["cargo", "xtask", "build", "--target", target.triple()]
-            .map(str::to_owned)
-            .to_vec(),
+        profile: described.profile.to_owned(),
+        command: described.command,
         source_date_epoch: info.source_date_epoch,
         cargo_lock_sha256: info.cargo_lock_sha256.clone(),
         tools,

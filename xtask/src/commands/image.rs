@@ -14,7 +14,6 @@ use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
-use crate::model::epoch::Epoch;
 use crate::model::profile;
 use crate::model::project::Project;
 use crate::model::provenance::Subject;
@@ -35,6 +34,7 @@ use crate::tools::credential_helper::stored_login;
 use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe, writable};
+use tiny_oci::epoch::Epoch;
 
 /// One built image.
 #[derive(Debug, Serialize)]

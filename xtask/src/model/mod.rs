@@ -7,7 +7,6 @@ pub mod choice;
 pub mod digests;
 pub mod dist;
 pub mod elf;
-pub mod epoch;
 pub mod fresh;
 pub mod profile;
 pub mod project;

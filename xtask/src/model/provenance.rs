@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::oci::json::canonical_document;
+use tiny_oci::json::canonical_document;
 
 pub struct ProvenanceInput {
     /// What was built: the binaries now, the image manifest once images are written.
@@ -21,7 +21,7 @@ pub struct ProvenanceInput {
     pub profile: String,
     /// The command that produced the subjects, one argument per item.
     pub command: Vec<String>,
-    pub source_date_epoch: crate::model::epoch::Epoch,
+    pub source_date_epoch: tiny_oci::epoch::Epoch,
     pub cargo_lock_sha256: String,
     pub tools: Vec<Tool>,
 }
@@ -179,7 +179,7 @@ pub fn render(input: &ProvenanceInput) -> anyhow::Result<String> {
             },
         },
     };
-    canonical_document(&statement)
+    Ok(canonical_document(&statement)?)
 }
 
 #[cfg(test)]

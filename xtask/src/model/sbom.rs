@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::audit::{CrateId, Graph};
-use crate::oci::json::{canonical_document, canonical_json};
+use tiny_oci::json::{canonical_document, canonical_json};
 
 /// Everything one document says.
 pub struct SbomInput {
@@ -365,7 +365,7 @@ pub fn render(input: &SbomInput) -> anyhow::Result<String> {
         input.name,
         Sha256::digest(&content)
     );
-    canonical_document(&document)
+    Ok(canonical_document(&document)?)
 }
 
 #[cfg(test)]

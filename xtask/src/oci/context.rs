@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
 use crate::model::dist::Built;
-use crate::model::epoch::Epoch;
 use crate::model::project::Project;
 use crate::model::recipe::Recipe;
 use crate::oci::layer::normalised_mode_of;
+use tiny_oci::epoch::Epoch;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.

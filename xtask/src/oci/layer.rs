@@ -12,8 +12,8 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::model::choice::Compression;
-use crate::model::epoch::Epoch;
 use crate::model::recipe::{CopyStep, Owner};
+use tiny_oci::epoch::Epoch;
 
 /// gzip level 6 (zlib's default) with flate2's zlib-rs backend, both pinned by
 /// Cargo.lock: another level or library gives other bytes, hence other digests.

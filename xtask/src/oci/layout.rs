@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::interrupt::Undo;
-use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
 use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
+use tiny_oci::json::{canonical_json, empty_index};
 
 pub struct Layout {
     pub dir: Utf8PathBuf,

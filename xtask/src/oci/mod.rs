@@ -6,7 +6,6 @@ pub mod auth;
 pub mod blobstore;
 pub mod compare;
 pub mod context;
-pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod reference;

@@ -16,8 +16,8 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType,
 };
 
-use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
+use tiny_oci::json::{canonical_json, empty_index};
 
 /// `artifactType` of an SPDX JSON SBOM.
 pub const SBOM_TYPE: &str = "application/spdx+json";

@@ -44,7 +44,7 @@ pub struct BuildRequest<'a> {
     pub tag: &'a str,
     pub build_args: &'a [(String, String)],
     /// SOURCE_DATE_EPOCH, for the engines that take it.
-    pub epoch: crate::model::epoch::Epoch,
+    pub epoch: tiny_oci::epoch::Epoch,
 }
 
 /// The one-line fix when no engine answers.

@@ -16,7 +16,6 @@ use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::dist::Built;
 use crate::model::profile;
 use crate::model::project::Project;
-use crate::model::provenance::Subject;
 use crate::model::recipe::{Base, Recipe};
 use crate::model::run::RunId;
 use crate::model::target::Target;
@@ -35,6 +34,7 @@ use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe, writable};
 use tiny_oci::epoch::Epoch;
+use tiny_sbom::provenance::Subject;
 
 /// One built image.
 #[derive(Debug, Serialize)]

@@ -2,7 +2,6 @@
 //! the embedded dependency data, SBOM and provenance documents.
 //! Nothing here runs a process or imports from the layers above.
 
-pub mod audit;
 pub mod choice;
 pub mod digests;
 pub mod dist;
@@ -10,10 +9,8 @@ pub mod elf;
 pub mod fresh;
 pub mod profile;
 pub mod project;
-pub mod provenance;
 pub mod recipe;
 pub mod run;
-pub mod sbom;
 pub mod target;
 pub mod verify;
 

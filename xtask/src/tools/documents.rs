@@ -5,14 +5,14 @@
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use crate::model::audit::{Graph, VersionInfo};
 use crate::model::dist::Built;
 use crate::model::project::Project;
-use crate::model::provenance::{self, ProvenanceInput, Subject};
-use crate::model::sbom::{self, ImageFile, SbomInput};
 use crate::model::target::Target;
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
+use tiny_sbom::audit::{Graph, VersionInfo};
+use tiny_sbom::provenance::{self, ProvenanceInput, Subject};
+use tiny_sbom::spdx::{self as sbom, ImageFile, SbomInput};
 
 /// The documents' file names: in `cargo xtask sbom`'s folder, and the title of the layer
 /// that carries each when attached to an image.

@@ -3,22 +3,7 @@
 //! Nothing here runs a process or imports from the layers above.
 
 pub mod choice;
-pub mod digests;
-pub mod dist;
-pub mod elf;
-pub mod fresh;
-pub mod profile;
 pub mod project;
 pub mod recipe;
 pub mod run;
-pub mod target;
 pub mod verify;
-
-/// A temporary folder as a UTF-8 path, removed when the returned guard drops (also after a
-/// failed assertion).
-#[cfg(test)]
-pub fn scratch_dir() -> (tempfile::TempDir, cargo_metadata::camino::Utf8PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = cargo_metadata::camino::Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-    (dir, path)
-}

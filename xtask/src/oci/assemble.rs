@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::choice::Compression;
 use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
-use crate::model::target::Target;
 use crate::oci::layer::{self, Layer};
 use crate::oci::layout::Layout;
 use crate::oci::referrers::Referrer;
+use tiny_cross::target::Target;
 use tiny_oci::epoch::Epoch;
 use tiny_oci::json::{canonical_json, image_index};
 

@@ -12,11 +12,11 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::model::target::Target;
 use crate::oci::layer::decompress;
 use crate::oci::layout::Layout;
 use crate::oci::referrers::{self, Kind};
 use crate::oci::registry::{self, Client};
+use tiny_cross::target::Target;
 
 /// Where one side's blobs and attached documents are read from.
 pub trait Blobs {

@@ -4,10 +4,10 @@
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::model::dist::sha256;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::tools::toolchain::{self, CSource};
+use tiny_cross::dist::sha256;
+use tiny_cross::target::Target;
 use tiny_oci::epoch::Epoch;
 use tiny_sbom::provenance::{Source, Tool};
 

@@ -10,10 +10,10 @@ use xshell::{Cmd, Shell, cmd};
 use crate::interrupt::Undo;
 use crate::model::choice::EngineKind;
 use crate::model::run::{LABEL, RunId};
-use crate::model::target::Target;
 use crate::tools::inspect::{self, parse_list, parse_one};
 use crate::tools::process::{self, Finished, Io};
 use crate::tools::which::{find_all_on_path, find_on_path};
+use tiny_cross::target::Target;
 
 /// How a docker client builds images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use cargo_metadata::{Metadata, MetadataCommand};
 use serde::Deserialize;
 
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::tools::toolchain;
+use tiny_cross::target::Target;
 use tiny_sbom::audit::{CrateId, Graph};
 use tiny_sbom::spdx::{CLibrary, CrateDetails};
 

@@ -30,6 +30,11 @@ impl From<anyhow::Error> for Error {
         {
             return Error::Interrupted;
         }
+        // An error of ours with no context added keeps its variant; with context, the
+        // whole chain is the message.
+        if e.chain().count() > 1 {
+            return Error::Other(format!("{e:#}"));
+        }
         match e.downcast::<Error>() {
             Ok(e) => e,
             Err(e) => Error::Other(format!("{e:#}")),

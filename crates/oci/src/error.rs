@@ -15,7 +15,38 @@ pub enum Error {
     /// A `SOURCE_DATE_EPOCH` that a build cannot record.
     #[error(transparent)]
     BadEpoch(#[from] crate::epoch::BadEpoch),
+    /// Anything else, with its whole chain of causes.
+    #[error("{0}")]
+    Other(String),
 }
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Error {
+        // An error of ours with no context added keeps its variant; with context, the
+        // whole chain is the message.
+        if e.chain().count() > 1 {
+            return Error::Other(format!("{e:#}"));
+        }
+        match e.downcast::<Error>() {
+            Ok(e) => e,
+            Err(e) => Error::Other(format!("{e:#}")),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Other(e.to_string())
+    }
+}
+
+/// `anyhow::bail!` for the functions of this crate, which return [`Error`].
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::Error::from(anyhow::anyhow!($($arg)*)))
+    };
+}
+pub(crate) use bail;
 
 impl From<oci_spec::OciSpecError> for Error {
     fn from(e: oci_spec::OciSpecError) -> Error {

@@ -16,7 +16,6 @@ use crate::model::verify::{Outcome, Row, binary_rows};
 use crate::oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
-use crate::oci::referrers;
 use crate::oci::registry::Client;
 use crate::report::{self, step};
 use crate::tools::git;
@@ -24,6 +23,7 @@ use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
 use tiny_cross::dist::{Manifest, read_staged};
 use tiny_cross::target::Target;
+use tiny_oci::referrers;
 
 /// The ref name the rebuild's index gets in its own layout.
 const REBUILD_TAG: &str = "verify";

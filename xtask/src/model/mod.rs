@@ -4,6 +4,5 @@
 
 pub mod choice;
 pub mod project;
-pub mod recipe;
 pub mod run;
 pub mod verify;

@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
 use crate::model::project::Project;
-use crate::model::recipe::Recipe;
 use crate::oci::layer::normalised_mode_of;
 use tiny_cross::dist::Built;
 use tiny_oci::epoch::Epoch;
+use tiny_oci::recipe::Recipe;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.

@@ -35,11 +35,11 @@ use oci_spec::image::{
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
 
-use crate::oci::auth::{Challenge, Credential, Login, Secret};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
 use crate::oci::layout::ref_name;
-use crate::oci::referrers;
 use tiny_cross::profile;
+use tiny_oci::auth::{Challenge, Credential, Login, Secret};
+use tiny_oci::referrers;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

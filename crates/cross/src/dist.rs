@@ -81,6 +81,7 @@ impl Staging {
     }
 
     #[cfg(test)]
+    /// The folder being filled.
     pub fn path(&self) -> &Utf8Path {
         &self.path
     }

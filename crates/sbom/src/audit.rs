@@ -151,7 +151,7 @@ impl Graph {
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A root with a runtime dependency, which has a build-only dependency (a proc macro).

@@ -489,21 +489,22 @@ mod tests {
         let target_dir = dir.join("it's target");
         let out = target_dir.join("aarch64-unknown-linux-musl/release/deps");
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
+        for dir in [&target_dir, &target_dir.join("aarch64-unknown-linux-musl")] {
+            std::fs::write(dir.join("CACHEDIR.TAG"), "").unwrap();
+        }
         let homes = [
             ("CARGO_HOME", "/h/cargo home"),
             ("RUSTUP_HOME", "/h/rustup"),
         ];
         let root = committed("../..").canonicalize_utf8().unwrap();
 
-        let host = rustc(
-            dir,
-            &["--crate-name", "a", "--out-dir", out.as_str()],
-            &homes,
-        );
+        let host_out = target_dir.join("release/deps");
+        std::fs::create_dir_all(&host_out).unwrap();
+        let host_args = ["--crate-name", "a", "--out-dir", host_out.as_str()];
+        let host = rustc(dir, &host_args, &homes);
         assert!(host.status.success());
         let mapped = format!(
-            "--crate-name\na\n--out-dir\n{out}\n--remap-path-prefix={root}=.\n\
+            "--crate-name\na\n--out-dir\n{host_out}\n--remap-path-prefix={root}=.\n\
              --remap-path-prefix={target_dir}=/target\n--remap-path-prefix=/h/cargo home=/cargo\n\
              --remap-path-prefix=/h/rustup=/rustup\n"
         );

@@ -32,6 +32,8 @@
 //! | `entrypoint`  | a binary of the image, or an absolute path               | the binary named like the package, else the only one |
 //! | `args`        | the entrypoint's default arguments (`CMD`)               | none                       |
 //! | `port`        | the port it serves on; no port means a job               | none                       |
+//! | `port-env`    | the variable it reads its port from (the smoke test moves it to a free one) | `PORT`  |
+//! | `address-env` | the variable it reads its bind address from (set to `127.0.0.1` in tests) | none     |
 //! | `health`      | the path that answers 200 once it is live (needs `port`) | required with `port`       |
 //! | `healthcheck` | a command baked into the image as `HEALTHCHECK`          | none                       |
 //! | `base`        | `scratch` or `alpine`                                    | `scratch`                  |
@@ -48,6 +50,8 @@
 //! `http = "[METHOD] /path"` (`body` sent, `status` expected, default 200) or
 //! `command = ["binary", "arg", ...]` (`exit` expected, default 0), and optionally `expect`
 //! (the whole response body or standard output) or `expect-contains` (a part of it).
+//! `after-restart = true` runs a check after the container was stopped and started again on
+//! the same volumes, the others before: what the first run stored must still be there.
 //! Every mistake is one line naming the table and the key to fix.
 
 use std::collections::BTreeMap;
@@ -102,6 +106,10 @@ pub enum Role {
         port: u16,
         /// Probed over HTTP from the host; answers 200 once the service is live.
         health: String,
+        /// The environment variable the service reads its port from.
+        port_env: String,
+        /// The one it reads its bind address from, if it has one.
+        address_env: Option<String>,
     },
     Job,
 }
@@ -133,6 +141,7 @@ pub enum Check {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpCheck {
+    pub after_restart: bool,
     pub method: Method,
     /// With its query, if any: `/messages?limit=0`.
     pub path: String,
@@ -144,6 +153,7 @@ pub struct HttpCheck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandCheck {
+    pub after_restart: bool,
     pub argv: Argv,
     pub exit: u8,
     /// Of its standard output.
@@ -257,13 +267,27 @@ impl Expect {
     }
 }
 
+impl Check {
+    /// Whether it runs after the restart on the same volumes, rather than before.
+    pub fn after_restart(&self) -> bool {
+        match self {
+            Check::Http(c) => c.after_restart,
+            Check::Command(c) => c.after_restart,
+        }
+    }
+}
+
 impl fmt::Display for Check {
     /// What a report row calls the check: `POST /checksum -> 200`, `notectl verify -> exit 0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Check::Http(c) => write!(f, "{} {} -> {}", c.method, c.path, c.status),
-            Check::Command(c) => write!(f, "{} -> exit {}", c.argv, c.exit),
+            Check::Http(c) => write!(f, "{} {} -> {}", c.method, c.path, c.status)?,
+            Check::Command(c) => write!(f, "{} -> exit {}", c.argv, c.exit)?,
         }
+        if self.after_restart() {
+            f.write_str(" (after restart)")?;
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +337,8 @@ struct Declared {
     entrypoint: Option<String>,
     args: Option<Vec<String>>,
     port: Option<u16>,
+    port_env: Option<String>,
+    address_env: Option<String>,
     health: Option<String>,
     healthcheck: Option<Vec<String>>,
     base: Option<BaseKind>,
@@ -341,6 +367,8 @@ struct DeclaredCheck {
     exit: Option<u8>,
     expect: Option<String>,
     expect_contains: Option<String>,
+    #[serde(default)]
+    after_restart: bool,
 }
 
 /// The settings an image may take from the defaults, each checked where it was written.
@@ -383,6 +411,8 @@ impl Declarations {
                     ("entrypoint", defaults.entrypoint.is_some()),
                     ("args", defaults.args.is_some()),
                     ("port", defaults.port.is_some()),
+                    ("port-env", defaults.port_env.is_some()),
+                    ("address-env", defaults.address_env.is_some()),
                     ("health", defaults.health.is_some()),
                     ("healthcheck", defaults.healthcheck.is_some()),
                     ("checks", defaults.checks.is_some()),
@@ -484,9 +514,7 @@ fn shared(ctx: &str, declared: &Declared) -> anyhow::Result<Shared> {
         );
     }
     for key in declared.env.iter().flat_map(|env| env.keys()) {
-        if key.is_empty() || key.contains(['=', '\0']) || key.contains(char::is_whitespace) {
-            bail!("{ctx} env: `{key}` is not a variable name");
-        }
+        check_variable(ctx, "env", key)?;
     }
     let volumes = declared.volumes.as_deref().unwrap_or_default();
     for (i, volume) in volumes.iter().enumerate() {
@@ -509,6 +537,13 @@ fn shared(ctx: &str, declared: &Declared) -> anyhow::Result<Shared> {
         env: declared.env.clone(),
         volumes: declared.volumes.clone(),
     })
+}
+
+fn check_variable(ctx: &str, key: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.contains(['=', '\0']) || name.contains(char::is_whitespace) {
+        bail!("{ctx} {key}: `{name}` is not a variable name");
+    }
+    Ok(())
 }
 
 fn resolve(
@@ -583,15 +618,36 @@ fn resolve(
         (Some(_), Some(health)) if !health.starts_with('/') => {
             bail!("{ctx} health: `{health}` must be a path starting with `/`")
         }
-        (Some(port), Some(health)) => Role::Service {
-            port,
-            health: health.clone(),
-        },
+        (Some(port), Some(health)) => {
+            let port_env = own.port_env.clone().unwrap_or_else(|| "PORT".to_owned());
+            check_variable(&ctx, "port-env", &port_env)?;
+            if let Some(address_env) = &own.address_env {
+                check_variable(&ctx, "address-env", address_env)?;
+            }
+            Role::Service {
+                port,
+                health: health.clone(),
+                port_env,
+                address_env: own.address_env.clone(),
+            }
+        }
         (None, Some(_)) => bail!(
             "{ctx} health: the image has no `port`, so nothing answers it: set `port`, or remove \
              `health` for a job"
         ),
-        (None, None) => Role::Job,
+        (None, None) => {
+            for (key, set) in [
+                ("port-env", own.port_env.is_some()),
+                ("address-env", own.address_env.is_some()),
+            ] {
+                if set {
+                    bail!(
+                        "{ctx} {key}: the image has no `port`: set `port`, or remove `{key}` for a job"
+                    );
+                }
+            }
+            Role::Job
+        }
     };
     let healthcheck = match &own.healthcheck {
         None => None,
@@ -606,7 +662,10 @@ fn resolve(
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, value)| check(&format!("{ctx} checks[{}]", i + 1), value, &role, &binaries))
+        .map(|(i, value)| {
+            let ctx = format!("{ctx} checks[{}]", i + 1);
+            check(&ctx, value, &role, &binaries, !mine_volumes(own, defaults))
+        })
         .collect::<anyhow::Result<_>>()?;
     Ok(Image {
         name: name.to_owned(),
@@ -682,11 +741,30 @@ fn command(ctx: &str, key: &str, argv: &[String], binaries: &[String]) -> anyhow
     })
 }
 
-fn check(ctx: &str, value: &Value, role: &Role, binaries: &[String]) -> anyhow::Result<Check> {
+/// Whether the image keeps anything across a restart.
+fn mine_volumes(own: &Declared, defaults: &Shared) -> bool {
+    let volumes = own.volumes.as_ref().or(defaults.volumes.as_ref());
+    volumes.is_some_and(|v| !v.is_empty())
+}
+
+fn check(
+    ctx: &str,
+    value: &Value,
+    role: &Role,
+    binaries: &[String],
+    no_volumes: bool,
+) -> anyhow::Result<Check> {
     if !value.is_object() {
         bail!("{ctx} must be a table with `http` or `command`, not `{value}`");
     }
     let declared = DeclaredCheck::deserialize(value).map_err(|e| anyhow::anyhow!("{ctx} {e}"))?;
+    let after_restart = declared.after_restart;
+    if after_restart && no_volumes {
+        bail!(
+            "{ctx} after-restart: the image declares no `volumes`, so a restart keeps nothing: \
+             add the folder its data lives in to `volumes`"
+        );
+    }
     let expect = match (declared.expect, declared.expect_contains) {
         (Some(_), Some(_)) => {
             bail!("{ctx}: both `expect` and `expect-contains` are set: keep one")
@@ -732,6 +810,7 @@ fn check(ctx: &str, value: &Value, role: &Role, binaries: &[String]) -> anyhow::
                 bail!("{ctx} status: {status} is not an HTTP status (100 to 599)");
             }
             Ok(Check::Http(HttpCheck {
+                after_restart,
                 method,
                 path: path.to_owned(),
                 body: declared.body,
@@ -751,6 +830,7 @@ fn check(ctx: &str, value: &Value, role: &Role, binaries: &[String]) -> anyhow::
                 );
             }
             Ok(Check::Command(CommandCheck {
+                after_restart,
                 argv: command(ctx, "command", &argv, binaries)?,
                 exit: declared.exit.unwrap_or(0),
                 expect,
@@ -788,6 +868,7 @@ volumes = ["/data"]
 # The web service, with the migration tool beside it (every binary of `service`).
 [workspace.metadata.xtask.images.tiny-service]
 port = 8080
+address-env = "BIND_ADDRESS"
 health = "/healthz"
 healthcheck = ["service", "healthcheck"]
 
@@ -856,7 +937,9 @@ expect-contains = "pending"
             service.role,
             Role::Service {
                 port: 8080,
-                health: "/healthz".into()
+                health: "/healthz".into(),
+                port_env: "PORT".into(),
+                address_env: Some("BIND_ADDRESS".into()),
             }
         );
         assert_eq!(
@@ -908,6 +991,7 @@ expect-contains = "pending"
                     program: bin("migrate"),
                     args: vec!["status".into()]
                 },
+                after_restart: false,
                 exit: 1,
                 expect: Some(Expect::Contains("pending".into())),
             })]
@@ -929,10 +1013,27 @@ expect-contains = "pending"
         assert_eq!(notes.port(), Some(3000));
         assert_eq!(notes.size_budget(BaseKind::Scratch), Some(4 << 20));
         assert_eq!(notes.volumes, [Utf8PathBuf::from("/var/lib/notes")]);
-        assert_eq!(notes.checks.len(), 5);
+        assert_eq!(
+            notes.role,
+            Role::Service {
+                port: 3000,
+                health: "/status/live".into(),
+                port_env: "LISTEN_PORT".into(),
+                address_env: Some("LISTEN_ADDR".into()),
+            }
+        );
+        let after: Vec<String> = notes
+            .checks
+            .iter()
+            .filter(|c| c.after_restart())
+            .map(Check::to_string)
+            .collect();
+        assert_eq!(after, ["GET /notes/1 -> 200 (after restart)"]);
+        assert_eq!(notes.checks.len(), 6);
         assert_eq!(
             notes.checks[1],
             Check::Http(HttpCheck {
+                after_restart: false,
                 method: Method::Post,
                 path: "/checksum".into(),
                 body: Some("hello".into()),
@@ -1042,7 +1143,7 @@ health = "/"
             (
                 "port = 8080",
                 "prot = 8080",
-                format!("{s} unknown field `prot`, expected one of `package`, `binaries`, `entrypoint`, `args`, `port`, `health`, `healthcheck`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`, `checks`"),
+                format!("{s} unknown field `prot`, expected one of `package`, `binaries`, `entrypoint`, `args`, `port`, `port-env`, `address-env`, `health`, `healthcheck`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`, `checks`"),
             ),
             (
                 "port = 8080",
@@ -1122,7 +1223,7 @@ health = "/"
             (
                 "command = [\"migrate\", \"status\"]",
                 "command = [\"migrate\", \"status\"]\nexpects = \"x\"",
-                format!("{m} checks[1] unknown field `expects`, expected one of `http`, `command`, `body`, `status`, `exit`, `expect`, `expect-contains`"),
+                format!("{m} checks[1] unknown field `expects`, expected one of `http`, `command`, `body`, `status`, `exit`, `expect`, `expect-contains`, `after-restart`"),
             ),
             (
                 "http = \"GET /hello\"",
@@ -1133,6 +1234,26 @@ health = "/"
                 "http = \"GET /hello\"",
                 "http = \"GET hello\"",
                 format!("{s} checks[1] http: `GET hello` must be `METHOD /path`, for example \"GET /status\""),
+            ),
+            (
+                "args = [\"up\"]",
+                "args = [\"up\"]\nport-env = \"PORT\"",
+                format!("{m} port-env: the image has no `port`: set `port`, or remove `port-env` for a job"),
+            ),
+            (
+                "address-env = \"BIND_ADDRESS\"",
+                "address-env = \"BIND ADDRESS\"",
+                format!("{s} address-env: `BIND ADDRESS` is not a variable name"),
+            ),
+            (
+                "volumes = [\"/data\"]",
+                "volumes = []",
+                String::new(), // nothing after a restart is checked
+            ),
+            (
+                "expect-contains = \"pending\"",
+                "expect-contains = \"pending\"\nafter-restart = true",
+                String::new(), // /data is kept across the restart
             ),
             (
                 "status = 400",
@@ -1243,6 +1364,13 @@ health = "/"
             let err = parse(manifest, &members).unwrap_err();
             assert_eq!(format!("{err:#}"), want);
         }
+        let no_volume = "[workspace.metadata.xtask.images.api]\npackage = \"service\"\nport = 80\n\
+                         health = \"/\"\nchecks = [{ http = \"/\" }, { http = \"/\", after-restart = true }]";
+        assert_eq!(
+            format!("{:#}", parse(no_volume, &members).unwrap_err()),
+            "[workspace.metadata.xtask.images.api] checks[2] after-restart: the image declares no \
+             `volumes`, so a restart keeps nothing: add the folder its data lives in to `volumes`"
+        );
         // Two tables of one name never reach us: TOML itself refuses them.
         let twice = "[workspace.metadata.xtask.images.a]\n[workspace.metadata.xtask.images.a]\n";
         assert!(toml::from_str::<Value>(twice).is_err());

@@ -999,6 +999,19 @@ expect-contains = "pending"
     }
 
     #[test]
+    fn our_declarations_hold_against_cargo_metadata() {
+        let meta = cargo_metadata::MetadataCommand::new()
+            .no_deps()
+            .exec()
+            .unwrap();
+        let members = Members::from_metadata(&meta);
+        assert_eq!(
+            parse(OURS, &members).unwrap(),
+            parse(OURS, &ours()).unwrap()
+        );
+    }
+
+    #[test]
     fn the_adopter_fixture_declares_two_images() {
         let manifest = include_str!("../../../fixtures/adopter/Cargo.toml");
         let members = Members::new([("notes".into(), vec!["notes".into(), "notectl".into()])]);

@@ -9,6 +9,9 @@ pub mod dist;
 pub mod elf;
 pub mod epoch;
 pub mod fresh;
+// Declared images: not wired into the commands yet.
+#[allow(dead_code)]
+pub mod images;
 pub mod profile;
 pub mod project;
 pub mod provenance;

@@ -36,9 +36,16 @@ fn main() -> anyhow::Result<()> {
         .map(str::to_owned)
         .collect();
     let metadata = metadata(&env("CARGO")?, &manifest_dir, &env("TARGET")?, &features)?;
+    // The list changes with the lock file (every package, version and source) and with this
+    // package's manifest (its dependencies and their kinds). Not with the workspace's
+    // Cargo.toml: it also holds the profiles and `[workspace.metadata]`, and a rerun here
+    // relinks every binary (fat LTO) for an edit that changes nothing embedded. A change
+    // there that adds or removes a package (`[workspace.dependencies]`, `[patch]`) changes
+    // Cargo.lock too; one that only switches on an optional package the lock file already
+    // holds (a feature) is not seen until the next change of these, and `cargo xtask verify`,
+    // which builds from scratch, reports it.
     for input in [
         metadata.workspace_root.join("Cargo.lock"),
-        metadata.workspace_root.join("Cargo.toml"),
         manifest_dir.join("Cargo.toml"),
     ] {
         println!("cargo::rerun-if-changed={}", input.display());

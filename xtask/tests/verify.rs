@@ -304,3 +304,151 @@ fn tamper_attached_sbom(layout: &Path) {
     entry["digest"] = put(&manifest).into();
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
+
+/// A commit whose binaries embed the time they were built at fails verify: the rebuild,
+/// seconds later, differs. Kept cheap (seconds, not a cold build of the service): the commit,
+/// in a clone, ships a tiny package instead, whose two binaries print the time its build
+/// script ran and carry the `.dep-v0` crate list that `image` reads. Needs zig provisioned
+/// (any earlier `cargo xtask build`): it is shared through PATH, as verify shares it.
+#[test]
+fn a_commit_whose_binaries_embed_their_build_time_fails_verify() {
+    let scratch = tempfile::tempdir().unwrap();
+    let clone = scratch.path().join("clone");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(
+        root(),
+        &["clone", "--quiet", "--shared", ".", clone.to_str().unwrap()],
+    );
+    let clock = clone.join("clock");
+    std::fs::create_dir_all(clock.join("src")).unwrap();
+    std::fs::write(
+        clock.join("Cargo.toml"),
+        "[package]\nname = \"clock\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+         license.workspace = true\nrepository.workspace = true\n\n\
+         [[bin]]\nname = \"service\"\npath = \"src/main.rs\"\n\n\
+         [[bin]]\nname = \"migrate\"\npath = \"src/main.rs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        clock.join("build.rs"),
+        "fn main() {\n    let now = std::time::SystemTime::now()\n        \
+         .duration_since(std::time::UNIX_EPOCH)\n        .unwrap()\n        .as_nanos();\n    \
+         println!(\"cargo::rustc-env=BUILT_AT={now}\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        clock.join("src/main.rs"),
+        "#[used]\n#[unsafe(link_section = \".dep-v0\")]\n\
+         static DEP_V0: [u8; include_bytes!(\"dep-v0\").len()] = *include_bytes!(\"dep-v0\");\n\n\
+         fn main() {\n    println!(\"built at {}\", env!(\"BUILT_AT\"));\n}\n",
+    )
+    .unwrap();
+    let list = br#"{"packages":[{"name":"clock","version":"0.1.0","source":"local","root":true}],"format":1}"#;
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut zlib, list).unwrap();
+    std::fs::write(clock.join("src/dep-v0"), zlib.finish().unwrap()).unwrap();
+    let manifest = std::fs::read_to_string(clone.join("Cargo.toml")).unwrap();
+    let manifest = manifest
+        .replacen(
+            r#"members = ["service", "xtask"]"#,
+            r#"members = ["service", "xtask", "clock"]"#,
+            1,
+        )
+        .replacen(r#"package = "service""#, r#"package = "clock""#, 1);
+    std::fs::write(clone.join("Cargo.toml"), manifest).unwrap();
+
+    // The clone's own cargo runs: without what `cargo test` gave us about this checkout.
+    let target_dir = scratch.path().join("target");
+    let zig_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
+        .join("xtask/cc");
+    assert!(
+        zig_dir.join("zig").exists(),
+        "run `cargo xtask build` once first"
+    );
+    let path = std::env::join_paths(
+        std::iter::once(zig_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let in_clone = |program: &str, args: &[&str]| {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&clone)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("PATH", &path)
+            .env_remove("CARGO_MANIFEST_DIR");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CC_") || key.starts_with("AR_") {
+                command.env_remove(key);
+            }
+        }
+        eprintln!("$ {program} {}", args.join(" "));
+        command.output().unwrap()
+    };
+    // The lock file names the new member before the commit, so the tree stays clean.
+    let locked = in_clone("cargo", &["update", "--workspace", "--offline"]);
+    assert!(
+        locked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    git(&clone, &["add", "-A"]);
+    git(&clone, &["commit", "--quiet", "-m", "ship a clock"]);
+
+    let layout = scratch.path().join("layout");
+    let layout = layout.to_str().unwrap();
+    for args in [
+        &["build", "--target", "amd64"][..],
+        &[
+            "image",
+            "--no-load",
+            "--target",
+            "amd64",
+            "--tag",
+            TAG,
+            "--layout",
+            layout,
+        ],
+    ] {
+        let out = in_clone(XTASK, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = in_clone(
+        XTASK,
+        &[
+            "verify", "--target", "amd64", "--tag", TAG, "--layout", layout, "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a binary holding its build time passed: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for row in report["rows"].as_array().unwrap() {
+        let what = row["what"].as_str().unwrap();
+        if what.starts_with("x86_64-unknown-linux-musl/") || what.starts_with("image ") {
+            assert_eq!(row["result"], "fail", "{row}");
+        }
+    }
+    let line = report["first_difference"].as_str().unwrap();
+    assert!(line.contains("/usr/local/bin/"), "{line}");
+}

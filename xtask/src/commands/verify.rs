@@ -1,11 +1,12 @@
 //! `cargo xtask verify`: rebuilds HEAD in a clean worktree with a fresh target dir, by running
-//! this same xtask there, and compares the binaries and image digests with what is staged
+//! this same xtask there as another machine would (see `OtherMachine`), and compares the binaries and image digests with what is staged
 //! (or pushed). On a mismatch it names the first file, or config field, that differs.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use nix::sys::stat::{Mode, umask};
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
@@ -102,6 +103,7 @@ impl VerifyArgs {
             src: scratch.join("src"),
             target_dir: utf8(scratch.join("target"))?,
             layout: scratch.join("layout"),
+            machine: OtherMachine::new(&scratch.join("machine"))?,
         };
         let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
 
@@ -245,12 +247,99 @@ impl VerifyArgs {
     }
 }
 
-/// The clean rebuild: a worktree of the commit, a fresh target dir and a layout of its own.
+/// The clean rebuild: a worktree of the commit, a fresh target dir and a layout of its own,
+/// built the way another machine would build it.
 struct Rebuild<'a> {
     project: &'a Project,
     src: PathBuf,
     target_dir: Utf8PathBuf,
     layout: PathBuf,
+    machine: OtherMachine,
+}
+
+/// What the rebuild gets instead of this machine's own: another `HOME`, another
+/// `CARGO_HOME` path (its registry sources unpacked there afresh, from the `.crate` files
+/// and index this machine already downloaded, offline), an empty zig cache, another time
+/// zone and (see `Umask`) another umask. A path, a cached object or a time of this machine
+/// that reaches a binary or an image then shows as a difference. The toolchain itself
+/// (`RUSTUP_HOME`) stays: its paths are mapped by the rustc wrapper like the cargo home's.
+struct OtherMachine {
+    home: PathBuf,
+    cargo_home: PathBuf,
+    zig_cache: PathBuf,
+    rustup_home: Utf8PathBuf,
+}
+
+impl OtherMachine {
+    /// A time zone far from most machines', with no time zone database needed: UTC+13:45.
+    const TZ: &'static str = "XTASK-13:45";
+
+    /// Lays out the other machine's folders under `dir` (removed with the scratch folder).
+    fn new(dir: &Path) -> anyhow::Result<OtherMachine> {
+        let rustup_home = toolchain::tool_home("RUSTUP_HOME", ".rustup")
+            .context("neither RUSTUP_HOME nor HOME is set")?;
+        let ours = toolchain::tool_home("CARGO_HOME", ".cargo")
+            .context("neither CARGO_HOME nor HOME is set")?;
+        let machine = OtherMachine {
+            home: dir.join("home"),
+            cargo_home: dir.join("cargo home"),
+            zig_cache: dir.join("zig cache"),
+            rustup_home,
+        };
+        for made in [&machine.home, &machine.zig_cache] {
+            std::fs::create_dir_all(made)
+                .with_context(|| format!("creating {}", made.display()))?;
+        }
+        // What was downloaded is shared (read only, offline); what is unpacked is not.
+        for shared in ["registry/index", "registry/cache", "git/db"] {
+            let from = ours.join(shared);
+            if from.is_dir() {
+                toolchain::link(&from, &utf8(machine.cargo_home.join(shared))?)?;
+            }
+        }
+        // The user's cargo settings (a mirror, a vendored source), never credentials.
+        for config in ["config.toml", "config"] {
+            let from = ours.join(config);
+            if from.is_file() {
+                let to = machine.cargo_home.join(config);
+                std::fs::copy(&from, &to).with_context(|| format!("copying {from}"))?;
+            }
+        }
+        Ok(machine)
+    }
+
+    fn apply<'a>(&self, command: xshell::Cmd<'a>) -> xshell::Cmd<'a> {
+        command
+            .env("HOME", &self.home)
+            .env("CARGO_HOME", &self.cargo_home)
+            .env("CARGO_NET_OFFLINE", "true")
+            .env("RUSTUP_HOME", &self.rustup_home)
+            .env("ZIG_GLOBAL_CACHE_DIR", &self.zig_cache)
+            .env("ZIG_LOCAL_CACHE_DIR", &self.zig_cache)
+            .env("TZ", Self::TZ)
+            .env_remove("XDG_CACHE_HOME")
+    }
+}
+
+/// Another umask than this process's, for as long as it is held: files the rebuild creates
+/// (its checkout, its target dir) get other modes than here. Set back when dropped.
+struct Umask(Mode);
+
+impl Umask {
+    fn other() -> Umask {
+        let strict = Mode::from_bits_truncate(0o077);
+        let old = umask(strict);
+        if old == strict {
+            umask(Mode::from_bits_truncate(0o022));
+        }
+        Umask(old)
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        umask(self.0);
+    }
 }
 
 impl Rebuild<'_> {
@@ -262,6 +351,8 @@ impl Rebuild<'_> {
         zstd: bool,
     ) -> anyhow::Result<(Vec<Manifest>, Images)> {
         let short = &commit[..commit.len().min(12)];
+        // From the checkout on, as another machine: its files get that machine's modes.
+        let _umask = Umask::other();
         step(
             format_args!("checked out {short} in {}", self.src.display()),
             || git::add_worktree(sh, &self.src, commit),
@@ -295,6 +386,7 @@ impl Rebuild<'_> {
     /// (its tables) is not ours to print.
     fn xtask(&self, command: xshell::Cmd<'_>) -> anyhow::Result<()> {
         let command = toolchain::in_other_checkout(self.project, command, &self.target_dir);
+        let command = self.machine.apply(command);
         let finished = process::run(command, Io::Capture, Io::Inherit)?;
         if !finished.status.success() {
             bail!("the rebuild failed: its errors are above");

@@ -244,10 +244,10 @@ fn executables(
 
 /// Files cargo reads, or would read if they appeared, besides the sources of the package:
 /// the toolchain, cargo configuration and rustup toolchain files from the workspace root up
-/// and in `CARGO_HOME`, and the workspace's manifests and lock file. `None` when the build
-/// cannot be proven fresh from files: the toolchain cannot be told (see
-/// `toolchain::watched_files`), or a configuration file names a compiler (`build.rustc`,
-/// a wrapper) or includes other files.
+/// and in `CARGO_HOME`, the project's own rustc and C compiler wrappers, and the
+/// workspace's manifests and lock file. `None` when the build cannot be proven fresh from
+/// files: the toolchain cannot be told (see `toolchain::watched_files`), or a configuration
+/// file names a compiler (`build.rustc`, a wrapper other than ours) or includes other files.
 fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathBuf>> {
     let mut files = toolchain::watched_files(targets)?;
     let cargo_home = toolchain::tool_home("CARGO_HOME", ".cargo")?;
@@ -259,16 +259,26 @@ fn watched_inputs(project: &Project, targets: &[Target]) -> Option<Vec<Utf8PathB
         files.push(dir.join("rust-toolchain.toml"));
     }
     // Judged by their text: any mention of "rustc" or "include", even in a comment, turns
-    // the skip off, which costs a cargo run and is never a wrong skip.
+    // the skip off, which costs a cargo run and is never a wrong skip. The one exception is
+    // the line of the project's own config naming our wrapper, which is watched below.
+    let own_config = project.root.join(".cargo/config.toml");
     for config in &configs {
         match std::fs::read_to_string(config) {
-            Ok(text) if text.contains("rustc") || text.contains("include") => return None,
-            Ok(_) => {}
+            Ok(text) => {
+                let text = match *config == own_config {
+                    true => text.replacen(toolchain::RUSTC_WRAPPER_SETTING, "", 1),
+                    false => text,
+                };
+                if text.contains("rustc") || text.contains("include") {
+                    return None;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => return None,
         }
     }
     files.extend(configs);
+    files.extend(toolchain::wrappers(project));
     files.push(project.root.join("Cargo.toml"));
     files.push(project.root.join("Cargo.lock"));
     files.extend(project.manifests.iter().cloned());

@@ -16,11 +16,33 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// The line of `.cargo/config.toml` that makes cargo run every rustc through our wrapper,
+/// which maps this machine's paths to fixed names (README, Reproducibility).
+pub const RUSTC_WRAPPER_SETTING: &str = "rustc-wrapper = \".cargo/rustc-wrapper\"";
+
+/// The project's own compiler wrappers: what they pass changes every output, so a build is
+/// only as fresh as they are.
+pub fn wrappers(project: &Project) -> Vec<Utf8PathBuf> {
+    let dir = project.root.join(".cargo");
+    let mut files = vec![
+        dir.join("rustc-wrapper"),
+        dir.join("cc/zig"),
+        dir.join("cc/ar"),
+    ];
+    files.extend(Target::ALL.map(|t| committed_wrapper(project, t)));
+    files
+}
+
 /// `command` (a cargo run) without the variables `cargo run` and `cargo test` gave the
 /// xtask about its own package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …). Build scripts may
 /// watch them (ring's does), so cargo started with them would find the build dirty that a
 /// cargo typed in the user's shell finds fresh: a nested `cargo xtask` rebuilt the xtask
 /// itself, under the running one.
+///
+/// Nor does cargo get `SOURCE_DATE_EPOCH`: the xtask reads it for the times in images, and
+/// no compile may depend on it (the C wrappers give zig a constant), but cc-rs has every C
+/// build script watch it, so setting or unsetting it would rerun them and recompile all
+/// that depends on them.
 pub fn as_typed(command: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     const OWN: [&str; 5] = [
         "CARGO_MANIFEST_DIR",
@@ -31,7 +53,11 @@ pub fn as_typed(command: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     ];
     std::env::vars_os()
         .filter_map(|(key, _)| key.into_string().ok())
-        .filter(|key| OWN.contains(&key.as_str()) || key.starts_with("CARGO_PKG_"))
+        .filter(|key| {
+            OWN.contains(&key.as_str())
+                || key.starts_with("CARGO_PKG_")
+                || key == "SOURCE_DATE_EPOCH"
+        })
         .fold(command, |command, key| command.env_remove(key))
 }
 
@@ -68,9 +94,11 @@ fn cargo_toolchain() -> Option<Utf8PathBuf> {
 /// The variables that make cargo run a compiler or wrapper other than the toolchain's
 /// rustc, each in its plain and its `CARGO_BUILD_` spelling: such a program can be rebuilt
 /// in place, so no file we watch tells whether it changed.
-const COMPILER_VARS: [&str; 6] = [
+const COMPILER_VARS: [&str; 7] = [
     "RUSTC",
     "RUSTC_WRAPPER",
+    // The wrapper our own (`.cargo/rustc-wrapper`) runs rustc through.
+    "XTASK_RUSTC_WRAPPER",
     "RUSTC_WORKSPACE_WRAPPER",
     "CARGO_BUILD_RUSTC",
     "CARGO_BUILD_RUSTC_WRAPPER",
@@ -409,7 +437,9 @@ mod tests {
         assert!(err.contains("run `cargo xtask build` once"), "{err}");
 
         let fake_zig = target_dir.join("fake zig");
-        std::fs::write(&fake_zig, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+        let print =
+            "#!/bin/sh\necho \"SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH\"\nprintf '%s\\n' \"$@\"\n";
+        std::fs::write(&fake_zig, print).unwrap();
         std::fs::set_permissions(&fake_zig, std::fs::Permissions::from_mode(0o755)).unwrap();
         link(&fake_zig, &zig_link(&target_dir)).unwrap();
         let cc = run(
@@ -419,11 +449,90 @@ mod tests {
         );
         assert!(cc.status.success());
         let args = String::from_utf8(cc.stdout).unwrap();
-        assert_eq!(args, "cc\n-target\naarch64-linux-musl\n-O2\n-c\na b.c\n");
-        let ar = run("ar", &out, &["cq", "lib.a", "x.o"]);
+        let cargo_home = tool_home("CARGO_HOME", ".cargo").unwrap();
+        let root = committed("../..").canonicalize_utf8().unwrap();
         assert_eq!(
-            String::from_utf8(ar.stdout).unwrap(),
-            "ar\ncq\nlib.a\nx.o\n"
+            args,
+            format!(
+                "SOURCE_DATE_EPOCH=315532800\ncc\n-target\naarch64-linux-musl\n\
+                 -ffile-prefix-map={cargo_home}=/cargo\n-ffile-prefix-map={root}=.\n\
+                 -ffile-prefix-map={target_dir}=/target\n-O2\n-c\na b.c\n"
+            )
+        );
+        let ar = run("ar", &out, &["cq", "lib.a", "x.o"]);
+        let ar = String::from_utf8(ar.stdout).unwrap();
+        assert!(ar.ends_with("\nar\ncq\nlib.a\nx.o\n"), "{ar}");
+    }
+
+    /// Runs the committed rustc wrapper as cargo does, with a fake rustc that prints its
+    /// arguments.
+    fn rustc(dir: &Utf8Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let fake = dir.join("fake rustc");
+        if !fake.exists() {
+            let print = "#!/bin/sh\nprintf '%s\\n' \"$@\"\n";
+            std::fs::write(&fake, print).unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::process::Command::new(committed("../rustc-wrapper"))
+            .arg(&fake)
+            .args(args)
+            .env_remove("XTASK_RUSTC_WRAPPER")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_rustc_wrapper_maps_this_machines_paths_and_says_when_zig_is_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
+        let target_dir = dir.join("it's target");
+        let out = target_dir.join("aarch64-unknown-linux-musl/release/deps");
+        std::fs::create_dir_all(&out).unwrap();
+        for dir in [&target_dir, &target_dir.join("aarch64-unknown-linux-musl")] {
+            std::fs::write(dir.join("CACHEDIR.TAG"), "").unwrap();
+        }
+        let homes = [
+            ("CARGO_HOME", "/h/cargo home"),
+            ("RUSTUP_HOME", "/h/rustup"),
+        ];
+        let root = committed("../..").canonicalize_utf8().unwrap();
+
+        let host_out = target_dir.join("release/deps");
+        std::fs::create_dir_all(&host_out).unwrap();
+        let host_args = ["--crate-name", "a", "--out-dir", host_out.as_str()];
+        let host = rustc(dir, &host_args, &homes);
+        assert!(host.status.success());
+        let mapped = format!(
+            "--crate-name\na\n--out-dir\n{host_out}\n--remap-path-prefix={root}=.\n\
+             --remap-path-prefix={target_dir}=/target\n--remap-path-prefix=/h/cargo home=/cargo\n\
+             --remap-path-prefix=/h/rustup=/rustup\n"
+        );
+        assert_eq!(String::from_utf8(host.stdout).unwrap(), mapped);
+
+        // Cross-compiling with our C wrapper and no zig linked yet: one line, what to do.
+        let ours = root.join(".cargo/cc/aarch64-unknown-linux-musl-cc");
+        let cc = [("CC_aarch64_unknown_linux_musl", ours.as_str())];
+        let cross = [
+            "--out-dir",
+            out.as_str(),
+            "--target",
+            "aarch64-unknown-linux-musl",
+        ];
+        let missing = rustc(dir, &cross, &cc);
+        assert!(!missing.status.success());
+        let err = String::from_utf8(missing.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("run `cargo xtask build` once"), "{err}");
+        link(Utf8Path::new("/bin/true"), &zig_link(&target_dir)).unwrap();
+        assert!(rustc(dir, &cross, &cc).status.success());
+
+        // cargo keeps the version in every fingerprint: it names the wrappers' contents.
+        let version = rustc(dir, &["-vV"], &[]);
+        let version = String::from_utf8(version.stdout).unwrap();
+        assert!(
+            version.starts_with("-vV\npath-remapping-wrappers: "),
+            "{version}"
         );
     }
 
@@ -462,6 +571,11 @@ mod tests {
     #[test]
     fn the_cargo_config_names_the_committed_wrappers() {
         let config = std::fs::read_to_string(committed("../config.toml")).unwrap();
+        // The only mention of rustc: the no-op record accepts exactly this line.
+        let rest = config.replacen(RUSTC_WRAPPER_SETTING, "", 1);
+        assert_ne!(rest, config, "missing: {RUSTC_WRAPPER_SETTING}");
+        assert!(!rest.contains("rustc"), "{rest}");
+        assert!(committed("../rustc-wrapper").is_file());
         for target in Target::ALL {
             let line = format!(
                 "{} = {{ value = \".cargo/cc/{}-cc\", relative = true }}",

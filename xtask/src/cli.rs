@@ -6,8 +6,8 @@ use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
 use crate::model::run::VolumeName;
-use crate::model::target::Target;
 use crate::oci::reference::{BaseRef, ImageRef, Registry};
+use tiny_cross::target::Target;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
 /// them as tiny container images, and proves the images work.

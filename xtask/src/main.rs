@@ -93,7 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Read by every build this command starts: a value no build can record is refused
     // before anything runs.
     if stamps_time(&cli.command) {
-        model::epoch::Epoch::from_env()?;
+        tiny_oci::epoch::Epoch::from_env()?;
     }
     let project = Project::load()?;
     let sh = Shell::new()?;

@@ -152,7 +152,7 @@ fn doctored_workspace(edit: impl FnOnce(String) -> String) -> tempfile::TempDir 
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    for member in ["service", "xtask"] {
+    for member in ["crates", "service", "xtask"] {
         copy(&root().join(member), &dir.path().join(member));
     }
     std::fs::copy(root().join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();

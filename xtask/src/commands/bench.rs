@@ -16,10 +16,7 @@ use xshell::{Shell, cmd};
 use crate::cli::{BenchArgs, BenchSection};
 use crate::interrupt::{self, Undo, wait_until};
 use crate::model::choice::{Compression, EngineKind};
-use crate::model::dist::gzip_size;
-use crate::model::profile;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::oci::assemble::{self, Settings};
 use crate::oci::context;
 use crate::oci::layout::Layout;
@@ -27,6 +24,9 @@ use crate::report;
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::process::{self, Io};
 use crate::tools::{compile, git, load, probe, toolchain, which};
+use tiny_cross::dist::gzip_size;
+use tiny_cross::profile;
+use tiny_cross::target::Target;
 
 /// Rounds of each throughput run; the median is reported.
 const ROUNDS: usize = 3;

@@ -3,12 +3,12 @@
 use xshell::Shell;
 
 use crate::cli::BuildArgs;
-use crate::model::digests::Digests;
-use crate::model::dist::Built;
-use crate::model::profile;
 use crate::model::project::Project;
 use crate::report;
 use crate::tools::compile;
+use tiny_cross::digests::Digests;
+use tiny_cross::dist::Built;
+use tiny_cross::profile;
 
 impl BuildArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {

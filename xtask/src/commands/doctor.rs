@@ -6,10 +6,10 @@ use xshell::Shell;
 use crate::cli::DoctorArgs;
 use crate::model::choice::EngineKind;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::tools::engine::{Builder, Engine};
 use crate::tools::toolchain::{self, CSource};
 use crate::tools::{qemu, which};
+use tiny_cross::target::Target;
 
 /// The version of the `--json` document (schema in README).
 const SCHEMA: u32 = 1;

@@ -13,20 +13,12 @@ use xshell::Shell;
 use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
-use crate::model::dist::Built;
-use crate::model::epoch::Epoch;
-use crate::model::profile;
 use crate::model::project::Project;
-use crate::model::provenance::Subject;
-use crate::model::recipe::{Base, Recipe};
 use crate::model::run::RunId;
-use crate::model::target::Target;
 use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
-use crate::oci::auth::Login;
 use crate::oci::context::{self, DOCKERFILE};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
-use crate::oci::referrers::{self, Document, Referrer};
 use crate::oci::registry::{self, Client};
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
@@ -35,6 +27,14 @@ use crate::tools::credential_helper::stored_login;
 use crate::tools::documents::{self, Described};
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe, writable};
+use tiny_cross::dist::Built;
+use tiny_cross::profile;
+use tiny_cross::target::Target;
+use tiny_oci::auth::Login;
+use tiny_oci::epoch::Epoch;
+use tiny_oci::recipe::{Base, Recipe};
+use tiny_oci::referrers::{self, Document, Referrer};
+use tiny_sbom::provenance::Subject;
 
 /// One built image.
 #[derive(Debug, Serialize)]
@@ -479,7 +479,7 @@ impl Job<'_> {
             },
         ]
         .iter()
-        .map(|d| referrers::referrer(&assembled.manifest, d, &created))
+        .map(|d| Ok(referrers::referrer(&assembled.manifest, d, &created)?))
         .collect()
     }
 
@@ -838,8 +838,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::recipe::{Healthcheck, Owner};
     use crate::oci::context::{GROUP, PASSWD};
+    use tiny_oci::recipe::{Healthcheck, Owner};
 
     fn runtime_recipe() -> Recipe {
         let project = Project::load().unwrap();

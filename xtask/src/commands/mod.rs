@@ -17,8 +17,8 @@ use oci_spec::distribution::Reference;
 use xshell::Shell;
 
 use crate::cli::RegistryAuthArgs;
-use crate::oci::auth::{Credential, Login};
 use crate::tools::credential_helper::stored_login;
+use tiny_oci::auth::{Credential, Login};
 
 // Shared by every command that talks to a registry (push, pull, index, image --push).
 impl RegistryAuthArgs {

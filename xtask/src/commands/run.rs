@@ -13,13 +13,13 @@ use xshell::{Shell, cmd};
 use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::report::{self, ExitStatus, Reported, step};
 use crate::tools::containers::{self, Resources};
 use crate::tools::engine::Engine;
 use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
 use crate::tools::qemu;
+use tiny_cross::target::Target;
 
 /// How long `migrate up` may take (under emulation, seconds).
 const MIGRATE_LIMIT: Duration = Duration::from_secs(120);

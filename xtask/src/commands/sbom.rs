@@ -7,8 +7,6 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::cli::SbomArgs;
-use crate::model::dist::Built;
-use crate::model::profile;
 use crate::model::project::Project;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
@@ -16,6 +14,8 @@ use crate::tools::documents::{
     Described, PROVENANCE_FILE, SBOM_FILE, command, documents, staged_files,
 };
 use crate::tools::{compile, writable};
+use tiny_cross::dist::Built;
+use tiny_cross::profile;
 
 /// What was written for one target.
 #[derive(Debug, Serialize)]

@@ -12,19 +12,19 @@ use xshell::{Shell, cmd};
 
 use crate::cli::VerifyArgs;
 use crate::interrupt::Undo;
-use crate::model::dist::{Manifest, read_staged};
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::model::verify::{Outcome, Row, binary_rows};
 use crate::oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
 use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
-use crate::oci::referrers;
 use crate::oci::registry::Client;
 use crate::report::{self, step};
 use crate::tools::git;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
+use tiny_cross::dist::{Manifest, read_staged};
+use tiny_cross::target::Target;
+use tiny_oci::referrers;
 
 /// The ref name the rebuild's index gets in its own layout.
 const REBUILD_TAG: &str = "verify";

@@ -5,7 +5,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{MetadataCommand, TargetKind};
 use serde::Deserialize;
 
-use crate::model::target::Target;
+use tiny_cross::target::Target;
 
 pub struct Project {
     pub root: Utf8PathBuf,
@@ -161,7 +161,7 @@ impl Project {
     /// Where binaries built with `profile` are staged: release ones in [`Self::dist_dir`],
     /// any other profile's in `dist/<profile>/<triple>`, so a dev build never replaces them.
     pub fn profile_dist_dir(&self, profile: &str, target: Target) -> Utf8PathBuf {
-        if profile == crate::model::profile::RELEASE {
+        if profile == tiny_cross::profile::RELEASE {
             self.dist_dir(target)
         } else {
             self.target_dir

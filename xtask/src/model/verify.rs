@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::dist::Manifest;
+use tiny_cross::dist::Manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,7 +72,7 @@ pub fn binary_rows(expected: &[Manifest], rebuilt: &[Manifest]) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::dist::FileEntry;
+    use tiny_cross::dist::FileEntry;
 
     fn manifest(target: &str, files: &[(&str, &str)]) -> Manifest {
         Manifest {

@@ -17,13 +17,13 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::choice::Compression;
-use crate::model::epoch::Epoch;
-use crate::model::recipe::{Healthcheck, Recipe, RunConfig};
-use crate::model::target::Target;
-use crate::oci::json::{canonical_json, image_index};
 use crate::oci::layer::{self, Layer};
 use crate::oci::layout::Layout;
-use crate::oci::referrers::Referrer;
+use tiny_cross::target::Target;
+use tiny_oci::epoch::Epoch;
+use tiny_oci::json::{canonical_json, image_index};
+use tiny_oci::recipe::{Healthcheck, Recipe, RunConfig};
+use tiny_oci::referrers::Referrer;
 
 /// BuildKit gives an image without a PATH (scratch) this one; so does the builtin engine,
 /// so that every engine makes the same config.
@@ -89,7 +89,7 @@ impl ImageConfig {
         if let (Some(hc), Some(config)) = (&self.healthcheck, value.get_mut("config")) {
             config["Healthcheck"] = serde_json::to_value(hc)?;
         }
-        canonical_json(&value)
+        Ok(canonical_json(&value)?)
     }
 }
 

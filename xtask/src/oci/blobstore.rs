@@ -11,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use oci_spec::image::{Digest, ImageIndex, OciLayoutBuilder};
 use sha2::{Digest as _, Sha256};
 
-use crate::oci::json::{canonical_json, empty_index};
+use tiny_oci::json::{canonical_json, empty_index};
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {

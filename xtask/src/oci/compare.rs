@@ -12,11 +12,11 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::model::target::Target;
 use crate::oci::layer::decompress;
 use crate::oci::layout::Layout;
-use crate::oci::referrers::{self, Kind};
 use crate::oci::registry::{self, Client};
+use tiny_cross::target::Target;
+use tiny_oci::referrers::{self, Kind};
 
 /// Where one side's blobs and attached documents are read from.
 pub trait Blobs {
@@ -623,7 +623,7 @@ mod tests {
 
     #[test]
     fn attached_documents_are_found_by_type_and_their_first_difference_named() {
-        use crate::oci::referrers::{self, Document, SBOM_TYPE};
+        use tiny_oci::referrers::{self, Document, SBOM_TYPE};
         let mut blobs = Memory(BTreeMap::new());
         let image = store(&mut blobs, b"{}".to_vec(), MediaType::ImageManifest);
         let sbom = br#"{"packages":[{"name":"a","versionInfo":"1"}]}"#.to_vec();

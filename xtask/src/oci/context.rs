@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
-use crate::model::dist::Built;
-use crate::model::epoch::Epoch;
 use crate::model::project::Project;
-use crate::model::recipe::Recipe;
 use crate::oci::layer::normalised_mode_of;
+use tiny_cross::dist::Built;
+use tiny_oci::epoch::Epoch;
+use tiny_oci::recipe::Recipe;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";
 /// The service's user and group (65532, distroless' `nonroot`), as `Dockerfile.runtime` sets.
@@ -182,8 +182,8 @@ mod tests {
     use cargo_metadata::camino::Utf8PathBuf;
 
     use super::*;
-    use crate::model::dist::{FileEntry, Manifest};
-    use crate::model::target::Target;
+    use tiny_cross::dist::{FileEntry, Manifest};
+    use tiny_cross::target::Target;
 
     /// Every path under `dir`, relative to it.
     fn walk(dir: &Utf8Path, prefix: &str, into: &mut BTreeSet<String>) {

@@ -9,11 +9,10 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
-use sha2::{Digest, Sha256};
 
 use crate::model::choice::Compression;
-use crate::model::epoch::Epoch;
-use crate::model::recipe::{CopyStep, Owner};
+use tiny_oci::epoch::Epoch;
+use tiny_oci::recipe::{CopyStep, Owner};
 
 /// gzip level 6 (zlib's default) with flate2's zlib-rs backend, both pinned by
 /// Cargo.lock: another level or library gives other bytes, hence other digests.
@@ -83,9 +82,7 @@ impl Layer {
     }
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
-}
+pub use tiny_oci::digest::sha256_digest;
 
 /// Applies one layer's tar to `files` (path in the image -> content): regular files are
 /// added or replaced, and whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove what lower

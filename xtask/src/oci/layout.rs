@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::interrupt::Undo;
-use crate::oci::json::{canonical_json, empty_index};
 use crate::oci::layer::sha256_digest;
-use crate::oci::referrers::{self, EMPTY_CONFIG, Referrer};
+use tiny_oci::json::{canonical_json, empty_index};
+use tiny_oci::referrers::{self, EMPTY_CONFIG, Referrer};
 
 pub struct Layout {
     pub dir: Utf8PathBuf,
@@ -640,7 +640,7 @@ mod tests {
 
     #[test]
     fn referrers_are_listed_once_found_by_subject_and_dropped_with_their_image() {
-        use crate::oci::referrers::{self, Document, Kind};
+        use tiny_oci::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
@@ -688,7 +688,7 @@ mod tests {
 
     #[test]
     fn a_changed_document_replaces_ours_of_its_kind_for_that_image_only() {
-        use crate::oci::referrers::{self, Document, Kind};
+        use tiny_oci::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();

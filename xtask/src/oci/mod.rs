@@ -2,13 +2,10 @@
 //! engine that assembles images from a recipe.
 
 pub mod assemble;
-pub mod auth;
 pub mod blobstore;
 pub mod compare;
 pub mod context;
-pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod reference;
-pub mod referrers;
 pub mod registry;

@@ -9,8 +9,8 @@ use std::str::FromStr;
 use anyhow::bail;
 use oci_spec::distribution::{ParseError, Reference};
 
-use crate::model::profile;
-use crate::model::target::Target;
+use tiny_cross::profile;
+use tiny_cross::target::Target;
 
 /// An image reference as the user wrote it, checked against the distribution grammar.
 /// It reads as the text given (`svc:1`), not the normalised form (`docker.io/library/svc:1`),

@@ -35,11 +35,11 @@ use oci_spec::image::{
 use serde::Deserialize;
 use ureq::http::{self, Method, StatusCode};
 
-use crate::model::profile;
-use crate::oci::auth::{Challenge, Credential, Login, Secret};
 use crate::oci::blobstore::{BlobStore, sha256_digest};
 use crate::oci::layout::ref_name;
-use crate::oci::referrers;
+use tiny_cross::profile;
+use tiny_oci::auth::{Challenge, Credential, Login, Secret};
+use tiny_oci::referrers;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -1443,7 +1443,7 @@ fn layout_images(
 /// The multi-architecture index over `manifests`, written once by the one index writer
 /// (the bytes `image` writes for the same manifests): these bytes are what is pushed.
 pub fn index_document(manifests: Vec<Descriptor>) -> anyhow::Result<RawManifest> {
-    let bytes = crate::oci::json::image_index(manifests)?;
+    let bytes = tiny_oci::json::image_index(manifests)?;
     Ok(RawManifest {
         media_type: MediaType::ImageIndex.to_string(),
         digest: sha256_digest(&bytes)?,
@@ -2145,7 +2145,7 @@ mod tests {
         let ci = entry('b', MediaType::ImageIndex, "ci", None);
         let amd = entry('c', MediaType::ImageManifest, "0.1.0-amd64", Some("amd64"));
         let ci_arm = entry('d', MediaType::ImageManifest, "pr-arm64", Some("arm64"));
-        let top = |entries: Vec<Descriptor>| crate::oci::json::empty_index(entries).unwrap();
+        let top = |entries: Vec<Descriptor>| tiny_oci::json::empty_index(entries).unwrap();
         let both = top(vec![
             release.clone(),
             ci.clone(),

@@ -4,12 +4,12 @@
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::model::dist::sha256;
-use crate::model::epoch::Epoch;
 use crate::model::project::Project;
-use crate::model::provenance::{Source, Tool};
-use crate::model::target::Target;
 use crate::tools::toolchain::{self, CSource};
+use tiny_cross::dist::sha256;
+use tiny_cross::target::Target;
+use tiny_oci::epoch::Epoch;
+use tiny_sbom::provenance::{Source, Tool};
 
 pub struct BuildInfo {
     pub repository: String,

@@ -8,15 +8,15 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use xshell::{Shell, cmd};
 
-use crate::model::digests::{Digests, Stamp};
-use crate::model::dist::{Built, Manifest, Staging, read_manifest};
-use crate::model::elf;
-use crate::model::fresh::{self, Output, Record};
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::report::step;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
+use tiny_cross::digests::{Digests, Stamp};
+use tiny_cross::dist::{Built, Manifest, Staging, read_manifest};
+use tiny_cross::elf;
+use tiny_cross::fresh::{self, Output, Record};
+use tiny_cross::target::Target;
 
 /// Compiles every target in one cargo run (cargo schedules them side by side, as a plain
 /// `cargo build --target a --target b` does), then verifies and stages each target's binaries.
@@ -72,9 +72,9 @@ fn stage(
     let mut files = Vec::new();
     for (_, name, path) in binaries {
         let entry = digests.entry(path, name, |bytes| {
-            elf::verify(bytes, target)
-                .map(|_| ())
-                .with_context(|| format!("refusing {}", project.relative(path)))
+            elf::verify(bytes, target).map(|_| ()).map_err(|e| {
+                tiny_cross::Error::Other(format!("refusing {}: {e}", project.relative(path)))
+            })
         })?;
         files.push(entry);
     }

@@ -4,20 +4,20 @@
 use oci_spec::distribution::Reference;
 use xshell::{Shell, cmd};
 
-use crate::oci::auth::{AuthFiles, HelperRun, Login, RunHelper};
 use crate::tools::which;
+use tiny_oci::auth::{AuthFiles, HelperRun, Login, RunHelper};
 
 /// The credential the user's files and helpers hold for `reference`'s registry, or where
 /// none was found.
 pub fn stored_login(sh: &Shell, reference: &Reference) -> anyhow::Result<Login> {
-    AuthFiles::from_env().lookup(reference.registry(), &Helpers(sh))
+    Ok(AuthFiles::from_env().lookup(reference.registry(), &Helpers(sh))?)
 }
 
 /// Runs helpers through the one shell.
 pub struct Helpers<'a>(pub &'a Shell);
 
 impl RunHelper for Helpers<'_> {
-    fn get(&self, program: &str, server: &str) -> anyhow::Result<Option<HelperRun>> {
+    fn get(&self, program: &str, server: &str) -> tiny_oci::Result<Option<HelperRun>> {
         let sh = self.0;
         let Some(path) = which::find_on_path(program) else {
             return Ok(None);
@@ -26,7 +26,8 @@ impl RunHelper for Helpers<'_> {
             .stdin(server)
             .quiet()
             .ignore_status()
-            .output()?;
+            .output()
+            .map_err(|e| tiny_oci::Error::Other(e.to_string()))?;
         Ok(Some(HelperRun {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

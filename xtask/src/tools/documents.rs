@@ -5,14 +5,14 @@
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use crate::model::audit::{Graph, VersionInfo};
-use crate::model::dist::Built;
 use crate::model::project::Project;
-use crate::model::provenance::{self, ProvenanceInput, Subject};
-use crate::model::sbom::{self, ImageFile, SbomInput};
-use crate::model::target::Target;
 use crate::tools::buildinfo::{self, BuildInfo};
 use crate::tools::inventory;
+use tiny_cross::dist::Built;
+use tiny_cross::target::Target;
+use tiny_sbom::audit::{Graph, VersionInfo};
+use tiny_sbom::provenance::{self, ProvenanceInput, Subject};
+use tiny_sbom::spdx::{self as sbom, ImageFile, SbomInput};
 
 /// The documents' file names: in `cargo xtask sbom`'s folder, and the title of the layer
 /// that carries each when attached to an image.
@@ -54,7 +54,7 @@ pub fn command(name: &str, target: Target, profile: &str) -> Vec<String> {
     let mut command: Vec<String> = ["cargo", "xtask", name, "--target", target.triple()]
         .map(str::to_owned)
         .to_vec();
-    if profile == crate::model::profile::DEV_IMAGE {
+    if profile == tiny_cross::profile::DEV_IMAGE {
         command.push("--fast".to_owned());
     }
     command

@@ -10,10 +10,10 @@ use xshell::{Cmd, Shell, cmd};
 use crate::interrupt::Undo;
 use crate::model::choice::EngineKind;
 use crate::model::run::{LABEL, RunId};
-use crate::model::target::Target;
 use crate::tools::inspect::{self, parse_list, parse_one};
 use crate::tools::process::{self, Finished, Io};
 use crate::tools::which::{find_all_on_path, find_on_path};
+use tiny_cross::target::Target;
 
 /// How a docker client builds images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct BuildRequest<'a> {
     pub tag: &'a str,
     pub build_args: &'a [(String, String)],
     /// SOURCE_DATE_EPOCH, for the engines that take it.
-    pub epoch: crate::model::epoch::Epoch,
+    pub epoch: tiny_oci::epoch::Epoch,
 }
 
 /// The one-line fix when no engine answers.

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::model::epoch::Epoch;
+use tiny_oci::epoch::Epoch;
 
 /// HEAD's commit, marked `-dirty` when tracked files changed; `None` outside a checkout.
 pub fn revision(sh: &Shell) -> Option<String> {

@@ -9,11 +9,11 @@ use cargo_metadata::camino::Utf8Path;
 use cargo_metadata::{Metadata, MetadataCommand};
 use serde::Deserialize;
 
-use crate::model::audit::{CrateId, Graph};
 use crate::model::project::Project;
-use crate::model::sbom::{CLibrary, CrateDetails};
-use crate::model::target::Target;
 use crate::tools::toolchain;
+use tiny_cross::target::Target;
+use tiny_sbom::audit::{CrateId, Graph};
+use tiny_sbom::spdx::{CLibrary, CrateDetails};
 
 pub struct Inventory {
     pub details: BTreeMap<CrateId, CrateDetails>,

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
-use crate::model::target::Target;
+use tiny_cross::target::Target;
 
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 

@@ -7,9 +7,9 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::Undo;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::tools::process::{self, Io};
 use crate::tools::which::find_on_path;
+use tiny_cross::target::Target;
 
 /// The cargo that runs us (cargo sets `CARGO` for its children), else the one on PATH.
 pub fn cargo() -> String {

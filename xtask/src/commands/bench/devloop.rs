@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
 use crate::interrupt::{self, Undo};
-use crate::model::dist::read_manifest;
-use crate::model::profile;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::report;
 use crate::tools::process::{self, Io};
 use crate::tools::{git, toolchain};
+use tiny_cross::dist::read_manifest;
+use tiny_cross::profile;
+use tiny_cross::target::Target;
 
 /// The file each measured build changes, and the string literal changed in it.
 pub const EDITED: &str = "service/src/routes.rs";

@@ -11,9 +11,7 @@ use xshell::Shell;
 
 use crate::cli::SmokeArgs;
 use crate::interrupt::{self, Interrupted, Undo};
-use crate::model::elf;
 use crate::model::project::Project;
-use crate::model::target::Target;
 use crate::oci::reference::ImageNames;
 use crate::report;
 use crate::tools::containers::Resources;
@@ -22,6 +20,8 @@ use crate::tools::inspect;
 use crate::tools::probe::{self, free_port, http_get, messages_contain, websocket_echo};
 use crate::tools::qemu;
 use results::{Check, Outcome};
+use tiny_cross::elf;
+use tiny_cross::target::Target;
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [

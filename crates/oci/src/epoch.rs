@@ -19,24 +19,15 @@ pub const VAR: &str = "SOURCE_DATE_EPOCH";
 pub struct Epoch(u64);
 
 /// A `SOURCE_DATE_EPOCH` we cannot use, with the value as given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{VAR}={0:?} is not a time a build can record: give whole seconds since 1970 in digits, \
+     from 0 to {max} ({max_time}), such as `git log -1 --format=%ct` prints, or unset it to \
+     use HEAD's commit time",
+    max = Epoch::MAX.0,
+    max_time = Epoch::MAX.rfc3339()
+)]
 pub struct BadEpoch(pub String);
-
-impl fmt::Display for BadEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{VAR}={:?} is not a time a build can record: give whole seconds since 1970 in \
-             digits, from 0 to {} ({}), such as `git log -1 --format=%ct` prints, or unset it \
-             to use HEAD's commit time",
-            self.0,
-            Epoch::MAX.0,
-            Epoch::MAX.rfc3339()
-        )
-    }
-}
-
-impl std::error::Error for BadEpoch {}
 
 impl Epoch {
     /// 1970-01-01T00:00:00Z.
@@ -60,6 +51,7 @@ impl Epoch {
         }
     }
 
+    /// Seconds since 1970.
     pub fn seconds(self) -> u64 {
         self.0
     }
@@ -69,6 +61,7 @@ impl Epoch {
         humantime::format_rfc3339_seconds(self.system_time()).to_string()
     }
 
+    /// As a `SystemTime`.
     pub fn system_time(self) -> std::time::SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.0)
     }

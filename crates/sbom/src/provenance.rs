@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tiny_oci::json::canonical_document;
 
-use crate::oci::json::canonical_document;
+use crate::Result;
 
+/// Everything one statement says.
 pub struct ProvenanceInput {
     /// What was built: the binaries now, the image manifest once images are written.
     pub subjects: Vec<Subject>,
@@ -15,28 +17,39 @@ pub struct ProvenanceInput {
     pub build_type: String,
     /// A URI naming the builder: the xtask at the project's repository.
     pub builder_id: String,
+    /// The builder's version.
     pub builder_version: String,
+    /// The source it was built from.
     pub source: Source,
+    /// The target triple built for.
     pub target: String,
+    /// The cargo profile built with.
     pub profile: String,
     /// The command that produced the subjects, one argument per item.
     pub command: Vec<String>,
-    pub source_date_epoch: crate::model::epoch::Epoch,
+    /// The instant stamped into what was built.
+    pub source_date_epoch: tiny_oci::epoch::Epoch,
+    /// The digest of the lock file the build resolved from.
     pub cargo_lock_sha256: String,
+    /// The programs that took part.
     pub tools: Vec<Tool>,
 }
 
+/// Something built, by name and digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// A file name, or an image reference for a manifest.
     pub name: String,
+    /// Its SHA-256, in hex.
     pub sha256: String,
 }
 
+/// The source a build was made from.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// `git+https://…`.
     pub uri: String,
+    /// The commit's id.
     pub commit: String,
     /// Whether the work tree matched the commit (a dirty tree is not that commit's build).
     pub clean: bool,
@@ -45,7 +58,9 @@ pub struct Source {
 /// A program that took part in the build, with the version it reports.
 #[derive(Debug, Clone)]
 pub struct Tool {
+    /// The program's name.
     pub name: String,
+    /// The version it reports.
     pub version: String,
     /// Where it came from, when it was provisioned (e.g. `pkg:pypi/ziglang@0.13.0`).
     pub uri: Option<String>,
@@ -123,7 +138,7 @@ fn sha256(value: &str) -> Digest {
 }
 
 /// The statement as canonical, indented JSON with a trailing newline.
-pub fn render(input: &ProvenanceInput) -> anyhow::Result<String> {
+pub fn render(input: &ProvenanceInput) -> Result<String> {
     let mut subjects: Vec<_> = input.subjects.clone();
     subjects.sort_by(|a, b| a.name.cmp(&b.name));
     let source = || ResourceDescriptor {
@@ -179,7 +194,7 @@ pub fn render(input: &ProvenanceInput) -> anyhow::Result<String> {
             },
         },
     };
-    canonical_document(&statement)
+    Ok(canonical_document(&statement)?)
 }
 
 #[cfg(test)]

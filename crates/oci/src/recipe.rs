@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::error::bail;
 use parse_dockerfile::{
     Command, CopyInstruction, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source,
 };
@@ -21,27 +23,34 @@ use parse_dockerfile::{
 const NEEDS_ENGINE: &str = "needs a running container, which the builtin engine does not have: \
     build with --engine docker|podman";
 
+/// An image as `Dockerfile.runtime` describes it: a base, files copied in, and how it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
     /// `FROM`: `scratch` or an image reference.
     pub base: Base,
     /// `COPY` (and local `ADD`) steps, in order: one layer each.
     pub copies: Vec<CopyStep>,
+    /// How a container of the image runs.
     pub config: RunConfig,
     /// Build arguments given but not declared by any `ARG` (docker warns about them).
     pub unused_args: Vec<String>,
 }
 
+/// What an image starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Base {
+    /// An empty image (`FROM scratch`).
     Scratch,
+    /// Another image, by reference.
     Image(String),
 }
 
 /// One `COPY <sources...> <dest>`: sources relative to the build context, `dest` absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyStep {
+    /// The paths copied, relative to the build context.
     pub sources: Vec<String>,
+    /// Where they go in the image.
     pub dest: String,
     /// `--chown=uid[:gid]` (numeric: there is no passwd file to look names up in).
     pub owner: Option<Owner>,
@@ -53,29 +62,40 @@ pub struct CopyStep {
     pub line: usize,
 }
 
+/// A numeric owner of copied files (`COPY --chown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
+    /// The user id.
     pub uid: u64,
+    /// The group id.
     pub gid: u64,
 }
 
 /// What the image runs with: the OCI config's `config` section, plus docker's healthcheck.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunConfig {
+    /// `USER`.
     pub user: Option<String>,
     /// `ENV`, in order of first definition; a later definition replaces the value.
     pub env: Vec<(String, String)>,
+    /// `WORKDIR`.
     pub workdir: Option<String>,
     /// `8080/tcp`.
     pub exposed_ports: Vec<String>,
+    /// `VOLUME`s.
     pub volumes: Vec<String>,
+    /// `LABEL`s.
     pub labels: BTreeMap<String, String>,
+    /// `HEALTHCHECK`.
     pub healthcheck: Option<Healthcheck>,
+    /// `ENTRYPOINT`, in exec form.
     pub entrypoint: Option<Vec<String>>,
+    /// `CMD`, in exec form.
     pub cmd: Option<Vec<String>>,
     /// Whether this recipe set `ENTRYPOINT` without `CMD` after it: a base's `CMD` is then
     /// dropped, as docker does.
     pub entrypoint_resets_cmd: bool,
+    /// `STOPSIGNAL`.
     pub stop_signal: Option<String>,
 }
 
@@ -84,16 +104,20 @@ pub struct RunConfig {
 pub struct Healthcheck {
     /// `["CMD", args...]`, `["CMD-SHELL", command]` or `["NONE"]`.
     pub test: Vec<String>,
+    /// `--interval`.
     pub interval: Option<Duration>,
+    /// `--timeout`.
     pub timeout: Option<Duration>,
+    /// `--start-period`.
     pub start_period: Option<Duration>,
+    /// `--retries`.
     pub retries: Option<u64>,
 }
 
 impl Recipe {
     /// Parses `text` (a Dockerfile) with the build arguments `args`, as `docker build
     /// --build-arg` would take them.
-    pub fn parse(text: &str, args: &[(String, String)]) -> anyhow::Result<Recipe> {
+    pub fn parse(text: &str, args: &[(String, String)]) -> crate::Result<Recipe> {
         let file = parse_dockerfile::parse(text).map_err(|e| {
             anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("syntax error"))
         })?;
@@ -105,7 +129,7 @@ impl Recipe {
         for instruction in &file.instructions {
             let line = line_of(text, instruction);
             let at = |what: &str| format!("{what} at line {line}");
-            let step = (|| -> anyhow::Result<()> {
+            let step = (|| -> crate::Result<()> {
                 match instruction {
                     Instruction::Arg(arg) => scope.declare(&arg.arguments.value, base.is_none())?,
                     Instruction::From(from) => {
@@ -259,7 +283,7 @@ impl Scope {
     }
 
     /// `ARG NAME[=default] ...`.
-    fn declare(&mut self, text: &str, global: bool) -> anyhow::Result<()> {
+    fn declare(&mut self, text: &str, global: bool) -> crate::Result<()> {
         for word in split_words(text)? {
             let (name, default) = match word.split_once('=') {
                 Some((name, default)) => (name.to_owned(), Some(self.expand(default)?)),
@@ -311,7 +335,7 @@ impl Scope {
     }
 
     /// One word with quotes removed, escapes resolved and variables substituted.
-    fn expand(&self, raw: &str) -> anyhow::Result<String> {
+    fn expand(&self, raw: &str) -> crate::Result<String> {
         let global = self.stage.is_empty() && self.env.is_empty();
         expand(raw, &|name| {
             self.get(name)
@@ -321,13 +345,13 @@ impl Scope {
     }
 
     /// Whitespace-separated words, each expanded.
-    fn words(&self, raw: &str) -> anyhow::Result<Vec<String>> {
+    fn words(&self, raw: &str) -> crate::Result<Vec<String>> {
         split_words(raw)?.iter().map(|w| self.expand(w)).collect()
     }
 }
 
 /// `KEY=value ...` pairs of ENV and LABEL (or the legacy `KEY value` form).
-fn pairs(raw: &str, scope: &Scope, what: &str) -> anyhow::Result<Vec<(String, String)>> {
+fn pairs(raw: &str, scope: &Scope, what: &str) -> crate::Result<Vec<(String, String)>> {
     let words = split_words(raw)?;
     let legacy = words.first().is_some_and(|w| !w.contains('='));
     if legacy {
@@ -357,7 +381,7 @@ fn copy_step(
     scope: &Scope,
     workdir: Option<&str>,
     text: &str,
-) -> anyhow::Result<CopyStep> {
+) -> crate::Result<CopyStep> {
     let sources = source_paths(&copy.src)?;
     let step = copy_parts(&copy.options, sources, &copy.dest.value, scope, workdir)?;
     Ok(CopyStep {
@@ -372,7 +396,7 @@ fn copy_parts(
     dest: &str,
     scope: &Scope,
     workdir: Option<&str>,
-) -> anyhow::Result<CopyStep> {
+) -> crate::Result<CopyStep> {
     let mut owner = None;
     let mut mode = None;
     for flag in flags {
@@ -401,7 +425,7 @@ fn copy_parts(
     let sources = sources
         .iter()
         .map(|s| scope.expand(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<crate::Result<Vec<_>>>()?;
     if let Some(glob) = sources.iter().find(|s| s.contains(['*', '?', '['])) {
         bail!("wildcards ({glob}) are not supported: name the files or their folder");
     }
@@ -423,7 +447,7 @@ fn copy_parts(
     })
 }
 
-fn source_paths(sources: &[Source<'_>]) -> anyhow::Result<Vec<String>> {
+fn source_paths(sources: &[Source<'_>]) -> crate::Result<Vec<String>> {
     sources
         .iter()
         .map(|s| match s {
@@ -434,7 +458,7 @@ fn source_paths(sources: &[Source<'_>]) -> anyhow::Result<Vec<String>> {
 }
 
 /// `uid[:gid]`; a lone uid is also the gid, as in docker.
-fn parse_owner(value: &str) -> anyhow::Result<Owner> {
+fn parse_owner(value: &str) -> crate::Result<Owner> {
     let (user, group) = value.split_once(':').unwrap_or((value, value));
     let number = |s: &str| {
         s.parse::<u64>().with_context(|| {
@@ -452,7 +476,7 @@ fn parse_owner(value: &str) -> anyhow::Result<Owner> {
 fn healthcheck(
     check: &parse_dockerfile::HealthcheckInstruction<'_>,
     scope: &Scope,
-) -> anyhow::Result<Healthcheck> {
+) -> crate::Result<Healthcheck> {
     let mut hc = Healthcheck {
         test: vec!["NONE".to_owned()],
         interval: None,
@@ -505,7 +529,7 @@ fn healthcheck(
 }
 
 /// The exec form as written; the shell form wrapped in the shell, as docker stores it.
-fn command(command: &Command<'_>, shell: &[String]) -> anyhow::Result<Vec<String>> {
+fn command(command: &Command<'_>, shell: &[String]) -> crate::Result<Vec<String>> {
     Ok(match command {
         Command::Exec(args) => args.value.iter().map(|a| a.value.to_string()).collect(),
         Command::Shell(text) => shell
@@ -582,7 +606,7 @@ fn span_text(text: &str, start: usize, last: &std::ops::Range<usize>) -> String 
 
 /// Splits on whitespace outside quotes, keeping each word's quotes and escapes for
 /// [`expand`].
-fn split_words(raw: &str) -> anyhow::Result<Vec<String>> {
+fn split_words(raw: &str) -> crate::Result<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quote = None;
@@ -622,7 +646,7 @@ fn split_words(raw: &str) -> anyhow::Result<Vec<String>> {
 
 /// Docker's word processing: quotes removed (nothing expands inside single quotes),
 /// backslash escapes, `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}`.
-fn expand(raw: &str, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<String> {
+fn expand(raw: &str, lookup: &dyn Fn(&str) -> Option<String>) -> crate::Result<String> {
     let mut out = String::new();
     let mut chars = raw.chars().peekable();
     let mut quote: Option<char> = None;
@@ -684,7 +708,7 @@ fn substitute(
     inner: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     raw: &str,
-) -> anyhow::Result<String> {
+) -> crate::Result<String> {
     let name_end = inner
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(inner.len());

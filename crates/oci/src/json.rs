@@ -1,27 +1,27 @@
-//! The one writer of every JSON document we publish or hash: keys sorted, so the same value
-//! gives the same bytes (and digest) in every run and from every command. A leaf: the
-//! layout, the referrers, the assembler, the registry client (`push`, `index`) and the
-//! SBOM and provenance all write through it.
+//! The one writer of every JSON document published or hashed: keys sorted, so the same
+//! value gives the same bytes (and digest) in every run and from every program.
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use serde::Serialize;
 
+use crate::Result;
+
 /// Serialises with every object's keys sorted (serde_json's map is a BTreeMap), so that
 /// types holding HashMaps (labels, annotations) give the same bytes in every run.
-pub fn canonical_json(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+pub fn canonical_json(value: &impl Serialize) -> Result<Vec<u8>> {
     let value = serde_json::to_value(value)?;
     Ok(serde_json::to_vec(&value)?)
 }
 
 /// A document meant for people as well as machines (SBOM, provenance): the canonical
 /// value, keys sorted, indented, with a trailing newline.
-pub fn canonical_document(value: &impl Serialize) -> anyhow::Result<String> {
+pub fn canonical_document(value: &impl Serialize) -> Result<String> {
     let value = serde_json::to_value(value)?;
     Ok(serde_json::to_string_pretty(&value)? + "\n")
 }
 
 /// An image index over `manifests`, as listed (the layout's `index.json`).
-pub fn empty_index(manifests: Vec<Descriptor>) -> anyhow::Result<ImageIndex> {
+pub fn empty_index(manifests: Vec<Descriptor>) -> Result<ImageIndex> {
     Ok(ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
@@ -29,12 +29,11 @@ pub fn empty_index(manifests: Vec<Descriptor>) -> anyhow::Result<ImageIndex> {
         .build()?)
 }
 
-/// The multi-architecture image index over `members` (one image per platform), as every
-/// command writes it: `image` into the layout, `push` of a layout without one, and `index`
-/// merging images from a registry. The entries carry no annotations and are ordered by
+/// The multi-architecture image index over `members` (one image per platform), written the
+/// same way into a layout and to a registry. The entries carry no annotations and are ordered by
 /// platform (`os/architecture/variant`), so the same manifests give the same bytes whatever
 /// order they were built or named in.
-pub fn image_index(mut members: Vec<Descriptor>) -> anyhow::Result<Vec<u8>> {
+pub fn image_index(mut members: Vec<Descriptor>) -> Result<Vec<u8>> {
     for member in &mut members {
         member.set_annotations(None);
     }

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use anyhow::{Context, bail};
 use object::{Object, ObjectSection};
 use serde::Deserialize;
 
+use crate::{Error, Result};
+
+/// The name of the ELF section that holds the list.
 pub const SECTION: &str = ".dep-v0";
 /// cargo-auditable's own limit on the decompressed data.
 const MAX_JSON: u64 = 8 << 20;
@@ -15,28 +17,37 @@ const MAX_JSON: u64 = 8 << 20;
 /// `VersionInfo` in the `auditable-serde` schema.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct VersionInfo {
+    /// Every crate of the build, indexed by `dependencies`.
     pub packages: Vec<Package>,
 }
 
+/// One crate of the list.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Package {
+    /// The crate's name.
     pub name: String,
+    /// Its version.
     pub version: String,
     /// `crates.io`, `local`, `git`, `registry` or another source kind.
     pub source: String,
+    /// Whether it ends up in the binary.
     #[serde(default)]
     pub kind: Kind,
+    /// Indexes into `packages` of what it depends on.
     #[serde(default)]
     pub dependencies: Vec<usize>,
+    /// Whether it is the crate the binary was built from.
     #[serde(default)]
     pub root: bool,
 }
 
+/// When a crate is used.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Only used to build (build scripts, proc macros): not in the binary.
     Build,
+    /// Compiled into the binary.
     #[default]
     Runtime,
 }
@@ -44,51 +55,64 @@ pub enum Kind {
 /// A crate as the embedded data names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CrateId {
+    /// The crate's name.
     pub name: String,
+    /// Its version.
     pub version: String,
+    /// Its source kind, as in [`Package::source`].
     pub source: String,
 }
 
 /// The crates compiled into some binaries and what each depends on, runtime only.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Graph {
+    /// Each crate with the crates it depends on.
     pub crates: BTreeMap<CrateId, BTreeSet<CrateId>>,
+    /// The crates the binaries were built from.
     pub roots: BTreeSet<CrateId>,
 }
 
 impl VersionInfo {
     /// Reads the `.dep-v0` section of an ELF file; `None` when it has none.
-    pub fn from_elf(bytes: &[u8]) -> anyhow::Result<Option<VersionInfo>> {
-        let file = object::File::parse(bytes).context("not an object file")?;
+    pub fn from_elf(bytes: &[u8]) -> Result<Option<VersionInfo>> {
+        let file = object::File::parse(bytes).map_err(|e| Error::NotAnObject(e.to_string()))?;
         let Some(section) = file.section_by_name(SECTION) else {
             return Ok(None);
         };
-        let compressed = section.data().context("reading the .dep-v0 section")?;
+        let unreadable = |step: &'static str, e: &dyn std::fmt::Display| Error::Section {
+            step,
+            cause: e.to_string(),
+        };
+        let compressed = section.data().map_err(|e| unreadable("reading", &e))?;
         let mut json = Vec::new();
         flate2::read::ZlibDecoder::new(compressed)
             .take(MAX_JSON)
             .read_to_end(&mut json)
-            .context("decompressing the .dep-v0 section")?;
+            .map_err(|e| unreadable("decompressing", &e))?;
         let info: VersionInfo =
-            serde_json::from_slice(&json).context("parsing the .dep-v0 section")?;
+            serde_json::from_slice(&json).map_err(|e| unreadable("parsing", &e))?;
         info.check()?;
         Ok(Some(info))
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    fn check(&self) -> Result<()> {
         let n = self.packages.len();
         if let Some(p) = self
             .packages
             .iter()
             .find(|p| p.dependencies.iter().any(|&d| d >= n))
         {
-            bail!("the dependency data of {} {} is corrupt", p.name, p.version);
+            return Err(Error::Corrupt {
+                name: p.name.clone(),
+                version: p.version.clone(),
+            });
         }
         Ok(())
     }
 }
 
 impl Package {
+    /// The crate as a graph names it.
     pub fn id(&self) -> CrateId {
         CrateId {
             name: self.name.clone(),
@@ -127,7 +151,7 @@ impl Graph {
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A root with a runtime dependency, which has a build-only dependency (a proc macro).

@@ -27,11 +27,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::digests::Stamp;
+use crate::digests::Stamp;
 
 /// Bumped whenever what a record covers changes, so older records prove nothing.
 const FORMAT: u32 = 1;
@@ -43,8 +43,11 @@ const VOLATILE: [&str; 3] = ["_", "OLDPWD", "SHLVL"];
 /// One output of the recorded build: an executable cargo reported, by target and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {
+    /// The target triple.
     pub target: String,
+    /// The binary's name.
     pub name: String,
+    /// Where cargo wrote it.
     pub path: Utf8PathBuf,
 }
 
@@ -88,10 +91,10 @@ pub fn key(
 }
 
 /// A file's identity now: `None` when it does not exist; an error when it cannot be told.
-fn identity(path: &Utf8Path) -> anyhow::Result<Option<Stamp>> {
+fn identity(path: &Utf8Path) -> crate::Result<Option<Stamp>> {
     match path.symlink_metadata() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {path}")),
+        Err(e) => Err(e).with_context(|| format!("reading {path}"))?,
         // Through links: a toolchain or zig reached by a link is watched where it lives.
         Ok(_) => Stamp::of(path).map(Some),
     }
@@ -165,10 +168,10 @@ impl Record {
 
     /// Forgets the recorded build: done before a build runs, so that a failed or
     /// interrupted one leaves no record behind.
-    pub fn forget(&self) -> anyhow::Result<()> {
+    pub fn forget(&self) -> crate::Result<()> {
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", self.path))
+                Err(e).with_context(|| format!("removing {}", self.path))?
             }
             _ => Ok(()),
         }
@@ -176,7 +179,7 @@ impl Record {
 
     /// Forgets the recorded build and tells when the next one starts, by the time of a
     /// marker file written now: call it just before running cargo.
-    pub fn start(&self) -> anyhow::Result<Started> {
+    pub fn start(&self) -> crate::Result<Started> {
         self.forget()?;
         let dir = self.path.parent().context("record path has no parent")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
@@ -199,7 +202,7 @@ impl Record {
         watched: &[Utf8PathBuf],
         sources: &[Utf8PathBuf],
         outputs: &[Output],
-    ) -> anyhow::Result<bool> {
+    ) -> crate::Result<bool> {
         if sources.iter().any(|path| path.is_dir()) {
             return Ok(false);
         }
@@ -307,7 +310,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::scratch_dir;
+    use crate::scratch_dir;
 
     /// A recorded build over `src/lib.rs` (a source), `config.toml` (watched, absent) and
     /// `out/bin` (the output).

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 
 use anyhow::Context;
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
-use crate::model::dist::{self, FileEntry};
+use crate::dist::{self, FileEntry};
 
 /// The identity of one version of a file, from its metadata.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,7 +24,8 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    pub fn of(path: &Utf8Path) -> anyhow::Result<Stamp> {
+    /// The file at `path` as it is now.
+    pub fn of(path: &Utf8Path) -> crate::Result<Stamp> {
         let meta = path.metadata().with_context(|| format!("reading {path}"))?;
         let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
         Ok(Stamp {
@@ -80,7 +81,7 @@ impl Digests {
     }
 
     /// Writes the cache if anything was learnt, through a temporary file renamed into place.
-    pub fn save(&mut self) -> anyhow::Result<()> {
+    pub fn save(&mut self) -> crate::Result<()> {
         if !self.changed {
             return Ok(());
         }
@@ -104,8 +105,8 @@ impl Digests {
         &mut self,
         path: &Utf8Path,
         name: &str,
-        check: impl FnOnce(&[u8]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<FileEntry> {
+        check: impl FnOnce(&[u8]) -> crate::Result<()>,
+    ) -> crate::Result<FileEntry> {
         let stamp = Stamp::of(path)?;
         let sha256 = match self.known(path, stamp) {
             Some(sha256) => sha256.to_owned(),
@@ -131,14 +132,14 @@ impl Digests {
     }
 
     /// Records that `path`, as it is now, has this digest (a copy we just made and hashed).
-    pub fn record(&mut self, path: &Utf8Path, sha256: &str) -> anyhow::Result<()> {
+    pub fn record(&mut self, path: &Utf8Path, sha256: &str) -> crate::Result<()> {
         let stamp = Stamp::of(path)?;
         self.remember(path, stamp, sha256);
         Ok(())
     }
 
     /// The size of `path` gzipped at the default level, computed once per content.
-    pub fn gzip_size(&mut self, path: &Utf8Path, sha256: &str) -> anyhow::Result<u64> {
+    pub fn gzip_size(&mut self, path: &Utf8Path, sha256: &str) -> crate::Result<u64> {
         if let Some(&size) = self.contents.gzipped.get(sha256) {
             return Ok(size);
         }
@@ -173,7 +174,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::model::scratch_dir;
+    use crate::scratch_dir;
 
     const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
@@ -240,7 +241,9 @@ mod tests {
         let file = dir.join("bin");
         std::fs::write(&file, b"abc").unwrap();
         let mut digests = Digests::load(&dir.join("digests.json"));
-        let refused = digests.entry(&file, "bin", |_| anyhow::bail!("not an ELF"));
+        let refused = digests.entry(&file, "bin", |_| {
+            Err(crate::Error::Other("not an ELF".into()))
+        });
         assert!(refused.is_err());
         let (_, read) = entry(&mut digests, &file);
         assert!(read, "the check runs again");

@@ -16,8 +16,8 @@ use oci_spec::image::{
     ImageManifest, ImageManifestBuilder, MediaType,
 };
 
-use crate::oci::json::{canonical_json, empty_index};
-use crate::oci::layer::sha256_digest;
+use crate::digest::sha256_digest;
+use crate::json::{canonical_json, empty_index};
 
 /// `artifactType` of an SPDX JSON SBOM.
 pub const SBOM_TYPE: &str = "application/spdx+json";
@@ -31,11 +31,14 @@ pub const DOCUMENT_ANNOTATION: &str = "xtask.document";
 /// The kinds of document attached to every image; one of each per image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An SPDX SBOM.
     Sbom,
+    /// A SLSA provenance statement.
     Provenance,
 }
 
 impl Kind {
+    /// Every kind, in the order they are attached.
     pub const ALL: [Kind; 2] = [Kind::Sbom, Kind::Provenance];
 
     /// The name the annotation, verify's rows and its lines use.
@@ -46,6 +49,7 @@ impl Kind {
         }
     }
 
+    /// The artifact type of its manifest.
     pub fn artifact_type(self) -> &'static str {
         match self {
             Kind::Sbom => SBOM_TYPE,
@@ -74,8 +78,11 @@ impl Kind {
 /// writes it as).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
+    /// What the document is.
     pub kind: Kind,
+    /// Its title (the layer's file name).
     pub title: &'static str,
+    /// Its bytes.
     pub bytes: Vec<u8>,
 }
 
@@ -84,11 +91,17 @@ pub struct Document {
 /// is attached to as which kind.
 #[derive(Debug, Clone)]
 pub struct Referrer {
+    /// The artifact manifest's bytes.
     pub manifest: Vec<u8>,
+    /// The manifest's descriptor.
     pub descriptor: Descriptor,
+    /// The document's layer.
     pub layer: Descriptor,
+    /// The document's bytes.
     pub document: Vec<u8>,
+    /// What the document is.
     pub kind: Kind,
+    /// The image it is about.
     pub subject: Digest,
 }
 
@@ -101,7 +114,8 @@ pub fn subject_of(image: &Descriptor) -> Descriptor {
     )
 }
 
-pub fn empty_config() -> anyhow::Result<Descriptor> {
+/// The descriptor of the empty config artifact manifests carry.
+pub fn empty_config() -> crate::Result<Descriptor> {
     Ok(Descriptor::new(
         MediaType::EmptyJSON,
         EMPTY_CONFIG.len() as u64,
@@ -116,7 +130,7 @@ pub fn referrer(
     subject: &Descriptor,
     document: &Document,
     created: &str,
-) -> anyhow::Result<Referrer> {
+) -> crate::Result<Referrer> {
     let artifact_type = document.kind.artifact_type();
     let layer = DescriptorBuilder::default()
         .media_type(MediaType::from(artifact_type))
@@ -171,10 +185,7 @@ pub fn fallback_tag(digest: &Digest) -> String {
 /// earlier document) is replaced, entries already listed and other tools' entries are left
 /// as they are, new ones appended in order. `None` when nothing changes, so an unchanged
 /// push writes nothing.
-pub fn merge(
-    existing: Option<&ImageIndex>,
-    ours: &[Descriptor],
-) -> anyhow::Result<Option<Vec<u8>>> {
+pub fn merge(existing: Option<&ImageIndex>, ours: &[Descriptor]) -> crate::Result<Option<Vec<u8>>> {
     let before: Vec<Descriptor> = existing.map(|i| i.manifests().clone()).unwrap_or_default();
     let mut entries = before.clone();
     for descriptor in ours {
@@ -196,10 +207,10 @@ pub fn merge(
 }
 
 /// The document an artifact manifest carries: its one layer.
-pub fn document_layer(manifest: &ImageManifest) -> anyhow::Result<&Descriptor> {
+pub fn document_layer(manifest: &ImageManifest) -> crate::Result<&Descriptor> {
     match manifest.layers().as_slice() {
         [layer] => Ok(layer),
-        layers => anyhow::bail!(
+        layers => crate::error::bail!(
             "an attached document's manifest has {} layers, not one: attach it again with `cargo xtask image`",
             layers.len()
         ),
@@ -209,18 +220,19 @@ pub fn document_layer(manifest: &ImageManifest) -> anyhow::Result<&Descriptor> {
 /// The referrers of `subject` among `entries` (an OCI layout's `index.json`): the untagged
 /// artifact manifests whose `subject` is that digest, each read with `read` (other tools'
 /// artifacts that are indexes are not read).
-pub fn find(
+pub fn find<E: From<crate::Error>>(
     entries: &[Descriptor],
     subject: &Digest,
-    mut read: impl FnMut(&Digest) -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+    mut read: impl FnMut(&Digest) -> Result<Vec<u8>, E>,
+) -> Result<Vec<(Descriptor, ImageManifest)>, E> {
     let mut found = Vec::new();
     let artifacts = entries
         .iter()
         .filter(|d| d.artifact_type().is_some() && *d.media_type() == MediaType::ImageManifest);
     for entry in artifacts {
         let manifest = ImageManifest::from_reader(read(entry.digest())?.as_slice())
-            .with_context(|| format!("reading the attached manifest {}", entry.digest()))?;
+            .with_context(|| format!("reading the attached manifest {}", entry.digest()))
+            .map_err(|e| E::from(crate::Error::from(e)))?;
         if manifest
             .subject()
             .as_ref()
@@ -233,8 +245,8 @@ pub fn find(
 }
 
 /// Parses a referrers index (the API's answer or the fallback tag's manifest).
-pub fn parse_index(bytes: &[u8]) -> anyhow::Result<ImageIndex> {
-    ImageIndex::from_reader(bytes).context("parsing a referrers index")
+pub fn parse_index(bytes: &[u8]) -> crate::Result<ImageIndex> {
+    Ok(ImageIndex::from_reader(bytes).context("parsing a referrers index")?)
 }
 
 #[cfg(test)]
@@ -417,7 +429,7 @@ mod tests {
         let entries = [an_index, ours.descriptor.clone()];
         let read = |d: &Digest| {
             anyhow::ensure!(d == ours.descriptor.digest(), "read {d}");
-            Ok(ours.manifest.clone())
+            Ok::<_, anyhow::Error>(ours.manifest.clone())
         };
         let found = find(&entries, image().digest(), read).unwrap();
         assert_eq!(found.len(), 1);

@@ -3,15 +3,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::bail;
-
+/// A Linux musl target this crate builds for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
+    /// `x86_64-unknown-linux-musl` (`linux/amd64`).
     X86_64Musl,
+    /// `aarch64-unknown-linux-musl` (`linux/arm64`).
     Aarch64Musl,
 }
 
 impl Target {
+    /// Every target, in the order they are built and listed.
     pub const ALL: [Target; 2] = [Target::X86_64Musl, Target::Aarch64Musl];
 
     /// The Rust target triple (`cargo --target`, `rustup target add`).
@@ -66,6 +68,7 @@ impl Target {
         Target::from_machine(std::env::consts::ARCH)
     }
 
+    /// The target of a machine name as `uname -m` gives it (`x86_64`, `aarch64`).
     pub fn from_machine(machine: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|t| t.machine() == machine)
     }
@@ -94,11 +97,11 @@ impl Target {
 }
 
 impl FromStr for Target {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
 
     /// Accepts the triple, the OCI arch (`amd64`, `arm64`) or the machine name (`x86_64`,
     /// `aarch64`).
-    fn from_str(s: &str) -> anyhow::Result<Target> {
+    fn from_str(s: &str) -> crate::Result<Target> {
         let name = s.trim();
         if let Some(t) = Target::ALL
             .into_iter()
@@ -106,10 +109,10 @@ impl FromStr for Target {
         {
             return Ok(t);
         }
-        bail!(
+        Err(crate::Error::UnknownTarget(format!(
             "unsupported target `{name}`: supported targets are {}",
             Target::supported()
-        )
+        )))
     }
 }
 

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tiny_oci::json::{canonical_document, canonical_json};
 
-use crate::model::audit::{CrateId, Graph};
-use crate::oci::json::{canonical_document, canonical_json};
+use crate::audit::{CrateId, Graph};
+use crate::{Error, Result};
 
 /// Everything one document says.
 pub struct SbomInput {
@@ -23,30 +23,39 @@ pub struct SbomInput {
     pub creators: Vec<String>,
     /// The supplier of the workspace's own crates (`Organization: …`).
     pub local_supplier: String,
+    /// The crates in the binaries (see [`crate::audit`]).
     pub graph: Graph,
     /// What Cargo knows of each crate; a crate missing here gets NOASSERTION.
     pub details: BTreeMap<CrateId, CrateDetails>,
+    /// C code compiled into some of the crates.
     pub c_libraries: Vec<CLibrary>,
+    /// The files shipped.
     pub files: Vec<ImageFile>,
 }
 
+/// What the package manager knows of a crate.
 #[derive(Debug, Clone, Default)]
 pub struct CrateDetails {
     /// The declared license expression (`license` in Cargo.toml).
     pub license: Option<String>,
     /// The checksum in Cargo.lock (registry crates only).
     pub sha256: Option<String>,
+    /// The declared authors.
     pub authors: Vec<String>,
 }
 
 /// C code compiled into a crate (bundled SQLite, mimalloc).
 #[derive(Debug, Clone)]
 pub struct CLibrary {
+    /// The library's name.
     pub name: String,
+    /// Its version.
     pub version: String,
+    /// Its SPDX license expression.
     pub license: String,
     /// `Organization: …`: who wrote it.
     pub originator: String,
+    /// Its home page.
     pub homepage: String,
     /// The CPE 2.3 name vulnerability databases use for it.
     pub cpe: String,
@@ -60,13 +69,16 @@ pub struct CLibrary {
 pub struct ImageFile {
     /// Absolute path in the image, e.g. `/usr/local/bin/service`.
     pub path: String,
+    /// SHA-256 of the contents, in hex.
     pub sha256: String,
+    /// SHA-1 of the contents, in hex.
     pub sha1: String,
     /// Built from the workspace's crates (a binary), rather than only shipped beside them.
     pub built: bool,
 }
 
 impl ImageFile {
+    /// The file at `path` in the image with contents `bytes`.
     pub fn from_bytes(path: &str, bytes: &[u8], built: bool) -> ImageFile {
         ImageFile {
             path: path.to_owned(),
@@ -291,7 +303,7 @@ fn relationship(from: &str, kind: &'static str, to: &str) -> Relationship {
 }
 
 /// The document as pretty JSON with a trailing newline.
-pub fn render(input: &SbomInput) -> anyhow::Result<String> {
+pub fn render(input: &SbomInput) -> Result<String> {
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
     for root in &input.graph.roots {
@@ -358,14 +370,14 @@ pub fn render(input: &SbomInput) -> anyhow::Result<String> {
         relationships,
     };
     // The namespace names this exact content: a hash of the document without it.
-    let content = canonical_json(&document).context("serialising the SBOM")?;
+    let content = canonical_json(&document).map_err(|e| Error::Serialise(e.to_string()))?;
     document.document_namespace = format!(
         "{}/{}-{:x}",
         input.namespace_base.trim_end_matches('/'),
         input.name,
         Sha256::digest(&content)
     );
-    canonical_document(&document)
+    Ok(canonical_document(&document)?)
 }
 
 #[cfg(test)]
@@ -373,7 +385,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::model::audit;
+    use crate::audit;
 
     fn id(name: &str, version: &str, source: &str) -> CrateId {
         CrateId {

@@ -4,36 +4,49 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::Context;
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::interrupt::{self, Undo};
-use crate::model::target::Target;
+use crate::target::Target;
+use tiny_interrupt::{self as interrupt, Undo};
 
+/// The name of the manifest in a dist folder.
 pub const MANIFEST: &str = "manifest.json";
 
 /// `manifest.json` in a dist folder.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Manifest {
+    /// The package the binaries were built from.
     pub package: String,
+    /// Its version.
     pub version: String,
+    /// The target triple.
     pub target: String,
+    /// The staged files.
     pub files: Vec<FileEntry>,
 }
 
+/// One staged file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Its name in the folder.
     pub name: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its SHA-256, in hex.
     pub sha256: String,
 }
 
 /// One target's staged, verified binaries.
 pub struct Built {
+    /// The target built for.
     pub target: Target,
+    /// The dist folder.
     pub dir: Utf8PathBuf,
+    /// Its manifest.
     pub manifest: Manifest,
+    /// How long building and staging took.
     pub elapsed: Duration,
 }
 
@@ -48,7 +61,7 @@ pub struct Staging {
 impl Staging {
     /// Starts a fresh staging folder for `dest`, clearing what earlier interrupted runs
     /// (killed too hard to clean up) left beside it.
-    pub fn new(dest: &Utf8Path) -> anyhow::Result<Staging> {
+    pub fn new(dest: &Utf8Path) -> crate::Result<Staging> {
         let parent = dest.parent().context("dist folder has no parent")?;
         std::fs::create_dir_all(parent).with_context(|| format!("creating {parent}"))?;
         let name = dest.file_name().context("dist folder has no name")?;
@@ -68,12 +81,13 @@ impl Staging {
     }
 
     #[cfg(test)]
+    /// The folder being filled.
     pub fn path(&self) -> &Utf8Path {
         &self.path
     }
 
     /// Copies `src` in as `name` and returns its manifest entry.
-    pub fn add(&self, src: &Utf8Path, name: &str) -> anyhow::Result<FileEntry> {
+    pub fn add(&self, src: &Utf8Path, name: &str) -> crate::Result<FileEntry> {
         let dest = self.path.join(name);
         std::fs::copy(src, &dest).with_context(|| format!("copying {src} to {dest}"))?;
         Ok(FileEntry {
@@ -85,7 +99,7 @@ impl Staging {
 
     /// Writes the manifest and swaps the folder into place. The old folder is moved aside
     /// first, so at any instant `dest` is either the old complete set or the new one.
-    pub fn commit(mut self, manifest: &Manifest) -> anyhow::Result<Utf8PathBuf> {
+    pub fn commit(mut self, manifest: &Manifest) -> crate::Result<Utf8PathBuf> {
         let json = serde_json::to_string_pretty(manifest)? + "\n";
         std::fs::write(self.path.join(MANIFEST), json)?;
         interrupt::check()?;
@@ -108,15 +122,16 @@ impl Staging {
     }
 }
 
-pub fn read_manifest(dir: &Utf8Path) -> anyhow::Result<Manifest> {
+/// The manifest of the dist folder `dir`, as written when it was staged.
+pub fn read_manifest(dir: &Utf8Path) -> crate::Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
+    Ok(serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?)
 }
 
 /// The manifest of a dist folder with each file's size and sha256 as the file is now: what
 /// would ship, even if something changed it after staging.
-pub fn read_staged(dir: &Utf8Path) -> anyhow::Result<Manifest> {
+pub fn read_staged(dir: &Utf8Path) -> crate::Result<Manifest> {
     let mut manifest = read_manifest(dir)?;
     for file in &mut manifest.files {
         let path = dir.join(&file.name);
@@ -130,17 +145,19 @@ pub fn read_staged(dir: &Utf8Path) -> anyhow::Result<Manifest> {
 }
 
 /// The size of a file after gzip at the default level: what a registry stores and sends.
-pub fn gzip_size(path: &Utf8Path) -> anyhow::Result<u64> {
+pub fn gzip_size(path: &Utf8Path) -> crate::Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
     let mut encoder = flate2::read::GzEncoder::new(file, flate2::Compression::default());
     Ok(std::io::copy(&mut encoder, &mut std::io::sink())?)
 }
 
+/// The SHA-256 of `bytes`, in hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {
+/// The SHA-256 of the file at `path`, in hex.
+pub fn sha256(path: &Utf8Path) -> crate::Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 16];
@@ -157,7 +174,7 @@ pub fn sha256(path: &Utf8Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::scratch_dir;
+    use crate::scratch_dir;
 
     fn manifest(files: Vec<FileEntry>) -> Manifest {
         Manifest {

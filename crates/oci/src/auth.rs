@@ -8,7 +8,9 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::error::bail;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
@@ -16,6 +18,7 @@ use serde::Deserialize;
 /// What proves who a user is to a registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
+    /// A password or personal access token.
     Password(String),
     /// An OAuth2 refresh token (`identitytoken` in docker's files, or a helper's answer for
     /// the user `<token>`), exchanged at the registry's token service.
@@ -25,7 +28,9 @@ pub enum Secret {
 /// A user and their secret for one registry, and where they came from (for messages).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// The user name.
     pub username: String,
+    /// The password or identity token.
     pub secret: Secret,
     /// A file, a credential helper and the file that names it, or the command line.
     pub source: String,
@@ -44,7 +49,7 @@ impl fmt::Debug for Credential {
 impl Credential {
     /// `--username` with the password read from stdin (`--password-stdin`), as `docker
     /// login` takes it: one trailing newline is dropped.
-    pub fn from_stdin(username: &str) -> anyhow::Result<Credential> {
+    pub fn from_stdin(username: &str) -> crate::Result<Credential> {
         let mut password = String::new();
         std::io::stdin()
             .read_to_string(&mut password)
@@ -66,7 +71,7 @@ impl Credential {
     }
 
     /// The `Authorization: Basic ...` header value; an identity token has none.
-    pub fn basic_header(&self) -> anyhow::Result<String> {
+    pub fn basic_header(&self) -> crate::Result<String> {
         match &self.secret {
             Secret::Password(password) => {
                 let pair = format!("{}:{password}", self.username);
@@ -84,6 +89,7 @@ impl Credential {
 /// registry that asks for credentials gets).
 #[derive(Debug, Clone, Default)]
 pub struct Login {
+    /// The credential, when one was found.
     pub credential: Option<Credential>,
     /// Every file and helper asked, in order, when none had credentials.
     pub searched: Vec<String>,
@@ -92,6 +98,7 @@ pub struct Login {
 }
 
 impl Login {
+    /// A login with `credential`, given by the user rather than found in a file.
     pub fn given(credential: Credential) -> Login {
         Login {
             credential: Some(credential),
@@ -125,22 +132,25 @@ impl Login {
 /// The output of one credential helper run (`docker-credential-<name> get`).
 #[derive(Debug, Clone)]
 pub struct HelperRun {
+    /// Whether the helper exited successfully.
     pub success: bool,
+    /// What it wrote on stdout.
     pub stdout: String,
+    /// What it wrote on stderr.
     pub stderr: String,
 }
 
 /// Runs credential helpers: the caller's way of starting a process.
 pub trait RunHelper {
     /// Runs `program get` with `server` on stdin; `None` when `program` is not installed.
-    fn get(&self, program: &str, server: &str) -> anyhow::Result<Option<HelperRun>>;
+    fn get(&self, program: &str, server: &str) -> crate::Result<Option<HelperRun>>;
 }
 
 impl<F> RunHelper for F
 where
-    F: Fn(&str, &str) -> anyhow::Result<Option<HelperRun>>,
+    F: Fn(&str, &str) -> crate::Result<Option<HelperRun>>,
 {
-    fn get(&self, program: &str, server: &str) -> anyhow::Result<Option<HelperRun>> {
+    fn get(&self, program: &str, server: &str) -> crate::Result<Option<HelperRun>> {
         self(program, server)
     }
 }
@@ -149,10 +159,15 @@ where
 /// their own.
 #[derive(Debug, Clone, Default)]
 pub struct AuthFiles {
+    /// `REGISTRY_AUTH_FILE` (podman, skopeo).
     pub registry_auth_file: Option<PathBuf>,
+    /// `XDG_RUNTIME_DIR` (podman's per-session auth.json).
     pub xdg_runtime_dir: Option<PathBuf>,
+    /// `XDG_CONFIG_HOME` (podman's persistent auth.json).
     pub xdg_config_home: Option<PathBuf>,
+    /// `DOCKER_CONFIG` (docker's config folder).
     pub docker_config: Option<PathBuf>,
+    /// `HOME`.
     pub home: Option<PathBuf>,
     /// For podman's per-user file when `XDG_RUNTIME_DIR` is unset (root in CI).
     pub uid: u32,
@@ -175,6 +190,7 @@ struct Candidate {
 }
 
 impl AuthFiles {
+    /// The files named by this process's environment.
     pub fn from_env() -> AuthFiles {
         let path = |name| {
             std::env::var_os(name)
@@ -252,7 +268,7 @@ impl AuthFiles {
     /// The first credential stored for `host`: per file, its `credHelpers` entry for the
     /// host, its `credsStore`, then its `auths` entry. `Login::searched` lists the places
     /// asked when none had one.
-    pub fn lookup(&self, host: &str, helpers: &dyn RunHelper) -> anyhow::Result<Login> {
+    pub fn lookup(&self, host: &str, helpers: &dyn RunHelper) -> crate::Result<Login> {
         let mut searched = Vec::new();
         let mut docker_store = None;
         for candidate in self.candidates() {
@@ -309,7 +325,7 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-fn parse(text: &str, format: Format, file: &Path) -> anyhow::Result<AuthFile> {
+fn parse(text: &str, format: Format, file: &Path) -> crate::Result<AuthFile> {
     let not_credentials = || {
         format!(
             "{} is not a registry credentials file (JSON with `auths`): fix or remove it",
@@ -331,7 +347,7 @@ fn lookup_in(
     file: &Path,
     helpers: &dyn RunHelper,
     searched: &mut Vec<String>,
-) -> anyhow::Result<Option<Credential>> {
+) -> crate::Result<Option<Credential>> {
     let wanted = canonical_host(host);
     let helper = parsed
         .cred_helpers
@@ -394,7 +410,7 @@ fn run_helper(
     host: &str,
     named_by: &str,
     helpers: &dyn RunHelper,
-) -> anyhow::Result<Option<Credential>> {
+) -> crate::Result<Option<Credential>> {
     let program = format!("docker-credential-{name}");
     // Docker Hub's credentials are stored under its v1 URL.
     let server = match canonical_host(host) {
@@ -452,18 +468,22 @@ fn canonical_host(key: &str) -> &str {
 /// What a registry's `WWW-Authenticate` header asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// HTTP Basic authentication on every request.
     Basic,
     /// Get a token from `realm` (the registry's token flow), then send it as a bearer.
     Bearer {
+        /// The token service's URL.
         realm: String,
+        /// The service to ask a token for.
         service: Option<String>,
+        /// The scope to ask for, as the registry gave it.
         scope: Option<String>,
     },
 }
 
 impl Challenge {
     /// Parses `Basic realm="..."` or `Bearer realm="...",service="...",scope="..."`.
-    pub fn parse(header: &str) -> anyhow::Result<Challenge> {
+    pub fn parse(header: &str) -> crate::Result<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
         let params = parse_params(rest);
@@ -537,12 +557,12 @@ mod tests {
     const BOB: &str = "Ym9iOnB3";
 
     /// No helper is installed.
-    fn no_helpers(_: &str, _: &str) -> anyhow::Result<Option<HelperRun>> {
+    fn no_helpers(_: &str, _: &str) -> crate::Result<Option<HelperRun>> {
         Ok(None)
     }
 
     /// `docker-credential-pass` knows `r.io` as carol; every other helper is not installed.
-    fn pass(program: &str, server: &str) -> anyhow::Result<Option<HelperRun>> {
+    fn pass(program: &str, server: &str) -> crate::Result<Option<HelperRun>> {
         if program != "docker-credential-pass" {
             return Ok(None);
         }

@@ -2,21 +2,27 @@
 //! loader maps lies past the end of the file), the right machine, and statically linked (no
 //! program interpreter, no shared libraries).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::error::bail;
 use object::elf::{self, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
-use crate::model::target::Target;
+use crate::target::Target;
 
 /// How a verified binary is linked, as `file` would put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Linkage {
+    /// A statically linked executable at a fixed address.
     Static,
+    /// A static position-independent executable.
     StaticPie,
 }
 
-pub fn verify(bytes: &[u8], target: Target) -> anyhow::Result<Linkage> {
+/// Checks that `bytes` are a 64-bit ELF executable for `target`, statically linked (no
+/// interpreter, no shared libraries), and says how.
+pub fn verify(bytes: &[u8], target: Target) -> crate::Result<Linkage> {
     if FileKind::parse(bytes).ok() != Some(FileKind::Elf64) {
         bail!("not a 64-bit ELF executable");
     }
@@ -78,7 +84,7 @@ fn check_whole(
     endian: Endianness,
     segments: &[elf::ProgramHeader64<Endianness>],
     len: u64,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let fix = "the file is truncated or corrupt: delete it and build again";
     for (i, segment) in segments.iter().enumerate() {
         if segment.p_type(endian) != elf::PT_LOAD {

@@ -108,7 +108,7 @@ async fn messages(
     };
     match state
         .db
-        .call(move |conn| db::latest_messages(conn, limit))
+        .read(move |conn| db::latest_messages(conn, limit))
         .await
     {
         Ok(list) => Json(list).into_response(),

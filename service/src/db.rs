@@ -362,4 +362,84 @@ mod tests {
             .collect();
         assert_eq!(bodies, ["three", "two"]);
     }
+
+    fn file_db(readers: usize) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = open(&path).unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let db = Db::with_readers(conn, &path, readers).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn readers_see_what_the_writer_wrote() {
+        let (_dir, db) = file_db(2);
+        assert_eq!(db.readers(), 2);
+        for body in ["one", "two"] {
+            db.call(move |c| insert_message(c, body)).await.unwrap();
+        }
+        let list = db.read(|c| latest_messages(c, 10)).await.unwrap();
+        let bodies: Vec<_> = list.into_iter().map(|m| m.body).collect();
+        assert_eq!(bodies, ["two", "one"]);
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let (_dir, db) = file_db(1);
+        let err = db.read(|c| insert_message(c, "sneaky")).await.unwrap_err();
+        assert!(format!("{err:#}").contains("readonly"), "{err:#}");
+        assert!(
+            db.read(|c| latest_messages(c, 10))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_without_wal_reads_through_the_writer() {
+        let mut conn = fresh();
+        migrations().to_latest(&mut conn).unwrap();
+        let db = Db::with_readers(conn, Path::new(":memory:"), 2).unwrap();
+        assert_eq!(db.readers(), 0);
+        db.call(|c| insert_message(c, "kept")).await.unwrap();
+        let list = db.read(|c| latest_messages(c, 10)).await.unwrap();
+        assert_eq!(list.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reader_serves_one_thread_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (_dir, db) = file_db(1);
+        db.call(|c| insert_message(c, "shared")).await.unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let reads = (0..64).map(|_| {
+            let (db, inside) = (db.clone(), inside.clone());
+            tokio::spawn(async move {
+                db.read(move |c| {
+                    let others = inside.fetch_add(1, Ordering::SeqCst);
+                    let list = latest_messages(c, 10);
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    assert_eq!(others, 0, "two threads used one reader at once");
+                    list
+                })
+                .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.unwrap().unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn every_connection_keeps_its_plan_across_bindings() {
+        let (_dir, db) = file_db(1);
+        for conn in [lock(&db.writer), lock(&db.readers[0])] {
+            assert!(
+                conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+                    .unwrap()
+            );
+        }
+    }
 }

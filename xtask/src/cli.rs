@@ -237,8 +237,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Seconds of load per throughput run (7 interleaved rounds per build and path)
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    /// Seconds of load per throughput run (9 interleaved rounds per build and path)
+    #[arg(long, value_name = "SECONDS", default_value_t = 4)]
     pub duration: u64,
     /// Concurrent connections for the throughput runs
     #[arg(long, value_name = "N", default_value_t = 64)]

@@ -5,6 +5,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod healthcheck;
+pub mod json;
 pub mod routes;
 pub mod server;
 

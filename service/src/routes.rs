@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::db::{self, Db};
+use crate::json;
 
 /// `/messages` returns this many messages when no `limit` is given, and at most `MAX_LIMIT`.
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -108,10 +109,14 @@ async fn messages(
     };
     match state
         .db
-        .call(move |conn| db::latest_messages(conn, limit))
+        .read(move |conn| db::latest_messages(conn, limit))
         .await
     {
-        Ok(list) => Json(list).into_response(),
+        Ok(list) => {
+            // Bodies, timestamps, and about 40 bytes of keys and punctuation each.
+            let size = list.iter().map(|m| m.body.len() + m.received_at.len() + 40);
+            json::response(StatusCode::OK, &list, size.sum::<usize>() + 2)
+        }
         Err(e) => internal_error(e),
     }
 }

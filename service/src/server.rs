@@ -42,7 +42,9 @@ pub fn prepare_database(config: &Config) -> anyhow::Result<Db> {
         }
     }
     db::ensure_current(&conn, &config.database)?;
-    Ok(Db::new(conn))
+    // A reader per core: as many as tokio has worker threads, each reading on its own.
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Db::with_readers(conn, &config.database, readers)
 }
 
 /// The whole service process after configuration and logging are set up.

@@ -5,26 +5,29 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use crate::error::bail;
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
 use oci_spec::image::{
     ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType, OciLayoutBuilder,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::interrupt::Undo;
-use crate::oci::layer::sha256_digest;
-use tiny_oci::json::{canonical_json, empty_index};
-use tiny_oci::referrers::{self, EMPTY_CONFIG, Referrer};
+use crate::json::{canonical_json, empty_index};
+use crate::layer::sha256_digest;
+use crate::referrers::{self, EMPTY_CONFIG, Referrer};
+use tiny_interrupt::Undo;
 
+/// An OCI image layout on disk, with its images named in `index.json`.
 pub struct Layout {
+    /// The layout's directory.
     pub dir: Utf8PathBuf,
 }
 
 impl Layout {
     /// Opens the layout at `dir`, creating an empty one if there is none.
-    pub fn create(dir: &Utf8Path) -> anyhow::Result<Layout> {
+    pub fn create(dir: &Utf8Path) -> crate::Result<Layout> {
         std::fs::create_dir_all(dir.join("blobs/sha256"))
             .with_context(|| format!("creating the OCI layout {dir}"))?;
         let layout = Layout {
@@ -43,7 +46,7 @@ impl Layout {
     }
 
     /// Opens an existing layout.
-    pub fn open(dir: &Utf8Path) -> anyhow::Result<Layout> {
+    pub fn open(dir: &Utf8Path) -> crate::Result<Layout> {
         if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
             bail!("{dir} is not an OCI image layout (no oci-layout or index.json)");
         }
@@ -52,7 +55,8 @@ impl Layout {
         })
     }
 
-    pub fn blob_path(&self, digest: &str) -> anyhow::Result<Utf8PathBuf> {
+    /// Where the blob of `digest` (`sha256:<hex>`) is stored.
+    pub fn blob_path(&self, digest: &str) -> crate::Result<Utf8PathBuf> {
         let hex = digest
             .strip_prefix("sha256:")
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -61,11 +65,14 @@ impl Layout {
     }
 
     /// Stores `bytes` under their digest (once) and returns the digest.
-    pub fn put_blob(&self, bytes: &[u8]) -> anyhow::Result<String> {
+    pub fn put_blob(&self, bytes: &[u8]) -> crate::Result<String> {
         let digest = sha256_digest(bytes);
         let path = self.blob_path(&digest)?;
         if !path.exists() {
-            self.write_file(path.strip_prefix(&self.dir)?.as_str(), bytes)?;
+            let name = path
+                .strip_prefix(&self.dir)
+                .context("a blob outside the layout")?;
+            self.write_file(name.as_str(), bytes)?;
         }
         Ok(digest)
     }
@@ -75,12 +82,13 @@ impl Layout {
         &self,
         media_type: MediaType,
         value: &impl Serialize,
-    ) -> anyhow::Result<Descriptor> {
+    ) -> crate::Result<Descriptor> {
         let bytes = canonical_json(value)?;
         self.put_bytes(media_type, &bytes)
     }
 
-    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> anyhow::Result<Descriptor> {
+    /// Stores `bytes` as a blob and returns their descriptor.
+    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> crate::Result<Descriptor> {
         let digest = self.put_blob(bytes)?;
         Ok(Descriptor::new(
             media_type,
@@ -90,7 +98,7 @@ impl Layout {
     }
 
     /// A blob's bytes, checked against its digest.
-    pub fn read_blob(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
+    pub fn read_blob(&self, digest: &str) -> crate::Result<Vec<u8>> {
         let path = self.blob_path(digest)?;
         let bytes = std::fs::read(&path).with_context(|| format!("reading blob {path}"))?;
         if sha256_digest(&bytes) != digest {
@@ -99,23 +107,25 @@ impl Layout {
         Ok(bytes)
     }
 
-    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> anyhow::Result<T> {
+    /// Reads a blob as JSON.
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> crate::Result<T> {
         let bytes = self.read_blob(digest)?;
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing blob {digest}"))
+        Ok(serde_json::from_slice(&bytes).with_context(|| format!("parsing blob {digest}"))?)
     }
 
-    pub fn index(&self) -> anyhow::Result<ImageIndex> {
+    /// The layout's `index.json`.
+    pub fn index(&self) -> crate::Result<ImageIndex> {
         let path = self.dir.join("index.json");
         let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{path} is not an OCI image index ({e})"))
+            .map_err(|e| crate::Error::Invalid(format!("{path} is not an OCI image index ({e})")))
     }
 
     /// Checks, before anything is built into it, that the layout at `dir` (if there is
     /// one) can be read and added to: its header and `index.json` parse, and every image,
     /// index and referrer `index.json` names is there with its config and layers. Nothing
     /// is written.
-    pub fn check_writable(dir: &Utf8Path) -> anyhow::Result<()> {
+    pub fn check_writable(dir: &Utf8Path) -> crate::Result<()> {
         let Ok(meta) = std::fs::metadata(dir) else {
             return Ok(());
         };
@@ -181,14 +191,14 @@ impl Layout {
     /// returned undo is disarmed, the layout goes back to what it was (its `index.json`
     /// restored, the blobs this run wrote removed, a layout this run created removed). Call
     /// `prune` only once it is disarmed: the old `index.json` needs its blobs.
-    pub fn create_undoable(dir: &Utf8Path) -> anyhow::Result<(Layout, Undo)> {
+    pub fn create_undoable(dir: &Utf8Path) -> crate::Result<(Layout, Undo)> {
         let before = Before::look(dir);
         let undo = Undo::new(move || before.restore());
         Ok((Layout::create(dir)?, undo))
     }
 
     /// Names each descriptor in `index.json` by its ref name, replacing what had that name.
-    pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> anyhow::Result<()> {
+    pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> crate::Result<()> {
         let names: BTreeSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
         let mut manifests: Vec<Descriptor> = self
             .index()?
@@ -210,7 +220,7 @@ impl Layout {
 
     /// Removes the name `name` from `index.json` (what it named goes with the next `prune`
     /// unless another name reaches it).
-    pub fn untag(&self, name: &str) -> anyhow::Result<()> {
+    pub fn untag(&self, name: &str) -> crate::Result<()> {
         let manifests: Vec<Descriptor> = self
             .index()?
             .manifests()
@@ -218,11 +228,11 @@ impl Layout {
             .filter(|d| ref_name(d) != Some(name))
             .cloned()
             .collect();
-        self.write_index(&empty_index(manifests)?)
+        Ok(self.write_index(&empty_index(manifests)?)?)
     }
 
     /// The descriptor `index.json` names `name`, if any.
-    pub fn named(&self, name: &str) -> anyhow::Result<Option<Descriptor>> {
+    pub fn named(&self, name: &str) -> crate::Result<Option<Descriptor>> {
         Ok(self
             .index()?
             .manifests()
@@ -232,7 +242,7 @@ impl Layout {
     }
 
     /// Whether `entry` is the image `image`, or an index listing it.
-    pub fn lists(&self, entry: &Descriptor, image: &Descriptor) -> anyhow::Result<bool> {
+    pub fn lists(&self, entry: &Descriptor, image: &Descriptor) -> crate::Result<bool> {
         if entry.digest() == image.digest() {
             return Ok(true);
         }
@@ -247,20 +257,20 @@ impl Layout {
     }
 
     /// The descriptor `index.json` names `name`.
-    pub fn find(&self, name: &str) -> anyhow::Result<Descriptor> {
+    pub fn find(&self, name: &str) -> crate::Result<Descriptor> {
         let index = self.index()?;
         index
             .manifests()
             .iter()
             .find(|d| ref_name(d) == Some(name))
             .cloned()
-            .with_context(|| {
+            .ok_or_else(|| {
                 let known: Vec<&str> = index.manifests().iter().filter_map(ref_name).collect();
-                format!(
+                crate::Error::NotFound(format!(
                     "no image named `{name}` in the OCI layout {} (it has: {})",
                     self.dir,
                     known.join(", ")
-                )
+                ))
             })
     }
 
@@ -269,7 +279,7 @@ impl Layout {
         &self,
         name: &str,
         arch: &str,
-    ) -> anyhow::Result<(Descriptor, ImageManifest)> {
+    ) -> crate::Result<(Descriptor, ImageManifest)> {
         let mut descriptor = self.find(name)?;
         // Indexes may nest (an index.json entry pointing at an image index).
         for _ in 0..4 {
@@ -308,7 +318,7 @@ impl Layout {
     /// build's), and our earlier documents of the same kind for the same subject (the
     /// image is reproducible, its documents may change), are dropped, so `prune` removes
     /// their blobs.
-    pub fn attach(&self, referrers: &[Referrer]) -> anyhow::Result<()> {
+    pub fn attach(&self, referrers: &[Referrer]) -> crate::Result<()> {
         for r in referrers {
             self.put_blob(EMPTY_CONFIG)?;
             self.put_blob(&r.document)?;
@@ -342,11 +352,11 @@ impl Layout {
         untagged.dedup_by_key(|d| d.digest().to_string());
         let mut manifests = named;
         manifests.extend(untagged);
-        self.write_index(&empty_index(manifests)?)
+        Ok(self.write_index(&empty_index(manifests)?)?)
     }
 
     /// The referrers of `subject` listed in `index.json`.
-    pub fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+    pub fn referrers(&self, subject: &Digest) -> crate::Result<Vec<(Descriptor, ImageManifest)>> {
         referrers::find(self.index()?.manifests(), subject, |d| {
             self.read_blob(d.as_ref())
         })
@@ -366,7 +376,7 @@ impl Layout {
     }
 
     /// Removes blobs nothing in `index.json` reaches (earlier builds' layers).
-    pub fn prune(&self) -> anyhow::Result<()> {
+    pub fn prune(&self) -> crate::Result<()> {
         let mut keep = BTreeSet::new();
         let mut todo: Vec<Descriptor> = self.index()?.manifests().clone();
         while let Some(d) = todo.pop() {
@@ -494,6 +504,7 @@ impl Before {
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The name `index.json` gives an entry (`org.opencontainers.image.ref.name`).
 pub fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations()
         .as_ref()?
@@ -640,7 +651,7 @@ mod tests {
 
     #[test]
     fn referrers_are_listed_once_found_by_subject_and_dropped_with_their_image() {
-        use tiny_oci::referrers::{self, Document, Kind};
+        use crate::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
@@ -688,7 +699,7 @@ mod tests {
 
     #[test]
     fn a_changed_document_replaces_ours_of_its_kind_for_that_image_only() {
-        use tiny_oci::referrers::{self, Document, Kind};
+        use crate::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();

@@ -98,7 +98,7 @@ impl ImageConfig {
         if let (Some(hc), Some(config)) = (&self.healthcheck, value.get_mut("config")) {
             config["Healthcheck"] = serde_json::to_value(hc)?;
         }
-        Ok(canonical_json(&value)?)
+        canonical_json(&value)
     }
 }
 

@@ -61,7 +61,8 @@ pub struct Allow {
 /// architecture's manifest as `<tag>-<arch>`, then, when what is pushed is a
 /// multi-architecture index, the index as `<tag>` (only after all its manifests; the
 /// layout's own index blob, so its digest is kept). What is pushed is `name` (a ref name in
-/// the layout: an index, or one image) when given, else [`pick`]'s choice. A single image
+/// the layout: an index, or one image) when given, else the index named like the tag, else
+/// the images named `<tag>-<arch>`, else the one index the layout holds. A single image
 /// never writes `<tag>`: a tag names the platforms asked for, never fewer. Blobs the
 /// registry already has are not sent again (HEAD first); a layer of a base image on the
 /// same registry, named by the manifest's `org.opencontainers.image.base.name` annotation,

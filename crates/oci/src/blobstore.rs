@@ -1,6 +1,8 @@
-//! An OCI image layout on disk as a content-addressed store: what the registry client
-//! pushes from and pulls base images into. Every blob read or written is checked against
-//! its digest; files appear atomically (written aside, then renamed).
+//! An OCI image layout on disk as a content-addressed store: the one reader and writer of
+//! a layout's files (`oci-layout`, `index.json`, `blobs/`), under the builtin engine's
+//! [`Layout`](crate::layout::Layout), what the registry client pushes from and what it
+//! pulls base images into. Every blob read or written is checked against its digest; files
+//! appear atomically (written aside, then renamed).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -34,6 +36,13 @@ impl BlobStore {
         })
     }
 
+    /// The layout at `root`, as it is: for callers that checked it themselves.
+    pub(crate) fn at(root: &Path) -> BlobStore {
+        BlobStore {
+            root: root.to_owned(),
+        }
+    }
+
     /// The layout at `root`, made empty if it does not exist yet.
     pub fn create(root: &Path) -> crate::Result<BlobStore> {
         let store = BlobStore {
@@ -61,14 +70,11 @@ impl BlobStore {
     /// The layout's `index.json`.
     pub fn index(&self) -> crate::Result<ImageIndex> {
         let path = self.root.join("index.json");
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("reading the layout's index {}", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             crate::Error::Invalid(format!(
-                "{} is not an OCI image index ({e}): the layout is damaged; remove {} and \
-                 build it again with `cargo xtask image`",
-                path.display(),
-                self.root.display()
+                "{} is not an OCI image index ({e})",
+                path.display()
             ))
         })
     }
@@ -105,10 +111,16 @@ impl BlobStore {
         Ok(bytes)
     }
 
-    /// Writes bytes as a blob and returns their digest.
+    /// Writes bytes as a blob (once: a blob already there is kept) and returns their digest.
     pub fn write(&self, bytes: &[u8]) -> crate::Result<Digest> {
         let digest = sha256_digest(bytes)?;
-        self.write_from(&digest, bytes.len() as u64, bytes)?;
+        if !self.has(&digest, bytes.len() as u64) {
+            let path = self.blob_path(&digest);
+            let name = path
+                .strip_prefix(&self.root)
+                .context("a blob outside the layout")?;
+            self.write_file(&name.to_string_lossy(), bytes)?;
+        }
         Ok(digest)
     }
 
@@ -157,21 +169,26 @@ impl BlobStore {
         }
     }
 
-    fn write_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.root.join(name);
-        let partial = self.root.join(format!(".{name}.partial"));
-        std::fs::write(&partial, bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {}", path.display()))
+    /// Writes beside the file and renames over it: a reader never sees half a file.
+    pub(crate) fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.root.join(relative);
+        // Unique per write: architectures are assembled side by side and share blobs.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}-{n}",
+            name.as_deref().unwrap_or("blob"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 }
 
 /// The sha256 digest of `bytes`, typed.
 pub fn sha256_digest(bytes: &[u8]) -> crate::Result<Digest> {
-    Ok(Digest::from_str(&format!(
-        "sha256:{:x}",
-        Sha256::digest(bytes)
-    ))?)
+    Ok(Digest::from_str(&crate::digest::sha256_digest(bytes))?)
 }
 
 fn ensure_sha256(digest: &Digest) -> anyhow::Result<()> {

@@ -9,40 +9,44 @@ use crate::error::bail;
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use oci_spec::image::{
-    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType, OciLayoutBuilder,
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::blobstore::BlobStore;
 use crate::json::{canonical_json, empty_index};
-use crate::layer::sha256_digest;
 use crate::referrers::{self, EMPTY_CONFIG, Referrer};
 use tiny_interrupt::Undo;
 
-/// An OCI image layout on disk, with its images named in `index.json`.
+/// An OCI image layout on disk, with its images named in `index.json`: the named images
+/// over the [`BlobStore`] that reads and writes its files.
 pub struct Layout {
     /// The layout's directory.
     pub dir: Utf8PathBuf,
+    store: BlobStore,
 }
 
 impl Layout {
     /// Opens the layout at `dir`, creating an empty one if there is none.
     pub fn create(dir: &Utf8Path) -> crate::Result<Layout> {
-        std::fs::create_dir_all(dir.join("blobs/sha256"))
-            .with_context(|| format!("creating the OCI layout {dir}"))?;
-        let layout = Layout {
+        Ok(Layout {
             dir: dir.to_owned(),
-        };
-        if !dir.join("oci-layout").exists() {
-            let header = OciLayoutBuilder::default()
-                .image_layout_version("1.0.0")
-                .build()?;
-            layout.write_file("oci-layout", &canonical_json(&header)?)?;
+            store: BlobStore::create(dir.as_std_path())?,
+        })
+    }
+
+    /// The layout at `dir`, as it is.
+    fn at(dir: &Utf8Path) -> Layout {
+        Layout {
+            dir: dir.to_owned(),
+            store: BlobStore::at(dir.as_std_path()),
         }
-        if !dir.join("index.json").exists() {
-            layout.write_index(&empty_index(Vec::new())?)?;
-        }
-        Ok(layout)
+    }
+
+    /// The store that reads and writes the layout's files.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
     }
 
     /// Opens an existing layout.
@@ -50,31 +54,19 @@ impl Layout {
         if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
             bail!("{dir} is not an OCI image layout (no oci-layout or index.json)");
         }
-        Ok(Layout {
-            dir: dir.to_owned(),
-        })
+        Ok(Layout::at(dir))
     }
 
     /// Where the blob of `digest` (`sha256:<hex>`) is stored.
     pub fn blob_path(&self, digest: &str) -> crate::Result<Utf8PathBuf> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .with_context(|| format!("`{digest}` is not a sha256 digest"))?;
-        Ok(self.dir.join("blobs/sha256").join(hex))
+        let path = self.store.blob_path(&sha256(digest)?);
+        Utf8PathBuf::from_path_buf(path)
+            .map_err(|p| crate::Error::Invalid(format!("{} is not a UTF-8 path", p.display())))
     }
 
     /// Stores `bytes` under their digest (once) and returns the digest.
     pub fn put_blob(&self, bytes: &[u8]) -> crate::Result<String> {
-        let digest = sha256_digest(bytes);
-        let path = self.blob_path(&digest)?;
-        if !path.exists() {
-            let name = path
-                .strip_prefix(&self.dir)
-                .context("a blob outside the layout")?;
-            self.write_file(name.as_str(), bytes)?;
-        }
-        Ok(digest)
+        Ok(self.store.write(bytes)?.to_string())
     }
 
     /// Stores a JSON document canonically and describes it.
@@ -99,12 +91,7 @@ impl Layout {
 
     /// A blob's bytes, checked against its digest.
     pub fn read_blob(&self, digest: &str) -> crate::Result<Vec<u8>> {
-        let path = self.blob_path(digest)?;
-        let bytes = std::fs::read(&path).with_context(|| format!("reading blob {path}"))?;
-        if sha256_digest(&bytes) != digest {
-            bail!("blob {path} does not match its digest: remove the layout and build again");
-        }
-        Ok(bytes)
+        self.store.read(&sha256(digest)?)
     }
 
     /// Reads a blob as JSON.
@@ -115,10 +102,7 @@ impl Layout {
 
     /// The layout's `index.json`.
     pub fn index(&self) -> crate::Result<ImageIndex> {
-        let path = self.dir.join("index.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| crate::Error::Invalid(format!("{path} is not an OCI image index ({e})")))
+        self.store.index()
     }
 
     /// Checks, before anything is built into it, that the layout at `dir` (if there is
@@ -144,9 +128,7 @@ impl Layout {
             }
             return Ok(());
         }
-        let layout = Layout {
-            dir: dir.to_owned(),
-        };
+        let layout = Layout::at(dir);
         let todo: Vec<Descriptor> = layout.index()?.manifests().clone();
         let mut seen = BTreeSet::new();
         let present = |digest: &str, named_by: &str| -> anyhow::Result<()> {
@@ -228,7 +210,7 @@ impl Layout {
             .filter(|d| ref_name(d) != Some(name))
             .cloned()
             .collect();
-        Ok(self.write_index(&empty_index(manifests)?)?)
+        self.write_index(&empty_index(manifests)?)
     }
 
     /// The descriptor `index.json` names `name`, if any.
@@ -352,7 +334,7 @@ impl Layout {
         untagged.dedup_by_key(|d| d.digest().to_string());
         let mut manifests = named;
         manifests.extend(untagged);
-        Ok(self.write_index(&empty_index(manifests)?)?)
+        self.write_index(&empty_index(manifests)?)
     }
 
     /// The referrers of `subject` listed in `index.json`.
@@ -406,24 +388,18 @@ impl Layout {
         Ok(())
     }
 
-    fn write_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
-        self.write_file("index.json", &canonical_json(index)?)
+    fn write_index(&self, index: &ImageIndex) -> crate::Result<()> {
+        self.store.set_index(index)
     }
+}
 
-    /// Writes beside the file and renames over it: a reader never sees half a file.
-    fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.dir.join(relative);
-        // Unique per write: architectures are assembled side by side and share blobs.
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}-{n}",
-            path.file_name().unwrap_or("blob"),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {tmp}"))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {path}"))
-    }
+/// A `sha256:<hex>` digest, typed.
+fn sha256(digest: &str) -> crate::Result<Digest> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|_| Digest::try_from(digest).ok())
+        .ok_or_else(|| crate::Error::Invalid(format!("`{digest}` is not a sha256 digest")))
 }
 
 /// What a layout held before a run added to it (see `Layout::create_undoable`).
@@ -477,7 +453,7 @@ impl Before {
         // The index first: from here on it names only blobs that were there before.
         let index = dir.join("index.json");
         let _ = match &self.index {
-            Some(bytes) => Layout { dir: dir.clone() }.write_file("index.json", bytes),
+            Some(bytes) => BlobStore::at(dir.as_std_path()).write_file("index.json", bytes),
             None => std::fs::remove_file(&index).map_err(Into::into),
         };
         if let Ok(entries) = dir.join("blobs/sha256").read_dir_utf8() {

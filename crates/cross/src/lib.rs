@@ -8,6 +8,7 @@
 //! - [`fresh`]: the no-op record: whether a previous build of the same command with the same
 //!   inputs is still what is on disk.
 //! - [`profile`]: the cargo profiles images are built with.
+//! - [`qemu`]: whether foreign binaries run through qemu-user, also in containers.
 //!
 //! Nothing here knows of images or of a particular workspace.
 //!
@@ -36,6 +37,7 @@ pub mod elf;
 mod error;
 pub mod fresh;
 pub mod profile;
+pub mod qemu;
 pub mod target;
 
 pub use error::{Error, Result};

@@ -18,9 +18,9 @@ use crate::tools::containers::Resources;
 use crate::tools::engine::{Engine, Unreachable};
 use crate::tools::inspect;
 use crate::tools::probe::{self, free_port, http_get, messages_contain, websocket_echo};
-use crate::tools::qemu;
 use results::{Check, Outcome};
 use tiny_cross::elf;
+use tiny_cross::qemu;
 use tiny_cross::target::Target;
 
 /// The labels every image must carry.
@@ -246,7 +246,7 @@ fn smoke(
         binary_matches(sh, &resources, target, &platform, reference, &facts)
     });
     if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
-        checks.run("emulation", || qemu::emulation(foreign));
+        checks.run("emulation", || Ok(qemu::emulation(foreign)?));
     }
     checks.run("size", || {
         let budget = project.size_budget(&facts.base)?;

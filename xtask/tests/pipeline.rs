@@ -75,6 +75,8 @@ fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
 
 #[test]
 fn pipeline() {
+    // Every step reads and writes the shared engines' images under the project's names.
+    let _turn = support::engine_turn();
     let dist = build_both_targets_static();
     a_truncated_binary_in_cargos_output_is_refused();
     scratch_images_are_small_and_pass_the_smoke_test();
@@ -96,6 +98,24 @@ fn pipeline() {
     sigterm_during_bench_stops_its_builds();
     bench_json_reports_the_fast_path_within_its_goal();
     bench_json_reports_no_op_builds_against_plain_cargo();
+}
+
+/// The turn at the engines is the machine's, not the process's: another test run (`flock`,
+/// a process of its own) cannot take it while this one holds it.
+#[test]
+fn the_engine_turn_keeps_other_runs_out() {
+    let _turn = support::engine_turn();
+    let taken = Command::new("flock")
+        .args(["--nonblock", "--conflict-exit-code", "75"])
+        .arg(support::engine_lock_path())
+        .arg("true")
+        .status()
+        .unwrap();
+    assert_eq!(
+        taken.code(),
+        Some(75),
+        "another run took the turn while it was held"
+    );
 }
 
 fn build_both_targets_static() -> PathBuf {

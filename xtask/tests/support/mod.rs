@@ -5,7 +5,8 @@
 pub mod registry;
 pub mod reports;
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -15,6 +16,34 @@ pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// The lock file of [`engine_turn`]: one per machine, since the engines' image stores are.
+pub fn engine_lock_path() -> PathBuf {
+    std::env::temp_dir().join("tiny-images-engine-tests.lock")
+}
+
+/// Waits for this test's turn at the machine's engines and holds it until dropped. The
+/// pipeline tags images under the project's own names (`tiny-service:0.1.0-arm64`) in the
+/// daemon every checkout on the machine shares: a run of another checkout would replace
+/// them under this one's feet.
+pub fn engine_turn() -> File {
+    let path = engine_lock_path();
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    if file.try_lock().is_err() {
+        eprintln!(
+            "waiting for another test run at the engines ({})",
+            path.display()
+        );
+        file.lock()
+            .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    }
+    file
 }
 
 /// Runs the xtask with `env` added, its stderr shown, and insists on success; returns stdout.

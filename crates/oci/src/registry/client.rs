@@ -1174,8 +1174,10 @@ mod tests {
         );
     }
 
-    /// A registry that answers `/v2/` and then never answers anything else.
-    fn stalling_registry() -> String {
+    /// A registry on 127.0.0.1 that reads each request's first line and headers, then
+    /// answers with what `answer` gives (status line and headers, body), or, for `None`,
+    /// holds the connection open and never answers.
+    fn fake_registry(answer: fn(&str) -> Option<(&'static str, &'static str)>) -> String {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
@@ -1186,27 +1188,43 @@ mod tests {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut request = String::new();
                 reader.read_line(&mut request).unwrap();
-                if request.starts_with("GET /v2/ ") {
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                    );
-                } else {
+                let Some((status, body)) = answer(&request) else {
                     held.push(stream);
-                }
+                    continue;
+                };
+                reader
+                    .lines()
+                    .map_while(Result::ok)
+                    .take_while(|l| !l.is_empty())
+                    .for_each(drop);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nConnection: close\r\n\r\n{body}"
+                );
             }
         });
         host
     }
 
-    #[test]
-    fn a_registry_that_stops_answering_fails_at_the_idle_deadline_saying_what_it_was_doing() {
-        let host = stalling_registry();
+    /// A client of `host` whose deadlines are one second each.
+    fn impatient_client(host: &str) -> Client {
         let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
         let deadlines = Deadlines {
             connect: Duration::from_secs(1),
             idle: Duration::from_secs(1),
         };
-        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        Client::connect_within(&reference, Login::default(), deadlines).unwrap()
+    }
+
+    #[test]
+    fn a_registry_that_stops_answering_fails_at_the_idle_deadline_saying_what_it_was_doing() {
+        // Answers `/v2/` and then nothing else.
+        let host = fake_registry(|request| {
+            request
+                .starts_with("GET /v2/ ")
+                .then_some(("200 OK\r\nContent-Length: 2", "{}"))
+        });
+        let mut client = impatient_client(&host);
         let started = std::time::Instant::now();
         let err = client.check_push("a/b").unwrap_err().to_string();
         assert!(
@@ -1222,47 +1240,19 @@ mod tests {
         );
     }
 
-    /// A registry that opens upload sessions and then reads nothing of the blob sent.
-    fn registry_that_stops_reading_uploads() -> String {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                let mut stream = stream.unwrap();
-                let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
-                let request = lines.next().unwrap().unwrap();
-                if request.starts_with("PUT ") {
-                    held.push(stream);
-                    continue;
-                }
-                lines
-                    .map_while(Result::ok)
-                    .take_while(|l| !l.is_empty())
-                    .for_each(drop);
-                let answer = match request.split(' ').next() {
-                    Some("HEAD") => "404 Not Found\r\nContent-Length: 0",
-                    Some("POST") => {
-                        "202 Accepted\r\nLocation: /v2/a/b/blobs/uploads/u1\r\nContent-Length: 0"
-                    }
-                    _ => "200 OK\r\nContent-Length: 0",
-                };
-                let _ = write!(stream, "HTTP/1.1 {answer}\r\nConnection: close\r\n\r\n");
-            }
-        });
-        host
-    }
-
     #[test]
     fn an_upload_the_registry_stops_reading_fails_at_the_idle_deadline() {
-        let host = registry_that_stops_reading_uploads();
-        let reference: Reference = format!("{host}/a/b:1").parse().unwrap();
-        let deadlines = Deadlines {
-            connect: Duration::from_secs(1),
-            idle: Duration::from_secs(1),
-        };
-        let mut client = Client::connect_within(&reference, Login::default(), deadlines).unwrap();
+        // Opens upload sessions and then reads nothing of the blob sent.
+        let host = fake_registry(|request| match request.split(' ').next() {
+            Some("PUT") => None,
+            Some("HEAD") => Some(("404 Not Found\r\nContent-Length: 0", "")),
+            Some("POST") => Some((
+                "202 Accepted\r\nLocation: /v2/a/b/blobs/uploads/u1\r\nContent-Length: 0",
+                "",
+            )),
+            _ => Some(("200 OK\r\nContent-Length: 0", "")),
+        });
+        let mut client = impatient_client(&host);
         let dir = tempfile::tempdir().unwrap();
         let blob = dir.path().join("layer");
         // More than the socket buffers on both sides hold.

@@ -336,14 +336,7 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         .args(["smoke-test", "--image", "xtask-bad-input/warm-up"])
         .current_dir(root())
         .output();
-    let failures: Vec<String> = cases.iter().filter_map(check).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_all(&cases, check);
 }
 
 /// A registry that answers `GET /v2/` (200, as an open registry does) and then never
@@ -448,7 +441,12 @@ fn check_early(case: &Case) -> Option<String> {
 }
 
 fn assert_all_refused_early(cases: &[Case]) {
-    let failures: Vec<String> = cases.iter().filter_map(check_early).collect();
+    assert_all(cases, check_early);
+}
+
+/// Every case passes `check`; the failures are listed together.
+fn assert_all(cases: &[Case], check: fn(&Case) -> Option<String>) {
+    let failures: Vec<String> = cases.iter().filter_map(check).collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases:\n{}",

@@ -1,5 +1,9 @@
 //! `cargo xtask`: the project's build orchestrator (see README.md).
 
+// The doc comments of `cli.rs` are clap's help text, written for a terminal (`[default: ...]`,
+// `<tag>-<arch>`), not rustdoc links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod cli;
 mod commands;
 mod interrupt;

@@ -79,8 +79,31 @@ pub struct InLayout {
 }
 
 impl ImageArgs {
+    /// Every declared image, or those named with `--image`, one after the other.
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let settings = &project.settings.image;
+        let images = project.select(&self.image_names)?;
+        if images.len() > 1 {
+            for (given, flag) in [
+                (self.tag.is_some(), "--tag"),
+                (self.layout.is_some(), "--layout"),
+            ] {
+                if given {
+                    bail!(
+                        "{flag} applies to one image and {} are declared ({}): add --image NAME",
+                        images.len(),
+                        project.image_names().join(", ")
+                    );
+                }
+            }
+        }
+        for image in &images {
+            self.run_one(sh, &project.for_image(image))?;
+        }
+        Ok(())
+    }
+
+    fn run_one(&self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let declared = &project.image;
         let name = project.image_name();
         let names = ImageNames::new(
             self.tag.as_deref(),
@@ -110,12 +133,12 @@ impl ImageArgs {
             false => None,
             true => Some(check_push_target(sh, &names, &self)?),
         };
-        let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
+        let base = match (&self.base_image, self.base.unwrap_or(declared.base)) {
             (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),
-            (None, BaseKind::Alpine) => settings.alpine.clone(),
+            (None, BaseKind::Alpine) => declared.alpine.clone(),
         };
-        let budget = project.size_budget(&base)?;
+        let budget = project.size_budget(&base);
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
         let build_args = context::build_args(project, &base, revision.as_deref(), epoch, profile);
@@ -129,7 +152,7 @@ impl ImageArgs {
         // What the build context will hold is known now: a COPY of anything else fails
         // here, not after the compile.
         if let Some(recipe) = &recipe {
-            let contents = context::contents(&project.package.binaries, base == "scratch");
+            let contents = context::contents(declared, base == "scratch");
             context::check_sources(recipe, &contents)?;
         }
         if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
@@ -198,6 +221,9 @@ impl ImageArgs {
         };
         let built = compile::build(sh, project, &targets, profile)?;
         let (contexts, _contexts_removed) = contexts_dir(project)?;
+        let dockerfile = contexts.join(DOCKERFILE);
+        std::fs::write(&dockerfile, context::dockerfile(project)?)
+            .with_context(|| format!("writing {dockerfile}"))?;
         let job = Job {
             project,
             base: &base,
@@ -280,7 +306,7 @@ enum Builder {
 struct Job<'a> {
     project: &'a Project,
     base: &'a str,
-    budget: u64,
+    budget: Option<u64>,
     epoch: Epoch,
     /// The cargo profile of the binaries (`--fast`: dev-image).
     profile: &'static str,
@@ -295,16 +321,24 @@ impl Job<'_> {
 
     fn stage(&self, artifacts: &Built) -> anyhow::Result<u64> {
         let context = self.context_dir(artifacts.target);
-        context::stage(&context, artifacts, self.base == "scratch", self.epoch)
+        let scratch = self.base == "scratch";
+        context::stage(
+            &context,
+            artifacts,
+            &self.project.image,
+            scratch,
+            self.epoch,
+        )
     }
 
     fn check_budget(&self, reference: &str, size: u64) -> anyhow::Result<()> {
-        if size > self.budget {
+        if let Some(budget) = self.budget.filter(|b| size > *b) {
             bail!(
                 "{reference} is {}, over its size budget of {}: raise size-budget in \
-                 [workspace.metadata.xtask.image] if that is intended",
+                 [workspace.metadata.xtask.images.{}] if that is intended",
                 report::size(size),
-                report::size(self.budget)
+                report::size(budget),
+                self.project.image_name()
             );
         }
         Ok(())
@@ -449,7 +483,7 @@ impl Job<'_> {
         assembled: &Assembled,
     ) -> anyhow::Result<Vec<Referrer>> {
         let files = assemble::image_files(out, &assembled.manifest)?;
-        let (files, embedded) = documents::image_files(artifacts, files)?;
+        let (files, embedded) = documents::image_files(self.project, artifacts, files)?;
         let digest = assembled.manifest.digest();
         let described = Described {
             artifacts,
@@ -495,7 +529,8 @@ impl Job<'_> {
         let started = Instant::now();
         let target = artifacts.target;
         let context_size = self.stage(artifacts)?;
-        let dockerfile = self.project.root.join(DOCKERFILE);
+        // The runtime Dockerfile with the image's declaration, as the builtin engine parsed it.
+        let dockerfile = self.contexts.join(DOCKERFILE);
         let previous = engine.find_image(sh, reference)?.map(|i| i.id);
         let tag = engine.remover().image(reference, previous);
         engine.build(
@@ -851,6 +886,35 @@ mod tests {
             profile::DEV_IMAGE,
         );
         context::recipe(&project, &args).unwrap()
+    }
+
+    #[test]
+    fn the_migrate_job_runs_migrate_up_and_serves_nothing() {
+        let project = Project::load().unwrap();
+        let job = project.select(&["tiny-service-migrate".into()]).unwrap();
+        let project = project.for_image(&job[0]);
+        let args = context::build_args(&project, "scratch", None, Epoch::ZERO, profile::RELEASE);
+        let recipe = context::recipe(&project, &args).unwrap();
+        let config = &recipe.config;
+        assert_eq!(
+            config.entrypoint.as_deref(),
+            Some(&["/usr/local/bin/migrate".to_owned()][..])
+        );
+        assert_eq!(config.cmd.as_deref(), Some(&["up".to_owned()][..]));
+        assert!(config.exposed_ports.is_empty());
+        assert_eq!(config.healthcheck, None);
+        assert_eq!(config.volumes, ["/data"]);
+        assert_eq!(
+            config.labels["org.opencontainers.image.title"],
+            "tiny-service-migrate"
+        );
+        assert_eq!(
+            context::contents(&project.image, true)
+                .iter()
+                .filter(|p| p.starts_with("bin/"))
+                .collect::<Vec<_>>(),
+            ["bin/migrate"]
+        );
     }
 
     #[test]

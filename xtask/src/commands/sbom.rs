@@ -80,7 +80,7 @@ fn describe(
     artifacts: &Built,
     out: &Utf8Path,
 ) -> anyhow::Result<Written> {
-    let (files, embedded) = staged_files(artifacts)?;
+    let (files, embedded) = staged_files(project, artifacts)?;
     let file_count = files.len();
     let described = Described {
         artifacts,

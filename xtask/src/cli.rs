@@ -191,7 +191,7 @@ pub struct IndexArgs {
 }
 
 /// Credentials for a registry.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RegistryAuthArgs {
     /// The registry user; the password is read from stdin (with --password-stdin) [default:
     /// what `docker login` or `podman login` stored for the registry (podman's auth.json,
@@ -320,7 +320,7 @@ pub struct SbomArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     /// Rebuild and compare this target; repeatable. Two targets or more compare the index
     /// too; one target compares its image alone (`<tag>-<arch>` in the layout, or that

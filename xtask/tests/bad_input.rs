@@ -264,7 +264,15 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
             "invalid registry `myregistry`",
         ),
         case(
-            &["image", "--tag", "a.io/svc:1", "--registry", "b.io"],
+            &[
+                "image",
+                "--image",
+                "tiny-service",
+                "--tag",
+                "a.io/svc:1",
+                "--registry",
+                "b.io",
+            ],
             "disagree: give one of them",
         ),
         case(
@@ -292,18 +300,32 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         ),
         // Missing artifacts.
         case(
+            &["smoke-test", "--image", "xtask-bad-input/tiny-service:nope"],
+            "no image xtask-bad-input/tiny-service:nope in docker: pull it",
+        ),
+        case(
             &["smoke-test", "--image", "xtask-bad-input/nope:nope"],
-            "no image xtask-bad-input/nope:nope in docker: pull it",
+            "its repository `nope` names no declared image (declared: tiny-service, tiny-service-migrate)",
         ),
         case(
             &[
                 "smoke-test",
                 "--engine",
                 "docker",
+                "--image",
+                "tiny-service-migrate",
                 "--tag",
                 "xtask-bad-input/none",
             ],
-            "build it with `cargo xtask image --target amd64 --tag xtask-bad-input/none`",
+            "build it with `cargo xtask image --image tiny-service-migrate --target amd64 --tag xtask-bad-input/none`",
+        ),
+        case(
+            &["smoke-test", "--tag", "xtask-bad-input/none"],
+            "--tag applies to one image and 2 are declared (tiny-service, tiny-service-migrate): add --image NAME",
+        ),
+        case(
+            &["image", "--image", "tiny"],
+            "--image tiny: no such image in [workspace.metadata.xtask.images] (declared: tiny-service, tiny-service-migrate)",
         ),
         // Settings in [workspace.metadata].
         case(&["build"], "unknown field `colour`").in_dir(unknown_setting.path()),
@@ -575,18 +597,21 @@ fn a_layout_that_cannot_be_added_to_is_refused_before_building_and_left_alone() 
     std::fs::write(own.join("index.json"), "{").unwrap();
     assert_all_refused_early(&[
         case(
-            &["image", "--layout", &garbage],
+            &["image", "--image", "tiny-service", "--layout", &garbage],
             "index.json is not an OCI image index (expected ident at line 1 column 2); remove",
         ),
         case(
-            &["image", "--layout", &garbage],
+            &["image", "--image", "tiny-service", "--layout", &garbage],
             "or give --layout another folder",
         ),
         case(
-            &["image", "--layout", &empty],
+            &["image", "--image", "tiny-service", "--layout", &empty],
             "is not an OCI image index (EOF",
         ),
-        case(&["image", "--layout", &missing], "is missing; remove"),
+        case(
+            &["image", "--image", "tiny-service", "--layout", &missing],
+            "is missing; remove",
+        ),
         case(
             &["run", "--target", "amd64"],
             "is not an OCI image index (EOF",
@@ -619,7 +644,13 @@ fn what_a_command_checks_after_building_it_checks_before() {
             "give --out a folder you can write",
         ),
         case(
-            &["image", "--layout", "/proc/xtask-layout"],
+            &[
+                "image",
+                "--image",
+                "tiny-service",
+                "--layout",
+                "/proc/xtask-layout",
+            ],
             "give --layout a folder you can write",
         ),
         case(&["smoke-test", "--timeout", "0"], "0 is not in 1.."),

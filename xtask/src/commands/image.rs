@@ -220,6 +220,27 @@ impl ImageArgs {
             Builder::Engine(_) => None,
         };
         let built = compile::build(sh, project, &targets, profile)?;
+        // Missing binaries are named by `stage`; what the image does not ship is left out of
+        // its documents.
+        for artifacts in &built {
+            let have: Vec<&str> = artifacts
+                .manifest
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            if let Some(missing) = declared
+                .binaries
+                .iter()
+                .find(|b| !have.contains(&b.as_str()))
+            {
+                bail!(
+                    "{} holds no binary `{missing}` for image {name}: run `cargo xtask build`",
+                    artifacts.dir
+                );
+            }
+        }
+        let built: Vec<Built> = built.into_iter().map(|b| project.shipped(b)).collect();
         let (contexts, _contexts_removed) = contexts_dir(project)?;
         let dockerfile = contexts.join(DOCKERFILE);
         std::fs::write(&dockerfile, context::dockerfile(project)?)

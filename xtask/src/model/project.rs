@@ -5,6 +5,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{MetadataCommand, TargetKind};
 use serde::Deserialize;
 
+use tiny_cross::dist::Built;
 use tiny_cross::target::Target;
 
 use tiny_sbom::audit::VersionInfo;
@@ -174,6 +175,15 @@ impl Project {
             }
         }
         Ok(chosen)
+    }
+
+    /// What of `built` the current image ships: its binaries only.
+    pub fn shipped(&self, built: Built) -> Built {
+        let mut manifest = built.manifest;
+        manifest
+            .files
+            .retain(|f| self.image.binaries.contains(&f.name));
+        Built { manifest, ..built }
     }
 
     pub fn image_names(&self) -> Vec<&str> {

@@ -99,7 +99,16 @@ impl SmokeArgs {
         }
         if references.is_empty() {
             let named: Vec<String> = named.iter().map(|r| r.to_string()).collect();
-            for declared in project.select(&named)? {
+            let chosen = project.select(&named)?;
+            if let Some(tag) = self.tag.as_ref().filter(|_| chosen.len() > 1) {
+                bail!(
+                    "--tag applies to one image and {} are declared ({}): add --image NAME \
+                     (--tag {tag})",
+                    chosen.len(),
+                    project.image_names().join(", ")
+                );
+            }
+            for declared in chosen {
                 self.declared_subjects(sh, &project.for_image(&declared), engine, &mut subjects)?;
             }
         }
@@ -272,6 +281,13 @@ fn smoke(
     let mut facts = None;
     checks.run("image", || {
         let f = read_facts(&subject.image, subject.expected_arch)?;
+        let declared = &subject.declared.entrypoint.program;
+        ensure!(
+            f.entrypoint == declared.as_str(),
+            "the entrypoint is {}, [workspace.metadata.xtask.images.{}] declares {declared}",
+            f.entrypoint,
+            subject.declared.name
+        );
         let detail = format!(
             "linux/{}, user {}, entrypoint {}",
             f.arch, f.user, f.entrypoint
@@ -290,7 +306,15 @@ fn smoke(
     let platform = format!("linux/{}", facts.arch);
     let target = Target::from_arch(&facts.arch);
     checks.run("binary", || {
-        binary_matches(sh, &resources, target, &platform, reference, &facts)
+        binary_matches(
+            sh,
+            &resources,
+            target,
+            &platform,
+            reference,
+            &facts,
+            &subject.declared,
+        )
     });
     if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
         checks.run("emulation", || qemu::emulation(foreign));
@@ -523,9 +547,9 @@ fn read_facts(image: &inspect::Image, expected_arch: Option<&str>) -> anyhow::Re
     })
 }
 
-/// Copies the entrypoint out of the image and checks it is a static binary for the
-/// image's architecture: a mislabelled image would otherwise run under emulation here and
-/// fail on real hardware.
+/// Copies the entrypoint and every declared binary out of the image and checks each is a
+/// static binary for the image's architecture: a mislabelled image would otherwise run under
+/// emulation here and fail on real hardware.
 fn binary_matches(
     sh: &Shell,
     resources: &Resources,
@@ -533,16 +557,33 @@ fn binary_matches(
     platform: &str,
     reference: &str,
     facts: &Facts,
+    declared: &declared::Image,
 ) -> anyhow::Result<String> {
     let target =
         target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
-    let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
+    let mut paths = vec![facts.entrypoint.clone()];
+    for binary in &declared.binaries {
+        let path = format!("{}/{binary}", declared::BIN_DIR);
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
     let dir = sh.create_temp_dir()?;
     let _removed = Undo::remove_dir(dir.path());
-    let local = dir.path().join("entrypoint");
-    resources.copy_out(&name, platform, reference, &facts.entrypoint, &local)?;
-    let bytes = std::fs::read(&local)?;
-    let linkage = elf::verify(&bytes, target)
-        .with_context(|| format!("{} in this {platform} image", facts.entrypoint))?;
-    Ok(format!("{:?} {} executable", linkage, target.machine()))
+    let mut linkage = None;
+    for (i, path) in paths.iter().enumerate() {
+        let name = format!("xtask-smoke-{}-{}-copy-{i}", std::process::id(), facts.arch);
+        let local = dir.path().join(format!("binary-{i}"));
+        resources.copy_out(&name, platform, reference, path, &local)?;
+        let bytes = std::fs::read(&local)?;
+        let found = elf::verify(&bytes, target)
+            .with_context(|| format!("{path} in this {platform} image"))?;
+        linkage.get_or_insert(found);
+    }
+    Ok(format!(
+        "{} binaries: {:?} {} executables",
+        paths.len(),
+        linkage.context("no binary")?,
+        target.machine()
+    ))
 }

@@ -252,7 +252,7 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         ),
         case(&["image", "--tag", "svc:bad tag"], "it contains spaces"),
         case(
-            &["image", "--tag", &digest],
+            &["image", "--image", "tiny-service", "--tag", &digest],
             "--tag takes a tag, not a digest",
         ),
         case(
@@ -552,7 +552,7 @@ fn a_copy_of_what_the_build_context_lacks_is_refused_before_building() {
             "COPY bin/ /usr/local/bin/\nCOPY nope/ /x/",
         )
     });
-    let says = "Dockerfile.runtime line 34: `COPY nope/ /x/` copies nope/, which the build context does not hold";
+    let says = "Dockerfile.runtime line 35: `COPY nope/ /x/` copies nope/, which the build context does not hold";
     assert_all_refused_early(&[
         case(&["image"], says).in_dir(dir.path()),
         case(&["image", "--engine", "docker"], says).in_dir(dir.path()),

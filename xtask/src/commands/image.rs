@@ -118,6 +118,12 @@ impl ImageArgs {
                 "refusing to push dev images (--fast: no LTO, larger and slower): build without --fast to ship, or add --allow-dev to push them all the same"
             );
         }
+        // The registry, its credentials and the right to push are checked before anything
+        // is built; the login (a password on stdin is read once) is kept for the push.
+        let push_login = match self.push {
+            false => None,
+            true => Some(check_push_target(sh, &names, &self)?),
+        };
         let revision = git::revision(sh);
         if self.push
             && !self.allow_dirty
@@ -127,12 +133,6 @@ impl ImageArgs {
         {
             bail!("{}", registry::dirty_refusal(dirty));
         }
-        // The registry, its credentials and the right to push are checked before anything
-        // is built; the login (a password on stdin is read once) is kept for the push.
-        let push_login = match self.push {
-            false => None,
-            true => Some(check_push_target(sh, &names, &self)?),
-        };
         let base = match (&self.base_image, self.base.unwrap_or(declared.base)) {
             (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),

@@ -211,8 +211,8 @@ pub struct SmokeArgs {
     pub targets: Vec<Target>,
     /// Test this declared image (`[workspace.metadata.xtask.images.<NAME>]`), or this image
     /// reference instead (its architecture read from the image, its checks those of the
-    /// declared image its repository is named after); repeatable [default: every declared
-    /// image]
+    /// declared image its repository is named after, else of the one whose entrypoint it
+    /// runs); repeatable [default: every declared image]
     #[arg(long = "image", value_name = "NAME|REF")]
     pub images: Vec<ImageRef>,
     /// The multi-architecture reference the images were built as (see `image --tag`)

@@ -96,13 +96,25 @@ impl ImageArgs {
                 }
             }
         }
+        // Every image goes to the same registry: one login (a password on stdin is read once).
+        let mut login = None;
+        let mut built = Vec::new();
         for image in &images {
-            self.run_one(sh, &project.for_image(image))?;
+            built.extend(self.run_one(sh, &project.for_image(image), &mut login)?);
+        }
+        // One JSON array of every image's architectures.
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&built)?);
         }
         Ok(())
     }
 
-    fn run_one(&self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+    fn run_one(
+        &self,
+        sh: &Shell,
+        project: &Project,
+        login: &mut Option<Login>,
+    ) -> anyhow::Result<Vec<Image>> {
         let declared = &project.image;
         let name = project.image_name();
         let names = ImageNames::new(
@@ -122,7 +134,7 @@ impl ImageArgs {
         // is built; the login (a password on stdin is read once) is kept for the push.
         let push_login = match self.push {
             false => None,
-            true => Some(check_push_target(sh, &names, &self)?),
+            true => Some(check_push_target(sh, &names, self, login)?),
         };
         let revision = git::revision(sh);
         if self.push
@@ -282,9 +294,7 @@ impl ImageArgs {
                 }
             }
         }
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&images)?);
-        } else {
+        if !self.json {
             print!("{}", image_table(&images));
             if let Some(layout) = images.first().and_then(|i| i.layout.as_ref()) {
                 let refs: Vec<&str> = images
@@ -314,7 +324,7 @@ impl ImageArgs {
             }
         }
         made.into_iter().for_each(Undo::disarm);
-        Ok(())
+        Ok(images)
     }
 }
 
@@ -775,7 +785,12 @@ fn load(
 
 /// The registry of `--push` answers as a registry, takes our credentials and lets us push
 /// to the repository; returns the login to push with.
-fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow::Result<Login> {
+fn check_push_target(
+    sh: &Shell,
+    names: &ImageNames,
+    args: &ImageArgs,
+    known: &mut Option<Login>,
+) -> anyhow::Result<Login> {
     let Some(registry) = names.registry() else {
         bail!(
             "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
@@ -786,7 +801,11 @@ fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow
         .index
         .parse()
         .with_context(|| format!("invalid image reference `{}`", names.index))?;
-    let login = args.auth.login(sh, &target)?;
+    let login = match known {
+        Some(login) => login.clone(),
+        None => args.auth.login(sh, &target)?,
+    };
+    *known = Some(login.clone());
     step(
         format_args!(
             "registry {registry} takes pushes to {}",

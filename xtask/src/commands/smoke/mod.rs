@@ -120,20 +120,33 @@ impl SmokeArgs {
                 _ => named,
             };
             let last = repository.rsplit('/').next().unwrap_or(repository);
-            let Some(declared) = project.images.iter().find(|i| i.name == last) else {
-                bail!(
-                    "--image {reference}: its repository `{last}` names no declared image \
-                     (declared: {}): tag it as one of them",
-                    project.image_names().join(", ")
-                );
-            };
-            let image = engine.find_image(sh, &reference.to_string())?.with_context(|| {
+            let image = engine.find_image(sh, &text)?.with_context(|| {
                 format!(
                     "no image {reference} in {}: pull it (`{} pull {reference}`) or build it first",
                     engine.name(),
                     engine.name()
                 )
             })?;
+            // The declared image its repository is named after, else the one whose
+            // entrypoint it runs.
+            let entrypoint = image.config.entrypoint.as_ref().and_then(|e| e.first());
+            let by_entrypoint: Vec<&declared::Image> = project
+                .images
+                .iter()
+                .filter(|i| Some(&i.entrypoint.program.to_string()) == entrypoint)
+                .collect();
+            let declared = match project.images.iter().find(|i| i.name == last) {
+                Some(declared) => declared,
+                None => match by_entrypoint[..] {
+                    [one] => one,
+                    _ => bail!(
+                        "--image {reference}: neither its repository `{last}` nor its \
+                         entrypoint names one declared image (declared: {}): tag it as one of \
+                         them",
+                        project.image_names().join(", ")
+                    ),
+                },
+            };
             subjects.push(Subject {
                 declared: declared.clone(),
                 reference: reference.to_string(),

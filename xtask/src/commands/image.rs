@@ -99,9 +99,15 @@ impl ImageArgs {
         // Every image goes to the same registry: one login (a password on stdin is read once).
         let mut login = None;
         let mut built = Vec::new();
+        // The tags made in an engine: put back as they were unless every image is built.
+        let mut made = Vec::new();
         for image in &images {
-            built.extend(self.run_one(sh, &project.for_image(image), &mut login)?);
+            let (images, tags) = self.run_one(sh, &project.for_image(image), &mut login)?;
+            built.extend(images);
+            made.extend(tags);
         }
+        crate::interrupt::check()?;
+        made.into_iter().for_each(Undo::disarm);
         // One JSON array of every image's architectures.
         if self.json {
             println!("{}", serde_json::to_string_pretty(&built)?);
@@ -114,7 +120,7 @@ impl ImageArgs {
         sh: &Shell,
         project: &Project,
         login: &mut Option<Login>,
-    ) -> anyhow::Result<Vec<Image>> {
+    ) -> anyhow::Result<(Vec<Image>, Vec<Undo>)> {
         let declared = &project.image;
         let name = project.image_name();
         let names = ImageNames::new(
@@ -169,7 +175,7 @@ impl ImageArgs {
         }
         if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
             check_local_base(recipe, &targets)?;
-            let dir = layout_dir(project, &self);
+            let dir = layout_dir(project, self);
             writable::check(&dir, "--layout")?;
             Layout::check_writable(&dir).map_err(|e| {
                 anyhow::anyhow!(
@@ -213,7 +219,7 @@ impl ImageArgs {
             Builder::Engine(_) => Vec::new(),
         };
         let load_into = match builder {
-            Builder::Builtin(_) => load_engines(sh, &self)?,
+            Builder::Builtin(_) => load_engines(sh, self)?,
             Builder::Engine(_) => Vec::new(),
         };
         // What provenance records (a `repository` in Cargo.toml, a git checkout, the tools'
@@ -266,8 +272,7 @@ impl ImageArgs {
             contexts,
         };
         let mut images = Vec::new();
-        // The tags this run made in an engine: put back as they were unless the whole run
-        // succeeds.
+        // The tags this image made in an engine (see `run`).
         let mut made = Vec::new();
         match builder {
             Builder::Engine(engine) => {
@@ -287,10 +292,10 @@ impl ImageArgs {
             }
             Builder::Builtin(recipe) => {
                 let info = info.context("the build's facts were not gathered")?;
-                images = job.builtin(sh, &recipe, &info, &built, bases, &names, &self)?;
+                images = job.builtin(sh, &recipe, &info, &built, bases, &names, self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
                 if let Some(login) = push_login {
-                    push_layout(&names, &self, login, &mut images)?;
+                    push_layout(&names, self, login, &mut images)?;
                 }
             }
         }
@@ -323,8 +328,7 @@ impl ImageArgs {
                 );
             }
         }
-        made.into_iter().for_each(Undo::disarm);
-        Ok(images)
+        Ok((images, made))
     }
 }
 
@@ -376,6 +380,7 @@ impl Job<'_> {
     }
 
     /// The builtin engine: every architecture into the OCI layout, then the index.
+    #[allow(clippy::too_many_arguments)]
     fn builtin(
         &self,
         sh: &Shell,

@@ -328,8 +328,14 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
             "build it with `cargo xtask image --image tiny-service-migrate --target amd64 --tag xtask-bad-input/none`",
         ),
         case(
-            &["smoke-test", "--tag", "xtask-bad-input/none"],
-            "--tag applies to one image and 2 are declared (tiny-service, tiny-service-migrate): add --image NAME",
+            &[
+                "smoke-test",
+                "--engine",
+                "docker",
+                "--tag",
+                "xtask-bad-input/none",
+            ],
+            "build it with `cargo xtask image --image tiny-service --target amd64 --tag xtask-bad-input/none`",
         ),
         case(
             &["image", "--image", "tiny"],

@@ -71,22 +71,15 @@ impl Expected {
 impl VerifyArgs {
     /// Every declared image, or those named with `--image`, one after the other.
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let images = project.select(&self.image_names)?;
-        if images.len() > 1 {
-            for (given, flag) in [
-                (self.tag.is_some(), "--tag"),
-                (self.layout.is_some(), "--layout"),
-                (self.against.is_some(), "--against"),
-            ] {
-                if given {
-                    bail!(
-                        "{flag} applies to one image and {} are declared ({}): add --image NAME",
-                        images.len(),
-                        project.image_names().join(", ")
-                    );
-                }
-            }
-        }
+        let given: Vec<&str> = [
+            (self.tag.is_some(), "--tag"),
+            (self.layout.is_some(), "--layout"),
+            (self.against.is_some(), "--against"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        let images = project.select_one_if(&self.image_names, &given)?;
         for image in &images {
             self.clone().run_one(sh, &project.for_image(image))?;
         }

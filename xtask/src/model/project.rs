@@ -186,6 +186,23 @@ impl Project {
         Built { manifest, ..built }
     }
 
+    /// Like [`Project::select`], but options that name one image (`--tag`, `--layout`,
+    /// `--against`: `given` lists those given) keep only the first declared image when no
+    /// `--image` says which.
+    pub fn select_one_if(&self, asked: &[String], given: &[&str]) -> anyhow::Result<Vec<Image>> {
+        let mut images = self.select(asked)?;
+        if let Some(flag) = given.first().filter(|_| images.len() > 1) {
+            if !asked.is_empty() {
+                bail!(
+                    "{flag} names one image and --image names {}: give one --image",
+                    images.len()
+                );
+            }
+            images.truncate(1);
+        }
+        Ok(images)
+    }
+
     pub fn image_names(&self) -> Vec<&str> {
         self.images.iter().map(|i| i.name.as_str()).collect()
     }

@@ -99,16 +99,11 @@ impl SmokeArgs {
         }
         if references.is_empty() {
             let named: Vec<String> = named.iter().map(|r| r.to_string()).collect();
-            let chosen = project.select(&named)?;
-            if let Some(tag) = self.tag.as_ref().filter(|_| chosen.len() > 1) {
-                bail!(
-                    "--tag applies to one image and {} are declared ({}): add --image NAME \
-                     (--tag {tag})",
-                    chosen.len(),
-                    project.image_names().join(", ")
-                );
-            }
-            for declared in chosen {
+            let given = match self.tag {
+                Some(_) => &["--tag"][..],
+                None => &[],
+            };
+            for declared in project.select_one_if(&named, given)? {
                 self.declared_subjects(sh, &project.for_image(&declared), engine, &mut subjects)?;
             }
         }

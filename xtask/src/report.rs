@@ -182,16 +182,20 @@ pub fn millis(d: Duration) -> String {
 }
 
 /// `1.9 MiB`, `812 KiB`, `940 B`.
-pub fn size(bytes: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let b = bytes as f64;
-    if b >= KIB * KIB {
-        format!("{:.2} MiB", b / KIB / KIB)
-    } else if b >= KIB {
-        format!("{:.0} KiB", b / KIB)
-    } else {
-        format!("{bytes} B")
+pub use tiny_oci::progress::size;
+
+/// Long transfers of the libraries, shown as [`ticking`] shows a slow step.
+pub struct Terminal;
+
+impl tiny_oci::progress::Progress for Terminal {
+    fn begin(&self, what: String) -> Box<dyn Any + Send> {
+        Box::new(ticking(what))
     }
+}
+
+/// What the registry client reports its long transfers to.
+pub fn progress() -> std::sync::Arc<dyn tiny_oci::progress::Progress> {
+    std::sync::Arc::new(Terminal)
 }
 
 /// Parses `8 MiB`, `900KB`, `1.5GiB` or a plain byte count.

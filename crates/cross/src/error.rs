@@ -57,10 +57,11 @@ impl From<serde_json::Error> for Error {
 /// A result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `anyhow::bail!` for the functions of this crate, which return [`Error`].
+/// `anyhow::bail!` for the functions of this crate, whether they return [`Error`] or
+/// `anyhow::Error`.
 macro_rules! bail {
     ($($arg:tt)*) => {
-        return Err($crate::Error::from(anyhow::anyhow!($($arg)*)))
+        return Err(anyhow::anyhow!($($arg)*).into())
     };
 }
 pub(crate) use bail;

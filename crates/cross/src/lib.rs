@@ -8,6 +8,10 @@
 //! - [`fresh`]: the no-op record: whether a previous build of the same command with the same
 //!   inputs is still what is on disk.
 //! - [`profile`]: the cargo profiles images are built with.
+//! - [`qemu`]: whether foreign binaries run through qemu-user, also in containers.
+//! - [`toolchain`]: the Rust standard library per target and the C cross compiler (zig,
+//!   provisioned when missing), for a [`workspace::Workspace`].
+//! - [`which`]: finding programs on PATH.
 //!
 //! Nothing here knows of images or of a particular workspace.
 //!
@@ -36,7 +40,11 @@ pub mod elf;
 mod error;
 pub mod fresh;
 pub mod profile;
+pub mod qemu;
 pub mod target;
+pub mod toolchain;
+pub mod which;
+pub mod workspace;
 
 pub use error::{Error, Result};
 

@@ -6,8 +6,6 @@
 pub const RELEASE: &str = "release";
 /// The profile `--fast` selects (`[profile.dev-image]` in the root Cargo.toml).
 pub const DEV_IMAGE: &str = "dev-image";
-/// The image label naming the profile its binaries were built with.
-pub const LABEL: &str = "xtask.profile";
 /// What `--fast` appends to an image tag: `<version>-dev`, `<version>-dev-<arch>`.
 pub const DEV_TAG_SUFFIX: &str = "-dev";
 
@@ -25,12 +23,6 @@ pub fn dev_tag(tag: &str) -> String {
     }
 }
 
-/// Whether an image with this value of [`LABEL`] (if any) may be pushed without being forced:
-/// only release images, and images from before the label existed.
-pub fn is_release(label: Option<&str>) -> bool {
-    label.is_none_or(|value| value == RELEASE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,13 +34,5 @@ mod tests {
         assert_eq!(dev_tag("edge"), "edge-dev");
         assert_eq!(of(true), "dev-image");
         assert_eq!(of(false), "release");
-    }
-
-    #[test]
-    fn only_release_images_push_unforced() {
-        assert!(is_release(None));
-        assert!(is_release(Some("release")));
-        assert!(!is_release(Some("dev-image")));
-        assert!(!is_release(Some("")));
     }
 }

@@ -37,12 +37,20 @@
 
 #![warn(missing_docs)]
 
+pub mod assemble;
 pub mod auth;
+pub mod blobstore;
+pub mod compare;
 pub mod digest;
 pub mod epoch;
 mod error;
 pub mod json;
+pub mod layer;
+pub mod layout;
+pub mod platform;
+pub mod progress;
 pub mod recipe;
 pub mod referrers;
+pub mod registry;
 
 pub use error::{Error, Result};

@@ -17,9 +17,7 @@ use crate::cli::{BenchArgs, BenchSection};
 use crate::interrupt::{self, Undo, wait_until};
 use crate::model::choice::{Compression, EngineKind};
 use crate::model::project::Project;
-use crate::oci::assemble::{self, Settings};
-use crate::oci::context;
-use crate::oci::layout::Layout;
+use crate::oci::{arch, context};
 use crate::report;
 use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::process::{self, Io};
@@ -27,6 +25,8 @@ use crate::tools::{compile, git, load, probe, toolchain, which};
 use tiny_cross::dist::gzip_size;
 use tiny_cross::profile;
 use tiny_cross::target::Target;
+use tiny_oci::assemble::{self, Settings};
+use tiny_oci::layout::Layout;
 
 /// Rounds of each throughput comparison. The runs are short and interleaved, the order
 /// reversed every other round, so that the load of other processes on a shared machine hits
@@ -380,7 +380,10 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
     let mut builtin = Vec::new();
     let mut rows = Vec::new();
     for compression in [Compression::Gzip, Compression::Zstd] {
-        let settings = Settings { epoch, compression };
+        let settings = Settings {
+            epoch,
+            compression: compression.into(),
+        };
         let mut times = Vec::new();
         let mut images = Vec::new();
         for round in 0..IMAGE_ROUNDS {
@@ -390,7 +393,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
             // As `image` does it: the architectures side by side.
             images = assemble::side_by_side(&built, |b| {
                 let context = contexts.join(b.target.arch());
-                assemble::image(&layout, &recipe, None, &context, b.target, settings)
+                assemble::image(&layout, &recipe, None, &context, arch(b.target), settings)
             })?;
             assemble::publish(&layout, "bench", &images, &[])?;
             times.push(started.elapsed().as_secs_f64());
@@ -405,7 +408,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
         builtin.push((compression, time));
         for i in &images {
             rows.push(vec![
-                i.target.arch().to_owned(),
+                i.target.as_str().to_owned(),
                 format!("{} ({} B)", report::size(i.size), i.size),
                 format!("{compression:?}"),
                 format!(

@@ -8,7 +8,8 @@ use crate::model::choice::EngineKind;
 use crate::model::project::Project;
 use crate::tools::engine::{Builder, Engine};
 use crate::tools::toolchain::{self, CSource};
-use crate::tools::{qemu, which};
+use crate::tools::which;
+use tiny_cross::qemu;
 use tiny_cross::target::Target;
 
 /// The version of the `--json` document (schema in README).

@@ -15,11 +15,9 @@ use crate::interrupt::Undo;
 use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
 use crate::model::project::Project;
 use crate::model::run::RunId;
-use crate::oci::assemble::{self, Assembled, BaseImage, Settings};
+use crate::oci::arch;
 use crate::oci::context::{self, DOCKERFILE};
-use crate::oci::layout::Layout;
 use crate::oci::reference::ImageNames;
-use crate::oci::registry::{self, Client};
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
@@ -30,10 +28,13 @@ use crate::tools::{git, probe, writable};
 use tiny_cross::dist::Built;
 use tiny_cross::profile;
 use tiny_cross::target::Target;
+use tiny_oci::assemble::{self, Assembled, BaseImage, Settings};
 use tiny_oci::auth::Login;
 use tiny_oci::epoch::Epoch;
+use tiny_oci::layout::Layout;
 use tiny_oci::recipe::{Base, Recipe};
 use tiny_oci::referrers::{self, Document, Referrer};
+use tiny_oci::registry::{self, Client};
 use tiny_sbom::provenance::Subject;
 
 /// One built image.
@@ -395,7 +396,7 @@ impl Job<'_> {
         let (out, written) = Layout::create_undoable(&dir)?;
         let settings = Settings {
             epoch: self.epoch,
-            compression: args.compression,
+            compression: args.compression.into(),
         };
         // Bases were pulled before the build, one at a time (pulls share the cache's
         // index.json); each architecture is assembled on a core of its own: compressing is
@@ -479,7 +480,7 @@ impl Job<'_> {
                 recipe,
                 base,
                 &self.context_dir(target),
-                target,
+                arch(target),
                 settings,
             )?;
             self.check_budget(&reference, image.size)?;
@@ -624,7 +625,7 @@ fn base_image(
             (Layout::open(&dir)?, name)
         }
     };
-    Ok(Some(BaseImage::read(layout, &name, target)?))
+    Ok(Some(BaseImage::read(layout, &name, arch(target))?))
 }
 
 /// Fetches the base for `target`'s platform from its registry into the base cache (a
@@ -645,8 +646,14 @@ fn pull_base(
         format_args!("base {reference} for {}", target.platform()),
         || {
             let login = stored_login(sh, &parsed)?;
-            registry::pull_base(&parsed, &platform, cache.as_std_path(), login)
-                .with_context(|| format!("pulling base image {reference}"))
+            registry::pull_base(
+                &parsed,
+                &platform,
+                cache.as_std_path(),
+                login,
+                report::progress(),
+            )
+            .with_context(|| format!("pulling base image {reference}"))
         },
     )?;
     Ok((cache, registry::cache_name(&parsed, &platform)))
@@ -809,7 +816,7 @@ fn check_push_target(
             "registry {registry} takes pushes to {}",
             target.repository()
         ),
-        || Client::connect(&target, login.clone())?.check_push(target.repository()),
+        || Ok(Client::connect(&target, login.clone())?.check_push(target.repository())?),
     )?;
     Ok(login)
 }
@@ -844,7 +851,14 @@ fn push_layout(
         dirty: args.allow_dirty,
     };
     let pushed = step(format_args!("pushed {what}"), || {
-        registry::push_layout(layout.dir.as_std_path(), Some(name), &target, login, allow)
+        Ok(registry::push_layout(
+            layout.dir.as_std_path(),
+            Some(name),
+            &target,
+            login,
+            allow,
+            report::progress(),
+        )?)
     })?;
     pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
     eprintln!("  {}", pushed.uploads);

@@ -5,14 +5,19 @@ use xshell::Shell;
 
 use crate::cli::IndexArgs;
 use crate::model::project::Project;
-use crate::oci::registry;
 use crate::report;
+use tiny_oci::registry;
 
 impl IndexArgs {
     pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
         let login = self.auth.login(sh, &self.tag)?;
         let merged = report::step(format!("pushed the index {}", self.tag), || {
-            registry::merge_index(&self.tag, &self.members, login)
+            Ok(registry::merge_index(
+                &self.tag,
+                &self.members,
+                login,
+                report::progress(),
+            )?)
         })?;
         if self.json {
             let members: Vec<serde_json::Value> = merged

@@ -5,8 +5,8 @@ use xshell::Shell;
 
 use crate::cli::PullArgs;
 use crate::model::project::Project;
-use crate::oci::registry;
 use crate::report;
+use tiny_oci::registry;
 
 impl PullArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
@@ -18,12 +18,13 @@ impl PullArgs {
             let pulled = report::step(
                 format!("pulled {} for {}", self.reference, target.platform()),
                 || {
-                    registry::pull_base(
+                    Ok(registry::pull_base(
                         &self.reference,
                         &platform,
                         cache.as_std_path(),
                         login.clone(),
-                    )
+                        report::progress(),
+                    )?)
                 },
             )?;
             let size: u64 = pulled.manifest.layers().iter().map(|l| l.size()).sum();

@@ -5,8 +5,8 @@ use xshell::Shell;
 
 use crate::cli::PushArgs;
 use crate::model::project::Project;
-use crate::oci::registry;
 use crate::report;
+use tiny_oci::registry;
 
 impl PushArgs {
     pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
@@ -16,7 +16,14 @@ impl PushArgs {
             dirty: self.allow_dirty,
         };
         let pushed = report::step(format!("pushed {}", self.tag), || {
-            registry::push_layout(&self.layout, self.name.as_deref(), &self.tag, login, allow)
+            Ok(registry::push_layout(
+                &self.layout,
+                self.name.as_deref(),
+                &self.tag,
+                login,
+                allow,
+                report::progress(),
+            )?)
         })?;
         pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
         let uploads = pushed.uploads;

@@ -19,7 +19,7 @@ use crate::tools::containers::{self, Resources};
 use crate::tools::engine::Engine;
 use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
-use crate::tools::qemu;
+use tiny_cross::qemu;
 use tiny_cross::target::Target;
 
 /// How long `migrate up` may take (under emulation, seconds).

@@ -14,17 +14,18 @@ use crate::cli::VerifyArgs;
 use crate::interrupt::Undo;
 use crate::model::project::Project;
 use crate::model::verify::{Outcome, Row, binary_rows};
-use crate::oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
-use crate::oci::layout::Layout;
+use crate::oci::arches;
 use crate::oci::reference::ImageNames;
-use crate::oci::registry::Client;
 use crate::report::{self, step};
 use crate::tools::git;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
 use tiny_cross::dist::{Manifest, read_staged};
 use tiny_cross::target::Target;
+use tiny_oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
+use tiny_oci::layout::Layout;
 use tiny_oci::referrers;
+use tiny_oci::registry::Client;
 
 /// The ref name the rebuild's index gets in its own layout.
 const REBUILD_TAG: &str = "verify";
@@ -236,7 +237,7 @@ impl VerifyArgs {
                 reference: reference.clone(),
             };
             let images = step(format_args!("read {reference}"), || {
-                Images::from_registry(&mut repository, targets)
+                Ok(Images::from_registry(&mut repository, &arches(targets))?)
             })?;
             let against = reference.to_string();
             return Ok((Expected::Registry(Box::new(repository)), images, against));
@@ -258,7 +259,7 @@ impl VerifyArgs {
         let tag = reference.tag().unwrap_or("latest");
         let layout = Layout::open(&dir)
             .with_context(|| format!("no staged images: run `cargo xtask image` first ({dir})"))?;
-        let images = Images::from_layout(&layout, tag, targets)
+        let images = Images::from_layout(&layout, tag, &arches(targets))
             .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
         Ok((Expected::Layout(layout), images, dir.to_string()))
     }
@@ -396,7 +397,7 @@ impl Rebuild<'_> {
         let layout = Layout::open(utf8(self.layout.clone())?.as_path())?;
         Ok((
             manifests,
-            Images::from_layout(&layout, REBUILD_TAG, targets)?,
+            Images::from_layout(&layout, REBUILD_TAG, &arches(targets))?,
         ))
     }
 

@@ -28,6 +28,15 @@ pub enum Compression {
     Zstd,
 }
 
+impl From<Compression> for tiny_oci::layer::Compression {
+    fn from(c: Compression) -> tiny_oci::layer::Compression {
+        match c {
+            Compression::Gzip => tiny_oci::layer::Compression::Gzip,
+            Compression::Zstd => tiny_oci::layer::Compression::Zstd,
+        }
+    }
+}
+
 /// What builds images: the builtin OCI writer, or a container engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum BuildEngine {

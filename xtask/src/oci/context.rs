@@ -12,9 +12,9 @@ use cargo_metadata::camino::Utf8Path;
 
 use crate::model::images::{Image, Role};
 use crate::model::project::Project;
-use crate::oci::layer::normalised_mode_of;
 use tiny_cross::dist::Built;
 use tiny_oci::epoch::Epoch;
+use tiny_oci::layer::normalised_mode_of;
 use tiny_oci::recipe::Recipe;
 
 pub const DOCKERFILE: &str = "Dockerfile.runtime";

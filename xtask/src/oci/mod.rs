@@ -1,11 +1,21 @@
-//! Images as data: references, reproducible layers, OCI image layouts, and the builtin
-//! engine that assembles images from a recipe.
+//! What this project adds to `tiny_oci`: image names from targets and profiles, and the
+//! staged build context.
 
-pub mod assemble;
-pub mod blobstore;
-pub mod compare;
 pub mod context;
-pub mod layer;
-pub mod layout;
 pub mod reference;
-pub mod registry;
+
+use tiny_cross::target::Target;
+use tiny_oci::platform::Arch;
+
+/// The OCI architecture of `target`'s images.
+pub fn arch(target: Target) -> Arch {
+    match target {
+        Target::X86_64Musl => Arch::Amd64,
+        Target::Aarch64Musl => Arch::Arm64,
+    }
+}
+
+/// The OCI architectures of `targets`' images.
+pub fn arches(targets: &[Target]) -> Vec<Arch> {
+    targets.iter().map(|t| arch(*t)).collect()
+}

@@ -13,7 +13,6 @@ pub mod inventory;
 pub mod load;
 pub mod probe;
 pub mod process;
-pub mod qemu;
 pub mod toolchain;
 pub mod which;
 pub mod writable;

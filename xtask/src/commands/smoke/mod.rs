@@ -20,9 +20,9 @@ use crate::tools::containers::Resources;
 use crate::tools::engine::{Engine, Unreachable};
 use crate::tools::inspect;
 use crate::tools::probe::{self, free_port};
-use crate::tools::qemu;
 use results::{Check, Outcome};
 use tiny_cross::elf;
+use tiny_cross::qemu;
 use tiny_cross::target::Target;
 
 /// The labels every image must carry.
@@ -325,7 +325,7 @@ fn smoke(
         )
     });
     if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
-        checks.run("emulation", || qemu::emulation(foreign));
+        checks.run("emulation", || Ok(qemu::emulation(foreign)?));
     }
     checks.run("size", || {
         let Some(budget) = project.size_budget(&facts.base) else {

@@ -1,15 +1,25 @@
 //! arm64 (and any foreign) binaries run through qemu-user registered with binfmt_misc.
+//!
+//! ```no_run
+//! use tiny_cross::target::Target;
+//!
+//! match tiny_cross::qemu::emulation(Target::Aarch64Musl) {
+//!     Ok(interpreter) => println!("arm64 binaries run through {interpreter}"),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! ```
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::Utf8Path;
+use anyhow::Context;
+use camino::Utf8Path;
 
-use tiny_cross::target::Target;
+use crate::error::bail;
+use crate::target::Target;
 
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 
 /// Whether the kernel runs `target`'s binaries through qemu, also inside containers (the
 /// `F` flag: the interpreter is opened at registration, not looked up in the container).
-pub fn emulation(target: Target) -> anyhow::Result<String> {
+pub fn emulation(target: Target) -> crate::Result<String> {
     let machine = target.machine();
     let fix = format!(
         "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag \

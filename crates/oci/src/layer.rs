@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use crate::error::bail;
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::model::choice::Compression;
-use tiny_oci::epoch::Epoch;
-use tiny_oci::recipe::{CopyStep, Owner};
+use crate::epoch::Epoch;
+use crate::recipe::{CopyStep, Owner};
 
 /// gzip level 6 (zlib's default) with flate2's zlib-rs backend, both pinned by
 /// Cargo.lock: another level or library gives other bytes, hence other digests.
@@ -20,7 +20,19 @@ const GZIP_LEVEL: u32 = 6;
 /// zstd level 3 (its default), single-threaded, with the libzstd vendored by zstd-sys.
 const ZSTD_LEVEL: i32 = 3;
 
+/// The compression of layer blobs. gzip is what every registry and engine reads; zstd is
+/// smaller and faster to unpack, but docker before 23.0 cannot pull it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// gzip, level 6: readable everywhere
+    #[default]
+    Gzip,
+    /// zstd, level 3: smaller, faster to unpack
+    Zstd,
+}
+
 impl Compression {
+    /// The media type of layer blobs compressed this way.
     pub fn media_type(self) -> oci_spec::image::MediaType {
         match self {
             Compression::Gzip => oci_spec::image::MediaType::ImageLayerGzip,
@@ -28,7 +40,8 @@ impl Compression {
         }
     }
 
-    pub fn compress(self, tar: &[u8]) -> anyhow::Result<Vec<u8>> {
+    /// Compresses a layer's tar, the same bytes on every machine.
+    pub fn compress(self, tar: &[u8]) -> crate::Result<Vec<u8>> {
         match self {
             Compression::Gzip => {
                 // No file name, no mtime, "unknown" OS: the header is the same everywhere.
@@ -45,7 +58,7 @@ impl Compression {
 }
 
 /// Decompresses a layer blob of `media_type` (ours or a base's) to its tar.
-pub fn decompress(media_type: &oci_spec::image::MediaType, blob: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn decompress(media_type: &oci_spec::image::MediaType, blob: &[u8]) -> crate::Result<Vec<u8>> {
     use oci_spec::image::MediaType;
     let mut out = Vec::new();
     match media_type {
@@ -66,13 +79,17 @@ pub fn decompress(media_type: &oci_spec::image::MediaType, blob: &[u8]) -> anyho
 
 /// One layer: its tar (what `diff_id` hashes) and its compressed blob.
 pub struct Layer {
+    /// The uncompressed tar.
     pub tar: Vec<u8>,
+    /// The digest of the tar (the config's `diff_ids` entry).
     pub diff_id: String,
+    /// The compressed tar, as stored and pushed.
     pub blob: Vec<u8>,
 }
 
 impl Layer {
-    pub fn new(tar: Vec<u8>, compression: Compression) -> anyhow::Result<Layer> {
+    /// The layer of `tar`, compressed.
+    pub fn new(tar: Vec<u8>, compression: Compression) -> crate::Result<Layer> {
         let blob = compression.compress(&tar)?;
         Ok(Layer {
             diff_id: sha256_digest(&tar),
@@ -82,15 +99,12 @@ impl Layer {
     }
 }
 
-pub use tiny_oci::digest::sha256_digest;
+pub use crate::digest::sha256_digest;
 
 /// Applies one layer's tar to `files` (path in the image -> content): regular files are
 /// added or replaced, and whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove what lower
 /// layers put there. Folders, links and devices are no files of the SBOM.
-pub fn apply_regular_files(
-    files: &mut BTreeMap<String, Vec<u8>>,
-    tar: &[u8],
-) -> anyhow::Result<()> {
+pub fn apply_regular_files(files: &mut BTreeMap<String, Vec<u8>>, tar: &[u8]) -> crate::Result<()> {
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().context("reading a layer's tar")? {
         let mut entry = entry.context("reading a layer's tar")?;
@@ -143,7 +157,7 @@ enum Kind {
 }
 
 /// The tar of one `COPY` step, its sources read from `context`.
-pub fn copy_tar(context: &Utf8Path, step: &CopyStep, epoch: Epoch) -> anyhow::Result<Vec<u8>> {
+pub fn copy_tar(context: &Utf8Path, step: &CopyStep, epoch: Epoch) -> crate::Result<Vec<u8>> {
     let root_owner = Owner { uid: 0, gid: 0 };
     let owner = step.owner.unwrap_or(root_owner);
     // Keyed by path in the image, without the leading `/`: a BTreeMap sorts the entries.
@@ -186,7 +200,7 @@ pub fn copy_tar(context: &Utf8Path, step: &CopyStep, epoch: Epoch) -> anyhow::Re
         });
     }
     entries.remove("");
-    write_tar(&entries, epoch)
+    Ok(write_tar(&entries, epoch)?)
 }
 
 fn add_dir_entry(

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use anyhow::{Context, bail};
+use crate::error::bail;
+use anyhow::Context;
 use oci_spec::distribution::Reference;
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
@@ -12,42 +13,45 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::oci::layer::decompress;
-use crate::oci::layout::Layout;
-use crate::oci::registry::{self, Client};
-use tiny_cross::target::Target;
-use tiny_oci::referrers::{self, Kind};
+use crate::layer::decompress;
+use crate::layout::Layout;
+use crate::platform::Arch;
+use crate::referrers::{self, Kind};
+use crate::registry::{self, Client};
 
 /// Where one side's blobs and attached documents are read from.
 pub trait Blobs {
-    fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>>;
+    /// The bytes of the blob `digest`.
+    fn blob(&mut self, digest: &Digest) -> crate::Result<Vec<u8>>;
     /// The referrer manifests of `subject`, with their descriptors.
-    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>>;
+    fn attached(&mut self, subject: &Digest) -> crate::Result<Vec<(Descriptor, ImageManifest)>>;
 }
 
 impl Blobs for Layout {
-    fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+    fn blob(&mut self, digest: &Digest) -> crate::Result<Vec<u8>> {
         self.read_blob(digest.as_ref())
     }
 
-    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+    fn attached(&mut self, subject: &Digest) -> crate::Result<Vec<(Descriptor, ImageManifest)>> {
         self.referrers(subject)
     }
 }
 
 /// A repository of a registry.
 pub struct Repository {
+    /// The client of its registry.
     pub client: Client,
+    /// The repository, and the tag or digest compared.
     pub reference: Reference,
 }
 
 impl Blobs for Repository {
-    fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+    fn blob(&mut self, digest: &Digest) -> crate::Result<Vec<u8>> {
         self.client.blob_bytes(self.reference.repository(), digest)
     }
 
     /// Through the referrers API, or the fallback tag where the registry has none.
-    fn attached(&mut self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+    fn attached(&mut self, subject: &Digest) -> crate::Result<Vec<(Descriptor, ImageManifest)>> {
         let repository = self.reference.repository().to_owned();
         Ok(self
             .client
@@ -61,7 +65,9 @@ impl Blobs for Repository {
 /// A document attached to an image: its `artifactType`, the digest of its bytes, the bytes.
 #[derive(Debug, Clone)]
 pub struct AttachedDocument {
+    /// The document's manifest digest.
     pub digest: Digest,
+    /// The document itself.
     pub bytes: Vec<u8>,
 }
 
@@ -71,7 +77,7 @@ pub fn attached_document(
     blobs: &mut dyn Blobs,
     subject: &Digest,
     kind: Kind,
-) -> anyhow::Result<Option<AttachedDocument>> {
+) -> crate::Result<Option<AttachedDocument>> {
     let attached = blobs.attached(subject)?;
     let ours: Vec<&(Descriptor, ImageManifest)> = attached
         .iter()
@@ -124,19 +130,23 @@ pub struct Images {
     pub images: Vec<PlatformImage>,
 }
 
+/// One platform's image of an [`Images`].
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
+    /// `linux/amd64`.
     pub platform: String,
+    /// The digest of its manifest.
     pub digest: Digest,
+    /// Its manifest.
     pub manifest: ImageManifest,
 }
 
 impl Images {
     /// What `image --tag <..:tag>` wrote in `layout` for `targets`: the index named `tag`
     /// and its images, or for one target the image named `<tag>-<arch>`.
-    pub fn from_layout(layout: &Layout, tag: &str, targets: &[Target]) -> anyhow::Result<Images> {
+    pub fn from_layout(layout: &Layout, tag: &str, targets: &[Arch]) -> crate::Result<Images> {
         if let [one] = targets {
-            let descriptor = layout.find(&format!("{tag}-{}", one.arch()))?;
+            let descriptor = layout.find(&format!("{tag}-{}", one.as_str()))?;
             return Ok(Images {
                 index: None,
                 images: vec![PlatformImage {
@@ -173,10 +183,7 @@ impl Images {
     /// What `repository.reference` names in its registry, for `targets`: a
     /// multi-architecture index and its images; for one target, that platform's image (the
     /// reference may name it alone, e.g. `<tag>-amd64`).
-    pub fn from_registry(
-        repository: &mut Repository,
-        targets: &[Target],
-    ) -> anyhow::Result<Images> {
+    pub fn from_registry(repository: &mut Repository, targets: &[Arch]) -> crate::Result<Images> {
         let reference = repository.reference.clone();
         let name = reference.repository().to_owned();
         let asked = reference
@@ -246,6 +253,7 @@ impl Images {
         })
     }
 
+    /// The image for `platform` (`linux/amd64`), if there is one.
     pub fn platform(&self, platform: &str) -> Option<&PlatformImage> {
         self.images.iter().find(|i| i.platform == platform)
     }
@@ -258,7 +266,7 @@ pub fn first_difference(
     platform: &str,
     expected: (&ImageManifest, &mut dyn Blobs),
     rebuilt: (&ImageManifest, &mut dyn Blobs),
-) -> anyhow::Result<Option<String>> {
+) -> crate::Result<Option<String>> {
     let (want, want_blobs) = expected;
     let (got, got_blobs) = rebuilt;
     // A new commit moves SOURCE_DATE_EPOCH, so every mtime differs: a file whose content
@@ -336,22 +344,34 @@ struct Entry {
 /// How a file differs between two tars.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDifference {
+    /// The path in the image.
     pub path: String,
+    /// How the file differs.
     pub what: Difference,
 }
 
+/// How one file differs between two images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Difference {
+    /// Same kind and metadata, other bytes.
     Content {
+        /// A digest of the expected file's content.
         expected: String,
+        /// A digest of the rebuilt file's content.
         rebuilt: String,
     },
+    /// A header field differs.
     Field {
+        /// Which field (`mode`, `uid`, `link target`, ...).
         field: &'static str,
+        /// Its value in the expected image.
         expected: String,
+        /// Its value in the rebuilt image.
         rebuilt: String,
     },
+    /// The file is only in the expected image.
     OnlyExpected,
+    /// The file is only in the rebuilt image.
     OnlyRebuilt,
     /// The same entries in another order.
     Order,
@@ -396,7 +416,7 @@ fn short(hex: &str) -> &str {
 
 /// The first entry, in the expected tar's order, that differs in the rebuilt one: content,
 /// type, mode, owner, mtime or link target, or present on one side only.
-pub fn diff_tars(expected: &[u8], rebuilt: &[u8]) -> anyhow::Result<Option<FileDifference>> {
+pub fn diff_tars(expected: &[u8], rebuilt: &[u8]) -> crate::Result<Option<FileDifference>> {
     let a = entries(expected).context("reading the expected layer")?;
     let b = entries(rebuilt).context("reading the rebuilt layer")?;
     let rebuilt_by_path: BTreeMap<&str, &Entry> = b.iter().map(|(p, e)| (p.as_str(), e)).collect();
@@ -522,7 +542,7 @@ fn entries(tar: &[u8]) -> anyhow::Result<Vec<(String, Entry)>> {
 
 /// The first field (a JSON path such as `config.Labels.org.opencontainers.image.revision`)
 /// in which two image configs differ.
-pub fn diff_configs(expected: &[u8], rebuilt: &[u8]) -> anyhow::Result<Option<String>> {
+pub fn diff_configs(expected: &[u8], rebuilt: &[u8]) -> crate::Result<Option<String>> {
     let parse = |bytes: &[u8], side: &str| -> anyhow::Result<Value> {
         let config = ImageConfiguration::from_reader(bytes)
             .with_context(|| format!("parsing the {side} image config"))?;
@@ -593,15 +613,19 @@ mod tests {
     struct Memory(BTreeMap<String, Vec<u8>>);
 
     impl Blobs for Memory {
-        fn blob(&mut self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
-            self.0.get(digest.as_ref()).cloned().context("no such blob")
+        fn blob(&mut self, digest: &Digest) -> crate::Result<Vec<u8>> {
+            Ok(self
+                .0
+                .get(digest.as_ref())
+                .cloned()
+                .context("no such blob")?)
         }
 
         /// Every stored artifact manifest whose subject is `subject`.
         fn attached(
             &mut self,
             subject: &Digest,
-        ) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+        ) -> crate::Result<Vec<(Descriptor, ImageManifest)>> {
             Ok(self
                 .0
                 .iter()
@@ -623,7 +647,7 @@ mod tests {
 
     #[test]
     fn attached_documents_are_found_by_type_and_their_first_difference_named() {
-        use tiny_oci::referrers::{self, Document, SBOM_TYPE};
+        use crate::referrers::{self, Document, SBOM_TYPE};
         let mut blobs = Memory(BTreeMap::new());
         let image = store(&mut blobs, b"{}".to_vec(), MediaType::ImageManifest);
         let sbom = br#"{"packages":[{"name":"a","versionInfo":"1"}]}"#.to_vec();
@@ -711,7 +735,7 @@ mod tests {
     }
 
     fn store(blobs: &mut Memory, bytes: Vec<u8>, media_type: MediaType) -> Descriptor {
-        let digest = crate::oci::layer::sha256_digest(&bytes);
+        let digest = crate::layer::sha256_digest(&bytes);
         let descriptor = Descriptor::new(
             media_type,
             bytes.len() as u64,
@@ -736,9 +760,7 @@ mod tests {
         let layers = layers
             .into_iter()
             .map(|tar| {
-                let gz = crate::model::choice::Compression::Gzip
-                    .compress(&tar)
-                    .unwrap();
+                let gz = crate::layer::Compression::Gzip.compress(&tar).unwrap();
                 store(blobs, gz, MediaType::ImageLayerGzip)
             })
             .collect::<Vec<_>>();

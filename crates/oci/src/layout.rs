@@ -5,69 +5,68 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use crate::error::bail;
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
 use oci_spec::image::{
-    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType, OciLayoutBuilder,
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, ImageManifest, MediaType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::interrupt::Undo;
-use crate::oci::layer::sha256_digest;
-use tiny_oci::json::{canonical_json, empty_index};
-use tiny_oci::referrers::{self, EMPTY_CONFIG, Referrer};
+use crate::blobstore::BlobStore;
+use crate::json::{canonical_json, empty_index};
+use crate::referrers::{self, EMPTY_CONFIG, Referrer};
+use tiny_interrupt::Undo;
 
+/// An OCI image layout on disk, with its images named in `index.json`: the named images
+/// over the [`BlobStore`] that reads and writes its files.
 pub struct Layout {
+    /// The layout's directory.
     pub dir: Utf8PathBuf,
+    store: BlobStore,
 }
 
 impl Layout {
     /// Opens the layout at `dir`, creating an empty one if there is none.
-    pub fn create(dir: &Utf8Path) -> anyhow::Result<Layout> {
-        std::fs::create_dir_all(dir.join("blobs/sha256"))
-            .with_context(|| format!("creating the OCI layout {dir}"))?;
-        let layout = Layout {
-            dir: dir.to_owned(),
-        };
-        if !dir.join("oci-layout").exists() {
-            let header = OciLayoutBuilder::default()
-                .image_layout_version("1.0.0")
-                .build()?;
-            layout.write_file("oci-layout", &canonical_json(&header)?)?;
-        }
-        if !dir.join("index.json").exists() {
-            layout.write_index(&empty_index(Vec::new())?)?;
-        }
-        Ok(layout)
-    }
-
-    /// Opens an existing layout.
-    pub fn open(dir: &Utf8Path) -> anyhow::Result<Layout> {
-        if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
-            bail!("{dir} is not an OCI image layout (no oci-layout or index.json)");
-        }
+    pub fn create(dir: &Utf8Path) -> crate::Result<Layout> {
         Ok(Layout {
             dir: dir.to_owned(),
+            store: BlobStore::create(dir.as_std_path())?,
         })
     }
 
-    pub fn blob_path(&self, digest: &str) -> anyhow::Result<Utf8PathBuf> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .with_context(|| format!("`{digest}` is not a sha256 digest"))?;
-        Ok(self.dir.join("blobs/sha256").join(hex))
+    /// The layout at `dir`, as it is.
+    fn at(dir: &Utf8Path) -> Layout {
+        Layout {
+            dir: dir.to_owned(),
+            store: BlobStore::at(dir.as_std_path()),
+        }
+    }
+
+    /// The store that reads and writes the layout's files.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Opens an existing layout.
+    pub fn open(dir: &Utf8Path) -> crate::Result<Layout> {
+        if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+            bail!("{dir} is not an OCI image layout (no oci-layout or index.json)");
+        }
+        Ok(Layout::at(dir))
+    }
+
+    /// Where the blob of `digest` (`sha256:<hex>`) is stored.
+    pub fn blob_path(&self, digest: &str) -> crate::Result<Utf8PathBuf> {
+        let path = self.store.blob_path(&sha256(digest)?);
+        Utf8PathBuf::from_path_buf(path)
+            .map_err(|p| crate::Error::Invalid(format!("{} is not a UTF-8 path", p.display())))
     }
 
     /// Stores `bytes` under their digest (once) and returns the digest.
-    pub fn put_blob(&self, bytes: &[u8]) -> anyhow::Result<String> {
-        let digest = sha256_digest(bytes);
-        let path = self.blob_path(&digest)?;
-        if !path.exists() {
-            self.write_file(path.strip_prefix(&self.dir)?.as_str(), bytes)?;
-        }
-        Ok(digest)
+    pub fn put_blob(&self, bytes: &[u8]) -> crate::Result<String> {
+        Ok(self.store.write(bytes)?.to_string())
     }
 
     /// Stores a JSON document canonically and describes it.
@@ -75,12 +74,13 @@ impl Layout {
         &self,
         media_type: MediaType,
         value: &impl Serialize,
-    ) -> anyhow::Result<Descriptor> {
+    ) -> crate::Result<Descriptor> {
         let bytes = canonical_json(value)?;
         self.put_bytes(media_type, &bytes)
     }
 
-    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> anyhow::Result<Descriptor> {
+    /// Stores `bytes` as a blob and returns their descriptor.
+    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> crate::Result<Descriptor> {
         let digest = self.put_blob(bytes)?;
         Ok(Descriptor::new(
             media_type,
@@ -90,32 +90,26 @@ impl Layout {
     }
 
     /// A blob's bytes, checked against its digest.
-    pub fn read_blob(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
-        let path = self.blob_path(digest)?;
-        let bytes = std::fs::read(&path).with_context(|| format!("reading blob {path}"))?;
-        if sha256_digest(&bytes) != digest {
-            bail!("blob {path} does not match its digest: remove the layout and build again");
-        }
-        Ok(bytes)
+    pub fn read_blob(&self, digest: &str) -> crate::Result<Vec<u8>> {
+        self.store.read(&sha256(digest)?)
     }
 
-    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> anyhow::Result<T> {
+    /// Reads a blob as JSON.
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> crate::Result<T> {
         let bytes = self.read_blob(digest)?;
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing blob {digest}"))
+        Ok(serde_json::from_slice(&bytes).with_context(|| format!("parsing blob {digest}"))?)
     }
 
-    pub fn index(&self) -> anyhow::Result<ImageIndex> {
-        let path = self.dir.join("index.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{path} is not an OCI image index ({e})"))
+    /// The layout's `index.json`.
+    pub fn index(&self) -> crate::Result<ImageIndex> {
+        self.store.index()
     }
 
     /// Checks, before anything is built into it, that the layout at `dir` (if there is
     /// one) can be read and added to: its header and `index.json` parse, and every image,
     /// index and referrer `index.json` names is there with its config and layers. Nothing
     /// is written.
-    pub fn check_writable(dir: &Utf8Path) -> anyhow::Result<()> {
+    pub fn check_writable(dir: &Utf8Path) -> crate::Result<()> {
         let Ok(meta) = std::fs::metadata(dir) else {
             return Ok(());
         };
@@ -134,9 +128,7 @@ impl Layout {
             }
             return Ok(());
         }
-        let layout = Layout {
-            dir: dir.to_owned(),
-        };
+        let layout = Layout::at(dir);
         let todo: Vec<Descriptor> = layout.index()?.manifests().clone();
         let mut seen = BTreeSet::new();
         let present = |digest: &str, named_by: &str| -> anyhow::Result<()> {
@@ -181,14 +173,14 @@ impl Layout {
     /// returned undo is disarmed, the layout goes back to what it was (its `index.json`
     /// restored, the blobs this run wrote removed, a layout this run created removed). Call
     /// `prune` only once it is disarmed: the old `index.json` needs its blobs.
-    pub fn create_undoable(dir: &Utf8Path) -> anyhow::Result<(Layout, Undo)> {
+    pub fn create_undoable(dir: &Utf8Path) -> crate::Result<(Layout, Undo)> {
         let before = Before::look(dir);
         let undo = Undo::new(move || before.restore());
         Ok((Layout::create(dir)?, undo))
     }
 
     /// Names each descriptor in `index.json` by its ref name, replacing what had that name.
-    pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> anyhow::Result<()> {
+    pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> crate::Result<()> {
         let names: BTreeSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
         let mut manifests: Vec<Descriptor> = self
             .index()?
@@ -210,7 +202,7 @@ impl Layout {
 
     /// Removes the name `name` from `index.json` (what it named goes with the next `prune`
     /// unless another name reaches it).
-    pub fn untag(&self, name: &str) -> anyhow::Result<()> {
+    pub fn untag(&self, name: &str) -> crate::Result<()> {
         let manifests: Vec<Descriptor> = self
             .index()?
             .manifests()
@@ -222,7 +214,7 @@ impl Layout {
     }
 
     /// The descriptor `index.json` names `name`, if any.
-    pub fn named(&self, name: &str) -> anyhow::Result<Option<Descriptor>> {
+    pub fn named(&self, name: &str) -> crate::Result<Option<Descriptor>> {
         Ok(self
             .index()?
             .manifests()
@@ -232,7 +224,7 @@ impl Layout {
     }
 
     /// Whether `entry` is the image `image`, or an index listing it.
-    pub fn lists(&self, entry: &Descriptor, image: &Descriptor) -> anyhow::Result<bool> {
+    pub fn lists(&self, entry: &Descriptor, image: &Descriptor) -> crate::Result<bool> {
         if entry.digest() == image.digest() {
             return Ok(true);
         }
@@ -247,20 +239,20 @@ impl Layout {
     }
 
     /// The descriptor `index.json` names `name`.
-    pub fn find(&self, name: &str) -> anyhow::Result<Descriptor> {
+    pub fn find(&self, name: &str) -> crate::Result<Descriptor> {
         let index = self.index()?;
         index
             .manifests()
             .iter()
             .find(|d| ref_name(d) == Some(name))
             .cloned()
-            .with_context(|| {
+            .ok_or_else(|| {
                 let known: Vec<&str> = index.manifests().iter().filter_map(ref_name).collect();
-                format!(
+                crate::Error::NotFound(format!(
                     "no image named `{name}` in the OCI layout {} (it has: {})",
                     self.dir,
                     known.join(", ")
-                )
+                ))
             })
     }
 
@@ -269,7 +261,7 @@ impl Layout {
         &self,
         name: &str,
         arch: &str,
-    ) -> anyhow::Result<(Descriptor, ImageManifest)> {
+    ) -> crate::Result<(Descriptor, ImageManifest)> {
         let mut descriptor = self.find(name)?;
         // Indexes may nest (an index.json entry pointing at an image index).
         for _ in 0..4 {
@@ -308,7 +300,7 @@ impl Layout {
     /// build's), and our earlier documents of the same kind for the same subject (the
     /// image is reproducible, its documents may change), are dropped, so `prune` removes
     /// their blobs.
-    pub fn attach(&self, referrers: &[Referrer]) -> anyhow::Result<()> {
+    pub fn attach(&self, referrers: &[Referrer]) -> crate::Result<()> {
         for r in referrers {
             self.put_blob(EMPTY_CONFIG)?;
             self.put_blob(&r.document)?;
@@ -346,7 +338,7 @@ impl Layout {
     }
 
     /// The referrers of `subject` listed in `index.json`.
-    pub fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+    pub fn referrers(&self, subject: &Digest) -> crate::Result<Vec<(Descriptor, ImageManifest)>> {
         referrers::find(self.index()?.manifests(), subject, |d| {
             self.read_blob(d.as_ref())
         })
@@ -366,7 +358,7 @@ impl Layout {
     }
 
     /// Removes blobs nothing in `index.json` reaches (earlier builds' layers).
-    pub fn prune(&self) -> anyhow::Result<()> {
+    pub fn prune(&self) -> crate::Result<()> {
         let mut keep = BTreeSet::new();
         let mut todo: Vec<Descriptor> = self.index()?.manifests().clone();
         while let Some(d) = todo.pop() {
@@ -396,24 +388,18 @@ impl Layout {
         Ok(())
     }
 
-    fn write_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
-        self.write_file("index.json", &canonical_json(index)?)
+    fn write_index(&self, index: &ImageIndex) -> crate::Result<()> {
+        self.store.set_index(index)
     }
+}
 
-    /// Writes beside the file and renames over it: a reader never sees half a file.
-    fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.dir.join(relative);
-        // Unique per write: architectures are assembled side by side and share blobs.
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}-{n}",
-            path.file_name().unwrap_or("blob"),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {tmp}"))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {path}"))
-    }
+/// A `sha256:<hex>` digest, typed.
+fn sha256(digest: &str) -> crate::Result<Digest> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|_| Digest::try_from(digest).ok())
+        .ok_or_else(|| crate::Error::Invalid(format!("`{digest}` is not a sha256 digest")))
 }
 
 /// What a layout held before a run added to it (see `Layout::create_undoable`).
@@ -467,7 +453,7 @@ impl Before {
         // The index first: from here on it names only blobs that were there before.
         let index = dir.join("index.json");
         let _ = match &self.index {
-            Some(bytes) => Layout { dir: dir.clone() }.write_file("index.json", bytes),
+            Some(bytes) => BlobStore::at(dir.as_std_path()).write_file("index.json", bytes),
             None => std::fs::remove_file(&index).map_err(Into::into),
         };
         if let Ok(entries) = dir.join("blobs/sha256").read_dir_utf8() {
@@ -494,6 +480,7 @@ impl Before {
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The name `index.json` gives an entry (`org.opencontainers.image.ref.name`).
 pub fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations()
         .as_ref()?
@@ -640,7 +627,7 @@ mod tests {
 
     #[test]
     fn referrers_are_listed_once_found_by_subject_and_dropped_with_their_image() {
-        use tiny_oci::referrers::{self, Document, Kind};
+        use crate::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();
@@ -688,7 +675,7 @@ mod tests {
 
     #[test]
     fn a_changed_document_replaces_ours_of_its_kind_for_that_image_only() {
-        use tiny_oci::referrers::{self, Document, Kind};
+        use crate::referrers::{self, Document, Kind};
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
         let layout = Layout::create(&root).unwrap();

@@ -1,18 +1,23 @@
-//! An OCI image layout on disk as a content-addressed store: what the registry client
-//! pushes from and pulls base images into. Every blob read or written is checked against
-//! its digest; files appear atomically (written aside, then renamed).
+//! An OCI image layout on disk as a content-addressed store: the one reader and writer of
+//! a layout's files (`oci-layout`, `index.json`, `blobs/`), under the builtin engine's
+//! [`Layout`](crate::layout::Layout), what the registry client pushes from and what it
+//! pulls base images into. Every blob read or written is checked against its digest; files
+//! appear atomically (written aside, then renamed).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context, bail, ensure};
+use crate::error::bail;
+use crate::error::ensure;
+use anyhow::Context;
 use oci_spec::image::{Digest, ImageIndex, OciLayoutBuilder};
 use sha2::{Digest as _, Sha256};
 
-use tiny_oci::json::{canonical_json, empty_index};
+use crate::json::{canonical_json, empty_index};
 
+/// An OCI image layout opened as a content-addressed store.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
@@ -20,7 +25,7 @@ pub struct BlobStore {
 
 impl BlobStore {
     /// An existing layout (it has an `oci-layout` file).
-    pub fn open(root: &Path) -> anyhow::Result<BlobStore> {
+    pub fn open(root: &Path) -> crate::Result<BlobStore> {
         ensure!(
             root.join("oci-layout").is_file(),
             "{} is not an OCI image layout (no oci-layout file): build the image first",
@@ -31,8 +36,15 @@ impl BlobStore {
         })
     }
 
+    /// The layout at `root`, as it is: for callers that checked it themselves.
+    pub(crate) fn at(root: &Path) -> BlobStore {
+        BlobStore {
+            root: root.to_owned(),
+        }
+    }
+
     /// The layout at `root`, made empty if it does not exist yet.
-    pub fn create(root: &Path) -> anyhow::Result<BlobStore> {
+    pub fn create(root: &Path) -> crate::Result<BlobStore> {
         let store = BlobStore {
             root: root.to_owned(),
         };
@@ -50,28 +62,29 @@ impl BlobStore {
         Ok(store)
     }
 
+    /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn index(&self) -> anyhow::Result<ImageIndex> {
+    /// The layout's `index.json`.
+    pub fn index(&self) -> crate::Result<ImageIndex> {
         let path = self.root.join("index.json");
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("reading the layout's index {}", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not an OCI image index ({e}): the layout is damaged; remove {} and \
-                 build it again with `cargo xtask image`",
-                path.display(),
-                self.root.display()
-            )
+            crate::Error::Invalid(format!(
+                "{} is not an OCI image index ({e})",
+                path.display()
+            ))
         })
     }
 
-    pub fn set_index(&self, index: &ImageIndex) -> anyhow::Result<()> {
-        self.write_file("index.json", &canonical_json(index)?)
+    /// Replaces the layout's `index.json` (atomically).
+    pub fn set_index(&self, index: &ImageIndex) -> crate::Result<()> {
+        Ok(self.write_file("index.json", &canonical_json(index)?)?)
     }
 
+    /// Where the blob of `digest` is (or would be) stored.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root
             .join("blobs")
@@ -85,7 +98,7 @@ impl BlobStore {
     }
 
     /// The blob's bytes, checked against its digest.
-    pub fn read(&self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+    pub fn read(&self, digest: &Digest) -> crate::Result<Vec<u8>> {
         let path = self.blob_path(digest);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("the OCI layout has no blob {digest} ({})", path.display()))?;
@@ -98,10 +111,16 @@ impl BlobStore {
         Ok(bytes)
     }
 
-    /// Writes bytes as a blob and returns their digest.
-    pub fn write(&self, bytes: &[u8]) -> anyhow::Result<Digest> {
+    /// Writes bytes as a blob (once: a blob already there is kept) and returns their digest.
+    pub fn write(&self, bytes: &[u8]) -> crate::Result<Digest> {
         let digest = sha256_digest(bytes)?;
-        self.write_from(&digest, bytes.len() as u64, bytes)?;
+        if !self.has(&digest, bytes.len() as u64) {
+            let path = self.blob_path(&digest);
+            let name = path
+                .strip_prefix(&self.root)
+                .context("a blob outside the layout")?;
+            self.write_file(&name.to_string_lossy(), bytes)?;
+        }
         Ok(digest)
     }
 
@@ -111,7 +130,7 @@ impl BlobStore {
         digest: &Digest,
         size: u64,
         mut reader: impl Read,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         ensure_sha256(digest)?;
         let path = self.blob_path(digest);
         let partial = path.with_extension("partial");
@@ -122,7 +141,7 @@ impl BlobStore {
         let mut buffer = vec![0u8; 64 * 1024];
         let result = (|| -> anyhow::Result<()> {
             loop {
-                crate::interrupt::check()?;
+                tiny_interrupt::check()?;
                 let n = reader.read(&mut buffer)?;
                 if n == 0 {
                     break;
@@ -141,29 +160,35 @@ impl BlobStore {
             Ok(())
         })();
         match result {
-            Ok(()) => std::fs::rename(&partial, &path)
-                .with_context(|| format!("storing {}", path.display())),
+            Ok(()) => Ok(std::fs::rename(&partial, &path)
+                .with_context(|| format!("storing {}", path.display()))?),
             Err(e) => {
                 let _ = std::fs::remove_file(&partial);
-                Err(e)
+                Err(e.into())
             }
         }
     }
 
-    fn write_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.root.join(name);
-        let partial = self.root.join(format!(".{name}.partial"));
-        std::fs::write(&partial, bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {}", path.display()))
+    /// Writes beside the file and renames over it: a reader never sees half a file.
+    pub(crate) fn write_file(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.root.join(relative);
+        // Unique per write: architectures are assembled side by side and share blobs.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}-{n}",
+            name.as_deref().unwrap_or("blob"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> anyhow::Result<Digest> {
-    Ok(Digest::from_str(&format!(
-        "sha256:{:x}",
-        Sha256::digest(bytes)
-    ))?)
+/// The sha256 digest of `bytes`, typed.
+pub fn sha256_digest(bytes: &[u8]) -> crate::Result<Digest> {
+    Ok(Digest::from_str(&crate::digest::sha256_digest(bytes))?)
 }
 
 fn ensure_sha256(digest: &Digest) -> anyhow::Result<()> {

@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::Utf8Path;
+use crate::error::bail;
+use anyhow::Context;
+use camino::Utf8Path;
 use oci_spec::image::{
     Arch, Config, Descriptor, History, HistoryBuilder, ImageConfiguration,
     ImageConfigurationBuilder, ImageManifest, ImageManifestBuilder, MediaType, Os, PlatformBuilder,
@@ -16,14 +17,13 @@ use oci_spec::image::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::choice::Compression;
-use crate::oci::layer::{self, Layer};
-use crate::oci::layout::Layout;
-use tiny_cross::target::Target;
-use tiny_oci::epoch::Epoch;
-use tiny_oci::json::{canonical_json, image_index};
-use tiny_oci::recipe::{Healthcheck, Recipe, RunConfig};
-use tiny_oci::referrers::Referrer;
+use crate::epoch::Epoch;
+use crate::json::{canonical_json, image_index};
+use crate::layer::Compression;
+use crate::layer::{self, Layer};
+use crate::layout::Layout;
+use crate::recipe::{Healthcheck, Recipe, RunConfig};
+use crate::referrers::Referrer;
 
 /// BuildKit gives an image without a PATH (scratch) this one; so does the builtin engine,
 /// so that every engine makes the same config.
@@ -33,7 +33,9 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// has no field for but docker, podman and registries keep.
 #[derive(Debug, Clone)]
 pub struct ImageConfig {
+    /// The OCI configuration.
     pub image: ImageConfiguration,
+    /// Docker's `Healthcheck`, which the OCI configuration has no field for.
     pub healthcheck: Option<DockerHealthcheck>,
 }
 
@@ -41,13 +43,18 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DockerHealthcheck {
+    /// `["CMD", argv...]`, `["CMD-SHELL", line]` or `["NONE"]`.
     pub test: Vec<String>,
+    /// Between checks, in nanoseconds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub interval: u64,
+    /// How long one check may take, in nanoseconds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub timeout: u64,
+    /// Failures before this are not counted, in nanoseconds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_period: u64,
+    /// Consecutive failures before the container is unhealthy.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
 }
@@ -70,7 +77,8 @@ impl From<&Healthcheck> for DockerHealthcheck {
 }
 
 impl ImageConfig {
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<ImageConfig> {
+    /// Reads a configuration blob (OCI, with docker's extra fields).
+    pub fn parse(bytes: &[u8]) -> crate::Result<ImageConfig> {
         let value: serde_json::Value = serde_json::from_slice(bytes)?;
         let healthcheck = value
             .pointer("/config/Healthcheck")
@@ -84,12 +92,13 @@ impl ImageConfig {
         })
     }
 
-    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+    /// The configuration as canonical JSON, the bytes its digest is taken of.
+    pub fn to_bytes(&self) -> crate::Result<Vec<u8>> {
         let mut value = serde_json::to_value(&self.image)?;
         if let (Some(hc), Some(config)) = (&self.healthcheck, value.get_mut("config")) {
             config["Healthcheck"] = serde_json::to_value(hc)?;
         }
-        Ok(canonical_json(&value)?)
+        canonical_json(&value)
     }
 }
 
@@ -102,16 +111,20 @@ pub struct BaseImage {
 
 impl BaseImage {
     /// The image `name` names in `layout`, for `target`'s platform.
-    pub fn read(layout: Layout, name: &str, target: Target) -> anyhow::Result<BaseImage> {
-        let (_, manifest) = layout.manifest_for(name, target.arch())?;
+    pub fn read(
+        layout: Layout,
+        name: &str,
+        target: crate::platform::Arch,
+    ) -> crate::Result<BaseImage> {
+        let (_, manifest) = layout.manifest_for(name, target.as_str())?;
         let config = ImageConfig::parse(&layout.read_blob(manifest.config().digest().as_ref())?)
             .with_context(|| format!("reading the config of {name}"))?;
         let arch = config.image.architecture().to_string();
-        if arch != target.arch() {
+        if arch != target.as_str() {
             bail!(
                 "{name} in {} is for {arch}, not {}",
                 layout.dir,
-                target.arch()
+                target.as_str()
             );
         }
         Ok(BaseImage {
@@ -127,18 +140,22 @@ impl BaseImage {
 pub struct Settings {
     /// `SOURCE_DATE_EPOCH`: every time in the image.
     pub epoch: Epoch,
+    /// How layer blobs are compressed.
     pub compression: Compression,
 }
 
 /// One architecture's image, written into a layout.
 #[derive(Debug, Clone)]
 pub struct Assembled {
-    pub target: Target,
+    /// The architecture the image is for.
+    pub target: crate::platform::Arch,
     /// The manifest, with its platform.
     pub manifest: Descriptor,
+    /// The digest of its configuration blob.
     pub config_digest: String,
     /// Uncompressed (the layers' tars) and compressed (the blobs), base included.
     pub size: u64,
+    /// The bytes a pull moves: its layer blobs.
     pub compressed_size: u64,
 }
 
@@ -148,9 +165,9 @@ pub fn image(
     recipe: &Recipe,
     base: Option<&BaseImage>,
     context: &Utf8Path,
-    target: Target,
+    target: crate::platform::Arch,
     settings: Settings,
-) -> anyhow::Result<Assembled> {
+) -> crate::Result<Assembled> {
     let created = settings.epoch.rfc3339();
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut diff_ids: Vec<String> = Vec::new();
@@ -194,7 +211,7 @@ pub fn image(
     let config = ImageConfig {
         image: ImageConfigurationBuilder::default()
             .created(created)
-            .architecture(Arch::from(target.arch()))
+            .architecture(Arch::from(target.as_str()))
             .os(Os::Linux)
             .config(run_config(
                 &recipe.config,
@@ -226,7 +243,7 @@ pub fn image(
     let mut descriptor = out.put_json(MediaType::ImageManifest, &manifest)?;
     descriptor.set_platform(Some(
         PlatformBuilder::default()
-            .architecture(Arch::from(target.arch()))
+            .architecture(Arch::from(target.as_str()))
             .os(Os::Linux)
             .build()?,
     ));
@@ -244,7 +261,7 @@ pub fn image(
 pub fn image_files(
     layout: &Layout,
     manifest: &Descriptor,
-) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+) -> crate::Result<BTreeMap<String, Vec<u8>>> {
     let manifest: ImageManifest = layout.read_json(manifest.digest().as_ref())?;
     let mut files = BTreeMap::new();
     for descriptor in manifest.layers() {
@@ -279,11 +296,11 @@ pub fn publish(
     tag: &str,
     images: &[Assembled],
     referrers: &[Referrer],
-) -> anyhow::Result<Published> {
+) -> crate::Result<Published> {
     let mut refs = Vec::new();
     for image in images {
         refs.push((
-            format!("{tag}-{}", image.target.arch()),
+            format!("{tag}-{}", image.target.as_str()),
             image.manifest.clone(),
         ));
     }
@@ -381,7 +398,7 @@ pub fn docker_archive(
     manifest: &Descriptor,
     repo_tag: &str,
     dest: &Utf8Path,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct Entry<'a> {
@@ -426,10 +443,10 @@ fn hex(digest: &str) -> &str {
 }
 /// Runs `each` for every item on a thread of its own (one architecture per core:
 /// compressing layers is most of an image's work) and returns the results in order.
-pub fn side_by_side<T: Sync, R: Send>(
+pub fn side_by_side<T: Sync, R: Send, E: Send + From<crate::Error>>(
     items: &[T],
-    each: impl Fn(&T) -> anyhow::Result<R> + Sync,
-) -> anyhow::Result<Vec<R>> {
+    each: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     std::thread::scope(|scope| {
         let workers: Vec<_> = items
             .iter()
@@ -438,8 +455,9 @@ pub fn side_by_side<T: Sync, R: Send>(
         workers
             .into_iter()
             .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("assembling an image panicked")))
+                w.join().unwrap_or_else(|_| {
+                    Err(crate::Error::Other("assembling an image panicked".into()).into())
+                })
             })
             .collect()
     })
@@ -447,14 +465,14 @@ pub fn side_by_side<T: Sync, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use cargo_metadata::camino::Utf8PathBuf;
+    use camino::Utf8PathBuf;
     use oci_spec::image::ImageIndex;
 
     use super::*;
-    use crate::oci::layout::ref_name;
+    use crate::layout::ref_name;
 
     /// A stand-in for an assembled image: a manifest blob named by its content.
-    fn assembled(out: &Layout, target: Target, content: &str) -> Assembled {
+    fn assembled(out: &Layout, target: crate::platform::Arch, content: &str) -> Assembled {
         let config = out
             .put_bytes(MediaType::ImageConfig, content.as_bytes())
             .unwrap();
@@ -467,7 +485,7 @@ mod tests {
         let mut manifest = out.put_json(MediaType::ImageManifest, &manifest).unwrap();
         manifest.set_platform(Some(
             PlatformBuilder::default()
-                .architecture(Arch::from(target.arch()))
+                .architecture(Arch::from(target.as_str()))
                 .os(Os::Linux)
                 .build()
                 .unwrap(),
@@ -495,7 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out =
             Layout::create(&Utf8PathBuf::from_path_buf(dir.path().join("l")).unwrap()).unwrap();
-        let (amd, arm) = (Target::X86_64Musl, Target::Aarch64Musl);
+        let (amd, arm) = (crate::platform::Arch::Amd64, crate::platform::Arch::Arm64);
         let both = [assembled(&out, amd, "amd 1"), assembled(&out, arm, "arm 1")];
         let published = publish(&out, "t", &both, &[]).unwrap();
         let index = published.index.unwrap();

@@ -74,6 +74,10 @@ pub struct ImageArgs {
     /// very image is taken out [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
+    /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
+    /// [default: every declared image]
+    #[arg(long = "image", value_name = "NAME")]
+    pub image_names: Vec<String>,
     /// The base image kind [default: `base` in [workspace.metadata.xtask.image], scratch]
     #[arg(long, value_enum)]
     pub base: Option<BaseKind>,
@@ -187,7 +191,7 @@ pub struct IndexArgs {
 }
 
 /// Credentials for a registry.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RegistryAuthArgs {
     /// The registry user; the password is read from stdin (with --password-stdin) [default:
     /// what `docker login` or `podman login` stored for the registry (podman's auth.json,
@@ -203,13 +207,16 @@ pub struct RegistryAuthArgs {
 pub struct SmokeArgs {
     /// Test this target's image (`<name>:<version>-<arch>`); repeatable
     /// [default: `targets` in [workspace.metadata.xtask]]
-    #[arg(long = "target", value_name = "TRIPLE", conflicts_with = "images")]
+    #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
-    /// Test this image instead; repeatable. Its architecture is read from the image
-    #[arg(long = "image", value_name = "REF")]
+    /// Test this declared image (`[workspace.metadata.xtask.images.<NAME>]`), or this image
+    /// reference instead (its architecture read from the image, its checks those of the
+    /// declared image its repository is named after, else of the one whose entrypoint it
+    /// runs); repeatable [default: every declared image]
+    #[arg(long = "image", value_name = "NAME|REF")]
     pub images: Vec<ImageRef>,
     /// The multi-architecture reference the images were built as (see `image --tag`)
-    #[arg(long, value_name = "REF", conflicts_with = "images")]
+    #[arg(long, value_name = "REF")]
     pub tag: Option<ImageRef>,
     /// The container engine [default: docker if its daemon runs and it has BuildKit, else podman]
     #[arg(long, value_enum)]
@@ -218,7 +225,7 @@ pub struct SmokeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Test the dev images `image --fast` built (`<tag>-dev-<arch>`), with the same checks
-    #[arg(long, conflicts_with = "images")]
+    #[arg(long)]
     pub fast: bool,
     /// Print the results as JSON (schema in README) instead of a table; progress stays on
     /// stderr
@@ -233,6 +240,10 @@ pub struct RunArgs {
     /// very image [default: the host's architecture]
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<Target>,
+    /// The declared image (`[workspace.metadata.xtask.images.<NAME>]`)
+    /// [default: the first declared]
+    #[arg(long = "image", value_name = "NAME")]
+    pub image_name: Option<String>,
     /// Serve on this port of 127.0.0.1 [default: a free one]
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
@@ -296,6 +307,10 @@ pub struct SbomArgs {
     /// [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
+    /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
+    /// [default: every declared image]
+    #[arg(long = "image", value_name = "NAME")]
+    pub image_names: Vec<String>,
     /// Write `<DIR>/<triple>/{sbom.spdx.json,provenance.intoto.json}`
     /// [default: <target dir>/xtask/sbom]
     #[arg(long, value_name = "DIR")]
@@ -305,13 +320,17 @@ pub struct SbomArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     /// Rebuild and compare this target; repeatable. Two targets or more compare the index
     /// too; one target compares its image alone (`<tag>-<arch>` in the layout, or that
     /// platform's image of --against) [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<Target>,
+    /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
+    /// [default: every declared image]
+    #[arg(long = "image", value_name = "NAME")]
+    pub image_names: Vec<String>,
     /// The multi-architecture reference the staged images were built as (see `image --tag`):
     /// its tag names the index in the layout [default: `<name>:<version>` from Cargo.toml]
     #[arg(long, value_name = "REF", conflicts_with = "against")]
@@ -447,7 +466,6 @@ mod tests {
         for args in [
             &["xtask", "build", "--fast", "--profile", "release"][..],
             &["xtask", "image", "--fast", "--allow-dev"],
-            &["xtask", "smoke-test", "--fast", "--image", "svc:1"],
             &["xtask", "bench", "--only", "nothing"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");

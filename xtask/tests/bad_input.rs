@@ -264,7 +264,7 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
         ),
         case(&["image", "--tag", "svc:bad tag"], "it contains spaces"),
         case(
-            &["image", "--tag", &digest],
+            &["image", "--image", "tiny-service", "--tag", &digest],
             "--tag takes a tag, not a digest",
         ),
         case(
@@ -276,7 +276,15 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
             "invalid registry `myregistry`",
         ),
         case(
-            &["image", "--tag", "a.io/svc:1", "--registry", "b.io"],
+            &[
+                "image",
+                "--image",
+                "tiny-service",
+                "--tag",
+                "a.io/svc:1",
+                "--registry",
+                "b.io",
+            ],
             "disagree: give one of them",
         ),
         case(
@@ -312,10 +320,26 @@ fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
                 "smoke-test",
                 "--engine",
                 "docker",
+                "--image",
+                "tiny-service-migrate",
                 "--tag",
                 "xtask-bad-input/none",
             ],
-            "build it with `cargo xtask image --target amd64 --tag xtask-bad-input/none`",
+            "build it with `cargo xtask image --image tiny-service-migrate --target amd64 --tag xtask-bad-input/none`",
+        ),
+        case(
+            &[
+                "smoke-test",
+                "--engine",
+                "docker",
+                "--tag",
+                "xtask-bad-input/none",
+            ],
+            "build it with `cargo xtask image --image tiny-service --target amd64 --tag xtask-bad-input/none`",
+        ),
+        case(
+            &["image", "--image", "tiny"],
+            "--image tiny: no such image in [workspace.metadata.xtask.images] (declared: tiny-service, tiny-service-migrate)",
         ),
         // Settings in [workspace.metadata].
         case(&["build"], "unknown field `colour`").in_dir(unknown_setting.path()),
@@ -530,7 +554,7 @@ fn a_copy_of_what_the_build_context_lacks_is_refused_before_building() {
             "COPY bin/ /usr/local/bin/\nCOPY nope/ /x/",
         )
     });
-    let says = "Dockerfile.runtime line 34: `COPY nope/ /x/` copies nope/, which the build context does not hold";
+    let says = "Dockerfile.runtime line 35: `COPY nope/ /x/` copies nope/, which the build context does not hold";
     assert_all_refused_early(&[
         case(&["image"], says).in_dir(dir.path()),
         case(&["image", "--engine", "docker"], says).in_dir(dir.path()),
@@ -575,18 +599,21 @@ fn a_layout_that_cannot_be_added_to_is_refused_before_building_and_left_alone() 
     std::fs::write(own.join("index.json"), "{").unwrap();
     assert_all_refused_early(&[
         case(
-            &["image", "--layout", &garbage],
+            &["image", "--image", "tiny-service", "--layout", &garbage],
             "index.json is not an OCI image index (expected ident at line 1 column 2); remove",
         ),
         case(
-            &["image", "--layout", &garbage],
+            &["image", "--image", "tiny-service", "--layout", &garbage],
             "or give --layout another folder",
         ),
         case(
-            &["image", "--layout", &empty],
+            &["image", "--image", "tiny-service", "--layout", &empty],
             "is not an OCI image index (EOF",
         ),
-        case(&["image", "--layout", &missing], "is missing; remove"),
+        case(
+            &["image", "--image", "tiny-service", "--layout", &missing],
+            "is missing; remove",
+        ),
         case(
             &["run", "--target", "amd64"],
             "is not an OCI image index (EOF",
@@ -619,7 +646,13 @@ fn what_a_command_checks_after_building_it_checks_before() {
             "give --out a folder you can write",
         ),
         case(
-            &["image", "--layout", "/proc/xtask-layout"],
+            &[
+                "image",
+                "--image",
+                "tiny-service",
+                "--layout",
+                "/proc/xtask-layout",
+            ],
             "give --layout a folder you can write",
         ),
         case(&["smoke-test", "--timeout", "0"], "0 is not in 1.."),

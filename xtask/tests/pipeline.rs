@@ -45,8 +45,9 @@ fn smoke_ok(args: &[&str]) -> SmokeRun {
     SmokeRun::parse(xtask_ok(&args).as_bytes())
 }
 
+/// Both declared images (tiny-service, then tiny-service-migrate), each on both.
 fn assert_both_architectures_pass(run: &SmokeRun) {
-    run.assert_all_passed(&["amd64", "arm64"]);
+    run.assert_all_passed(&["amd64", "arm64", "amd64", "arm64"]);
 }
 
 /// Labelled containers and volumes (named), as docker lists them.
@@ -193,7 +194,14 @@ fn fast_images_are_marked_and_pass_the_same_smoke_test() {
     for image in images.as_array().unwrap() {
         let arch = image["arch"].as_str().unwrap();
         let reference = image["reference"].as_str().unwrap();
-        assert_eq!(reference, format!("tiny-service:0.1.0-dev-{arch}"));
+        assert!(
+            [
+                format!("tiny-service:0.1.0-dev-{arch}"),
+                format!("tiny-service-migrate:0.1.0-dev-{arch}")
+            ]
+            .contains(&reference.to_owned()),
+            "{reference}"
+        );
         let profile = docker(&[
             "image",
             "inspect",
@@ -326,7 +334,11 @@ fn alpine_stand_in_images_have_a_shell_and_pass(registry: &Registry) -> tempfile
         "--json",
     ]))
     .unwrap();
-    assert_eq!(images.as_array().unwrap().len(), 2);
+    assert_eq!(
+        images.as_array().unwrap().len(),
+        4,
+        "2 images, 2 architectures"
+    );
     assert_both_architectures_pass(&smoke_ok(&["smoke-test"]));
     for arch in ["amd64", "arm64"] {
         let reference = format!("tiny-service:0.1.0-{arch}");
@@ -432,8 +444,18 @@ fn pushed_index_covers_both_platforms_and_each_runs(registry: &Registry) {
             vec!["linux/amd64".to_owned(), "linux/arm64".to_owned()]
         )
     );
+    // Each declared image has an index of its own.
+    assert_eq!(
+        index_platforms(&format!("{}/tiny-service-migrate:0.1.0", registry.host)).1,
+        ["linux/amd64".to_owned(), "linux/arm64".to_owned()]
+    );
     // The registry holds exactly what the layout holds: the digests did not change in transit.
-    for image in images.as_array().unwrap() {
+    let ours = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["reference"].as_str().unwrap().contains("/tiny-service:"));
+    for image in ours {
         let arch = image["arch"].as_str().unwrap();
         let pushed = run(
             "skopeo",
@@ -458,6 +480,8 @@ fn per_architecture_pushes_merge_into_one_index(registry: &Registry) {
     for arch in ["arm64", "amd64"] {
         xtask_ok(&[
             "image",
+            "--image",
+            "tiny-service",
             "--target",
             arch,
             "--no-load",
@@ -880,7 +904,7 @@ fn the_engine_going_away_stops_the_run_and_the_next_run_sweeps_up() {
 fn ctrl_c_during_image_leaves_no_tag() {
     let tag = "xtask-test/cut-short:1";
     let started = Instant::now();
-    xtask_ok(&["image", "--tag", tag]);
+    xtask_ok(&["image", "--image", "tiny-service", "--tag", tag]);
     let took = started.elapsed();
     // The builtin engine loads into docker and podman alike.
     let tags = || {
@@ -901,7 +925,7 @@ fn ctrl_c_during_image_leaves_no_tag() {
     remove_tags();
     for k in 0..6 {
         let at = took.mul_f64(0.9 * (k as f64 + 0.5) / 6.0);
-        let mut job = spawn_job(&["image", "--tag", tag], &[]);
+        let mut job = spawn_job(&["image", "--image", "tiny-service", "--tag", tag], &[]);
         wait_for(at + Duration::from_secs(1), "the moment", || {
             job.started.elapsed() >= at
         });
@@ -964,7 +988,16 @@ fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
 
 fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {
     let index = format!("{}/podman/tiny-service:edge", registry.host);
-    xtask_ok(&["image", "--engine", "podman", "--push", "--tag", &index]);
+    xtask_ok(&[
+        "image",
+        "--image",
+        "tiny-service",
+        "--engine",
+        "podman",
+        "--push",
+        "--tag",
+        &index,
+    ]);
     let (media_type, platforms) = index_platforms(&index);
     assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);

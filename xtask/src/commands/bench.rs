@@ -368,7 +368,13 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
     let recipe = context::recipe(project, &args)?;
     let contexts = scratch.join("image");
     for b in &built {
-        context::stage(&contexts.join(b.target.arch()), b, true, epoch)?;
+        context::stage(
+            &contexts.join(b.target.arch()),
+            b,
+            &project.image,
+            true,
+            epoch,
+        )?;
     }
     let mut out = format!("image assembly, both architectures (median of {IMAGE_ROUNDS})\n");
     let mut builtin = Vec::new();
@@ -416,7 +422,8 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
     }
     match Engine::detect(sh, Some(EngineKind::Docker)) {
         Ok(docker) => {
-            let dockerfile = project.root.join(context::DOCKERFILE);
+            let dockerfile = contexts.join(context::DOCKERFILE);
+            std::fs::write(&dockerfile, context::dockerfile(project)?)?;
             let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.arch());
             // Removed again however the bench ends.
             let _tags: Vec<Undo> = built

@@ -80,8 +80,42 @@ pub struct InLayout {
 }
 
 impl ImageArgs {
+    /// Every declared image, or those named with `--image`, one after the other.
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let settings = &project.settings.image;
+        let given: Vec<&str> = [
+            (self.tag.is_some(), "--tag"),
+            (self.layout.is_some(), "--layout"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        let images = project.select_one_if(&self.image_names, &given)?;
+        // Every image goes to the same registry: one login (a password on stdin is read once).
+        let mut login = None;
+        let mut built = Vec::new();
+        // The tags made in an engine: put back as they were unless every image is built.
+        let mut made = Vec::new();
+        for image in &images {
+            let (images, tags) = self.run_one(sh, &project.for_image(image), &mut login)?;
+            built.extend(images);
+            made.extend(tags);
+        }
+        crate::interrupt::check()?;
+        made.into_iter().for_each(Undo::disarm);
+        // One JSON array of every image's architectures.
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&built)?);
+        }
+        Ok(())
+    }
+
+    fn run_one(
+        &self,
+        sh: &Shell,
+        project: &Project,
+        login: &mut Option<Login>,
+    ) -> anyhow::Result<(Vec<Image>, Vec<Undo>)> {
+        let declared = &project.image;
         let name = project.image_name();
         let names = ImageNames::new(
             self.tag.as_deref(),
@@ -100,7 +134,7 @@ impl ImageArgs {
         // is built; the login (a password on stdin is read once) is kept for the push.
         let push_login = match self.push {
             false => None,
-            true => Some(check_push_target(sh, &names, &self)?),
+            true => Some(check_push_target(sh, &names, self, login)?),
         };
         let revision = git::revision(sh);
         if self.push
@@ -111,12 +145,12 @@ impl ImageArgs {
         {
             bail!("{}", registry::dirty_refusal(dirty));
         }
-        let base = match (&self.base_image, self.base.unwrap_or(settings.base)) {
+        let base = match (&self.base_image, self.base.unwrap_or(declared.base)) {
             (Some(image), _) => image.to_string(),
             (None, BaseKind::Scratch) => "scratch".to_owned(),
-            (None, BaseKind::Alpine) => settings.alpine.clone(),
+            (None, BaseKind::Alpine) => declared.alpine.clone(),
         };
-        let budget = project.size_budget(&base)?;
+        let budget = project.size_budget(&base);
         let targets = project.targets(&self.targets);
         let epoch = git::source_date_epoch(sh)?;
         let build_args = context::build_args(project, &base, revision.as_deref(), epoch, profile);
@@ -130,12 +164,12 @@ impl ImageArgs {
         // What the build context will hold is known now: a COPY of anything else fails
         // here, not after the compile.
         if let Some(recipe) = &recipe {
-            let contents = context::contents(&project.package.binaries, base == "scratch");
+            let contents = context::contents(declared, base == "scratch");
             context::check_sources(recipe, &contents)?;
         }
         if let (BuildEngine::Builtin, Some(recipe)) = (self.engine, &recipe) {
             check_local_base(recipe, &targets)?;
-            let dir = layout_dir(project, &self);
+            let dir = layout_dir(project, self);
             writable::check(&dir, "--layout")?;
             Layout::check_writable(&dir).map_err(|e| {
                 anyhow::anyhow!(
@@ -179,7 +213,7 @@ impl ImageArgs {
             Builder::Engine(_) => Vec::new(),
         };
         let load_into = match builder {
-            Builder::Builtin(_) => load_engines(sh, &self)?,
+            Builder::Builtin(_) => load_engines(sh, self)?,
             Builder::Engine(_) => Vec::new(),
         };
         // What provenance records (a `repository` in Cargo.toml, a git checkout, the tools'
@@ -198,7 +232,31 @@ impl ImageArgs {
             Builder::Engine(_) => None,
         };
         let built = compile::build(sh, project, &targets, profile)?;
+        // Missing binaries are named by `stage`; what the image does not ship is left out of
+        // its documents.
+        for artifacts in &built {
+            let have: Vec<&str> = artifacts
+                .manifest
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            if let Some(missing) = declared
+                .binaries
+                .iter()
+                .find(|b| !have.contains(&b.as_str()))
+            {
+                bail!(
+                    "{} holds no binary `{missing}` for image {name}: run `cargo xtask build`",
+                    artifacts.dir
+                );
+            }
+        }
+        let built: Vec<Built> = built.into_iter().map(|b| project.shipped(b)).collect();
         let (contexts, _contexts_removed) = contexts_dir(project)?;
+        let dockerfile = contexts.join(DOCKERFILE);
+        std::fs::write(&dockerfile, context::dockerfile(project)?)
+            .with_context(|| format!("writing {dockerfile}"))?;
         let job = Job {
             project,
             base: &base,
@@ -208,8 +266,7 @@ impl ImageArgs {
             contexts,
         };
         let mut images = Vec::new();
-        // The tags this run made in an engine: put back as they were unless the whole run
-        // succeeds.
+        // The tags this image made in an engine (see `run`).
         let mut made = Vec::new();
         match builder {
             Builder::Engine(engine) => {
@@ -229,16 +286,14 @@ impl ImageArgs {
             }
             Builder::Builtin(recipe) => {
                 let info = info.context("the build's facts were not gathered")?;
-                images = job.builtin(sh, &recipe, &info, &built, bases, &names, &self)?;
+                images = job.builtin(sh, &recipe, &info, &built, bases, &names, self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
                 if let Some(login) = push_login {
-                    push_layout(&names, &self, login, &mut images)?;
+                    push_layout(&names, self, login, &mut images)?;
                 }
             }
         }
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&images)?);
-        } else {
+        if !self.json {
             print!("{}", image_table(&images));
             if let Some(layout) = images.first().and_then(|i| i.layout.as_ref()) {
                 let refs: Vec<&str> = images
@@ -267,8 +322,7 @@ impl ImageArgs {
                 );
             }
         }
-        made.into_iter().for_each(Undo::disarm);
-        Ok(())
+        Ok((images, made))
     }
 }
 
@@ -281,7 +335,7 @@ enum Builder {
 struct Job<'a> {
     project: &'a Project,
     base: &'a str,
-    budget: u64,
+    budget: Option<u64>,
     epoch: Epoch,
     /// The cargo profile of the binaries (`--fast`: dev-image).
     profile: &'static str,
@@ -296,22 +350,31 @@ impl Job<'_> {
 
     fn stage(&self, artifacts: &Built) -> anyhow::Result<u64> {
         let context = self.context_dir(artifacts.target);
-        context::stage(&context, artifacts, self.base == "scratch", self.epoch)
+        let scratch = self.base == "scratch";
+        context::stage(
+            &context,
+            artifacts,
+            &self.project.image,
+            scratch,
+            self.epoch,
+        )
     }
 
     fn check_budget(&self, reference: &str, size: u64) -> anyhow::Result<()> {
-        if size > self.budget {
+        if let Some(budget) = self.budget.filter(|b| size > *b) {
             bail!(
                 "{reference} is {}, over its size budget of {}: raise size-budget in \
-                 [workspace.metadata.xtask.image] if that is intended",
+                 [workspace.metadata.xtask.images.{}] if that is intended",
                 report::size(size),
-                report::size(self.budget)
+                report::size(budget),
+                self.project.image_name()
             );
         }
         Ok(())
     }
 
     /// The builtin engine: every architecture into the OCI layout, then the index.
+    #[allow(clippy::too_many_arguments)]
     fn builtin(
         &self,
         sh: &Shell,
@@ -450,7 +513,7 @@ impl Job<'_> {
         assembled: &Assembled,
     ) -> anyhow::Result<Vec<Referrer>> {
         let files = assemble::image_files(out, &assembled.manifest)?;
-        let (files, embedded) = documents::image_files(artifacts, files)?;
+        let (files, embedded) = documents::image_files(self.project, artifacts, files)?;
         let digest = assembled.manifest.digest();
         let described = Described {
             artifacts,
@@ -496,7 +559,8 @@ impl Job<'_> {
         let started = Instant::now();
         let target = artifacts.target;
         let context_size = self.stage(artifacts)?;
-        let dockerfile = self.project.root.join(DOCKERFILE);
+        // The runtime Dockerfile with the image's declaration, as the builtin engine parsed it.
+        let dockerfile = self.contexts.join(DOCKERFILE);
         let previous = engine.find_image(sh, reference)?.map(|i| i.id);
         let tag = engine.remover().image(reference, previous);
         engine.build(
@@ -726,7 +790,12 @@ fn load(
 
 /// The registry of `--push` answers as a registry, takes our credentials and lets us push
 /// to the repository; returns the login to push with.
-fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow::Result<Login> {
+fn check_push_target(
+    sh: &Shell,
+    names: &ImageNames,
+    args: &ImageArgs,
+    known: &mut Option<Login>,
+) -> anyhow::Result<Login> {
     let Some(registry) = names.registry() else {
         bail!(
             "--push needs a registry: give --registry <host:port> or a --tag that starts with one"
@@ -737,7 +806,11 @@ fn check_push_target(sh: &Shell, names: &ImageNames, args: &ImageArgs) -> anyhow
         .index
         .parse()
         .with_context(|| format!("invalid image reference `{}`", names.index))?;
-    let login = args.auth.login(sh, &target)?;
+    let login = match known {
+        Some(login) => login.clone(),
+        None => args.auth.login(sh, &target)?,
+    };
+    *known = Some(login.clone());
     step(
         format_args!(
             "registry {registry} takes pushes to {}",
@@ -865,6 +938,35 @@ mod tests {
             profile::DEV_IMAGE,
         );
         context::recipe(&project, &args).unwrap()
+    }
+
+    #[test]
+    fn the_migrate_job_runs_migrate_up_and_serves_nothing() {
+        let project = Project::load().unwrap();
+        let job = project.select(&["tiny-service-migrate".into()]).unwrap();
+        let project = project.for_image(&job[0]);
+        let args = context::build_args(&project, "scratch", None, Epoch::ZERO, profile::RELEASE);
+        let recipe = context::recipe(&project, &args).unwrap();
+        let config = &recipe.config;
+        assert_eq!(
+            config.entrypoint.as_deref(),
+            Some(&["/usr/local/bin/migrate".to_owned()][..])
+        );
+        assert_eq!(config.cmd.as_deref(), Some(&["up".to_owned()][..]));
+        assert!(config.exposed_ports.is_empty());
+        assert_eq!(config.healthcheck, None);
+        assert_eq!(config.volumes, ["/data"]);
+        assert_eq!(
+            config.labels["org.opencontainers.image.title"],
+            "tiny-service-migrate"
+        );
+        assert_eq!(
+            context::contents(&project.image, true)
+                .iter()
+                .filter(|p| p.starts_with("bin/"))
+                .collect::<Vec<_>>(),
+            ["bin/migrate"]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use xshell::{Shell, cmd};
 
 use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
+use crate::model::images::{Check, Role};
 use crate::model::project::Project;
 use crate::report::{self, ExitStatus, Reported, step};
 use crate::tools::containers::{self, Resources};
@@ -32,8 +33,31 @@ struct Built {
 }
 
 impl RunArgs {
-    pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         // Everything that can be refused is, before the image is built.
+        let declared = match &self.image_name {
+            Some(name) => project.select(std::slice::from_ref(name))?.remove(0),
+            None => project
+                .images
+                .iter()
+                .find(|i| i.port().is_some())
+                .unwrap_or(&project.image)
+                .clone(),
+        };
+        let Role::Service {
+            health,
+            port_env,
+            address_env,
+            ..
+        } = &declared.role
+        else {
+            bail!(
+                "--image {}: a job (no `port` in [workspace.metadata.xtask.images.{}]) has \
+                 nothing to serve: run a service image",
+                declared.name,
+                declared.name
+            );
+        };
         if let Some(port) = self.port {
             probe::servable_port(port)?;
         }
@@ -51,7 +75,14 @@ impl RunArgs {
         if let Some(notice) = engine.sweep_leftovers(sh)? {
             eprintln!("  {notice}");
         }
-        let built = build_image(sh, &engine, target, self.tag.as_deref(), self.fast)?;
+        let built = build_image(
+            sh,
+            &engine,
+            target,
+            &declared.name,
+            self.tag.as_deref(),
+            self.fast,
+        )?;
         let reference = built.reference.as_str();
 
         let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
@@ -65,21 +96,49 @@ impl RunArgs {
                 run_name.clone()
             }
         };
+        // The declared volumes, one engine volume each; the first is the one --volume names.
+        let mounts: Vec<String> = declared
+            .volumes
+            .iter()
+            .enumerate()
+            .map(|(i, path)| match i {
+                0 => Ok(format!("{volume}:{path}")),
+                _ => {
+                    let more = format!("{run_name}-v{i}");
+                    resources.volume(&more)?;
+                    Ok(format!("{more}:{path}"))
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
         let platform = target.platform();
-        let migrated = {
-            let _ticking = report::ticking("migrate up");
-            step("migrate up", || {
-                let name = format!("{run_name}-migrate");
-                resources.run_once(&name, &platform, &volume, reference, &["up"])
-            })?
-        };
-        if let Some(last) = migrated.lines().last() {
-            eprintln!("    {last}");
+        // What the smoke test runs before the service starts (our `migrate up`).
+        for (i, check) in declared.checks.iter().enumerate() {
+            let Check::Command(c) = check else { continue };
+            if c.after_restart {
+                continue;
+            }
+            let what = c.argv.to_string();
+            let (code, out) = {
+                let _ticking = report::ticking(&what);
+                step(what.clone(), || {
+                    let name = format!("{run_name}-command-{i}");
+                    resources.run_once(&name, &platform, &mounts, reference, &c.argv.to_vec())
+                })?
+            };
+            if let Some(last) = out.stdout.trim().lines().last() {
+                eprintln!("    {last}");
+            }
+            ensure!(
+                code == i64::from(c.exit),
+                "{what} exited with status {code}: {}",
+                out.stderr.trim()
+            );
         }
         let port = self.port.unwrap_or_else(free_port);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let name = format!("{run_name}-service");
-        resources.start(&name, &platform, &volume, reference, port)?;
+        let env = (port_env.as_str(), address_env.as_deref());
+        resources.start(&name, &platform, &mounts, reference, env, port)?;
         let mut logs = resources.follow_logs(&name)?;
         // Ctrl-C stops the service the way `docker stop` would, briefly, before the
         // container's own undo removes it; made after the log stream, so undone before it
@@ -93,9 +152,11 @@ impl RunArgs {
             remover.remove(&["stop", "--time", &stop_seconds, &stopping]);
         });
         {
-            let _ticking = report::ticking("waiting for /healthz");
+            let _ticking = report::ticking(format!("waiting for {health}"));
             let timeout = Duration::from_secs(self.timeout);
-            step("healthy", || resources.wait_healthy(&name, addr, timeout))?;
+            step("healthy", || {
+                resources.wait_healthy(&name, addr, health, timeout)
+            })?;
         }
         println!("http://{addr}/");
         std::io::stdout().flush()?;
@@ -139,6 +200,7 @@ fn build_image(
     sh: &Shell,
     engine: &Engine,
     target: Target,
+    image: &str,
     tag: Option<&str>,
     fast: bool,
 ) -> anyhow::Result<Built> {
@@ -151,7 +213,7 @@ fn build_image(
     }
     let command = cmd!(
         sh,
-        "{xtask} image --target {arch} --load {load} --json {options...}"
+        "{xtask} image --image {image} --target {arch} --load {load} --json {options...}"
     );
     let done = process::run(command, Io::Capture, Io::Inherit)?;
     match done.status.code() {

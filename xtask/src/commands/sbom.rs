@@ -20,6 +20,8 @@ use tiny_cross::profile;
 /// What was written for one target.
 #[derive(Debug, Serialize)]
 struct Written {
+    /// The declared image it describes.
+    image: String,
     target: String,
     crates: usize,
     c_libraries: Vec<String>,
@@ -37,13 +39,28 @@ impl SbomArgs {
         let info = BuildInfo::gather(sh, project)?;
         let out = self.out.unwrap_or_else(|| project.work_dir().join("sbom"));
         writable::check(&out, "--out")?;
+        let images = project.select(&self.image_names)?;
         let built = compile::build(sh, project, &targets, "release")?;
         let mut written = Vec::new();
-        for artifacts in &built {
-            let what = format!("{}: sbom and provenance", artifacts.target.arch());
-            written.push(step(what, || {
-                describe(sh, project, &info, artifacts, &out)
-            })?);
+        for image in &images {
+            let project = project.for_image(image);
+            let out = out.join(&image.name);
+            for artifacts in &built {
+                let artifacts = project.shipped(Built {
+                    target: artifacts.target,
+                    dir: artifacts.dir.clone(),
+                    manifest: artifacts.manifest.clone(),
+                    elapsed: artifacts.elapsed,
+                });
+                let what = format!(
+                    "{} {}: sbom and provenance",
+                    image.name,
+                    artifacts.target.arch()
+                );
+                written.push(step(what, || {
+                    describe(sh, &project, &info, &artifacts, &out)
+                })?);
+            }
         }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&written)?);
@@ -52,6 +69,7 @@ impl SbomArgs {
                 .iter()
                 .map(|w| {
                     vec![
+                        w.image.clone(),
                         w.target.clone(),
                         w.crates.to_string(),
                         w.c_libraries.join(", "),
@@ -64,7 +82,15 @@ impl SbomArgs {
             print!(
                 "{}",
                 report::table(
-                    &["target", "crates", "C code", "files", "sbom", "provenance"],
+                    &[
+                        "image",
+                        "target",
+                        "crates",
+                        "C code",
+                        "files",
+                        "sbom",
+                        "provenance"
+                    ],
                     &rows
                 )
             );
@@ -80,7 +106,7 @@ fn describe(
     artifacts: &Built,
     out: &Utf8Path,
 ) -> anyhow::Result<Written> {
-    let (files, embedded) = staged_files(artifacts)?;
+    let (files, embedded) = staged_files(project, artifacts)?;
     let file_count = files.len();
     let described = Described {
         artifacts,
@@ -98,6 +124,7 @@ fn describe(
     write_atomically(&sbom, &docs.sbom)?;
     write_atomically(&provenance, &docs.provenance)?;
     Ok(Written {
+        image: project.image_name().to_owned(),
         target: artifacts.target.triple().to_owned(),
         crates: docs.crates,
         c_libraries: docs.c_libraries,

@@ -70,7 +70,24 @@ impl Expected {
 }
 
 impl VerifyArgs {
+    /// Every declared image, or those named with `--image`, one after the other.
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let given: Vec<&str> = [
+            (self.tag.is_some(), "--tag"),
+            (self.layout.is_some(), "--layout"),
+            (self.against.is_some(), "--against"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        let images = project.select_one_if(&self.image_names, &given)?;
+        for image in &images {
+            self.clone().run_one(sh, &project.for_image(image))?;
+        }
+        Ok(())
+    }
+
+    fn run_one(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let commit = git::head(sh)?;
         let short = &commit[..commit.len().min(12)];
         let dirty = git::is_dirty(sh);
@@ -369,10 +386,11 @@ impl Rebuild<'_> {
         })?;
         step(format_args!("rebuilt the images of {short}"), || {
             let triples = &triples;
-            let tag = format!("{}:{REBUILD_TAG}", self.project.image_name());
+            let name = self.project.image_name();
+            let tag = format!("{name}:{REBUILD_TAG}");
             self.xtask(cmd!(
                 sh,
-                "{exe} image --no-load --layout {layout} --tag {tag} --compression {compression} {triples...}"
+                "{exe} image --image {name} --no-load --layout {layout} --tag {tag} --compression {compression} {triples...}"
             ))
         })?;
         let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;

@@ -5,18 +5,30 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{MetadataCommand, TargetKind};
 use serde::Deserialize;
 
+use tiny_cross::dist::Built;
 use tiny_cross::target::Target;
 
+use tiny_sbom::audit::VersionInfo;
+
+use crate::model::choice::BaseKind;
+use crate::model::images::{self, Image, Members};
+
+#[derive(Clone)]
 pub struct Project {
     pub root: Utf8PathBuf,
     pub target_dir: Utf8PathBuf,
-    /// The shipped crate (`[workspace.metadata.xtask] package`).
+    /// The package the declared images ship (every image names the same one).
     pub package: Package,
     pub settings: Settings,
+    /// Every declared image, sorted by name.
+    pub images: Vec<Image>,
+    /// The image a command is acting on (see [`Project::for_image`]); the first by default.
+    pub image: Image,
     /// Every workspace member's `Cargo.toml`.
     pub manifests: Vec<Utf8PathBuf>,
 }
 
+#[derive(Clone)]
 pub struct Package {
     pub id: cargo_metadata::PackageId,
     pub name: String,
@@ -28,50 +40,17 @@ pub struct Package {
     pub binaries: Vec<String>,
 }
 
-/// `[workspace.metadata.xtask]` in the root `Cargo.toml`.
-#[derive(Debug, Deserialize)]
+/// `[workspace.metadata.xtask]` in the root `Cargo.toml`; `images` and `image-defaults` are
+/// read by [`crate::model::images`].
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Settings {
-    pub package: String,
     pub targets: Vec<Target>,
     pub zig: String,
-    #[serde(default)]
-    pub image: ImageSettings,
-}
-
-/// `[workspace.metadata.xtask.image]`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct ImageSettings {
-    pub name: Option<String>,
-    pub base: crate::model::choice::BaseKind,
-    pub alpine: String,
-    pub size_budget: SizeBudget,
-    pub port: u16,
-}
-
-/// `[workspace.metadata.xtask.image.size-budget]`: the largest an image may be.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct SizeBudget {
-    pub scratch: String,
-    /// For any other base (alpine or `--base-image`), the base included.
-    pub with_base: String,
-}
-
-impl Default for ImageSettings {
-    fn default() -> Self {
-        ImageSettings {
-            name: None,
-            base: crate::model::choice::BaseKind::Scratch,
-            alpine: "docker.io/library/alpine:3.20".into(),
-            size_budget: SizeBudget {
-                scratch: "10 MiB".into(),
-                with_base: "24 MiB".into(),
-            },
-            port: 8080,
-        }
-    }
+    #[serde(default, rename = "images")]
+    _images: serde::de::IgnoredAny,
+    #[serde(default, rename = "image-defaults")]
+    _image_defaults: serde::de::IgnoredAny,
 }
 
 impl Project {
@@ -96,18 +75,32 @@ impl Project {
             .no_deps()
             .exec()
             .context("`cargo metadata` failed: run from inside the workspace")?;
-        let settings: Settings =
-            serde_json::from_value(meta.workspace_metadata["xtask"].clone())
-                .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
+        let xtask = &meta.workspace_metadata["xtask"];
+        // The image declarations first: they name the old keys' replacements.
+        let images = images::images(xtask, &Members::from_metadata(&meta))
+            .context("reading the root Cargo.toml")?;
+        let settings: Settings = serde_json::from_value(xtask.clone())
+            .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
+        let Some(first) = images.first().cloned() else {
+            bail!("no images declared: add a [workspace.metadata.xtask.images.<name>] table");
+        };
+        if let Some(other) = images.iter().find(|i| i.package != first.package) {
+            bail!(
+                "[workspace.metadata.xtask.images.{}] package = {:?}: every image ships the same \
+                 package for now ({:?} in [workspace.metadata.xtask.images.{}]): declare one of \
+                 them",
+                other.name,
+                other.package,
+                first.package,
+                first.name
+            );
+        }
         let Some(pkg) = meta
             .workspace_packages()
             .into_iter()
-            .find(|p| p.name == settings.package)
+            .find(|p| p.name == first.package)
         else {
-            bail!(
-                "[workspace.metadata.xtask] package = {:?} is not a workspace member",
-                settings.package
-            );
+            bail!("package `{}` is not a workspace member", first.package);
         };
         let mut binaries: Vec<String> = pkg
             .targets
@@ -139,18 +132,79 @@ impl Project {
             target_dir: meta.target_directory,
             package,
             settings,
+            images,
+            image: first,
         })
     }
 
-    /// The largest an image on `base` may be (`size-budget` in [workspace.metadata.xtask.image]).
-    pub fn size_budget(&self, base: &str) -> anyhow::Result<u64> {
-        let budgets = &self.settings.image.size_budget;
-        let budget = if base == "scratch" {
-            &budgets.scratch
-        } else {
-            &budgets.with_base
+    /// The largest the current image may be on `base` (`size-budget` of its table), if it
+    /// has a budget there.
+    pub fn size_budget(&self, base: &str) -> Option<u64> {
+        let kind = match base {
+            "scratch" => BaseKind::Scratch,
+            _ => BaseKind::Alpine,
         };
-        crate::report::parse_size(budget).context("[workspace.metadata.xtask.image] size-budget")
+        self.image.size_budget(kind)
+    }
+
+    /// The same project acting on the image `image`.
+    pub fn for_image(&self, image: &Image) -> Project {
+        Project {
+            image: image.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// The declared images named in `asked`, in the order asked; every one when `asked` is
+    /// empty.
+    pub fn select(&self, asked: &[String]) -> anyhow::Result<Vec<Image>> {
+        if asked.is_empty() {
+            return Ok(self.images.clone());
+        }
+        let mut chosen: Vec<Image> = Vec::new();
+        for name in asked {
+            let Some(image) = self.images.iter().find(|i| &i.name == name) else {
+                bail!(
+                    "--image {name}: no such image in [workspace.metadata.xtask.images] \
+                     (declared: {})",
+                    self.image_names().join(", ")
+                );
+            };
+            if !chosen.iter().any(|c| c.name == image.name) {
+                chosen.push(image.clone());
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// What of `built` the current image ships: its binaries only.
+    pub fn shipped(&self, built: Built) -> Built {
+        let mut manifest = built.manifest;
+        manifest
+            .files
+            .retain(|f| self.image.binaries.contains(&f.name));
+        Built { manifest, ..built }
+    }
+
+    /// Like [`Project::select`], but options that name one image (`--tag`, `--layout`,
+    /// `--against`: `given` lists those given) keep only the first declared image when no
+    /// `--image` says which.
+    pub fn select_one_if(&self, asked: &[String], given: &[&str]) -> anyhow::Result<Vec<Image>> {
+        let mut images = self.select(asked)?;
+        if let Some(flag) = given.first().filter(|_| images.len() > 1) {
+            if !asked.is_empty() {
+                bail!(
+                    "{flag} names one image and --image names {}: give one --image",
+                    images.len()
+                );
+            }
+            images.truncate(1);
+        }
+        Ok(images)
+    }
+
+    pub fn image_names(&self) -> Vec<&str> {
+        self.images.iter().map(|i| i.name.as_str()).collect()
     }
 
     /// Where `cargo xtask build` stages one target's verified binaries.
@@ -171,13 +225,69 @@ impl Project {
         }
     }
 
-    /// The image name: `name` in [workspace.metadata.xtask.image], else the package's.
+    /// The current image's name: its table's.
     pub fn image_name(&self) -> &str {
-        self.settings
-            .image
-            .name
-            .as_deref()
-            .unwrap_or(&self.package.name)
+        &self.image.name
+    }
+
+    /// The package's runtime dependencies for `target` as cargo resolves them (`Cargo.lock`),
+    /// in the shape of an embedded `.dep-v0` list: what an SBOM lists for a binary built
+    /// without one.
+    pub fn dependency_list(&self, target: Target) -> anyhow::Result<VersionInfo> {
+        let meta = MetadataCommand::new()
+            .current_dir(&self.root)
+            .other_options(vec![
+                "--filter-platform".to_owned(),
+                target.triple().to_owned(),
+            ])
+            .exec()
+            .context("`cargo metadata` failed while listing the dependencies")?;
+        let resolve = meta
+            .resolve
+            .as_ref()
+            .context("cargo metadata resolved nothing")?;
+        let nodes: std::collections::HashMap<_, _> =
+            resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+        let mut order = vec![&self.package.id];
+        let mut at = 0;
+        while let Some(id) = order.get(at).copied() {
+            at += 1;
+            for dep in nodes.get(id).map(|n| n.deps.as_slice()).unwrap_or_default() {
+                let runtime = dep
+                    .dep_kinds
+                    .iter()
+                    .any(|k| k.kind == cargo_metadata::DependencyKind::Normal);
+                if runtime && !order.contains(&&dep.pkg) {
+                    order.push(&dep.pkg);
+                }
+            }
+        }
+        let index = |id: &cargo_metadata::PackageId| order.iter().position(|o| *o == id);
+        let packages = order
+            .iter()
+            .map(|id| {
+                let pkg = &meta[id];
+                let source = match &pkg.source {
+                    None => "local",
+                    Some(s) if s.is_crates_io() => "crates.io",
+                    Some(s) if s.repr.starts_with("git+") => "git",
+                    Some(_) => "registry",
+                };
+                let dependencies: Vec<usize> = nodes
+                    .get(id)
+                    .map(|n| n.deps.iter().filter_map(|d| index(&d.pkg)).collect())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "name": pkg.name.to_string(),
+                    "version": pkg.version.to_string(),
+                    "source": source,
+                    "dependencies": dependencies,
+                    "root": *id == &self.package.id,
+                })
+            })
+            .collect::<Vec<_>>();
+        serde_json::from_value(serde_json::json!({ "packages": packages }))
+            .context("listing the dependencies")
     }
 
     /// Scratch space of the xtask itself: provisioned tools, wrappers, image contexts.
@@ -210,6 +320,11 @@ mod tests {
         let project = Project::load().unwrap();
         assert_eq!(project.package.name, "service");
         assert_eq!(project.package.binaries, ["migrate", "service"]);
+        assert_eq!(
+            project.image_names(),
+            ["tiny-service", "tiny-service-migrate"]
+        );
+        assert_eq!(project.image.name, "tiny-service");
         assert_eq!(project.settings.targets, Target::ALL);
         assert!(
             project
@@ -221,7 +336,7 @@ mod tests {
     #[test]
     fn unknown_settings_are_refused() {
         let err = serde_json::from_value::<Settings>(serde_json::json!({
-            "package": "service", "targets": ["amd64"], "zig": "0.13.0", "colour": "red"
+            "targets": ["amd64"], "zig": "0.13.0", "colour": "red"
         }))
         .unwrap_err()
         .to_string();

@@ -1,7 +1,7 @@
 //! The build context every engine builds `Dockerfile.runtime` from, one per architecture:
 //!   bin/     the verified binaries from `cargo xtask build`
 //!   rootfs/  what a scratch base lacks (CA bundle, passwd/group entries); empty otherwise
-//!   owned/   the /data folder, owned by the service's user
+//!   owned/   the image's declared volumes, owned by its user
 //! and the build arguments it is given. Files carry normalised modes and `SOURCE_DATE_EPOCH`
 //! as their mtime, so that docker and podman copy the same metadata the builtin engine writes.
 
@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
+use crate::model::images::{Image, Role};
 use crate::model::project::Project;
 use tiny_cross::dist::Built;
 use tiny_oci::epoch::Epoch;
@@ -22,7 +23,7 @@ pub const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:6
 pub const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The folders every context has.
-const FOLDERS: [&str; 3] = ["bin", "rootfs", "owned/data"];
+const FOLDERS: [&str; 3] = ["bin", "rootfs", "owned"];
 /// What `rootfs/` holds for a scratch base.
 const SCRATCH_FILES: [&str; 3] = [
     "etc/passwd",
@@ -31,11 +32,12 @@ const SCRATCH_FILES: [&str; 3] = [
 ];
 
 /// What `stage` will put in a context, as paths relative to it (each folder listed too),
-/// known before anything is built: `binaries` in `bin/`, and for a scratch base the files
-/// it lacks in `rootfs/`.
-pub fn contents(binaries: &[String], scratch: bool) -> BTreeSet<String> {
+/// known before anything is built: the image's binaries in `bin/`, its volumes in `owned/`,
+/// and for a scratch base the files it lacks in `rootfs/`.
+pub fn contents(image: &Image, scratch: bool) -> BTreeSet<String> {
     let mut files: Vec<String> = FOLDERS.iter().map(|f| (*f).to_owned()).collect();
-    files.extend(binaries.iter().map(|b| format!("bin/{b}")));
+    files.extend(image.binaries.iter().map(|b| format!("bin/{b}")));
+    files.extend(image.volumes.iter().map(|v| owned(v)));
     if scratch {
         files.extend(SCRATCH_FILES.iter().map(|f| format!("rootfs/{f}")));
     }
@@ -78,20 +80,41 @@ pub fn check_sources(recipe: &Recipe, contents: &BTreeSet<String>) -> anyhow::Re
     Ok(())
 }
 
-/// Fills `context` afresh and returns the size of its files.
+/// Where a volume's folder is staged: `owned/<path>`.
+fn owned(volume: &Utf8Path) -> String {
+    format!("owned/{}", volume.as_str().trim_matches('/'))
+}
+
+/// Fills `context` afresh with what `image` ships and returns the size of its files.
 pub fn stage(
     context: &Utf8Path,
     artifacts: &Built,
+    image: &Image,
     scratch: bool,
     epoch: Epoch,
 ) -> anyhow::Result<u64> {
     let _ = std::fs::remove_dir_all(context);
-    for dir in FOLDERS {
-        std::fs::create_dir_all(context.join(dir))
+    let volumes = image.volumes.iter().map(|v| owned(v));
+    for dir in FOLDERS.iter().map(|f| (*f).to_owned()).chain(volumes) {
+        std::fs::create_dir_all(context.join(&dir))
             .with_context(|| format!("creating {context}/{dir}"))?;
     }
     let mut total = 0;
-    for file in &artifacts.manifest.files {
+    for name in &image.binaries {
+        if !artifacts.manifest.files.iter().any(|f| &f.name == name) {
+            bail!(
+                "{} holds no binary `{name}` for image {}: run `cargo xtask build`",
+                artifacts.dir,
+                image.name
+            );
+        }
+    }
+    let shipped = artifacts
+        .manifest
+        .files
+        .iter()
+        .filter(|f| image.binaries.contains(&f.name));
+    for file in shipped {
         let dest = context.join("bin").join(&file.name);
         total += std::fs::copy(artifacts.dir.join(&file.name), &dest)
             .with_context(|| format!("staging {dest}"))?;
@@ -139,7 +162,7 @@ fn normalise(dir: &Utf8Path, epoch: Epoch) -> anyhow::Result<()> {
 }
 
 /// The build arguments `Dockerfile.runtime` declares: OCI labels from Cargo.toml and git,
-/// the base, the port and the cargo profile of the binaries.
+/// the base and the cargo profile of the binaries.
 pub fn build_args(
     project: &Project,
     base: &str,
@@ -162,7 +185,6 @@ pub fn build_args(
         ("LICENSES", package.license.clone().unwrap_or_default()),
         ("BASE_NAME", base.to_owned()),
         ("BASE", base.to_owned()),
-        ("PORT", project.settings.image.port.to_string()),
         ("PROFILE", profile.to_owned()),
     ]
     .into_iter()
@@ -170,11 +192,66 @@ pub fn build_args(
     .collect()
 }
 
-/// `Dockerfile.runtime` parsed with `args`.
+/// The current image's runtime Dockerfile followed by what its declaration says (see
+/// [`declared`]): the text every engine builds.
+pub fn dockerfile(project: &Project) -> anyhow::Result<String> {
+    let image = &project.image;
+    let path = project.root.join(&image.dockerfile);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {path} (dockerfile of [workspace.metadata.xtask.images.{}])",
+            image.name
+        )
+    })?;
+    Ok(format!("{}\n{}", text.trim_end(), declared(image)))
+}
+
+/// The instructions an image's declaration adds to its runtime Dockerfile: environment,
+/// port, volumes, health check, entrypoint and arguments.
+pub fn declared(image: &Image) -> String {
+    let json = |words: &[String]| serde_json::to_string(words).unwrap_or_default();
+    let mut out = format!(
+        "\n# From [workspace.metadata.xtask.images.{}] in Cargo.toml\n",
+        image.name
+    );
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Role::Service { port, port_env, .. } = &image.role {
+        env.push((port_env.clone(), port.to_string()));
+    }
+    env.extend(image.env.clone());
+    for (key, value) in env {
+        let value = serde_json::to_string(&value)
+            .unwrap_or_default()
+            .replace('$', "\\$");
+        out.push_str(&format!("ENV {key}={value}\n"));
+    }
+    if let Some(port) = image.port() {
+        out.push_str(&format!("EXPOSE {port}\n"));
+    }
+    if !image.volumes.is_empty() {
+        let volumes: Vec<String> = image.volumes.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("VOLUME {}\n", json(&volumes)));
+    }
+    if let Some(check) = &image.healthcheck {
+        out.push_str(&format!(
+            "HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD {}\n",
+            json(&check.to_vec())
+        ));
+    }
+    out.push_str(&format!(
+        "ENTRYPOINT {}\n",
+        json(&[image.entrypoint.program.to_string()])
+    ));
+    if !image.entrypoint.args.is_empty() {
+        out.push_str(&format!("CMD {}\n", json(&image.entrypoint.args)));
+    }
+    out
+}
+
+/// The current image's Dockerfile (see [`dockerfile`]) parsed with `args`.
 pub fn recipe(project: &Project, args: &[(String, String)]) -> anyhow::Result<Recipe> {
-    let path = project.root.join(DOCKERFILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    Recipe::parse(&text, args).context(DOCKERFILE)
+    let text = dockerfile(project)?;
+    Recipe::parse(&text, args).with_context(|| project.image.dockerfile.to_string())
 }
 
 #[cfg(test)]
@@ -184,6 +261,20 @@ mod tests {
     use super::*;
     use tiny_cross::dist::{FileEntry, Manifest};
     use tiny_cross::target::Target;
+
+    /// An image of `binaries` (of the package `p`) with a `/data` volume.
+    fn image(binaries: &[&str]) -> Image {
+        let members = crate::model::images::Members::new([(
+            "p".to_owned(),
+            vec!["migrate".to_owned(), "service".to_owned()],
+        )]);
+        let xtask = serde_json::json!({"images": {"i": {
+            "package": "p", "binaries": binaries, "entrypoint": binaries[0], "volumes": ["/data"]
+        }}});
+        crate::model::images::images(&xtask, &members)
+            .unwrap()
+            .remove(0)
+    }
 
     /// Every path under `dir`, relative to it.
     fn walk(dir: &Utf8Path, prefix: &str, into: &mut BTreeSet<String>) {
@@ -226,10 +317,11 @@ mod tests {
         };
         for scratch in [true, false] {
             let context = root.join(format!("context-{scratch}"));
-            stage(&context, &built, scratch, Epoch::ZERO).unwrap();
+            let image = image(&["migrate", "service"]);
+            stage(&context, &built, &image, scratch, Epoch::ZERO).unwrap();
             let mut staged = BTreeSet::new();
             walk(&context, "", &mut staged);
-            assert_eq!(staged, contents(&binaries, scratch), "scratch: {scratch}");
+            assert_eq!(staged, contents(&image, scratch), "scratch: {scratch}");
         }
     }
 
@@ -239,7 +331,7 @@ mod tests {
             let text = format!("FROM scratch\n{copies}");
             Recipe::parse(&text, &[]).unwrap()
         };
-        let held = contents(&["service".to_owned()], true);
+        let held = contents(&image(&["service"]), true);
         for good in [
             "COPY rootfs/ /\nCOPY bin/ /usr/local/bin/",
             "COPY ./bin/service /s",
@@ -257,7 +349,7 @@ mod tests {
              does not hold (it holds bin/, rootfs/, owned/ only, as the file's header says): \
              correct the path"
         );
-        let alpine = contents(&["service".to_owned()], false);
+        let alpine = contents(&image(&["service"]), false);
         assert!(check_sources(&recipe("COPY rootfs/etc/passwd /etc/"), &alpine).is_err());
         assert!(check_sources(&recipe("COPY bin/migrate /m"), &held).is_err());
     }

@@ -15,7 +15,7 @@ use crate::model::run::RunId;
 use crate::report;
 use crate::tools::engine::{Engine, Remover};
 use crate::tools::probe::http_get;
-use crate::tools::process::{self, Io, Running};
+use crate::tools::process::{self, Finished, Io, Running};
 
 /// `docker stop` would wait 10 s; a clean service exits well within this.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
@@ -97,11 +97,11 @@ impl<'a> Resources<'a> {
         Ok(())
     }
 
-    /// The locked-down container options. The image's HEALTHCHECK is run by the
-    /// `healthcheck` check itself rather than on the engine's timer (podman needs systemd
-    /// for that timer), so the result does not depend on the interval.
-    fn run_args<'s>(&'s self, platform: &'s str, mount: &'s str) -> Vec<&'s str> {
-        vec![
+    /// The locked-down container options, with `mounts` (`volume:path`). The image's
+    /// HEALTHCHECK is run by the `healthcheck` check itself rather than on the engine's timer
+    /// (podman needs systemd for that timer), so the result does not depend on the interval.
+    fn run_args<'s>(&'s self, platform: &'s str, mounts: &'s [String]) -> Vec<&'s str> {
+        let mut args = vec![
             "--label",
             &self.label,
             "--platform",
@@ -114,110 +114,97 @@ impl<'a> Resources<'a> {
             "--security-opt",
             "no-new-privileges",
             "--no-healthcheck",
-            "--volume",
-            mount,
-        ]
+        ];
+        for mount in mounts {
+            args.extend(["--volume", mount.as_str()]);
+        }
+        args
     }
 
-    /// Runs the companion `migrate` with `args` to completion, detached, as container
-    /// `name`, and returns its output.
+    /// Runs `argv` to completion in a fresh container of the image, detached, as container
+    /// `name` (the image's own entrypoint when `argv` is empty), and returns its exit status
+    /// and output.
     pub fn run_once(
         &self,
         name: &str,
         platform: &str,
-        volume: &str,
+        mounts: &[String],
         reference: &str,
-        args: &[&str],
-    ) -> anyhow::Result<String> {
+        argv: &[String],
+    ) -> anyhow::Result<(i64, Finished)> {
         self.track_container(name);
-        let mount = format!("{volume}:/data");
-        let mut all = vec![
-            "run",
-            "--detach",
-            "--name",
-            name,
-            "--entrypoint",
-            "/usr/local/bin/migrate",
-        ];
-        all.extend(self.run_args(platform, &mount));
+        let mut all = vec!["run", "--detach", "--name", name];
+        if let Some(program) = argv.first() {
+            all.extend(["--entrypoint", program.as_str()]);
+        }
+        all.extend(self.run_args(platform, mounts));
         all.push(reference);
-        all.extend(args);
+        all.extend(argv.iter().skip(1).map(String::as_str));
         self.engine.run(self.sh, &all)?;
         let exited = wait_until(self.timeout, || {
             let state = self.engine.container_state(self.sh, name)?;
             Ok((!state.running).then_some(state.exit_code))
         })?;
+        let what = match argv.is_empty() {
+            true => "the entrypoint".to_owned(),
+            false => argv.join(" "),
+        };
         let Some(code) = exited else {
-            bail!(
-                "migrate {} did not finish within {}s",
-                args.join(" "),
-                self.timeout.as_secs()
-            );
+            bail!("{what} did not finish within {}s", self.timeout.as_secs());
         };
         let logs = self.engine.logs(self.sh, name)?;
         self.remove_container(name);
-        let text = logs.stdout.trim().to_owned();
-        if code != 0 {
-            bail!(
-                "migrate {} exited with status {code}: {} {}",
-                args.join(" "),
-                text,
-                logs.stderr.trim()
-            );
-        }
-        Ok(text)
+        Ok((code, logs))
     }
 
-    /// Starts the service detached on `port`, bound to loopback only (host networking).
+    /// Starts the service detached on `port`, bound to loopback only (host networking):
+    /// `port_env` and `address_env` say where it reads them from.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &self,
         name: &str,
         platform: &str,
-        volume: &str,
+        mounts: &[String],
         reference: &str,
+        (port_env, address_env): (&str, Option<&str>),
         port: u16,
     ) -> anyhow::Result<()> {
         self.track_container(name);
-        let mount = format!("{volume}:/data");
-        let port = format!("PORT={port}");
-        let mut all = vec![
-            "run",
-            "--detach",
-            "--name",
-            name,
-            "--env",
-            &port,
-            "--env",
-            "BIND_ADDRESS=127.0.0.1",
-        ];
-        all.extend(self.run_args(platform, &mount));
+        let port = format!("{port_env}={port}");
+        let address = address_env.map(|a| format!("{a}=127.0.0.1"));
+        let mut all = vec!["run", "--detach", "--name", name, "--env", &port];
+        if let Some(address) = &address {
+            all.extend(["--env", address.as_str()]);
+        }
+        all.extend(self.run_args(platform, mounts));
         all.push(reference);
         self.engine.run(self.sh, &all)?;
         Ok(())
     }
 
-    /// Waits until `/healthz` answers at `addr`; fails at once if the container exits.
+    /// Waits until `health` answers at `addr`; fails at once if the container exits.
     pub fn wait_healthy(
         &self,
         name: &str,
         addr: SocketAddr,
+        health: &str,
         limit: Duration,
     ) -> anyhow::Result<String> {
         let started = Instant::now();
         let answered = wait_until(limit, || {
-            if http_get(addr, "/healthz").is_ok() {
+            if http_get(addr, health).is_ok() {
                 return Ok(Some(()));
             }
             let (running, code) = self.state(name)?;
             ensure!(
                 running,
-                "the container exited with status {code} before /healthz answered"
+                "the container exited with status {code} before {health} answered"
             );
             Ok(None)
         })?;
         ensure!(
             answered.is_some(),
-            "no answer from http://{addr}/healthz within {}s",
+            "no answer from http://{addr}{health} within {}s",
             limit.as_secs()
         );
         Ok(format!(
@@ -270,6 +257,26 @@ impl<'a> Resources<'a> {
         let uid = uid.split_whitespace().next().unwrap_or_default();
         ensure!(uid != "0", "the service runs as root");
         Ok(format!("uid {uid}"))
+    }
+
+    /// Whether the engine runs the container with a read-only root file system.
+    pub fn read_only(&self, name: &str) -> anyhow::Result<String> {
+        let out = self.engine.run(
+            self.sh,
+            &[
+                "container",
+                "inspect",
+                "--format",
+                "{{.HostConfig.ReadonlyRootfs}}",
+                name,
+            ],
+        )?;
+        ensure!(
+            out.trim() == "true",
+            "the root file system is writable ({})",
+            out.trim()
+        );
+        Ok("read-only root file system".into())
     }
 
     pub fn print_logs(&self) {

@@ -2,7 +2,7 @@
 //! Cargo knows and the build's facts. `cargo xtask sbom` writes them for the staged binaries;
 //! the image writer passes the files of the image and its manifest digest instead.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use xshell::Shell;
 
 use crate::model::project::Project;
@@ -62,7 +62,12 @@ pub fn command(name: &str, target: Target, profile: &str) -> Vec<String> {
 
 /// The staged binaries as files of the image, and the dependency lists they embed. The image
 /// writer hands its own list (every file it puts in the image) to `documents` instead.
-pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
+/// A binary built without one (no `cargo auditable`-style `build.rs`) is described from
+/// `Cargo.lock` instead, with a note.
+pub fn staged_files(
+    project: &Project,
+    artifacts: &Built,
+) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
     let mut files = Vec::new();
     let mut embedded = Vec::new();
     for file in &artifacts.manifest.files {
@@ -70,9 +75,14 @@ pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<Ve
         let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
         match VersionInfo::from_elf(&bytes).with_context(|| format!("reading {path}"))? {
             Some(info) => embedded.push(info),
-            None => bail!(
-                "{path} carries no dependency list (.dep-v0): rebuild it with `cargo xtask build`"
-            ),
+            None => {
+                eprintln!(
+                    "  note: {} carries no dependency list (.dep-v0): its SBOM lists the \
+                     dependencies Cargo.lock resolves for {}",
+                    file.name, artifacts.target
+                );
+                embedded.push(project.dependency_list(artifacts.target)?);
+            }
         }
         files.push(ImageFile::from_bytes(
             &format!("{BIN_DIR}/{}", file.name),
@@ -87,10 +97,11 @@ pub fn staged_files(artifacts: &Built) -> anyhow::Result<(Vec<ImageFile>, Vec<Ve
 /// recognised by their sha256) marked as built. Also the dependency lists our binaries
 /// embed.
 pub fn image_files(
+    project: &Project,
     artifacts: &Built,
     files: std::collections::BTreeMap<String, Vec<u8>>,
 ) -> anyhow::Result<(Vec<ImageFile>, Vec<VersionInfo>)> {
-    let (_, embedded) = staged_files(artifacts)?;
+    let (_, embedded) = staged_files(project, artifacts)?;
     let ours: std::collections::BTreeSet<&str> = artifacts
         .manifest
         .files

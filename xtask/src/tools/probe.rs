@@ -97,6 +97,24 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body)
 }
 
+/// `method path` (with `body`, if any) and the answer: its status and body, whatever the
+/// status.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(body.unwrap_or_default().to_owned())
+        .with_context(|| format!("{method} {path} is not a request"))?;
+    let mut response = agent().run(request)?;
+    let text = response.body_mut().read_to_string()?;
+    Ok((response.status().as_u16(), text))
+}
+
 pub fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;

@@ -222,12 +222,13 @@ fn image(
     let xtask = process::own_exe()?;
     let triples = Target::cargo_args(targets);
     let layout = &place.layout;
-    let tag = format!("devloop/{}:bench", project.image_name());
+    let name = project.image_name();
+    let tag = format!("devloop/{name}:bench");
     let fast = (path == ImagePath::Fast).then_some("--fast");
     let _dir = sh.push_dir(&place.src);
     let command = cmd!(
         sh,
-        "{xtask} image --no-load --layout {layout} --tag {tag} {fast...} {triples...}"
+        "{xtask} image --image {name} --no-load --layout {layout} --tag {tag} {fast...} {triples...}"
     )
     .quiet();
     let command = toolchain::in_other_checkout(project, command, &place.target_dir);

@@ -1,6 +1,7 @@
 //! `cargo xtask smoke-test`: each architecture's image as a real container, checked the way
 //! production would use it: read-only, non-root, no capabilities, host network on loopback.
 
+mod ours;
 mod results;
 
 use std::net::SocketAddr;
@@ -11,13 +12,14 @@ use xshell::Shell;
 
 use crate::cli::SmokeArgs;
 use crate::interrupt::{self, Interrupted, Undo};
+use crate::model::images::{self as declared, Check as Declared, Expect, Role};
 use crate::model::project::Project;
-use crate::oci::reference::ImageNames;
+use crate::oci::reference::{ImageNames, ImageRef};
 use crate::report;
 use crate::tools::containers::Resources;
 use crate::tools::engine::{Engine, Unreachable};
 use crate::tools::inspect;
-use crate::tools::probe::{self, free_port, http_get, messages_contain, websocket_echo};
+use crate::tools::probe::{self, free_port};
 use results::{Check, Outcome};
 use tiny_cross::elf;
 use tiny_cross::qemu;
@@ -29,6 +31,8 @@ const REQUIRED_LABELS: [&str; 6] = [
 ];
 
 struct Subject {
+    /// The declaration it is checked against.
+    declared: declared::Image,
     reference: String,
     expected_arch: Option<&'static str>,
     image: inspect::Image,
@@ -47,7 +51,8 @@ impl SmokeArgs {
         eprintln!("{}", results::live_header());
         let mut images = Vec::new();
         for subject in &subjects {
-            images.push(smoke(sh, project, &engine, subject, timeout)?);
+            let project = project.for_image(&subject.declared);
+            images.push(smoke(sh, &project, &engine, subject, timeout)?);
         }
         let failed: Vec<String> = images
             .iter()
@@ -80,48 +85,107 @@ impl SmokeArgs {
         engine: &Engine,
     ) -> anyhow::Result<Vec<Subject>> {
         let mut subjects = Vec::new();
-        if self.images.is_empty() {
-            let name = project.image_name();
-            let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
-            let names = if self.fast { names.dev()? } else { names };
-            let tag = self
-                .tag
-                .as_ref()
-                .map(|t| format!(" --tag {t}"))
-                .unwrap_or_default()
-                + if self.fast { " --fast" } else { "" };
-            for target in project.targets(&self.targets) {
-                let reference = names.for_target(target);
-                let image = engine.find_image(sh, &reference)?.with_context(|| {
-                    format!(
-                        "no image {reference} in {}: build it with `cargo xtask image --target {}{tag}`",
-                        engine.name(),
-                        target.arch()
-                    )
-                })?;
-                subjects.push(Subject {
-                    reference,
-                    expected_arch: Some(target.arch()),
-                    image,
-                });
-            }
-        } else {
-            for reference in &self.images {
-                let image = engine.find_image(sh, reference)?.with_context(|| {
-                    format!(
-                        "no image {reference} in {}: pull it (`{} pull {reference}`) or build it first",
-                        engine.name(),
-                        engine.name()
-                    )
-                })?;
-                subjects.push(Subject {
-                    reference: reference.to_string(),
-                    expected_arch: None,
-                    image,
-                });
+        // Declared names select declared images; anything else is a reference to test.
+        let (named, references): (Vec<&ImageRef>, Vec<&ImageRef>) = self
+            .images
+            .iter()
+            .partition(|r| project.image_names().contains(&r.to_string().as_str()));
+        if !references.is_empty() && (!self.targets.is_empty() || self.tag.is_some() || self.fast) {
+            bail!(
+                "--target, --tag and --fast choose among the declared images' tags: give \
+                 --image {} by name, or leave them out",
+                project.image_names().join("|")
+            );
+        }
+        if references.is_empty() {
+            let named: Vec<String> = named.iter().map(|r| r.to_string()).collect();
+            let given = match self.tag {
+                Some(_) => &["--tag"][..],
+                None => &[],
+            };
+            for declared in project.select_one_if(&named, given)? {
+                self.declared_subjects(sh, &project.for_image(&declared), engine, &mut subjects)?;
             }
         }
+        for reference in references {
+            let text = reference.to_string();
+            let named = text.split('@').next().unwrap_or(&text);
+            let repository = match named.rsplit_once(':') {
+                Some((repository, tag)) if !tag.contains('/') => repository,
+                _ => named,
+            };
+            let last = repository.rsplit('/').next().unwrap_or(repository);
+            let image = engine.find_image(sh, &text)?.with_context(|| {
+                format!(
+                    "no image {reference} in {}: pull it (`{} pull {reference}`) or build it first",
+                    engine.name(),
+                    engine.name()
+                )
+            })?;
+            // The declared image its repository is named after, else the one whose
+            // entrypoint it runs.
+            let entrypoint = image.config.entrypoint.as_ref().and_then(|e| e.first());
+            let by_entrypoint: Vec<&declared::Image> = project
+                .images
+                .iter()
+                .filter(|i| Some(&i.entrypoint.program.to_string()) == entrypoint)
+                .collect();
+            let declared = match project.images.iter().find(|i| i.name == last) {
+                Some(declared) => declared,
+                None => match by_entrypoint[..] {
+                    [one] => one,
+                    _ => bail!(
+                        "--image {reference}: neither its repository `{last}` nor its \
+                         entrypoint names one declared image (declared: {}): tag it as one of \
+                         them",
+                        project.image_names().join(", ")
+                    ),
+                },
+            };
+            subjects.push(Subject {
+                declared: declared.clone(),
+                reference: reference.to_string(),
+                expected_arch: None,
+                image,
+            });
+        }
         Ok(subjects)
+    }
+
+    /// Each target's tag of the current declared image.
+    fn declared_subjects(
+        &self,
+        sh: &Shell,
+        project: &Project,
+        engine: &Engine,
+        subjects: &mut Vec<Subject>,
+    ) -> anyhow::Result<()> {
+        let name = project.image_name();
+        let names = ImageNames::new(self.tag.as_deref(), None, name, &project.package.version)?;
+        let names = if self.fast { names.dev()? } else { names };
+        let tag = self
+            .tag
+            .as_ref()
+            .map(|t| format!(" --tag {t}"))
+            .unwrap_or_default()
+            + if self.fast { " --fast" } else { "" };
+        for target in project.targets(&self.targets) {
+            let reference = names.for_target(target);
+            let image = engine.find_image(sh, &reference)?.with_context(|| {
+                format!(
+                    "no image {reference} in {}: build it with `cargo xtask image --image {name} --target {}{tag}`",
+                    engine.name(),
+                    target.arch()
+                )
+            })?;
+            subjects.push(Subject {
+                declared: project.image.clone(),
+                reference,
+                expected_arch: Some(target.arch()),
+                image,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +289,13 @@ fn smoke(
     let mut facts = None;
     checks.run("image", || {
         let f = read_facts(&subject.image, subject.expected_arch)?;
+        let declared = &subject.declared.entrypoint.program;
+        ensure!(
+            f.entrypoint == declared.as_str(),
+            "the entrypoint is {}, [workspace.metadata.xtask.images.{}] declares {declared}",
+            f.entrypoint,
+            subject.declared.name
+        );
         let detail = format!(
             "linux/{}, user {}, entrypoint {}",
             f.arch, f.user, f.entrypoint
@@ -243,13 +314,23 @@ fn smoke(
     let platform = format!("linux/{}", facts.arch);
     let target = Target::from_arch(&facts.arch);
     checks.run("binary", || {
-        binary_matches(sh, &resources, target, &platform, reference, &facts)
+        binary_matches(
+            sh,
+            &resources,
+            target,
+            &platform,
+            reference,
+            &facts,
+            &subject.declared,
+        )
     });
     if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
         checks.run("emulation", || Ok(qemu::emulation(foreign)?));
     }
     checks.run("size", || {
-        let budget = project.size_budget(&facts.base)?;
+        let Some(budget) = project.size_budget(&facts.base) else {
+            return Ok(format!("{} (no budget)", report::size(facts.size)));
+        };
         ensure!(
             facts.size <= budget,
             "{} is over the budget of {}",
@@ -262,57 +343,134 @@ fn smoke(
             report::size(budget)
         ))
     });
+    let image_decl = &subject.declared;
     let volume = format!("xtask-smoke-{}-{}", std::process::id(), facts.arch);
     if let Some(fatal) = checks.fatal.take() {
         return Err(fatal);
     }
-    checks.run("migrate up", || {
-        resources.volume(&volume)?;
-        let name = format!("{volume}-migrate-up");
-        let out = resources.run_once(&name, &platform, &volume, reference, &["up"])?;
-        Ok(out.lines().last().unwrap_or_default().to_owned())
+    // Every declared volume, each on a volume of its own, the same for every container.
+    let mounts: Vec<String> = image_decl
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(i, path)| format!("{volume}-v{i}:{path}"))
+        .collect();
+    checks.run("volumes", || {
+        for i in 0..mounts.len() {
+            resources.volume(&format!("{volume}-v{i}"))?;
+        }
+        Ok(format!("{} volume(s)", mounts.len()))
     });
-
+    let commands = |checks: &mut Checks, after: bool| {
+        for (i, check) in image_decl.checks.iter().enumerate() {
+            let Declared::Command(c) = check else {
+                continue;
+            };
+            if c.after_restart != after {
+                continue;
+            }
+            checks.run(&check.to_string(), || {
+                let name = format!("{volume}-command-{i}");
+                let argv = c.argv.to_vec();
+                let (code, out) =
+                    resources.run_once(&name, &platform, &mounts, reference, &argv)?;
+                ensure!(
+                    code == i64::from(c.exit),
+                    "exited with status {code}, expected {}: {} {}",
+                    c.exit,
+                    out.stdout.trim(),
+                    out.stderr.trim()
+                );
+                expect(c.expect.as_ref(), &out.stdout)?;
+                Ok(last_line(&out.stdout))
+            });
+        }
+    };
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let first = format!("{volume}-1");
-    checks.run("healthz", || {
-        resources.start(&first, &platform, &volume, reference, port)?;
-        resources.wait_healthy(&first, addr, timeout)
-    });
-    checks.run("hello", || {
-        let body = http_get(addr, "/hello")?;
-        ensure!(body == "hello", "/hello answered {body:?}");
-        Ok("hello".into())
-    });
-    checks.run("websocket", || websocket_echo(addr, &message));
-    checks.run("messages", || messages_contain(addr, &message));
-    checks.run("message limit", || {
-        let (big, detail) = probe::websocket_limit(addr, &message)?;
-        messages_contain(addr, &big)?;
-        Ok(format!("{detail}; the big one is listed"))
-    });
-    checks.run("body limit", || probe::body_limit(addr));
-    checks.run("healthcheck", || {
-        let entry = facts.entrypoint.clone();
-        engine.run(sh, &["exec", &first, &entry, "healthcheck"])?;
-        Ok(format!("{entry} healthcheck exits 0"))
-    });
-    checks.run("migrate status", || {
-        let name = format!("{volume}-migrate-status");
-        let out = resources.run_once(&name, &platform, &volume, reference, &["status"])?;
-        Ok(out.lines().last().unwrap_or_default().to_owned())
-    });
-    checks.run("non-root", || resources.process_user(&first));
-    checks.run("sigterm", || resources.stop(&first));
-    checks.run("restart", || {
-        let second = format!("{volume}-2");
-        resources.start(&second, &platform, &volume, reference, port)?;
-        resources.wait_healthy(&second, addr, timeout)?;
-        messages_contain(addr, &message)?;
-        resources.stop(&second)?;
-        Ok("the message survived on the volume".into())
-    });
+    let running = ours::Running {
+        addr,
+        token: &message,
+    };
+    let own = ours::checks(&image_decl.name);
+    let http = |checks: &mut Checks, after: bool| {
+        for check in &image_decl.checks {
+            let Declared::Http(c) = check else { continue };
+            if c.after_restart != after {
+                continue;
+            }
+            checks.run(&check.to_string(), || {
+                let method = c.method.as_str();
+                let (status, body) = probe::http(addr, method, &c.path, c.body.as_deref())?;
+                ensure!(
+                    status == c.status,
+                    "answered {status}, expected {}: {body}",
+                    c.status
+                );
+                expect(c.expect.as_ref(), &body)?;
+                Ok(format!("{status}"))
+            });
+        }
+        for check in own.iter().filter(|o| o.after_restart == after) {
+            checks.run(check.name, || (check.run)(&running));
+        }
+    };
+    commands(&mut checks, false);
+    match &image_decl.role {
+        Role::Job => {
+            checks.run("job", || {
+                let name = format!("{volume}-job");
+                let (code, out) = resources.run_once(&name, &platform, &mounts, reference, &[])?;
+                ensure!(
+                    code == 0,
+                    "{} exited with status {code}: {} {}",
+                    image_decl.entrypoint,
+                    out.stdout.trim(),
+                    out.stderr.trim()
+                );
+                Ok(format!("{} exits 0", image_decl.entrypoint))
+            });
+            commands(&mut checks, true);
+        }
+        Role::Service {
+            health,
+            port_env,
+            address_env,
+            ..
+        } => {
+            let env = (port_env.as_str(), address_env.as_deref());
+            let first = format!("{volume}-1");
+            checks.run(health, || {
+                resources.start(&first, &platform, &mounts, reference, env, port)?;
+                resources.wait_healthy(&first, addr, health, timeout)
+            });
+            http(&mut checks, false);
+            if let Some(healthcheck) = &image_decl.healthcheck {
+                checks.run("healthcheck", || {
+                    let argv = healthcheck.to_vec();
+                    let mut exec = vec!["exec", first.as_str()];
+                    exec.extend(argv.iter().map(String::as_str));
+                    engine.run(sh, &exec)?;
+                    Ok(format!("{healthcheck} exits 0"))
+                });
+            }
+            checks.run("non-root", || resources.process_user(&first));
+            checks.run("read-only", || resources.read_only(&first));
+            checks.run("sigterm", || resources.stop(&first));
+            let after = image_decl.checks.iter().any(Declared::after_restart)
+                || own.iter().any(|o| o.after_restart);
+            if !mounts.is_empty() && after {
+                let second = format!("{volume}-2");
+                checks.run("restart", || {
+                    resources.start(&second, &platform, &mounts, reference, env, port)?;
+                    resources.wait_healthy(&second, addr, health, timeout)
+                });
+                http(&mut checks, true);
+                checks.run("sigterm again", || resources.stop(&second));
+            }
+            commands(&mut checks, true);
+        }
+    }
     if let Some(fatal) = checks.fatal.take() {
         drop(resources);
         return Err(fatal);
@@ -322,6 +480,18 @@ fn smoke(
     }
     drop(resources);
     Ok(image(checks, Some(facts.arch.clone())))
+}
+
+/// The last line of a command's output: a row's detail.
+fn last_line(out: &str) -> String {
+    out.trim().lines().last().unwrap_or_default().to_owned()
+}
+
+fn expect(expect: Option<&Expect>, got: &str) -> anyhow::Result<()> {
+    match expect.map(|e| e.check(got)) {
+        Some(Err(e)) => bail!("{e}"),
+        _ => Ok(()),
+    }
 }
 
 /// What `image inspect` says, checked.
@@ -385,9 +555,9 @@ fn read_facts(image: &inspect::Image, expected_arch: Option<&str>) -> anyhow::Re
     })
 }
 
-/// Copies the entrypoint out of the image and checks it is a static binary for the
-/// image's architecture: a mislabelled image would otherwise run under emulation here and
-/// fail on real hardware.
+/// Copies the entrypoint and every declared binary out of the image and checks each is a
+/// static binary for the image's architecture: a mislabelled image would otherwise run under
+/// emulation here and fail on real hardware.
 fn binary_matches(
     sh: &Shell,
     resources: &Resources,
@@ -395,16 +565,33 @@ fn binary_matches(
     platform: &str,
     reference: &str,
     facts: &Facts,
+    declared: &declared::Image,
 ) -> anyhow::Result<String> {
     let target =
         target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
-    let name = format!("xtask-smoke-{}-{}-copy", std::process::id(), facts.arch);
+    let mut paths = vec![facts.entrypoint.clone()];
+    for binary in &declared.binaries {
+        let path = format!("{}/{binary}", declared::BIN_DIR);
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
     let dir = sh.create_temp_dir()?;
     let _removed = Undo::remove_dir(dir.path());
-    let local = dir.path().join("entrypoint");
-    resources.copy_out(&name, platform, reference, &facts.entrypoint, &local)?;
-    let bytes = std::fs::read(&local)?;
-    let linkage = elf::verify(&bytes, target)
-        .with_context(|| format!("{} in this {platform} image", facts.entrypoint))?;
-    Ok(format!("{:?} {} executable", linkage, target.machine()))
+    let mut linkage = None;
+    for (i, path) in paths.iter().enumerate() {
+        let name = format!("xtask-smoke-{}-{}-copy-{i}", std::process::id(), facts.arch);
+        let local = dir.path().join(format!("binary-{i}"));
+        resources.copy_out(&name, platform, reference, path, &local)?;
+        let bytes = std::fs::read(&local)?;
+        let found = elf::verify(&bytes, target)
+            .with_context(|| format!("{path} in this {platform} image"))?;
+        linkage.get_or_insert(found);
+    }
+    Ok(format!(
+        "{} binaries: {:?} {} executables",
+        paths.len(),
+        linkage.context("no binary")?,
+        target.machine()
+    ))
 }

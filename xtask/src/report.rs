@@ -198,29 +198,6 @@ pub fn progress() -> std::sync::Arc<dyn tiny_oci::progress::Progress> {
     std::sync::Arc::new(Terminal)
 }
 
-/// Parses `8 MiB`, `900KB`, `1.5GiB` or a plain byte count.
-pub fn parse_size(text: &str) -> anyhow::Result<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" => 1 << 10,
-        "mb" => 1000 * 1000,
-        "mib" => 1 << 20,
-        "gb" => 1000 * 1000 * 1000,
-        "gib" => 1 << 30,
-        _ => anyhow::bail!("`{text}` is not a size (for example `8 MiB` or `900 KB`)"),
-    };
-    let number: f64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{text}` is not a size (for example `8 MiB` or `900 KB`)"))?;
-    Ok((number * factor as f64) as u64)
-}
-
 /// Left-aligned columns separated by two spaces, with a header row.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -252,16 +229,6 @@ mod tests {
         assert_eq!(size(940), "940 B");
         assert_eq!(size(812 * 1024), "812 KiB");
         assert_eq!(size(2_000_000), "1.91 MiB");
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("8 MiB").unwrap(), 8 << 20);
-        assert_eq!(parse_size("900KB").unwrap(), 900_000);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("1234").unwrap(), 1234);
-        assert!(parse_size("big").is_err());
-        assert!(parse_size("8 parsecs").is_err());
     }
 
     /// What a `Ticking` wrote, shared with the test.

@@ -12,7 +12,7 @@ use xshell::Shell;
 
 use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
-use crate::model::choice::{BaseKind, BuildEngine, EngineKind};
+use crate::model::choice::{BuildEngine, EngineKind};
 use crate::model::project::Project;
 use crate::model::run::RunId;
 use crate::oci::arch;
@@ -145,10 +145,15 @@ impl ImageArgs {
         {
             bail!("{}", registry::dirty_refusal(dirty));
         }
-        let base = match (&self.base_image, self.base.unwrap_or(declared.base)) {
+        let base = match (
+            &self.base_image,
+            self.base
+                .map(tiny_declare::Base::from)
+                .unwrap_or(declared.base),
+        ) {
             (Some(image), _) => image.to_string(),
-            (None, BaseKind::Scratch) => "scratch".to_owned(),
-            (None, BaseKind::Alpine) => declared.alpine.clone(),
+            (None, tiny_declare::Base::Scratch) => "scratch".to_owned(),
+            (None, tiny_declare::Base::Alpine) => declared.alpine.clone(),
         };
         let budget = project.size_budget(&base);
         let targets = project.targets(&self.targets);

@@ -12,7 +12,6 @@ use xshell::{Shell, cmd};
 
 use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
-use crate::model::images::{Check, Role};
 use crate::model::project::Project;
 use crate::report::{self, ExitStatus, Reported, step};
 use crate::tools::containers::{self, Resources};
@@ -21,6 +20,7 @@ use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
 use tiny_cross::qemu;
 use tiny_cross::target::Target;
+use tiny_declare::{Check, Role};
 
 /// How long `migrate up` may take (under emulation, seconds).
 const MIGRATE_LIMIT: Duration = Duration::from_secs(120);

@@ -1,7 +1,6 @@
 //! The closed sets a user chooses from on the command line and in `Cargo.toml`.
 
 use clap::ValueEnum;
-use serde::Deserialize;
 
 /// The container engine that builds, loads and runs images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -10,13 +9,21 @@ pub enum EngineKind {
     Podman,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BaseKind {
     /// Nothing but the service, its companion and the files it needs
     Scratch,
-    /// Alpine Linux, pinned (`alpine` in [workspace.metadata.xtask.image]), for a shell
+    /// Alpine Linux, pinned (`alpine` of the image's table in Cargo.toml), for a shell
     Alpine,
+}
+
+impl From<BaseKind> for tiny_declare::Base {
+    fn from(b: BaseKind) -> tiny_declare::Base {
+        match b {
+            BaseKind::Scratch => tiny_declare::Base::Scratch,
+            BaseKind::Alpine => tiny_declare::Base::Alpine,
+        }
+    }
 }
 
 /// The compression of layer blobs. gzip is what every registry and engine reads; zstd is

@@ -10,8 +10,7 @@ use tiny_cross::target::Target;
 
 use tiny_sbom::audit::VersionInfo;
 
-use crate::model::choice::BaseKind;
-use crate::model::images::{self, Image, Members};
+use tiny_declare::{self as images, Image, Members};
 
 #[derive(Clone)]
 pub struct Project {
@@ -41,7 +40,7 @@ pub struct Package {
 }
 
 /// `[workspace.metadata.xtask]` in the root `Cargo.toml`; `images` and `image-defaults` are
-/// read by [`crate::model::images`].
+/// read by [`tiny_declare`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Settings {
@@ -77,8 +76,8 @@ impl Project {
             .context("`cargo metadata` failed: run from inside the workspace")?;
         let xtask = &meta.workspace_metadata["xtask"];
         // The image declarations first: they name the old keys' replacements.
-        let images = images::images(xtask, &Members::from_metadata(&meta))
-            .context("reading the root Cargo.toml")?;
+        let images =
+            images::images(xtask, &members(&meta)).context("reading the root Cargo.toml")?;
         let settings: Settings = serde_json::from_value(xtask.clone())
             .context("reading [workspace.metadata.xtask] in the root Cargo.toml")?;
         let Some(first) = images.first().cloned() else {
@@ -141,8 +140,8 @@ impl Project {
     /// has a budget there.
     pub fn size_budget(&self, base: &str) -> Option<u64> {
         let kind = match base {
-            "scratch" => BaseKind::Scratch,
-            _ => BaseKind::Alpine,
+            "scratch" => images::Base::Scratch,
+            _ => images::Base::Alpine,
         };
         self.image.size_budget(kind)
     }
@@ -309,6 +308,18 @@ impl Project {
     pub fn relative<'a>(&self, path: &'a Utf8Path) -> &'a Utf8Path {
         path.strip_prefix(&self.root).unwrap_or(path)
     }
+}
+
+/// The workspace's packages and their binaries, as cargo reports them.
+fn members(meta: &cargo_metadata::Metadata) -> Members {
+    Members::new(meta.workspace_packages().into_iter().map(|p| {
+        let bins = p
+            .targets
+            .iter()
+            .filter(|t| t.kind.contains(&TargetKind::Bin))
+            .map(|t| t.name.clone());
+        (p.name.to_string(), bins.collect())
+    }))
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use anyhow::{Context, bail};
 use cargo_metadata::camino::Utf8Path;
 
-use crate::model::images::{Image, Role};
 use crate::model::project::Project;
 use tiny_cross::dist::Built;
+use tiny_declare::{Image, Role};
 use tiny_oci::epoch::Epoch;
 use tiny_oci::layer::normalised_mode_of;
 use tiny_oci::recipe::Recipe;
@@ -264,16 +264,14 @@ mod tests {
 
     /// An image of `binaries` (of the package `p`) with a `/data` volume.
     fn image(binaries: &[&str]) -> Image {
-        let members = crate::model::images::Members::new([(
+        let members = tiny_declare::Members::new([(
             "p".to_owned(),
             vec!["migrate".to_owned(), "service".to_owned()],
         )]);
         let xtask = serde_json::json!({"images": {"i": {
             "package": "p", "binaries": binaries, "entrypoint": binaries[0], "volumes": ["/data"]
         }}});
-        crate::model::images::images(&xtask, &members)
-            .unwrap()
-            .remove(0)
+        tiny_declare::images(&xtask, &members).unwrap().remove(0)
     }
 
     /// Every path under `dir`, relative to it.

@@ -12,7 +12,6 @@ use xshell::Shell;
 
 use crate::cli::SmokeArgs;
 use crate::interrupt::{self, Interrupted, Undo};
-use crate::model::images::{self as declared, Check as Declared, Expect, Role};
 use crate::model::project::Project;
 use crate::oci::reference::{ImageNames, ImageRef};
 use crate::report;
@@ -24,6 +23,7 @@ use results::{Check, Outcome};
 use tiny_cross::elf;
 use tiny_cross::qemu;
 use tiny_cross::target::Target;
+use tiny_declare::{self as declared, Check as Declared, Expect, Role};
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [

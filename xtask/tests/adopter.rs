@@ -1,11 +1,15 @@
-//! The adopter fixture (`fixtures/adopter`) is set up the way the adoption guide says: its
-//! cross-compilation settings are ours, copied, and stay so.
+//! The adopter fixture (`fixtures/adopter`): a service of its own, set up the way the adoption
+//! guide says (its cross-compilation settings are ours, copied, and stay so), then taken
+//! through `image` and `smoke-test` with the xtask and the libraries.
+
+mod support;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+use serde_json::Value;
+use support::reports::SmokeRun;
+use support::root;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap()
@@ -63,5 +67,111 @@ fn the_fixture_is_a_workspace_of_its_own() {
             !lock.contains(&format!("name = {ours}")),
             "the fixture depends on {ours}"
         );
+    }
+}
+
+/// The adoption guide, followed by a test: the fixture gets our `xtask/` and
+/// `Dockerfile.runtime`, the libraries by path and the xtask as a member, and nothing else.
+/// Its own images (another package, port, health path and C code) then build for both
+/// architectures and pass their declared checks in real containers. The fixture has a
+/// target directory of its own (`target/adopter`), so its first run compiles everything,
+/// as it would for a new user.
+#[test]
+fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
+    let work = tempfile::Builder::new()
+        .prefix("adopter-")
+        .tempdir_in(root().join("target"))
+        .unwrap();
+    let ws = work.path().join("notes");
+    copy_tree(&root().join("fixtures/adopter"), &ws);
+    copy_tree(&root().join("xtask"), &ws.join("xtask"));
+    std::fs::copy(
+        root().join("Dockerfile.runtime"),
+        ws.join("Dockerfile.runtime"),
+    )
+    .unwrap();
+    // Step 2: the libraries by path.
+    let manifest = ws.join("xtask/Cargo.toml");
+    let crates = format!("path = \"{}/crates/", root().display());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("path = \"../crates/"), "{text}");
+    std::fs::write(&manifest, text.replace("path = \"../crates/", &crates)).unwrap();
+    // Step 3: the xtask a member of the package's own workspace.
+    let manifest = ws.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen("[workspace]\n", "[workspace]\nmembers = [\"xtask\"]\n", 1);
+    std::fs::write(&manifest, text).unwrap();
+
+    let cargo = |args: &[&str]| -> String {
+        eprintln!("$ (fixture) cargo {}", args.join(" "));
+        let out = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(&ws)
+            .env("CARGO_TARGET_DIR", root().join("target/adopter"))
+            // The xtask's dependencies resolve from what this workspace already fetched:
+            // a test reaches no registry but the local one.
+            .env("CARGO_NET_OFFLINE", "true")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "(fixture) cargo {} failed:\n{stdout}",
+            args.join(" ")
+        );
+        stdout
+    };
+    // Compiling needs no engine: the turn at the engines is taken after.
+    cargo(&["xtask", "build"]);
+    let _turn = support::engine_turn();
+    let images: Value = serde_json::from_str(&cargo(&["xtask", "image", "--json"])).unwrap();
+    let built: Vec<String> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(built.len(), 4, "two images on two architectures: {built:?}");
+    let smoke = SmokeRun::parse(cargo(&["xtask", "smoke-test", "--json"]).as_bytes());
+    let names: Vec<&str> = smoke.images.iter().map(|i| i.image.as_str()).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("notes:"))
+            && names.iter().any(|n| n.starts_with("notes-verify:")),
+        "{names:?}"
+    );
+    assert_eq!(smoke.images.len(), 4, "{smoke:#?}");
+    assert!(smoke.passed, "{smoke:#?}");
+    // Declared checks ran, and none of ours did.
+    let checks: Vec<&str> = smoke
+        .images
+        .iter()
+        .flat_map(|i| i.checks.iter().map(|c| c.name.as_str()))
+        .collect();
+    for declared in ["POST /checksum -> 200", "GET /notes/1 -> 200 (after restart)"] {
+        assert!(checks.contains(&declared), "{declared} not run: {checks:?}");
+    }
+    assert!(
+        !checks.iter().any(|c| c.contains("/hello") || c.contains("/ws")),
+        "{checks:?}"
+    );
+    for image in &smoke.images {
+        assert!(image.passed, "{image:#?}");
+        let _ = Command::new("docker").args(["rmi", &image.image]).output();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "target" {
+                copy_tree(&source, &dest);
+            }
+        } else {
+            std::fs::copy(&source, &dest).unwrap();
+        }
     }
 }

@@ -134,14 +134,23 @@ pub struct ImageArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The OCI image layout to push (a directory with `oci-layout` and `index.json`)
-    #[arg(long, value_name = "DIR")]
-    pub layout: std::path::PathBuf,
-    /// Where to push, `registry/name:tag`: each architecture's image goes to
+    /// Push this declared image (`[workspace.metadata.xtask.images.<NAME>]`) from its layout
+    /// `<target dir>/xtask/oci/<NAME>`; repeatable [default: every declared image]
+    #[arg(long = "image", value_name = "NAME", conflicts_with = "layout")]
+    pub image_names: Vec<String>,
+    /// The registry to push the declared images to, `host:port`: each goes to
+    /// `<registry>/<name>:<version>` (and `<version>-<arch>`)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry: Option<Registry>,
+    /// The OCI image layout to push instead (a directory with `oci-layout` and
+    /// `index.json`); needs --tag
+    #[arg(long, value_name = "DIR", requires = "tag")]
+    pub layout: Option<std::path::PathBuf>,
+    /// Where to push one image, `registry/name:tag`: each architecture's image goes to
     /// `<tag>-<arch>`, and a multi-architecture index to `<tag>` (a single image leaves
     /// `<tag>` alone)
-    #[arg(long, value_name = "REF")]
-    pub tag: Reference,
+    #[arg(long, value_name = "REF", conflicts_with = "registry")]
+    pub tag: Option<Reference>,
     /// What to push: the ref name of an index or of one image in the layout's `index.json`
     /// [default: the index named like --tag's tag, else the images named `<tag>-<arch>`,
     /// else the layout's only index, else every image it lists]
@@ -177,12 +186,24 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct IndexArgs {
     /// The index to push, `registry/name:tag`
-    #[arg(long, value_name = "REF")]
-    pub tag: Reference,
+    #[arg(long, value_name = "REF", requires = "members", conflicts_with = "registry")]
+    pub tag: Option<Reference>,
     /// The images to list in it, one per platform, each in the same registry (e.g.
     /// `registry/name:tag-amd64`); each platform is read from the image's config
-    #[arg(value_name = "MEMBER", required = true)]
+    #[arg(value_name = "MEMBER", requires = "tag")]
     pub members: Vec<Reference>,
+    /// Merge each declared image's per-architecture images in this registry instead, `host:port`:
+    /// `<registry>/<name>:<version>-<arch>` for every target into `<registry>/<name>:<version>`
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "tag")]
+    pub registry: Option<Registry>,
+    /// With --registry: merge this declared image only; repeatable [default: every declared
+    /// image]
+    #[arg(long = "image", value_name = "NAME", requires = "registry")]
+    pub image_names: Vec<String>,
+    /// With --registry: the architectures to merge; repeatable [default: `targets` in
+    /// [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE", requires = "registry")]
+    pub targets: Vec<Target>,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the index and its members as JSON instead of a table
@@ -407,7 +428,7 @@ mod tests {
         let Command::Index(args) = cli.command else {
             panic!("not index")
         };
-        assert_eq!(args.tag.registry(), "127.0.0.1:5000");
+        assert_eq!(args.tag.unwrap().registry(), "127.0.0.1:5000");
         assert_eq!(args.members[1].tag(), Some("1.0-arm64"));
         assert_eq!(args.auth.username.as_deref(), Some("ci"));
         for args in [
@@ -430,6 +451,23 @@ mod tests {
                 "--password-stdin",
             ],
             &["xtask", "index", "--tag", "r.io/A:1", "r.io/a:1-amd64"],
+            // Members without the index they go into, and the reverse.
+            &["xtask", "index", "r.io/a:1-amd64"],
+            &["xtask", "index", "--tag", "r.io/a:1"],
+            &["xtask", "index"],
+            &["xtask", "index", "--image", "tiny-service"],
+            &[
+                "xtask",
+                "index",
+                "--registry",
+                "r.io",
+                "--tag",
+                "r.io/a:1",
+                "r.io/a:1-amd64",
+            ],
+            &["xtask", "push", "--layout", "dir"],
+            &["xtask", "push", "--layout", "dir", "--tag", "r.io/a:1", "--image", "a"],
+            &["xtask", "push", "--registry", "r.io", "--tag", "r.io/a:1"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

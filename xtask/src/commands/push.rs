@@ -1,81 +1,146 @@
-//! `cargo xtask push`: an OCI image layout (what the builtin engine writes) straight to a
-//! registry, with no container engine.
+//! `cargo xtask push`: OCI image layouts (what the builtin engine writes) straight to a
+//! registry, with no container engine: each declared image's own layout, or one given.
 
+use std::path::PathBuf;
+
+use anyhow::bail;
+use oci_spec::distribution::Reference;
 use xshell::Shell;
 
 use crate::cli::PushArgs;
 use crate::model::project::Project;
+use crate::oci::reference::ImageNames;
 use crate::report;
-use tiny_oci::registry;
+use tiny_oci::registry::{self, Pushed};
 
 impl PushArgs {
-    pub fn run(self, sh: &Shell, _project: &Project) -> anyhow::Result<()> {
-        let login = self.auth.login(sh, &self.tag)?;
+    pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let jobs = self.jobs(project)?;
+        // Every layout goes to the same registry: one login (a password on stdin is read once).
+        let Some((_, first)) = jobs.first() else {
+            bail!("nothing to push")
+        };
+        let login = self.auth.login(sh, first)?;
         let allow = registry::Allow {
             dev: self.allow_dev,
             dirty: self.allow_dirty,
         };
-        let pushed = report::step(format!("pushed {}", self.tag), || {
-            Ok(registry::push_layout(
-                &self.layout,
-                self.name.as_deref(),
-                &self.tag,
-                login,
-                allow,
-                report::progress(),
-            )?)
-        })?;
-        pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
-        let uploads = pushed.uploads;
-        eprintln!("  {uploads}");
-        if pushed.index.is_none() {
-            eprintln!(
-                "  {} left as it was: what was pushed has no multi-architecture index (merge per-platform images with `cargo xtask index`)",
-                self.tag
-            );
+        let mut documents = Vec::new();
+        for (layout, tag) in &jobs {
+            let pushed = report::step(format!("pushed {tag}"), || {
+                Ok(registry::push_layout(
+                    layout,
+                    self.name.as_deref(),
+                    tag,
+                    login.clone(),
+                    allow,
+                    report::progress(),
+                )?)
+            })?;
+            pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
+            eprintln!("  {}", pushed.uploads);
+            if pushed.index.is_none() {
+                eprintln!(
+                    "  {tag} left as it was: what was pushed has no multi-architecture index (merge per-platform images with `cargo xtask index`)"
+                );
+            }
+            match self.json {
+                true => documents.push(json(&pushed)),
+                false => print!("{}", table(&pushed)),
+            }
         }
         if self.json {
-            let images: Vec<serde_json::Value> = pushed
-                .images
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "platform": i.platform,
-                        "reference": i.reference.to_string(),
-                        "digest": i.digest.to_string(),
-                        "referrers": i.referrers,
-                    })
-                })
-                .collect();
-            let out = serde_json::json!({
-                "index": pushed.index.as_ref().map(|(r, _)| r.to_string()),
-                "digest": pushed.index.as_ref().map(|(_, d)| d.to_string()),
-                "images": images,
-                "uploaded_bytes": uploads.bytes,
-                "uploaded_blobs": uploads.blobs,
-            });
+            // One object for the one layout given; an array for the declared images.
+            let out = match self.layout {
+                Some(_) => documents.remove(0),
+                None => serde_json::Value::Array(documents),
+            };
             println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            let mut rows: Vec<Vec<String>> = pushed
-                .images
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.platform.clone(),
-                        i.reference.to_string(),
-                        i.digest.to_string(),
-                    ]
-                })
-                .collect();
-            if let Some((index, digest)) = &pushed.index {
-                rows.push(vec![
-                    "index".to_owned(),
-                    index.to_string(),
-                    digest.to_string(),
-                ]);
-            }
-            print!("{}", report::table(&["platform", "image", "digest"], &rows));
         }
         Ok(())
     }
+
+    /// Each layout to push and where to: the one given, or each declared image's.
+    fn jobs(&self, project: &Project) -> anyhow::Result<Vec<(PathBuf, Reference)>> {
+        if let (Some(layout), Some(tag)) = (&self.layout, &self.tag) {
+            return Ok(vec![(layout.clone(), tag.clone())]);
+        }
+        if self.tag.is_none() && self.registry.is_none() {
+            bail!(
+                "push needs a destination: give --registry <host:port> (every declared image, \
+                 or those named by --image), or --tag <registry/name:tag> for one"
+            );
+        }
+        let images = project.select_one_if(&self.image_names, &["--tag"])?;
+        images
+            .iter()
+            .map(|image| {
+                let tag = match &self.tag {
+                    Some(tag) => tag.clone(),
+                    None => ImageNames::new(
+                        None,
+                        self.registry.as_deref(),
+                        &image.name,
+                        &project.package.version,
+                    )?
+                    .index
+                    .parse()?,
+                };
+                let layout = project.work_dir().join("oci").join(&image.name);
+                if !layout.join("index.json").exists() {
+                    bail!(
+                        "no OCI layout for {} at {layout}: build it with `cargo xtask image \
+                         --image {}`",
+                        image.name,
+                        image.name
+                    );
+                }
+                Ok((layout.into_std_path_buf(), tag))
+            })
+            .collect()
+    }
+}
+
+fn json(pushed: &Pushed) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = pushed
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "platform": i.platform,
+                "reference": i.reference.to_string(),
+                "digest": i.digest.to_string(),
+                "referrers": i.referrers,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "index": pushed.index.as_ref().map(|(r, _)| r.to_string()),
+        "digest": pushed.index.as_ref().map(|(_, d)| d.to_string()),
+        "images": images,
+        "uploaded_bytes": pushed.uploads.bytes,
+        "uploaded_blobs": pushed.uploads.blobs,
+    })
+}
+
+fn table(pushed: &Pushed) -> String {
+    let mut rows: Vec<Vec<String>> = pushed
+        .images
+        .iter()
+        .map(|i| {
+            vec![
+                i.platform.clone(),
+                i.reference.to_string(),
+                i.digest.to_string(),
+            ]
+        })
+        .collect();
+    if let Some((index, digest)) = &pushed.index {
+        rows.push(vec![
+            "index".to_owned(),
+            index.to_string(),
+            digest.to_string(),
+        ]);
+    }
+    report::table(&["platform", "image", "digest"], &rows)
 }

@@ -5,9 +5,9 @@ use clap::{Args, Parser, Subcommand};
 use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
-use crate::model::run::VolumeName;
 use crate::oci::reference::{BaseRef, ImageRef, Registry};
 use tiny_cross::target::Target;
+use tiny_engine::VolumeName;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
 /// them as tiny container images, and proves the images work.
@@ -186,7 +186,12 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct IndexArgs {
     /// The index to push, `registry/name:tag`
-    #[arg(long, value_name = "REF", requires = "members", conflicts_with = "registry")]
+    #[arg(
+        long,
+        value_name = "REF",
+        requires = "members",
+        conflicts_with = "registry"
+    )]
     pub tag: Option<Reference>,
     /// The images to list in it, one per platform, each in the same registry (e.g.
     /// `registry/name:tag-amd64`); each platform is read from the image's config
@@ -466,7 +471,9 @@ mod tests {
                 "r.io/a:1-amd64",
             ],
             &["xtask", "push", "--layout", "dir"],
-            &["xtask", "push", "--layout", "dir", "--tag", "r.io/a:1", "--image", "a"],
+            &[
+                "xtask", "push", "--layout", "dir", "--tag", "r.io/a:1", "--image", "a",
+            ],
             &["xtask", "push", "--registry", "r.io", "--tag", "r.io/a:1"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");

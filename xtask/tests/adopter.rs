@@ -148,11 +148,16 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         .iter()
         .flat_map(|i| i.checks.iter().map(|c| c.name.as_str()))
         .collect();
-    for declared in ["POST /checksum -> 200", "GET /notes/1 -> 200 (after restart)"] {
+    for declared in [
+        "POST /checksum -> 200",
+        "GET /notes/1 -> 200 (after restart)",
+    ] {
         assert!(checks.contains(&declared), "{declared} not run: {checks:?}");
     }
     assert!(
-        !checks.iter().any(|c| c.contains("/hello") || c.contains("/ws")),
+        !checks
+            .iter()
+            .any(|c| c.contains("/hello") || c.contains("/ws")),
         "{checks:?}"
     );
     for image in &smoke.images {

@@ -15,16 +15,17 @@ use xshell::{Shell, cmd};
 
 use crate::cli::{BenchArgs, BenchSection};
 use crate::interrupt::{self, Undo, wait_until};
-use crate::model::choice::{Compression, EngineKind};
+use crate::model::choice::Compression;
 use crate::model::project::Project;
 use crate::oci::{arch, context};
 use crate::report;
-use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::process::{self, Io};
 use crate::tools::{compile, git, load, probe, toolchain, which};
 use tiny_cross::dist::gzip_size;
 use tiny_cross::profile;
 use tiny_cross::target::Target;
+use tiny_engine::EngineKind;
+use tiny_engine::{BuildRequest, Engine};
 use tiny_oci::assemble::{self, Settings};
 use tiny_oci::layout::Layout;
 
@@ -442,7 +443,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
                             context: &contexts.join(b.target.arch()),
                             tag: &tag(b.target),
                             build_args: &args,
-                            epoch,
+                            epoch: epoch.seconds(),
                         },
                     )?;
                 }

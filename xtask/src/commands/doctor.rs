@@ -4,13 +4,13 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::cli::DoctorArgs;
-use crate::model::choice::EngineKind;
 use crate::model::project::Project;
-use crate::tools::engine::{Builder, Engine};
 use crate::tools::toolchain::{self, CSource};
 use crate::tools::which;
 use tiny_cross::qemu;
 use tiny_cross::target::Target;
+use tiny_engine::EngineKind;
+use tiny_engine::{Builder, Engine};
 
 /// The version of the `--json` document (schema in README).
 const SCHEMA: u32 = 1;

@@ -12,9 +12,8 @@ use xshell::Shell;
 
 use crate::cli::ImageArgs;
 use crate::interrupt::Undo;
-use crate::model::choice::{BuildEngine, EngineKind};
+use crate::model::choice::BuildEngine;
 use crate::model::project::Project;
-use crate::model::run::RunId;
 use crate::oci::arch;
 use crate::oci::context::{self, DOCKERFILE};
 use crate::oci::reference::ImageNames;
@@ -23,11 +22,13 @@ use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
 use crate::tools::credential_helper::stored_login;
 use crate::tools::documents::{self, Described};
-use crate::tools::engine::{BuildRequest, Engine};
 use crate::tools::{git, probe, writable};
 use tiny_cross::dist::Built;
 use tiny_cross::profile;
 use tiny_cross::target::Target;
+use tiny_engine::EngineKind;
+use tiny_engine::RunId;
+use tiny_engine::{BuildRequest, Engine};
 use tiny_oci::assemble::{self, Assembled, BaseImage, Settings};
 use tiny_oci::auth::Login;
 use tiny_oci::epoch::Epoch;
@@ -576,7 +577,7 @@ impl Job<'_> {
                 context: &self.context_dir(target),
                 tag: reference,
                 build_args,
-                epoch: self.epoch,
+                epoch: self.epoch.seconds(),
             },
         )?;
 
@@ -750,7 +751,7 @@ fn load_engines(sh: &Shell, args: &ImageArgs) -> anyhow::Result<Vec<Engine>> {
     }
     args.load
         .iter()
-        .map(|&kind| Engine::detect(sh, Some(kind)))
+        .map(|&kind| Ok(Engine::detect(sh, Some(kind.into()))?))
         .collect()
 }
 
@@ -886,7 +887,7 @@ fn push(
 ) -> anyhow::Result<()> {
     for image in images.iter_mut() {
         step(format_args!("pushed {}", image.reference), || {
-            engine.push(sh, &image.reference)
+            Ok(engine.push(sh, &image.reference)?)
         })?;
         image.digest = engine.inspect_image(sh, &image.reference)?.digest();
     }
@@ -896,7 +897,7 @@ fn push(
     }
     let members: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     step(format_args!("pushed index {}", names.index), || {
-        engine.push_index(sh, &names.index, &members)
+        Ok(engine.push_index(sh, &names.index, &members)?)
     })
 }
 

@@ -14,13 +14,13 @@ use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
 use crate::model::project::Project;
 use crate::report::{self, ExitStatus, Reported, step};
-use crate::tools::containers::{self, Resources};
-use crate::tools::engine::Engine;
 use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
 use tiny_cross::qemu;
 use tiny_cross::target::Target;
 use tiny_declare::{Check, Role};
+use tiny_engine::Engine;
+use tiny_engine::Resources;
 
 /// How long `migrate up` may take (under emulation, seconds).
 const MIGRATE_LIMIT: Duration = Duration::from_secs(120);
@@ -70,7 +70,7 @@ impl RunArgs {
         if Target::host() != Some(target) {
             qemu::emulation(target)?;
         }
-        let engine = Engine::detect(sh, self.engine)?;
+        let engine = Engine::detect(sh, self.engine.map(Into::into))?;
         let _whole_run = engine.remover().whole_run();
         if let Some(notice) = engine.sweep_leftovers(sh)? {
             eprintln!("  {notice}");
@@ -122,7 +122,13 @@ impl RunArgs {
                 let _ticking = report::ticking(&what);
                 step(what.clone(), || {
                     let name = format!("{run_name}-command-{i}");
-                    resources.run_once(&name, &platform, &mounts, reference, &c.argv.to_vec())
+                    Ok(resources.run_once(
+                        &name,
+                        &platform,
+                        &mounts,
+                        reference,
+                        &c.argv.to_vec(),
+                    )?)
                 })?
             };
             if let Some(last) = out.stdout.trim().lines().last() {
@@ -147,7 +153,7 @@ impl RunArgs {
         let stopping = name.clone();
         // The smoke test's stop deadline: the signal handler's grace leaves room for it and
         // the removals after it.
-        let stop_seconds = containers::STOP_DEADLINE.as_secs().to_string();
+        let stop_seconds = tiny_engine::STOP_DEADLINE.as_secs().to_string();
         let _stop = Undo::new(move || {
             remover.remove(&["stop", "--time", &stop_seconds, &stopping]);
         });
@@ -155,7 +161,7 @@ impl RunArgs {
             let _ticking = report::ticking(format!("waiting for {health}"));
             let timeout = Duration::from_secs(self.timeout);
             step("healthy", || {
-                resources.wait_healthy(&name, addr, health, timeout)
+                Ok(resources.wait_healthy(&name, addr, health, timeout)?)
             })?;
         }
         println!("http://{addr}/");

@@ -17,6 +17,15 @@ pub enum BaseKind {
     Alpine,
 }
 
+impl From<EngineKind> for tiny_engine::EngineKind {
+    fn from(e: EngineKind) -> tiny_engine::EngineKind {
+        match e {
+            EngineKind::Docker => tiny_engine::EngineKind::Docker,
+            EngineKind::Podman => tiny_engine::EngineKind::Podman,
+        }
+    }
+}
+
 impl From<BaseKind> for tiny_declare::Base {
     fn from(b: BaseKind) -> tiny_declare::Base {
         match b {

@@ -3,12 +3,9 @@
 
 pub mod buildinfo;
 pub mod compile;
-pub mod containers;
 pub mod credential_helper;
 pub mod documents;
-pub mod engine;
 pub mod git;
-pub mod inspect;
 pub mod inventory;
 pub mod load;
 pub mod probe;

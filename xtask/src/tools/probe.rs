@@ -1,37 +1,12 @@
-//! The service as a client sees it: HTTP on loopback and a websocket round trip.
+//! This service as a client sees it (websocket round trip, message log, limits), and a
+//! registry's answer before anything is built for it.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(8080, |a| a.port())
-}
-
-/// Checks, before anything is built, that the service as `run` starts it (host network, a
-/// non-root user without capabilities) can listen on `port` of 127.0.0.1.
-pub fn servable_port(port: u16) -> anyhow::Result<()> {
-    let fix = "give another --port, or leave it out for a free one";
-    ensure!(port != 0, "--port 0 is not a port to serve on: {fix}");
-    // Binding below this needs CAP_NET_BIND_SERVICE, which the container does not have,
-    // whoever runs the xtask.
-    let unprivileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-        .ok()
-        .and_then(|s| s.trim().parse::<u16>().ok())
-        .unwrap_or(1024);
-    ensure!(
-        port >= unprivileged,
-        "port {port} is privileged (below {unprivileged}) and the service runs as a non-root \
-         user without capabilities: {fix} ({unprivileged} or above)"
-    );
-    if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
-        bail!("port {port} on 127.0.0.1 is taken ({e}): {fix}");
-    }
-    Ok(())
-}
+pub use tiny_engine::probe::{free_port, http, http_get, servable_port};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -84,35 +59,6 @@ pub fn registry(host: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut response = agent().get(format!("http://{addr}{path}")).call()?;
-    let body = response.body_mut().read_to_string()?;
-    ensure!(
-        response.status().is_success(),
-        "{path} answered {}: {body}",
-        response.status()
-    );
-    Ok(body)
-}
-
-/// `method path` (with `body`, if any) and the answer: its status and body, whatever the
-/// status.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> anyhow::Result<(u16, String)> {
-    let request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .body(body.unwrap_or_default().to_owned())
-        .with_context(|| format!("{method} {path} is not a request"))?;
-    let mut response = agent().run(request)?;
-    let text = response.body_mut().read_to_string()?;
-    Ok((response.status().as_u16(), text))
 }
 
 pub fn websocket_echo(addr: SocketAddr, message: &str) -> anyhow::Result<String> {
@@ -196,26 +142,4 @@ fn padded(text: &str, len: usize) -> String {
     s.push_str(text);
     s.extend(std::iter::repeat_n('x', len.saturating_sub(text.len())));
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_taken_privileged_or_zero_port_is_refused_and_a_free_one_accepted() {
-        let held = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = held.local_addr().unwrap().port();
-        let err = servable_port(port).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("port {port} on 127.0.0.1 is taken")),
-            "{err}"
-        );
-        assert!(err.contains("--port"), "{err}");
-        drop(held);
-        servable_port(port).unwrap();
-        let err = servable_port(80).unwrap_err().to_string();
-        assert!(err.starts_with("port 80 is privileged"), "{err}");
-        assert!(servable_port(0).is_err());
-    }
 }

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::Context;
 use tiny_interrupt::process::{self, Error};
@@ -23,17 +22,6 @@ pub fn own_exe() -> anyhow::Result<std::path::PathBuf> {
 /// Runs `cmd` to its end; an interrupt stops it and returns `Interrupted`.
 pub fn run(cmd: Cmd<'_>, stdout: Io, stderr: Io) -> anyhow::Result<Finished> {
     process::run(nested(cmd), stdout, stderr).map_err(error)
-}
-
-/// Like `run`, stopped after `limit`.
-pub fn run_for(cmd: Cmd<'_>, stdout: Io, stderr: Io, limit: Duration) -> anyhow::Result<Finished> {
-    process::run_for(nested(cmd), stdout, stderr, limit).map_err(error)
-}
-
-/// For undoing: runs even after an interrupt (in its own group, so a further Ctrl-C does
-/// not cut it short), but never longer than `limit`.
-pub fn run_cleanup(cmd: Cmd<'_>, limit: Duration) -> anyhow::Result<Finished> {
-    process::run_cleanup(nested(cmd), limit).map_err(error)
 }
 
 /// Spawns `command` in a group of its own, for children that are polled by their caller

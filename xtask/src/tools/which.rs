@@ -1,3 +1,3 @@
 //! Finding programs on PATH (see `tiny_cross::which`).
 
-pub use tiny_cross::which::{find_all_on_path, find_on_path};
+pub use tiny_cross::which::find_on_path;

@@ -15,15 +15,15 @@ use crate::interrupt::{self, Interrupted, Undo};
 use crate::model::project::Project;
 use crate::oci::reference::{ImageNames, ImageRef};
 use crate::report;
-use crate::tools::containers::Resources;
-use crate::tools::engine::{Engine, Unreachable};
-use crate::tools::inspect;
 use crate::tools::probe::{self, free_port};
 use results::{Check, Outcome};
 use tiny_cross::elf;
 use tiny_cross::qemu;
 use tiny_cross::target::Target;
 use tiny_declare::{self as declared, Check as Declared, Expect, Role};
+use tiny_engine::Engine;
+use tiny_engine::Resources;
+use tiny_engine::inspect;
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [
@@ -40,7 +40,7 @@ struct Subject {
 
 impl SmokeArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
-        let engine = Engine::detect(sh, self.engine)?;
+        let engine = Engine::detect(sh, self.engine.map(Into::into))?;
         let _whole_run = engine.remover().whole_run();
         if let Some(notice) = engine.sweep_leftovers(sh)? {
             eprintln!("  {notice}");
@@ -191,7 +191,11 @@ impl SmokeArgs {
 
 /// A step that leaves nothing worth checking further: a signal, or the engine gone.
 fn is_fatal(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Interrupted>().is_some() || e.downcast_ref::<Unreachable>().is_some()
+    e.downcast_ref::<Interrupted>().is_some()
+        || matches!(
+            e.downcast_ref::<tiny_engine::Error>(),
+            Some(tiny_engine::Error::Interrupted | tiny_engine::Error::Unreachable(_))
+        )
 }
 
 /// The checks of one image, in order; after the first failure the rest are skipped. Each
@@ -442,7 +446,7 @@ fn smoke(
             let first = format!("{volume}-1");
             checks.run(health, || {
                 resources.start(&first, &platform, &mounts, reference, env, port)?;
-                resources.wait_healthy(&first, addr, health, timeout)
+                Ok(resources.wait_healthy(&first, addr, health, timeout)?)
             });
             http(&mut checks, false);
             if let Some(healthcheck) = &image_decl.healthcheck {
@@ -454,19 +458,19 @@ fn smoke(
                     Ok(format!("{healthcheck} exits 0"))
                 });
             }
-            checks.run("non-root", || resources.process_user(&first));
-            checks.run("read-only", || resources.read_only(&first));
-            checks.run("sigterm", || resources.stop(&first));
+            checks.run("non-root", || Ok(resources.process_user(&first)?));
+            checks.run("read-only", || Ok(resources.read_only(&first)?));
+            checks.run("sigterm", || Ok(resources.stop(&first)?));
             let after = image_decl.checks.iter().any(Declared::after_restart)
                 || own.iter().any(|o| o.after_restart);
             if !mounts.is_empty() && after {
                 let second = format!("{volume}-2");
                 checks.run("restart", || {
                     resources.start(&second, &platform, &mounts, reference, env, port)?;
-                    resources.wait_healthy(&second, addr, health, timeout)
+                    Ok(resources.wait_healthy(&second, addr, health, timeout)?)
                 });
                 http(&mut checks, true);
-                checks.run("sigterm again", || resources.stop(&second));
+                checks.run("sigterm again", || Ok(resources.stop(&second)?));
             }
             commands(&mut checks, true);
         }

@@ -3,17 +3,26 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
+use tiny_cross::target::Target;
+use tiny_cross::which::{find_all_on_path, find_on_path};
+use tiny_interrupt::Undo;
 use xshell::{Cmd, Shell, cmd};
 
-use crate::interrupt::Undo;
-use crate::model::choice::EngineKind;
-use crate::model::run::{LABEL, RunId};
-use crate::tools::inspect::{self, parse_list, parse_one};
-use crate::tools::process::{self, Finished, Io};
-use crate::tools::which::{find_all_on_path, find_on_path};
-use tiny_cross::target::Target;
+use crate::error::{Error, Result, bail};
+use crate::inspect::{self, parse_list, parse_one};
+use crate::process::{self, Finished, Io};
+use crate::run_id::{LABEL, RunId};
+
+/// The container engines this crate drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Docker: the daemon and its client (BuildKit through buildx, or built in).
+    Docker,
+    /// Podman: daemonless, rootless or not.
+    Podman,
+}
 
 /// How a docker client builds images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,26 +34,37 @@ pub enum Builder {
     /// The legacy builder: it mislabels `FROM scratch` images built for a foreign platform,
     /// so it is only used for the host's own architecture.
     Legacy,
+    /// `podman build` (buildah).
     Podman,
 }
 
+/// One engine, found and told apart.
 pub struct Engine {
+    /// Docker or podman.
     pub kind: EngineKind,
+    /// The client that is run.
     pub program: Utf8PathBuf,
+    /// How it builds images.
     pub builder: Builder,
+    /// The daemon's version for docker, the client's for podman.
     pub version: String,
 }
 
 /// What [`Engine::build`] builds.
 #[derive(Clone, Copy)]
 pub struct BuildRequest<'a> {
+    /// The platform to build for.
     pub target: Target,
+    /// The Dockerfile, anywhere.
     pub dockerfile: &'a Utf8Path,
+    /// The build context folder.
     pub context: &'a Utf8Path,
+    /// The tag the result gets (only once the build succeeded).
     pub tag: &'a str,
+    /// `--build-arg` pairs.
     pub build_args: &'a [(String, String)],
-    /// SOURCE_DATE_EPOCH, for the engines that take it.
-    pub epoch: tiny_oci::epoch::Epoch,
+    /// `SOURCE_DATE_EPOCH` (seconds since 1970), for the engines that take it.
+    pub epoch: u64,
 }
 
 /// The one-line fix when no engine answers.
@@ -54,26 +74,15 @@ pub const NO_ENGINE: &str = "no container engine is running: start the Docker da
 /// How to start the Docker daemon, for every message that finds it gone.
 const START_DOCKER: &str = "start it (`sudo systemctl start docker`, or `sudo dockerd &`)";
 
-/// The engine stopped answering (the daemon went away), as opposed to a command that failed:
-/// nothing further can work, so the run stops at once.
-#[derive(Debug)]
-pub struct Unreachable(String);
-
-impl std::fmt::Display for Unreachable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Unreachable {}
-
 /// How long one undo command may take: removing a container kills it first.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
 /// How long the daemon may take to answer whether it is there.
 const PING_LIMIT: Duration = Duration::from_secs(5);
 
 impl Engine {
-    pub fn detect(sh: &Shell, choice: Option<EngineKind>) -> anyhow::Result<Engine> {
+    /// The engine asked for, or the best one that answers: docker with BuildKit, else
+    /// podman, else docker's legacy builder (host architecture only).
+    pub fn detect(sh: &Shell, choice: Option<EngineKind>) -> Result<Engine> {
         match choice {
             Some(EngineKind::Docker) => docker(sh),
             Some(EngineKind::Podman) => podman(sh),
@@ -85,11 +94,12 @@ impl Engine {
                 (Ok(legacy), Err(_)) => Ok(legacy),
                 // Docker is installed: its own message says what to start.
                 (Err(e), Err(_)) if find_on_path("docker").is_some() => Err(e),
-                (Err(_), Err(_)) => Err(anyhow::anyhow!(NO_ENGINE)),
+                (Err(_), Err(_)) => Err(Error::Other(NO_ENGINE.into())),
             },
         }
     }
 
+    /// `docker` or `podman`.
     pub fn name(&self) -> &'static str {
         match self.kind {
             EngineKind::Docker => "docker",
@@ -97,6 +107,7 @@ impl Engine {
         }
     }
 
+    /// `docker 28.2.2 at /usr/bin/docker (buildx)`.
     pub fn describe(&self) -> String {
         let builder = match self.builder {
             Builder::Buildx => "buildx",
@@ -120,12 +131,12 @@ impl Engine {
 
     /// Runs `<engine> <args...>` to success and returns its output; a failure is one line
     /// with the engine's reason, or `Unreachable` when the engine is gone.
-    pub fn run(&self, sh: &Shell, args: &[&str]) -> anyhow::Result<String> {
+    pub fn run(&self, sh: &Shell, args: &[&str]) -> Result<String> {
         let done = process::run(self.cmd(sh, args), Io::Capture, Io::Capture)?;
         self.succeeded(sh, args, done)
     }
 
-    fn succeeded(&self, sh: &Shell, args: &[&str], done: Finished) -> anyhow::Result<String> {
+    fn succeeded(&self, sh: &Shell, args: &[&str], done: Finished) -> Result<String> {
         if done.status.success() {
             return Ok(done.stdout);
         }
@@ -134,11 +145,15 @@ impl Engine {
     }
 
     /// Why `<engine> <what>` failed: the engine is gone, or the command's own reason.
-    fn failure(&self, sh: &Shell, what: &str, stderr: &str) -> anyhow::Error {
+    fn failure(&self, sh: &Shell, what: &str, stderr: &str) -> Error {
         if looks_unreachable(stderr) || !self.answers(sh) {
-            return self.unreachable().into();
+            return self.unreachable();
         }
-        anyhow::anyhow!("{} {what} failed: {}", self.name(), failure_reason(stderr))
+        Error::Other(format!(
+            "{} {what} failed: {}",
+            self.name(),
+            failure_reason(stderr)
+        ))
     }
 
     /// Whether the engine (the daemon, for docker) answers now.
@@ -152,8 +167,9 @@ impl Engine {
         process::run_for(probe, Io::Null, Io::Null, PING_LIMIT).is_ok_and(|d| d.status.success())
     }
 
-    pub fn unreachable(&self) -> Unreachable {
-        Unreachable(match self.kind {
+    /// The error for an engine that stopped answering, with what to do about it.
+    pub fn unreachable(&self) -> Error {
+        Error::Unreachable(match self.kind {
             EngineKind::Docker => format!(
                 "the Docker daemon{} stopped answering: {START_DOCKER}, then run the command again",
                 std::env::var("DOCKER_HOST")
@@ -167,11 +183,7 @@ impl Engine {
     }
 
     /// `image inspect`, or `None` when the engine has no such image.
-    pub fn find_image(
-        &self,
-        sh: &Shell,
-        reference: &str,
-    ) -> anyhow::Result<Option<inspect::Image>> {
+    pub fn find_image(&self, sh: &Shell, reference: &str) -> Result<Option<inspect::Image>> {
         let args = ["image", "inspect", reference];
         let done = process::run(self.cmd(sh, &args), Io::Capture, Io::Capture)?;
         if done.status.success() {
@@ -188,23 +200,20 @@ impl Engine {
     }
 
     /// `image inspect` of an image this run just made or relies on.
-    pub fn inspect_image(&self, sh: &Shell, reference: &str) -> anyhow::Result<inspect::Image> {
-        self.find_image(sh, reference)?
-            .with_context(|| format!("{} has no image {reference}", self.name()))
+    pub fn inspect_image(&self, sh: &Shell, reference: &str) -> Result<inspect::Image> {
+        Ok(self
+            .find_image(sh, reference)?
+            .with_context(|| format!("{} has no image {reference}", self.name()))?)
     }
 
     /// A container's state.
-    pub fn container_state(
-        &self,
-        sh: &Shell,
-        name: &str,
-    ) -> anyhow::Result<inspect::ContainerState> {
+    pub fn container_state(&self, sh: &Shell, name: &str) -> Result<inspect::ContainerState> {
         let json = self.run(sh, &["container", "inspect", name])?;
         Ok(parse_one::<inspect::Container>(&json, "container inspect")?.state)
     }
 
     /// A container's output so far, stdout and stderr apart.
-    pub fn logs(&self, sh: &Shell, name: &str) -> anyhow::Result<Finished> {
+    pub fn logs(&self, sh: &Shell, name: &str) -> Result<Finished> {
         let done = process::run(self.cmd(sh, &["logs", name]), Io::Capture, Io::Capture)?;
         if !done.status.success() {
             return Err(self.failure(sh, "logs", &done.stderr));
@@ -222,7 +231,7 @@ impl Engine {
 
     /// Removes what earlier runs of the xtask, no longer alive, left behind (they were
     /// killed before they could clean up), and says so in one line.
-    pub fn sweep_leftovers(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
+    pub fn sweep_leftovers(&self, sh: &Shell) -> Result<Option<String>> {
         let mut dead_runs = Vec::new();
         let filter = format!("label={LABEL}");
         let mut is_dead = |labels: &Option<std::collections::BTreeMap<String, String>>| {
@@ -294,7 +303,7 @@ impl Engine {
 
     /// Refuses what this engine would build wrong: the legacy builder mislabels `FROM
     /// scratch` images for a foreign platform.
-    pub fn can_build(&self, target: Target) -> anyhow::Result<()> {
+    pub fn can_build(&self, target: Target) -> Result<()> {
         if self.builder == Builder::Legacy && Target::host() != Some(target) {
             bail!(
                 "the legacy docker builder at {} mislabels images built for {}: install \
@@ -307,7 +316,7 @@ impl Engine {
     }
 
     /// Builds `dockerfile` with `context` for `target`'s platform and tags the result.
-    pub fn build(&self, sh: &Shell, request: &BuildRequest<'_>) -> anyhow::Result<()> {
+    pub fn build(&self, sh: &Shell, request: &BuildRequest<'_>) -> Result<()> {
         let BuildRequest {
             target,
             dockerfile,
@@ -364,7 +373,7 @@ impl Engine {
     }
 
     /// Pushes one image (plain HTTP is allowed: the registries here are on loopback).
-    pub fn push(&self, sh: &Shell, reference: &str) -> anyhow::Result<()> {
+    pub fn push(&self, sh: &Shell, reference: &str) -> Result<()> {
         let mut args = vec!["push", "--quiet"];
         if self.kind == EngineKind::Podman {
             // Docker allows plain HTTP to 127.0.0.0/8 on its own; podman must be told.
@@ -372,12 +381,12 @@ impl Engine {
         }
         args.push(reference);
         self.run(sh, &args)
-            .with_context(|| format!("pushing {reference}"))
-            .map(drop)
+            .with_context(|| format!("pushing {reference}"))?;
+        Ok(())
     }
 
     /// Creates and pushes the multi-architecture index `index` over already pushed `members`.
-    pub fn push_index(&self, sh: &Shell, index: &str, members: &[String]) -> anyhow::Result<()> {
+    pub fn push_index(&self, sh: &Shell, index: &str, members: &[String]) -> Result<()> {
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         match self.kind {
             EngineKind::Docker => {
@@ -423,16 +432,16 @@ const SERVER_VERSION: &str = "{{.Server.Version}}";
 const CLIENT_VERSION: &str = "{{.Client.Version}}";
 
 /// The trimmed output of a version query, `None` when it fails; an interrupt is an error.
-fn query(command: Cmd<'_>) -> anyhow::Result<Option<String>> {
+fn query(command: Cmd<'_>) -> Result<Option<String>> {
     let done = process::run_for(command, Io::Capture, Io::Null, PING_LIMIT);
     match done {
         Ok(done) if done.status.success() => Ok(Some(done.stdout.trim().to_owned())),
-        Err(e) if e.is::<crate::interrupt::Interrupted>() => Err(e),
+        Err(Error::Interrupted) => Err(Error::Interrupted),
         _ => Ok(None),
     }
 }
 
-fn docker(sh: &Shell) -> anyhow::Result<Engine> {
+fn docker(sh: &Shell) -> Result<Engine> {
     let candidates = find_all_on_path("docker");
     if candidates.is_empty() {
         bail!(
@@ -455,12 +464,12 @@ fn docker(sh: &Shell) -> anyhow::Result<Engine> {
         });
     }
     usable.sort_by_key(|e| e.builder == Builder::Legacy);
-    usable.into_iter().next().with_context(|| {
+    Ok(usable.into_iter().next().with_context(|| {
         format!("the Docker daemon is not running: {START_DOCKER}, or use --engine podman")
-    })
+    })?)
 }
 
-fn docker_builder(sh: &Shell, program: &Utf8Path) -> anyhow::Result<Builder> {
+fn docker_builder(sh: &Shell, program: &Utf8Path) -> Result<Builder> {
     if query(cmd!(sh, "{program} buildx version"))?.is_some() {
         return Ok(Builder::Buildx);
     }
@@ -472,7 +481,7 @@ fn docker_builder(sh: &Shell, program: &Utf8Path) -> anyhow::Result<Builder> {
     })
 }
 
-fn podman(sh: &Shell) -> anyhow::Result<Engine> {
+fn podman(sh: &Shell) -> Result<Engine> {
     let program = find_on_path("podman")
         .context("podman is not installed: install it (`sudo apt-get install podman`) or use --engine docker")?;
     let version = query(cmd!(sh, "{program} version --format {CLIENT_VERSION}"))?

@@ -7,15 +7,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
+use tiny_interrupt::{Undo, wait_until};
 use xshell::Shell;
 
-use crate::interrupt::{Undo, wait_until};
-use crate::model::run::RunId;
-use crate::report;
-use crate::tools::engine::{Engine, Remover};
-use crate::tools::probe::http_get;
-use crate::tools::process::{self, Finished, Io, Running};
+use crate::engine::{Engine, Remover};
+use crate::error::{Error, Result, bail, ensure};
+use crate::probe::http_get;
+use crate::process::{self, Finished, Io, Running};
+use crate::run_id::RunId;
 
 /// `docker stop` would wait 10 s; a clean service exits well within this.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
@@ -70,7 +70,7 @@ impl<'a> Resources<'a> {
         reference: &str,
         path: &str,
         dest: &Path,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         self.track_container(name);
         let create = [
             "create",
@@ -90,7 +90,8 @@ impl<'a> Resources<'a> {
         Ok(())
     }
 
-    pub fn volume(&self, name: &str) -> anyhow::Result<()> {
+    /// Creates the volume `name`, labelled with this run, removed at the end.
+    pub fn volume(&self, name: &str) -> Result<()> {
         self.volumes.borrow_mut().push(self.remover.volume(name));
         self.engine
             .run(self.sh, &["volume", "create", "--label", &self.label, name])?;
@@ -131,7 +132,7 @@ impl<'a> Resources<'a> {
         mounts: &[String],
         reference: &str,
         argv: &[String],
-    ) -> anyhow::Result<(i64, Finished)> {
+    ) -> Result<(i64, Finished)> {
         self.track_container(name);
         let mut all = vec!["run", "--detach", "--name", name];
         if let Some(program) = argv.first() {
@@ -141,7 +142,7 @@ impl<'a> Resources<'a> {
         all.push(reference);
         all.extend(argv.iter().skip(1).map(String::as_str));
         self.engine.run(self.sh, &all)?;
-        let exited = wait_until(self.timeout, || {
+        let exited = wait_until::<_, Error>(self.timeout, || {
             let state = self.engine.container_state(self.sh, name)?;
             Ok((!state.running).then_some(state.exit_code))
         })?;
@@ -168,7 +169,7 @@ impl<'a> Resources<'a> {
         reference: &str,
         (port_env, address_env): (&str, Option<&str>),
         port: u16,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         self.track_container(name);
         let port = format!("{port_env}={port}");
         let address = address_env.map(|a| format!("{a}=127.0.0.1"));
@@ -189,9 +190,9 @@ impl<'a> Resources<'a> {
         addr: SocketAddr,
         health: &str,
         limit: Duration,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String> {
         let started = Instant::now();
-        let answered = wait_until(limit, || {
+        let answered = wait_until::<_, Error>(limit, || {
             if http_get(addr, health).is_ok() {
                 return Ok(Some(()));
             }
@@ -207,46 +208,40 @@ impl<'a> Resources<'a> {
             "no answer from http://{addr}{health} within {}s",
             limit.as_secs()
         );
-        Ok(format!(
-            "answered after {}",
-            report::seconds(started.elapsed())
-        ))
+        Ok(format!("answered after {}", seconds(started.elapsed())))
     }
 
     /// Streams the container's output to our stderr until it stops (or the returned child
     /// is dropped); in a process group of its own like every child.
-    pub fn follow_logs(&self, name: &str) -> anyhow::Result<Running> {
+    pub fn follow_logs(&self, name: &str) -> Result<Running> {
         let command = self.engine.cmd(self.sh, &["logs", "--follow", name]);
         process::spawn(command, Io::Stderr)
     }
 
     /// `(running, exit code)` of a container.
-    pub fn state(&self, name: &str) -> anyhow::Result<(bool, i64)> {
+    pub fn state(&self, name: &str) -> Result<(bool, i64)> {
         let state = self.engine.container_state(self.sh, name)?;
         Ok((state.running, state.exit_code))
     }
 
     /// SIGTERM, then the container must exit 0 within `STOP_DEADLINE`.
-    pub fn stop(&self, name: &str) -> anyhow::Result<String> {
+    pub fn stop(&self, name: &str) -> Result<String> {
         self.engine
             .run(self.sh, &["kill", "--signal", "TERM", name])?;
         let started = Instant::now();
-        let exited = wait_until(STOP_DEADLINE, || {
+        let exited = wait_until::<_, Error>(STOP_DEADLINE, || {
             let (running, code) = self.state(name)?;
             Ok((!running).then_some(code))
         })?;
         match exited {
-            Some(0) => Ok(format!(
-                "exit 0 after {}",
-                report::seconds(started.elapsed())
-            )),
+            Some(0) => Ok(format!("exit 0 after {}", seconds(started.elapsed()))),
             Some(code) => bail!("exited with status {code} after SIGTERM"),
             None => bail!("still running {}s after SIGTERM", STOP_DEADLINE.as_secs()),
         }
     }
 
     /// The real user of the container's main process, from the host's /proc.
-    pub fn process_user(&self, name: &str) -> anyhow::Result<String> {
+    pub fn process_user(&self, name: &str) -> Result<String> {
         let pid = self.engine.container_state(self.sh, name)?.pid;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .context("reading the process status")?;
@@ -260,7 +255,7 @@ impl<'a> Resources<'a> {
     }
 
     /// Whether the engine runs the container with a read-only root file system.
-    pub fn read_only(&self, name: &str) -> anyhow::Result<String> {
+    pub fn read_only(&self, name: &str) -> Result<String> {
         let out = self.engine.run(
             self.sh,
             &[
@@ -279,6 +274,7 @@ impl<'a> Resources<'a> {
         Ok("read-only root file system".into())
     }
 
+    /// Prints the output of every container still tracked to stderr: for a failure.
     pub fn print_logs(&self) {
         for (name, _) in self.containers.borrow().iter() {
             if let Ok(out) = self.engine.logs(self.sh, name) {
@@ -287,4 +283,9 @@ impl<'a> Resources<'a> {
             }
         }
     }
+}
+
+/// `1.2s`: how the checks report how long something took.
+fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }

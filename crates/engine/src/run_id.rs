@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use anyhow::Context;
 
+use crate::error::Result;
+
 /// The label key on every container and volume a run creates.
 pub const LABEL: &str = "xtask.run";
 
@@ -14,7 +16,9 @@ pub const LABEL: &str = "xtask.run";
 /// the kernel has reused for another process has another start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunId {
+    /// The process id.
     pub pid: u32,
+    /// Its start time, in clock ticks since boot.
     pub start: u64,
 }
 
@@ -61,9 +65,9 @@ impl fmt::Display for RunId {
 }
 
 impl FromStr for RunId {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
 
-    fn from_str(s: &str) -> anyhow::Result<RunId> {
+    fn from_str(s: &str) -> Result<RunId> {
         let (pid, start) = s.split_once('-').context("no `-` in a run id")?;
         Ok(RunId {
             pid: pid.parse().context("pid in a run id")?,

@@ -5,30 +5,41 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+
+use crate::error::Result;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+/// `image inspect`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Image {
+    /// The image id (`sha256:…`).
     pub id: String,
+    /// `amd64`, `arm64`, …
     pub architecture: String,
+    /// Its size unpacked, in bytes.
     pub size: u64,
+    /// What runs.
     pub config: ImageConfig,
     /// `name@sha256:…` for each registry the image was pushed to or pulled from.
     pub repo_digests: Option<Vec<String>>,
 }
 
+/// The part of an image's config the checks read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageConfig {
     /// Absent or empty: root.
     pub user: Option<String>,
+    /// `ENTRYPOINT`.
     pub entrypoint: Option<Vec<String>>,
+    /// `LABEL`s.
     pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl Image {
+    /// The value of the label `key`.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.config.labels.as_ref()?.get(key).map(String::as_str)
     }
@@ -42,49 +53,62 @@ impl Image {
     }
 }
 
+/// `container inspect`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Container {
+    /// The container id.
     pub id: String,
+    /// Whether it runs, and how it ended.
     pub state: ContainerState,
+    /// Its labels.
     pub config: ContainerConfig,
 }
 
+/// A container's state.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerState {
+    /// Whether it runs.
     pub running: bool,
+    /// Its exit status, once it stopped.
     pub exit_code: i64,
+    /// Its main process on the host, while it runs.
     pub pid: i64,
 }
 
+/// The part of a container's config the sweep reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
+    /// Its labels.
     pub labels: Option<BTreeMap<String, String>>,
 }
 
+/// `volume inspect`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Volume {
+    /// Its name.
     pub name: String,
+    /// Its labels.
     pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// `inspect` prints a JSON list, one entry per name asked for.
-pub fn parse_list<T: DeserializeOwned>(json: &str, what: &str) -> anyhow::Result<Vec<T>> {
-    serde_json::from_str(json).with_context(|| format!("unexpected `{what}` output"))
+pub fn parse_list<T: DeserializeOwned>(json: &str, what: &str) -> Result<Vec<T>> {
+    Ok(serde_json::from_str(json).with_context(|| format!("unexpected `{what}` output"))?)
 }
 
 /// The single entry of an `inspect` of one name.
-pub fn parse_one<T: DeserializeOwned>(json: &str, what: &str) -> anyhow::Result<T> {
+pub fn parse_one<T: DeserializeOwned>(json: &str, what: &str) -> Result<T> {
     let mut list: Vec<T> = parse_list(json, what)?;
-    anyhow::ensure!(
+    crate::error::ensure!(
         list.len() == 1,
         "`{what}` described {} objects, not 1",
         list.len()
     );
-    list.pop().context("empty inspect output")
+    Ok(list.pop().context("empty inspect output")?)
 }
 
 #[cfg(test)]

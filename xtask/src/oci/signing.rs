@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use oci_spec::distribution::Reference;
 use tiny_oci::auth::Login;
 use tiny_oci::registry::{self, Client, SignedManifest};
-use tiny_sign::{KeyPair, Password, PublicKey};
+use tiny_sign::{KeyPair, Password};
 
 use crate::report;
 
@@ -18,11 +18,6 @@ pub fn signing_key(path: &Path) -> anyhow::Result<KeyPair> {
     let password = Password::from_env().unwrap_or_default();
     tiny_sign::read_private_key(path, password.as_bytes())
         .with_context(|| format!("signing key {}", path.display()))
-}
-
-/// The public key at `path`.
-pub fn public_key(path: &Path) -> anyhow::Result<PublicKey> {
-    tiny_sign::read_public_key(path).with_context(|| format!("public key {}", path.display()))
 }
 
 /// Signs every manifest `reference` stands for in its registry (each platform's image, then

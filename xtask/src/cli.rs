@@ -44,6 +44,12 @@ pub enum Command {
     /// Build and run one target's image locally, locked down as the smoke test runs it, and
     /// stream its logs until Ctrl-C, which stops and removes it
     Run(RunArgs),
+    /// Write an ECDSA P-256 key pair for signing: cosign.key (encrypted in cosign's format,
+    /// mode 0600) and cosign.pub
+    Keygen(KeygenArgs),
+    /// Sign an image in a registry as cosign does: each platform's image and the index get a
+    /// `.sig` signature and a sigstore bundle referrer
+    Sign(SignArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +119,12 @@ pub struct ImageArgs {
     /// its `<tag>-<arch>` only: merge runners' images with `cargo xtask index`)
     #[arg(long)]
     pub push: bool,
+    /// Sign what --push pushed, as `cargo xtask sign` does, with --key
+    #[arg(long, requires = "push", requires = "key")]
+    pub sign: bool,
+    /// The private key --sign signs with (see `sign --key`)
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub key: Option<std::path::PathBuf>,
     /// Build from binaries of the dev-image profile (no LTO, incremental): much faster to
     /// rebuild, larger and slower. Tagged `<tag>-dev` (`<tag>-dev-<arch>`) and labelled
     /// `xtask.profile=dev-image`; `--push` refuses them unless --allow-dev
@@ -374,6 +386,34 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_dirty: bool,
     /// Print the comparison as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write `<PREFIX>.key` and `<PREFIX>.pub`; an existing file is never overwritten
+    #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+    pub output_key_prefix: std::path::PathBuf,
+    /// Read the password that encrypts the private key from stdin [default: the
+    /// COSIGN_PASSWORD environment variable]
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image to sign, `registry/name:tag` or `registry/name@sha256:...`: an index (each
+    /// platform's image and the index are signed) or one image
+    #[arg(value_name = "REF")]
+    pub reference: Reference,
+    /// The private key: cosign's encrypted key file (its password from COSIGN_PASSWORD), or
+    /// a PKCS#8 or EC PEM file; readable by its owner only
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    #[command(flatten)]
+    pub auth: RegistryAuthArgs,
+    /// Print what was signed as JSON instead of a table
     #[arg(long)]
     pub json: bool,
 }

@@ -114,6 +114,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sbom(args) => args.run(&sh, &project),
         Command::Verify(args) => args.run(&sh, &project),
         Command::Run(args) => args.run(&sh, &project),
+        Command::Keygen(args) => args.run(&sh, &project),
+        Command::Sign(args) => args.run(&sh, &project),
     }
 }
 
@@ -131,7 +133,9 @@ fn stamps_time(command: &Command) -> bool {
         | Command::Pull(_)
         | Command::Index(_)
         | Command::SmokeTest(_)
-        | Command::Doctor(_) => false,
+        | Command::Doctor(_)
+        | Command::Keygen(_)
+        | Command::Sign(_) => false,
     }
 }
 

@@ -675,3 +675,64 @@ fn what_a_command_checks_after_building_it_checks_before() {
     ]);
     assert!(!no_checkout.path().join("target").exists());
 }
+
+#[test]
+fn bad_signing_keys_are_refused_in_one_line_before_the_registry_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let keygen = |prefix: &str, password: &str| {
+        let out = Command::new(XTASK)
+            .args(["keygen", "--output-key-prefix", &path(prefix)])
+            .env("COSIGN_PASSWORD", password)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    keygen("cosign", "right");
+    keygen("loose", "right");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path("loose.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Nothing listens there: the key is refused before any connection is tried.
+    let image = format!("127.0.0.1:{}/signed/app:1", closed_port());
+    let sign = |key: &str| {
+        vec![
+            "sign".to_owned(),
+            image.clone(),
+            "--key".to_owned(),
+            path(key),
+        ]
+    };
+    let cases: Vec<Case> = vec![
+        Case {
+            args: sign("cosign.key"),
+            ..case(&[], "wrong password for the encrypted private key")
+        }
+        .env("COSIGN_PASSWORD", "wrong"),
+        Case {
+            args: sign("loose.key"),
+            ..case(&[], "chmod 600 it")
+        }
+        .env("COSIGN_PASSWORD", "right"),
+        Case {
+            args: sign("cosign.pub"),
+            ..case(&[], "this is a public key; signing needs the private key")
+        },
+        Case {
+            args: sign("missing.key"),
+            ..case(&[], "missing.key")
+        },
+        case(
+            &["keygen", "--output-key-prefix", &path("cosign")],
+            "refusing to overwrite",
+        )
+        .env("COSIGN_PASSWORD", "x"),
+        case(
+            &["keygen", "--output-key-prefix", &path("fresh")],
+            "pipe it with --password-stdin or set COSIGN_PASSWORD",
+        ),
+        case(&["image", "--sign"], "--push"),
+    ];
+    assert_all(&cases, check);
+    assert!(!dir.path().join("fresh.key").exists());
+}

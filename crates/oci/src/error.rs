@@ -34,6 +34,10 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("{0}")]
     Io(String),
+    /// A signature is missing, made with another key, or does not match what it signs (a
+    /// [`tiny_sign::Error`] was the cause).
+    #[error("{0}")]
+    Signature(String),
     /// A signal stopped the step (see `tiny_interrupt`); what it made was undone.
     #[error("interrupted")]
     Interrupted,
@@ -54,6 +58,7 @@ impl Error {
             Error::Stalled(_) => Error::Stalled(message),
             Error::Refused(_) => Error::Refused(message),
             Error::Io(_) => Error::Io(message),
+            Error::Signature(_) => Error::Signature(message),
             Error::Interrupted => Error::Interrupted,
             _ => Error::Other(message),
         }
@@ -73,12 +78,16 @@ impl From<anyhow::Error> for Error {
             return match e.downcast::<Error>() {
                 Ok(e) => e,
                 Err(e) if e.is::<std::io::Error>() => Error::Io(format!("{e:#}")),
+                Err(e) if e.is::<tiny_sign::Error>() => Error::Signature(format!("{e:#}")),
                 Err(e) => Error::Other(format!("{e:#}")),
             };
         }
         let message = format!("{e:#}");
         if let Some(ours) = e.chain().find_map(|c| c.downcast_ref::<Error>()) {
             return ours.with_message(message);
+        }
+        if e.chain().any(|c| c.is::<tiny_sign::Error>()) {
+            return Error::Signature(message);
         }
         if e.chain().any(|c| c.is::<std::io::Error>()) {
             return Error::Io(message);

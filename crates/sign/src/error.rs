@@ -14,7 +14,9 @@ use crate::Digest;
 pub enum Error {
     /// The password does not open the encrypted private key (or the key file was altered: the
     /// cipher is authenticated and cannot tell the two apart).
-    #[error("wrong password for the encrypted private key")]
+    #[error(
+        "wrong password for the encrypted private key: give the one it was made with in COSIGN_PASSWORD"
+    )]
     WrongPassword,
     /// A public key was given where a private key is needed (for signing).
     #[error("this is a public key; signing needs the private key")]
@@ -43,6 +45,12 @@ pub enum Error {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// A key file would be overwritten.
+    #[error("refusing to overwrite {}: move it away or write the new key pair elsewhere", path.display())]
+    KeyFileExists {
+        /// The existing file.
+        path: PathBuf,
     },
     /// The key file's metadata could not be read.
     #[error("cannot read {}: {source}", path.display())]

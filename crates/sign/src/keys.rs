@@ -1,7 +1,7 @@
 //! ECDSA P-256 key pairs: generation, cosign's encrypted key files, PEM, signing.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
@@ -270,4 +270,97 @@ pub fn check_private_key_permissions(path: &Path) -> Result<()> {
     #[cfg(not(unix))]
     let _ = metadata;
     Ok(())
+}
+
+/// Writes `key` as cosign's key pair files: `<prefix>.key`, encrypted with `password` in
+/// cosign's format and readable by its owner only (mode 0600, set when the file is created),
+/// and `<prefix>.pub`, the public key PEM. Returns the two paths.
+///
+/// Refuses with [`Error::KeyFileExists`] when either file exists, before writing anything;
+/// if the public key cannot be written, the private key just written is removed again.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let prefix = dir.path().join("cosign");
+/// let key = tiny_sign::KeyPair::generate();
+/// let (private, public) = tiny_sign::write_key_files(&key, &prefix, b"pw")?;
+/// assert_eq!(tiny_sign::read_private_key(&private, b"pw")?.public_key(), key.public_key());
+/// assert_eq!(tiny_sign::read_public_key(&public)?, key.public_key());
+/// assert!(matches!(
+///     tiny_sign::write_key_files(&key, &prefix, b"pw"),
+///     Err(tiny_sign::Error::KeyFileExists { .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_key_files(
+    key: &KeyPair,
+    prefix: &Path,
+    password: &[u8],
+) -> Result<(PathBuf, PathBuf)> {
+    let with = |extension: &str| {
+        let mut name = prefix.as_os_str().to_owned();
+        name.push(extension);
+        PathBuf::from(name)
+    };
+    let (private, public) = (with(".key"), with(".pub"));
+    for path in [&private, &public] {
+        if path.symlink_metadata().is_ok() {
+            return Err(Error::KeyFileExists { path: path.clone() });
+        }
+    }
+    write_new(&private, key.to_encrypted_pem(password).as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public, key.public_key().to_pem().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(&private);
+        return Err(e);
+    }
+    Ok((private, public))
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::KeyFileExists {
+            path: path.to_owned(),
+        },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let mut file = options.open(path).map_err(io)?;
+    if let Err(e) = file.write_all(contents).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(io(e));
+    }
+    Ok(())
+}
+
+/// Reads a private key file for signing: [`Error::PublicKeyGiven`] for a public key file,
+/// then [`check_private_key_permissions`], then [`KeyPair::from_pem`] with `password`.
+pub fn read_private_key(path: &Path, password: &[u8]) -> Result<KeyPair> {
+    let text = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?);
+    if decode_pem(&text).is_ok_and(|(label, _)| label == "PUBLIC KEY") {
+        return Err(Error::PublicKeyGiven);
+    }
+    check_private_key_permissions(path)?;
+    KeyPair::from_pem(&text, password)
+}
+
+/// Reads a public key file ([`PublicKey::from_pem`]).
+pub fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    PublicKey::from_pem(&text)
 }

@@ -71,6 +71,7 @@ mod encrypted;
 mod error;
 mod keys;
 mod oci;
+mod password;
 mod payload;
 mod sig_image;
 
@@ -83,12 +84,13 @@ pub use dsse::{Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, pae};
 pub use error::{Error, Result};
 pub use keys::{
     COSIGN_PRIVATE_KEY_PEM, KeyPair, PublicKey, SIGSTORE_PRIVATE_KEY_PEM,
-    check_private_key_permissions,
+    check_private_key_permissions, read_private_key, read_public_key, write_key_files,
 };
 pub use oci::{
     Blob, Descriptor, Manifest, OCI_CONFIG_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE,
     OCI_MANIFEST_MEDIA_TYPE,
 };
+pub use password::{PASSWORD_ENV, Password};
 pub use payload::{COSIGN_SIGNATURE_TYPE, SimpleSigning};
 pub use sig_image::{
     ImageSignature, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureImage, signature_tag,

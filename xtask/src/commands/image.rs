@@ -17,6 +17,7 @@ use crate::model::project::Project;
 use crate::oci::arch;
 use crate::oci::context::{self, DOCKERFILE};
 use crate::oci::reference::ImageNames;
+use crate::oci::signing;
 use crate::report::{self, step};
 use crate::tools::buildinfo::BuildInfo;
 use crate::tools::compile;
@@ -136,6 +137,11 @@ impl ImageArgs {
         let push_login = match self.push {
             false => None,
             true => Some(check_push_target(sh, &names, self, login)?),
+        };
+        // The signing key opens (permissions, password) before anything is built.
+        let signing_key = match (&self.key, self.sign) {
+            (Some(path), true) => Some(signing::signing_key(path)?),
+            _ => None,
         };
         let revision = git::revision(sh);
         if self.push
@@ -289,13 +295,19 @@ impl ImageArgs {
                 if self.push {
                     push(sh, &engine, &names, &mut images)?;
                 }
+                if let (Some(key), Some(login)) = (&signing_key, &push_login) {
+                    sign_pushed(&names, &images, login, key)?;
+                }
             }
             Builder::Builtin(recipe) => {
                 let info = info.context("the build's facts were not gathered")?;
                 images = job.builtin(sh, &recipe, &info, &built, bases, &names, self)?;
                 made = load(sh, &load_into, &job.contexts, &images)?;
-                if let Some(login) = push_login {
-                    push_layout(&names, self, login, &mut images)?;
+                if let Some(login) = &push_login {
+                    push_layout(&names, self, login.clone(), &mut images)?;
+                }
+                if let (Some(key), Some(login)) = (&signing_key, &push_login) {
+                    sign_pushed(&names, &images, login, key)?;
                 }
             }
         }
@@ -899,6 +911,25 @@ fn push(
     step(format_args!("pushed index {}", names.index), || {
         Ok(engine.push_index(sh, &names.index, &members)?)
     })
+}
+
+/// Signs what was pushed: the index of two images or more (which signs each platform's
+/// image too), or the one image.
+fn sign_pushed(
+    names: &ImageNames,
+    images: &[Image],
+    login: &Login,
+    key: &tiny_sign::KeyPair,
+) -> anyhow::Result<()> {
+    let reference = match images {
+        [one] => one.reference.as_str(),
+        _ => names.index.as_str(),
+    };
+    let reference: oci_spec::distribution::Reference = reference
+        .parse()
+        .with_context(|| format!("invalid image reference `{reference}`"))?;
+    signing::sign(&reference, login.clone(), key)?;
+    Ok(())
 }
 
 fn image_table(images: &[Image]) -> String {

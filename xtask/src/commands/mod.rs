@@ -6,10 +6,12 @@ pub mod build;
 pub mod doctor;
 pub mod image;
 pub mod index;
+pub mod keygen;
 pub mod pull;
 pub mod push;
 pub mod run;
 pub mod sbom;
+pub mod sign;
 pub mod smoke;
 pub mod verify;
 

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod reference;
+pub mod signing;
 
 use tiny_cross::target::Target;
 use tiny_oci::platform::Arch;

@@ -138,6 +138,8 @@ pub(super) enum Source<'a> {
     File(&'a Path),
     /// Another repository of the same registry (when it will not mount the blob).
     Repository(&'a str),
+    /// Bytes in memory (a small document: a signature payload, a config).
+    Bytes(&'a [u8]),
 }
 
 enum Body<'a> {
@@ -786,6 +788,14 @@ impl Client {
         Ok(self.place_blob(repository, digest, mount_from, Source::File(path))?)
     }
 
+    /// Makes a blob held in memory present in `repository` (uploaded unless it is there);
+    /// returns its digest.
+    pub fn put_blob(&mut self, repository: &str, data: &[u8]) -> crate::Result<Digest> {
+        let digest = sha256_digest(data)?;
+        self.place_blob(repository, &digest, None, Source::Bytes(data))?;
+        Ok(digest)
+    }
+
     pub(super) fn place_blob(
         &mut self,
         repository: &str,
@@ -828,6 +838,7 @@ impl Client {
                 copied = self.blob_bytes(from, digest)?;
                 (Body::Bytes(&copied), copied.len() as u64)
             }
+            Source::Bytes(bytes) => (Body::Bytes(bytes), bytes.len() as u64),
         };
         let mut response = self.send(
             Method::PUT,

@@ -24,8 +24,10 @@ mod client;
 mod merge;
 mod pull;
 mod push;
+mod sign;
 
 pub use client::*;
 pub use merge::*;
 pub use pull::*;
 pub use push::*;
+pub use sign::*;

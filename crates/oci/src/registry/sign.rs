@@ -1,0 +1,315 @@
+//! Signing images in a registry the way cosign does, and checking those signatures: the
+//! `sha256-<hex>.sig` image (cosign's simple signing, read by cosign, containers/image,
+//! Kyverno and policy-controller) and a sigstore bundle referrer (cosign 3's default), for
+//! each platform manifest of an index and for the index itself. The documents are
+//! [`tiny_sign`]'s; this module moves them.
+
+use anyhow::Context;
+use oci_spec::distribution::Reference;
+use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageIndex, MediaType};
+use tiny_sign::{
+    BUNDLE_MEDIA_TYPE, Bundle, ImageSignature, KeyPair, PublicKey, SignatureImage, SimpleSigning,
+    signature_tag,
+};
+
+use super::client::{Client, RawManifest};
+use crate::error::bail;
+
+/// What signing did to one manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedManifest {
+    /// The signed manifest's digest.
+    pub digest: Digest,
+    /// `os/arch` of a platform's image, `index` for an index, `image` for a manifest signed
+    /// on its own.
+    pub what: String,
+    /// Whether a layer was added to its `.sig` image (`false`: this key's signature of
+    /// this manifest was there already).
+    pub signature_added: bool,
+    /// Whether a bundle referrer was pushed (`false`: the same bundle was attached already).
+    pub bundle_added: bool,
+}
+
+/// The manifests `reference` stands for, each with what it is: an index's image manifests
+/// (by platform), then the index; or the one image manifest.
+pub fn signable_manifests(
+    client: &mut Client,
+    reference: &Reference,
+) -> crate::Result<Vec<(Descriptor, String)>> {
+    let asked = reference.digest().or(reference.tag()).unwrap_or("latest");
+    let top = client.manifest(reference.repository(), asked)?;
+    let mut found = Vec::new();
+    if top.is_index() {
+        let index = ImageIndex::from_reader(top.bytes.as_slice())
+            .with_context(|| format!("the index {reference}"))?;
+        for entry in index.manifests() {
+            let what = match entry.platform() {
+                Some(p) => format!("{}/{}", p.os(), p.architecture()),
+                None => "image".to_owned(),
+            };
+            found.push((entry.clone(), what));
+        }
+        found.push((top.descriptor()?, "index".to_owned()));
+    } else {
+        found.push((top.descriptor()?, "image".to_owned()));
+    }
+    Ok(found)
+}
+
+/// The identity a signature claims for images of `reference`: its registry and repository
+/// (`registry.example/team/app`, no tag or digest), as cosign writes it and containers/image's
+/// `matchRepository` compares it.
+pub fn docker_reference(reference: &Reference) -> String {
+    format!(
+        "{}/{}",
+        reference.resolve_registry(),
+        reference.repository()
+    )
+}
+
+/// Signs every manifest `reference` stands for ([`signable_manifests`]) with `key`: for each,
+/// its `.sig` image gets this key's simple-signing layer (merged with what the tag holds:
+/// other keys' signatures stay, the same signature is not added twice) and a sigstore bundle
+/// referrer is attached unless the same one is. `created` (RFC 3339) is the bundle
+/// referrer's creation time.
+///
+/// The right to push is checked before anything is pushed, so a registry that refuses pushes
+/// leaves nothing behind. Platform images are signed before the index.
+///
+/// ```no_run
+/// # fn main() -> tiny_oci::Result<()> {
+/// use tiny_oci::auth::Login;
+/// use tiny_oci::registry::{Client, sign_manifests};
+///
+/// let reference = "127.0.0.1:5000/team/app:1.0".parse().unwrap();
+/// let mut client = Client::connect(&reference, Login::default())?;
+/// let key = tiny_sign::KeyPair::generate();
+/// for signed in sign_manifests(&mut client, &reference, &key, "2025-01-01T00:00:00Z")? {
+///     println!("{} {} new: {}", signed.what, signed.digest, signed.signature_added);
+/// }
+/// # Ok(()) }
+/// ```
+pub fn sign_manifests(
+    client: &mut Client,
+    reference: &Reference,
+    key: &KeyPair,
+    created: &str,
+) -> crate::Result<Vec<SignedManifest>> {
+    let repository = reference.repository();
+    let manifests = signable_manifests(client, reference)?;
+    client.check_push(repository)?;
+    let identity = docker_reference(reference);
+    let mut signed = Vec::new();
+    for (descriptor, what) in manifests {
+        let (signature_added, bundle_added) =
+            sign_one(client, repository, &identity, &descriptor, key, created)
+                .with_context(|| format!("signing {what} {}", descriptor.digest()))?;
+        signed.push(SignedManifest {
+            digest: descriptor.digest().clone(),
+            what,
+            signature_added,
+            bundle_added,
+        });
+    }
+    Ok(signed)
+}
+
+fn sign_digest(digest: &Digest) -> anyhow::Result<tiny_sign::Digest> {
+    Ok(tiny_sign::Digest::parse(digest.as_ref())?)
+}
+
+fn sign_one(
+    client: &mut Client,
+    repository: &str,
+    identity: &str,
+    subject: &Descriptor,
+    key: &KeyPair,
+    created: &str,
+) -> anyhow::Result<(bool, bool)> {
+    let digest = sign_digest(subject.digest())?;
+    let public = key.public_key();
+
+    let signature = ImageSignature::sign(key, &SimpleSigning::new(identity, &digest));
+    let tag = signature_tag(&digest);
+    let mut sigs = match client.manifest_if_exists(repository, &tag)? {
+        Some(raw) => SignatureImage::from_manifest(&raw.bytes)
+            .with_context(|| format!("the signatures at {repository}:{tag}"))?,
+        None => SignatureImage::new(),
+    };
+    let signature_added = sigs.add(&signature, &public);
+    if signature_added {
+        client.put_blob(repository, signature.payload())?;
+        client.put_blob(repository, &sigs.config().data)?;
+        let manifest = sigs.manifest();
+        put(client, repository, &tag, &manifest)?;
+    }
+
+    let bundle = Bundle::sign_image(key, &digest);
+    let subject_descriptor = tiny_sign::Descriptor {
+        media_type: subject.media_type().to_string(),
+        size: subject.size(),
+        digest: digest.clone(),
+        annotations: Default::default(),
+        artifact_type: None,
+    };
+    let artifact = bundle.referrer(&subject_descriptor, created)?;
+    let bundle_layer = &artifact.manifest.layers[0].digest;
+    let attached = client
+        .referrer_manifests(repository, subject.digest())?
+        .into_iter()
+        .any(|r| {
+            r.manifest
+                .layers()
+                .iter()
+                .any(|l| l.digest().as_ref() == bundle_layer.as_str())
+        });
+    if !attached {
+        for blob in &artifact.blobs {
+            client.put_blob(repository, &blob.data)?;
+        }
+        let manifest_digest = artifact.manifest.digest();
+        let raw = put(
+            client,
+            repository,
+            manifest_digest.as_str(),
+            &artifact.manifest,
+        )?;
+        let listed: Descriptor = DescriptorBuilder::default()
+            .media_type(MediaType::ImageManifest)
+            .digest(raw.digest.clone())
+            .size(raw.bytes.len() as u64)
+            .artifact_type(MediaType::from(BUNDLE_MEDIA_TYPE))
+            .annotations(
+                artifact
+                    .manifest
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+            .build()?;
+        client.list_referrers(repository, subject.digest(), &[listed])?;
+    }
+    Ok((signature_added, !attached))
+}
+
+fn put(
+    client: &mut Client,
+    repository: &str,
+    reference: &str,
+    manifest: &tiny_sign::Manifest,
+) -> anyhow::Result<RawManifest> {
+    let bytes = manifest.to_bytes();
+    let raw = RawManifest {
+        media_type: manifest.media_type.clone(),
+        digest: crate::blobstore::sha256_digest(&bytes)?,
+        bytes,
+    };
+    client.put_manifest(repository, reference, &raw)?;
+    Ok(raw)
+}
+
+/// What [`verify_manifest`] found for one manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedManifest {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// `os/arch`, `index` or `image`, as in [`SignedManifest::what`].
+    pub what: String,
+    /// The identity the accepted `.sig` signature claims (`critical.identity.docker-reference`).
+    pub docker_reference: String,
+    /// How many bundle referrers by the key vouch for it too.
+    pub bundles: usize,
+}
+
+/// Checks that `subject` in `repository` carries a `.sig` signature by `key` that vouches for
+/// its digest, and that every sigstore bundle referrer signed by `key` (its key hint names
+/// it) verifies and names the digest. Bundles by other keys are not ours to judge and are
+/// skipped.
+///
+/// Errors: a [`tiny_sign::Error`] in the chain ([`tiny_sign::Error::Unsigned`] when there is
+/// no `.sig` image, [`tiny_sign::Error::ForeignKey`], [`tiny_sign::Error::TamperedPayload`],
+/// [`tiny_sign::Error::DigestMismatch`]), with the manifest named.
+pub fn verify_manifest(
+    client: &mut Client,
+    repository: &str,
+    subject: &Descriptor,
+    what: &str,
+    key: &PublicKey,
+) -> crate::Result<VerifiedManifest> {
+    Ok(verify_one(client, repository, subject, what, key)
+        .with_context(|| format!("{what} {} of {repository}", subject.digest()))?)
+}
+
+fn verify_one(
+    client: &mut Client,
+    repository: &str,
+    subject: &Descriptor,
+    what: &str,
+    key: &PublicKey,
+) -> anyhow::Result<VerifiedManifest> {
+    let digest = sign_digest(subject.digest())?;
+    let tag = signature_tag(&digest);
+    let Some(raw) = client.manifest_if_exists(repository, &tag)? else {
+        return Err(anyhow::Error::new(tiny_sign::Error::Unsigned)
+            .context(format!("no signature image {tag}")));
+    };
+    let sigs = SignatureImage::from_manifest(&raw.bytes)?;
+    let mut payloads = Vec::new();
+    for layer in sigs.layers() {
+        let layer_digest: Digest = layer.digest.as_str().parse()?;
+        payloads.push(client.blob_bytes(repository, &layer_digest)?);
+    }
+    let signed = sigs.verify(key, &digest, &payloads)?;
+    let hint = key.hint();
+    let mut bundles = 0;
+    for referrer in client.referrer_manifests(repository, subject.digest())? {
+        if referrer
+            .manifest
+            .artifact_type()
+            .as_ref()
+            .map(|t| t.to_string())
+            != Some(BUNDLE_MEDIA_TYPE.to_owned())
+        {
+            continue;
+        }
+        let Some(layer) = referrer.manifest.layers().first() else {
+            continue;
+        };
+        let bytes = client.blob_bytes(repository, layer.digest())?;
+        let bundle = Bundle::from_json(&bytes)
+            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        if bundle.key_hint != hint {
+            continue;
+        }
+        bundle
+            .verify_image(key, &digest)
+            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        bundles += 1;
+    }
+    Ok(VerifiedManifest {
+        digest: subject.digest().clone(),
+        what: what.to_owned(),
+        docker_reference: signed.docker_reference,
+        bundles,
+    })
+}
+
+/// Checks every manifest `reference` stands for ([`signable_manifests`]) with
+/// [`verify_manifest`]; the first that fails ends the check.
+pub fn verify_manifests(
+    client: &mut Client,
+    reference: &Reference,
+    key: &PublicKey,
+) -> crate::Result<Vec<VerifiedManifest>> {
+    let manifests = signable_manifests(client, reference)?;
+    if manifests.is_empty() {
+        bail!("{reference} lists no manifests to verify");
+    }
+    manifests
+        .iter()
+        .map(|(descriptor, what)| {
+            verify_manifest(client, reference.repository(), descriptor, what, key)
+        })
+        .collect()
+}

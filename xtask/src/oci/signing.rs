@@ -1,0 +1,86 @@
+//! What `sign`, `image --push --sign`, `verify --key`, `run` and `smoke-test` share about
+//! signatures: reading the keys, signing what a registry holds, printing what was signed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use oci_spec::distribution::Reference;
+use tiny_oci::auth::Login;
+use tiny_oci::registry::{self, Client, SignedManifest};
+use tiny_sign::{KeyPair, Password};
+
+use crate::report;
+
+/// The private key at `path`, opened with `COSIGN_PASSWORD` (empty when unset, as cosign
+/// reads a key with no terminal to ask on).
+pub fn signing_key(path: &Path) -> anyhow::Result<KeyPair> {
+    let password = Password::from_env().unwrap_or_default();
+    tiny_sign::read_private_key(path, password.as_bytes())
+        .with_context(|| format!("signing key {}", path.display()))
+}
+
+/// Signs every manifest `reference` stands for in its registry (each platform's image, then
+/// the index), reporting the step and how long it took.
+pub fn sign(
+    reference: &Reference,
+    login: Login,
+    key: &KeyPair,
+) -> anyhow::Result<Vec<SignedManifest>> {
+    let started = Instant::now();
+    let mut client = Client::connect(reference, login)?;
+    let signed = registry::sign_manifests(&mut client, reference, key, &now())?;
+    let added = signed.iter().filter(|s| s.signature_added).count();
+    eprintln!(
+        "  signed {reference}: {} manifests, {added} new signatures ({:.2} s)",
+        signed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(signed)
+}
+
+/// Now, as RFC 3339 (a bundle referrer's creation time).
+fn now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    tiny_oci::epoch::Epoch::from_seconds(seconds)
+        .unwrap_or(tiny_oci::epoch::Epoch::MAX)
+        .rfc3339()
+}
+
+/// What was signed: a table, or JSON.
+pub fn print_signed(signed: &[SignedManifest], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<serde_json::Value> = signed
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "what": s.what,
+                    "digest": s.digest.to_string(),
+                    "signature_added": s.signature_added,
+                    "bundle_added": s.bundle_added,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let added = |yes: bool| if yes { "added" } else { "already there" }.to_owned();
+    let rows: Vec<Vec<String>> = signed
+        .iter()
+        .map(|s| {
+            vec![
+                s.what.clone(),
+                s.digest.to_string(),
+                added(s.signature_added),
+                added(s.bundle_added),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        report::table(&["signed", "digest", ".sig", "bundle"], &rows)
+    );
+    Ok(())
+}

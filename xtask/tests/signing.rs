@@ -1,0 +1,386 @@
+//! Signing checked by verifiers that are not ours, against a real registry: sigstore's Rust
+//! implementation (the `sigstore` crate's cosign verification, built from
+//! xtask/tests/cosign-verifier) reads the `.sig` signatures, and sigstore's JavaScript
+//! verifier (npm `@sigstore/verify`, provisioned by .ci/provision) the bundle referrers, each
+//! with the public key `keygen` wrote as its only trust material. Both must accept each
+//! signed platform image and refuse an unsigned one, one signed with another key, and one
+//! whose manifest was replaced after signing.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+use support::registry::Registry;
+use support::{XTASK, root, xtask_ok_with};
+
+/// Where .ci/provision installs `@sigstore/verify`.
+const SIGSTORE_JS: &str = "/usr/local/lib/sigstore-verify/node_modules";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs the xtask with `stdin` and `env`; returns (success, stdout, stderr).
+fn xtask(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    eprintln!("$ cargo xtask {}", args.join(" "));
+    let mut child = Command::new(XTASK)
+        .args(args)
+        .env_remove("COSIGN_PASSWORD")
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    eprint!("{stderr}");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        stderr,
+    )
+}
+
+/// The test-only verifier on the `sigstore` crate, built in its own target directory (its
+/// own workspace: the project's builds never compile it).
+fn cosign_verifier() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("cosign-verifier");
+    let manifest = root().join("xtask/tests/cosign-verifier/Cargo.toml");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {} failed", manifest.display());
+    target.join("debug/cosign-verifier")
+}
+
+/// The two verifiers' answers for one image: (sigstore-rs on `.sig`, sigstore-js on bundles).
+struct Verifiers {
+    rust: PathBuf,
+    host: String,
+}
+
+impl Verifiers {
+    fn check(&self, repository: &str, tag: &str, key: &Path) -> (bool, bool) {
+        let reference = format!("{}/{repository}:{tag}", self.host);
+        let rust = Command::new(&self.rust)
+            .arg(&reference)
+            .arg(key)
+            .output()
+            .unwrap();
+        eprintln!(
+            "sigstore-rs {reference}: {}",
+            String::from_utf8_lossy(&rust.stdout).trim()
+        );
+        assert!(
+            Path::new(SIGSTORE_JS).join("@sigstore/verify").is_dir(),
+            "@sigstore/verify is missing from {SIGSTORE_JS}: run .ci/provision"
+        );
+        let js = Command::new("node")
+            .arg(root().join("xtask/tests/sigstore-js/verify-bundle.js"))
+            .args([&self.host, repository, tag])
+            .arg(key)
+            .env("NODE_PATH", SIGSTORE_JS)
+            .output()
+            .expect("node must be installed");
+        let said = String::from_utf8_lossy(&js.stdout);
+        eprintln!("sigstore-js {reference}: {}", said.trim());
+        assert!(
+            js.status.success() || said.starts_with("refused: "),
+            "the JavaScript verifier did not run: {said}{}",
+            String::from_utf8_lossy(&js.stderr)
+        );
+        (rust.status.success(), js.status.success())
+    }
+}
+
+fn get(url: &str, accept: &str) -> Vec<u8> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(true)
+        .build()
+        .into();
+    agent
+        .get(url)
+        .header("Accept", accept)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap()
+}
+
+fn put(url: &str, media_type: &str, bytes: &[u8]) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(true)
+        .build()
+        .into();
+    agent
+        .put(url)
+        .header("Content-Type", media_type)
+        .send(bytes)
+        .unwrap();
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+#[test]
+fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_ones() {
+    let rust_verifier = cosign_verifier();
+    let registry = Registry::start();
+    let host = registry.host.clone();
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = |name: &str| keys.path().join(name).to_str().unwrap().to_owned();
+
+    // Keys: the password on stdin, or in COSIGN_PASSWORD; never overwritten.
+    let (ok, _, _) = xtask(
+        &[
+            "keygen",
+            "--output-key-prefix",
+            &prefix("cosign"),
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(ok);
+    let (ok, _, _) = xtask(
+        &["keygen", "--output-key-prefix", &prefix("other")],
+        "",
+        &[("COSIGN_PASSWORD", "other password")],
+    );
+    assert!(ok);
+    let private = keys.path().join("cosign.key");
+    let public = keys.path().join("cosign.pub");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let before = std::fs::read(&private).unwrap();
+    let (ok, _, err) = xtask(
+        &[
+            "keygen",
+            "--output-key-prefix",
+            &prefix("cosign"),
+            "--password-stdin",
+        ],
+        "x\n",
+        &[],
+    );
+    assert!(!ok && err.lines().count() == 1 && err.contains("refusing to overwrite"));
+    assert_eq!(std::fs::read(&private).unwrap(), before);
+
+    // Built, pushed and signed in one run; the same layout pushed elsewhere unsigned, and
+    // signed there with the other key.
+    let layout = tempfile::tempdir().unwrap();
+    let layout = layout.path().to_str().unwrap();
+    let signed_tag = format!("{host}/signed/tiny-service:t");
+    xtask_ok_with(
+        &[
+            "image",
+            "--image",
+            "tiny-service",
+            "--no-load",
+            "--layout",
+            layout,
+            "--tag",
+            &signed_tag,
+            "--push",
+            "--allow-dirty",
+            "--sign",
+            "--key",
+            private.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    for repository in ["unsigned", "foreign", "replaced"] {
+        xtask_ok_with(
+            &[
+                "push",
+                "--allow-dirty",
+                "--layout",
+                layout,
+                "--ref",
+                "t",
+                "--tag",
+                &format!("{host}/{repository}/tiny-service:t"),
+            ],
+            &[],
+        );
+    }
+    let foreign_key = keys.path().join("other.key");
+    xtask_ok_with(
+        &[
+            "sign",
+            &format!("{host}/foreign/tiny-service:t"),
+            "--key",
+            foreign_key.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", "other password")],
+    );
+
+    // Signing again adds nothing, and both platforms and the index take under a second.
+    let started = Instant::now();
+    let again: Value = serde_json::from_str(&xtask_ok_with(
+        &[
+            "sign",
+            &signed_tag,
+            "--key",
+            private.to_str().unwrap(),
+            "--json",
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    ))
+    .unwrap();
+    let elapsed = started.elapsed();
+    eprintln!("signing both platforms and the index again took {elapsed:?}");
+    assert!(elapsed.as_secs_f64() < 1.0, "{elapsed:?}");
+    let again = again.as_array().unwrap();
+    let what: Vec<&str> = again.iter().map(|s| s["what"].as_str().unwrap()).collect();
+    assert_eq!(what, ["linux/amd64", "linux/arm64", "index"]);
+    assert!(
+        again
+            .iter()
+            .all(|s| s["signature_added"] == false && s["bundle_added"] == false)
+    );
+
+    // The signed image, as the replaced one was before its amd64 manifest was swapped.
+    xtask_ok_with(
+        &[
+            "sign",
+            &format!("{host}/replaced/tiny-service:t"),
+            "--key",
+            private.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    // Another key's signature is kept beside ours.
+    xtask_ok_with(
+        &[
+            "sign",
+            &format!("{host}/foreign/tiny-service:t"),
+            "--key",
+            private.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    // Replaced after signing: the amd64 manifest changes (an annotation added), and an
+    // attacker carries the old signatures over to the new digest's tags.
+    let base = format!("http://{host}/v2/replaced/tiny-service");
+    let original = get(&format!("{base}/manifests/t-amd64"), OCI_MANIFEST);
+    let original_hex = support::sha256_hex(&original);
+    let mut manifest: Value = serde_json::from_slice(&original).unwrap();
+    manifest["annotations"] = serde_json::json!({"replaced": "after signing"});
+    let replaced = serde_json::to_vec(&manifest).unwrap();
+    let replaced_hex = support::sha256_hex(&replaced);
+    put(
+        &format!("{base}/manifests/t-amd64"),
+        OCI_MANIFEST,
+        &replaced,
+    );
+    let sig = get(
+        &format!("{base}/manifests/sha256-{original_hex}.sig"),
+        OCI_MANIFEST,
+    );
+    put(
+        &format!("{base}/manifests/sha256-{replaced_hex}.sig"),
+        OCI_MANIFEST,
+        &sig,
+    );
+    let referrers = get(
+        &format!("{base}/manifests/sha256-{original_hex}"),
+        OCI_INDEX,
+    );
+    put(
+        &format!("{base}/manifests/sha256-{replaced_hex}"),
+        OCI_INDEX,
+        &referrers,
+    );
+
+    let verifiers = Verifiers {
+        rust: rust_verifier,
+        host: host.clone(),
+    };
+    let other_public = keys.path().join("other.pub");
+    for arch in ["amd64", "arm64"] {
+        let tag = format!("t-{arch}");
+        assert_eq!(
+            verifiers.check("signed/tiny-service", &tag, &public),
+            (true, true),
+            "signed {arch}"
+        );
+        assert_eq!(
+            verifiers.check("unsigned/tiny-service", &tag, &public),
+            (false, false),
+            "unsigned {arch}"
+        );
+        assert_eq!(
+            verifiers.check("signed/tiny-service", &tag, &other_public),
+            (false, false),
+            "signed {arch}, checked with another key"
+        );
+        // Signed by both keys: each verifies with its own.
+        assert_eq!(
+            verifiers.check("foreign/tiny-service", &tag, &other_public),
+            (true, true),
+            "two keys {arch}"
+        );
+    }
+    assert_eq!(
+        verifiers.check("signed/tiny-service", "t", &public),
+        (true, true),
+        "the index"
+    );
+    assert_eq!(
+        verifiers.check("replaced/tiny-service", "t-arm64", &public),
+        (true, true),
+        "the platform left alone"
+    );
+    assert_eq!(
+        verifiers.check("replaced/tiny-service", "t-amd64", &public),
+        (false, false),
+        "replaced after signing"
+    );
+    // Only the other key signed this one (a copy of the layout, signed with it alone).
+    xtask_ok_with(
+        &[
+            "push",
+            "--allow-dirty",
+            "--layout",
+            layout,
+            "--ref",
+            "t",
+            "--tag",
+            &format!("{host}/other-only/tiny-service:t"),
+        ],
+        &[],
+    );
+    xtask_ok_with(
+        &[
+            "sign",
+            &format!("{host}/other-only/tiny-service:t"),
+            "--key",
+            foreign_key.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", "other password")],
+    );
+    assert_eq!(
+        verifiers.check("other-only/tiny-service", "t-amd64", &public),
+        (false, false),
+        "signed with another key"
+    );
+}

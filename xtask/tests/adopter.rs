@@ -80,7 +80,10 @@ fn the_fixture_is_a_workspace_of_its_own() {
 fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
     // Outside this repository: cargo would merge our `.cargo/config.toml` into the
     // fixture's (its alias arrays concatenated), as it would for no adopter.
-    let work = tempfile::Builder::new().prefix("adopter-").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("adopter-")
+        .tempdir()
+        .unwrap();
     let ws = work.path().join("notes");
     copy_tree(&root().join("fixtures/adopter"), &ws);
     copy_tree(&root().join("xtask"), &ws.join("xtask"));
@@ -121,6 +124,24 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         );
         stdout
     };
+    cargo(&["metadata", "--format-version", "1"]);
+    // An adopter's repository is a git checkout, committed with the lock file cargo updated
+    // for the xtask (provenance records the commit).
+    for args in [
+        &["init", "--quiet"][..],
+        &["add", "--all"],
+        &["commit", "--quiet", "--message", "adopt the xtask"],
+    ] {
+        support::succeed(
+            Command::new("git")
+                .args(args)
+                .current_dir(&ws)
+                .env("GIT_AUTHOR_NAME", "notes")
+                .env("GIT_AUTHOR_EMAIL", "notes@example.com")
+                .env("GIT_COMMITTER_NAME", "notes")
+                .env("GIT_COMMITTER_EMAIL", "notes@example.com"),
+        );
+    }
     // Compiling needs no engine: the turn at the engines is taken after.
     cargo(&["xtask", "build"]);
     let _turn = support::engine_turn();

@@ -16,8 +16,11 @@ use tiny_declare::{self as images, Image, Members};
 pub struct Project {
     pub root: Utf8PathBuf,
     pub target_dir: Utf8PathBuf,
-    /// The package the declared images ship (every image names the same one).
+    /// The package of the image a command is acting on.
     pub package: Package,
+    /// Every package a declared image ships, sorted by name: what `build` compiles and
+    /// stages (their binaries side by side, so no two may share a name).
+    pub packages: Vec<Package>,
     pub settings: Settings,
     /// Every declared image, sorted by name.
     pub images: Vec<Image>,
@@ -83,43 +86,38 @@ impl Project {
         let Some(first) = images.first().cloned() else {
             bail!("no images declared: add a [workspace.metadata.xtask.images.<name>] table");
         };
-        if let Some(other) = images.iter().find(|i| i.package != first.package) {
-            bail!(
-                "[workspace.metadata.xtask.images.{}] package = {:?}: every image ships the same \
-                 package for now ({:?} in [workspace.metadata.xtask.images.{}]): declare one of \
-                 them",
-                other.name,
-                other.package,
-                first.package,
-                first.name
-            );
+        let mut packages = Vec::new();
+        for image in &images {
+            if packages.iter().any(|p: &Package| p.name == image.package) {
+                continue;
+            }
+            let Some(pkg) = meta
+                .workspace_packages()
+                .into_iter()
+                .find(|p| p.name == image.package)
+            else {
+                bail!("package `{}` is not a workspace member", image.package);
+            };
+            let mut binaries: Vec<String> = pkg
+                .targets
+                .iter()
+                .filter(|t| t.kind.contains(&TargetKind::Bin))
+                .map(|t| t.name.clone())
+                .collect();
+            binaries.sort();
+            packages.push(Package {
+                id: pkg.id.clone(),
+                name: pkg.name.to_string(),
+                version: pkg.version.to_string(),
+                description: pkg.description.clone(),
+                license: pkg.license.clone(),
+                repository: pkg.repository.clone(),
+                binaries,
+            });
         }
-        let Some(pkg) = meta
-            .workspace_packages()
-            .into_iter()
-            .find(|p| p.name == first.package)
-        else {
-            bail!("package `{}` is not a workspace member", first.package);
-        };
-        let mut binaries: Vec<String> = pkg
-            .targets
-            .iter()
-            .filter(|t| t.kind.contains(&TargetKind::Bin))
-            .map(|t| t.name.clone())
-            .collect();
-        binaries.sort();
-        if binaries.is_empty() {
-            bail!("package `{}` has no binaries to ship", pkg.name);
-        }
-        let package = Package {
-            id: pkg.id.clone(),
-            name: pkg.name.to_string(),
-            version: pkg.version.to_string(),
-            description: pkg.description.clone(),
-            license: pkg.license.clone(),
-            repository: pkg.repository.clone(),
-            binaries,
-        };
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        shared_binary(&packages)?;
+        let package = package_of(&packages, &first);
         let manifests = meta
             .workspace_packages()
             .iter()
@@ -130,6 +128,7 @@ impl Project {
             root: meta.workspace_root,
             target_dir: meta.target_directory,
             package,
+            packages,
             settings,
             images,
             image: first,
@@ -150,6 +149,7 @@ impl Project {
     pub fn for_image(&self, image: &Image) -> Project {
         Project {
             image: image.clone(),
+            package: package_of(&self.packages, image),
             ..self.clone()
         }
     }
@@ -310,6 +310,33 @@ impl Project {
     }
 }
 
+/// The package `image` ships, among those every image ships.
+fn package_of(packages: &[Package], image: &Image) -> Package {
+    packages
+        .iter()
+        .find(|p| p.name == image.package)
+        .cloned()
+        .unwrap_or_else(|| unreachable!("every image's package is loaded"))
+}
+
+/// Refuses two shipped packages with a binary of the same name: each target's binaries are
+/// staged side by side, and an image finds its own by name.
+fn shared_binary(packages: &[Package]) -> anyhow::Result<()> {
+    for (i, a) in packages.iter().enumerate() {
+        for b in &packages[i + 1..] {
+            if let Some(name) = a.binaries.iter().find(|n| b.binaries.contains(n)) {
+                bail!(
+                    "packages `{}` and `{}` both have a binary `{name}`, and declared images ship \
+                     both: rename one of them (`[[bin]] name` in its Cargo.toml)",
+                    a.name,
+                    b.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The workspace's packages and their binaries, as cargo reports them.
 fn members(meta: &cargo_metadata::Metadata) -> Members {
     Members::new(meta.workspace_packages().into_iter().map(|p| {
@@ -352,5 +379,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+
+    fn package(name: &str, binaries: &[&str]) -> Package {
+        Package {
+            id: cargo_metadata::PackageId {
+                repr: format!("path+file:///w/{name}#0.1.0"),
+            },
+            name: name.into(),
+            version: "0.1.0".into(),
+            description: None,
+            license: None,
+            repository: None,
+            binaries: binaries.iter().map(|b| (*b).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn packages_shipped_side_by_side_may_not_share_a_binary_name() {
+        let api = package("api", &["api", "migrate"]);
+        let worker = package("worker", &["worker"]);
+        shared_binary(&[api.clone(), worker]).unwrap();
+        let err = shared_binary(&[api, package("jobs", &["jobs", "migrate"])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("packages `api` and `jobs` both have a binary `migrate`"),
+            "{err}"
+        );
+        assert!(err.contains("[[bin]] name"), "{err}");
     }
 }

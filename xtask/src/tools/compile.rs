@@ -1,4 +1,4 @@
-//! Cross-compiling the shipped package with cargo, then verifying and staging each target's
+//! Cross-compiling the shipped packages with cargo, then verifying and staging each target's
 //! binaries.
 
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub fn build(
     .with_context(|| {
         format!(
             "building {} (C compilers: {})",
-            project.package.name,
+            names(project),
             cross.compilers.join("; ")
         )
     })?;
@@ -64,7 +64,7 @@ fn stage(
     digests: &mut Digests,
 ) -> anyhow::Result<Built> {
     let started = Instant::now();
-    for name in &project.package.binaries {
+    for name in project.packages.iter().flat_map(|p| &p.binaries) {
         if !binaries.iter().any(|(_, n, _)| n == name) {
             bail!("cargo did not report the binary `{name}` for {target}");
         }
@@ -78,9 +78,14 @@ fn stage(
         })?;
         files.push(entry);
     }
+    let versions: Vec<&str> = project
+        .packages
+        .iter()
+        .map(|p| p.version.as_str())
+        .collect();
     let manifest = Manifest {
-        package: project.package.name.clone(),
-        version: project.package.version.clone(),
+        package: names(project),
+        version: versions.join(", "),
         target: target.triple().to_owned(),
         files,
     };
@@ -130,9 +135,11 @@ fn compile(
     profile: &str,
 ) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
     let cargo = toolchain::cargo();
-    let package = &project.package.name;
     let triples = Target::cargo_args(targets);
-    let mut args = vec!["build", "--package", package.as_str()];
+    let mut args = vec!["build"];
+    for package in &project.packages {
+        args.extend(["--package", package.name.as_str()]);
+    }
     args.extend(triples);
     args.extend([
         "--profile",
@@ -179,9 +186,11 @@ fn compile(
             continue;
         };
         let name = artifact.target.name.clone();
-        let is_shipped = artifact.package_id == project.package.id
-            && artifact.target.kind.contains(&TargetKind::Bin)
-            && project.package.binaries.contains(&name);
+        let is_shipped = artifact.target.kind.contains(&TargetKind::Bin)
+            && project
+                .packages
+                .iter()
+                .any(|p| p.id == artifact.package_id && p.binaries.contains(&name));
         let target = exe
             .strip_prefix(&project.target_dir)
             .ok()
@@ -224,6 +233,12 @@ fn record_of(
     let record = Record::at(&project.work_dir().join("fresh"), &key);
     let watched = me.and_then(|_| watched_inputs(project, targets));
     (record, watched)
+}
+
+/// The shipped packages, for messages: `service`, `api, worker`.
+fn names(project: &Project) -> String {
+    let names: Vec<&str> = project.packages.iter().map(|p| p.name.as_str()).collect();
+    names.join(", ")
 }
 
 fn executables(

@@ -593,9 +593,15 @@ fn binary_matches(
         linkage.get_or_insert(found);
     }
     Ok(format!(
-        "{} binaries: {:?} {} executables",
+        "{} {}: {:?} {} executable{}",
         paths.len(),
+        if paths.len() == 1 {
+            "binary"
+        } else {
+            "binaries"
+        },
         linkage.context("no binary")?,
-        target.machine()
+        target.machine(),
+        if paths.len() == 1 { "" } else { "s" }
     ))
 }

@@ -198,6 +198,26 @@ pub fn progress() -> std::sync::Arc<dyn tiny_oci::progress::Progress> {
     std::sync::Arc::new(Terminal)
 }
 
+/// What went to a registry: a row per platform image, then the index if there is one.
+pub fn pushed_table<R: std::fmt::Display, D: std::fmt::Display>(
+    images: impl Iterator<Item = (String, R, D)>,
+    index: Option<(R, D)>,
+) -> String {
+    let mut rows: Vec<Vec<String>> = images
+        .map(|(platform, reference, digest)| {
+            vec![platform, reference.to_string(), digest.to_string()]
+        })
+        .collect();
+    if let Some((reference, digest)) = index {
+        rows.push(vec![
+            "index".into(),
+            reference.to_string(),
+            digest.to_string(),
+        ]);
+    }
+    table(&["platform", "image", "digest"], &rows)
+}
+
 /// Left-aligned columns separated by two spaces, with a header row.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

@@ -124,7 +124,8 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         );
         stdout
     };
-    cargo(&["metadata", "--format-version", "1"]);
+    // Compiling needs no engine: the turn at the engines is taken after.
+    cargo(&["xtask", "build"]);
     // An adopter's repository is a git checkout, committed with the lock file cargo updated
     // for the xtask (provenance records the commit).
     for args in [
@@ -142,8 +143,6 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
                 .env("GIT_COMMITTER_EMAIL", "notes@example.com"),
         );
     }
-    // Compiling needs no engine: the turn at the engines is taken after.
-    cargo(&["xtask", "build"]);
     let _turn = support::engine_turn();
     let images: Value = serde_json::from_str(&cargo(&["xtask", "image", "--json"])).unwrap();
     let built: Vec<String> = images

@@ -100,17 +100,11 @@ fn json(merged: &MergedIndex) -> serde_json::Value {
 }
 
 fn table(merged: &MergedIndex) -> String {
-    let mut rows: Vec<Vec<String>> = merged
-        .members
-        .iter()
-        .map(|(reference, platform, digest)| {
-            vec![platform.clone(), reference.to_string(), digest.to_string()]
-        })
-        .collect();
-    rows.push(vec![
-        "index".to_owned(),
-        merged.index.to_string(),
-        merged.digest.to_string(),
-    ]);
-    report::table(&["platform", "image", "digest"], &rows)
+    report::pushed_table(
+        merged
+            .members
+            .iter()
+            .map(|(reference, platform, digest)| (platform.clone(), reference, digest)),
+        Some((&merged.index, &merged.digest)),
+    )
 }

@@ -124,23 +124,11 @@ fn json(pushed: &Pushed) -> serde_json::Value {
 }
 
 fn table(pushed: &Pushed) -> String {
-    let mut rows: Vec<Vec<String>> = pushed
-        .images
-        .iter()
-        .map(|i| {
-            vec![
-                i.platform.clone(),
-                i.reference.to_string(),
-                i.digest.to_string(),
-            ]
-        })
-        .collect();
-    if let Some((index, digest)) = &pushed.index {
-        rows.push(vec![
-            "index".to_owned(),
-            index.to_string(),
-            digest.to_string(),
-        ]);
-    }
-    report::table(&["platform", "image", "digest"], &rows)
+    report::pushed_table(
+        pushed
+            .images
+            .iter()
+            .map(|i| (i.platform.clone(), &i.reference, &i.digest)),
+        pushed.index.as_ref().map(|(r, d)| (r, d)),
+    )
 }

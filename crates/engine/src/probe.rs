@@ -36,7 +36,9 @@ pub fn servable_port(port: u16) -> Result<()> {
     Ok(())
 }
 
-fn agent() -> ureq::Agent {
+/// The HTTP client of every probe: 5 s for a whole request, and any status an answer (a
+/// check decides what it expects).
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)

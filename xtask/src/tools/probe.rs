@@ -6,15 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-pub use tiny_engine::probe::{free_port, http, http_get, servable_port};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
+pub use tiny_engine::probe::{agent, free_port, http, http_get, servable_port};
 
 /// Checks that the registry at `host[:port]` answers before anything is built for it. A
 /// loopback registry must answer `GET /v2/` as a registry does (docker talks plain HTTP to

@@ -16,8 +16,16 @@ use crate::interrupt::{self, Interrupted};
 /// The running xtask's own executable, for commands that run another xtask command as a
 /// child (commands never call one another in-process).
 pub fn own_exe() -> anyhow::Result<std::path::PathBuf> {
+    // The kernel's link runs this very binary even after cargo replaced the file (a rebuild
+    // of the xtask while a long `verify` runs).
+    let running = Path::new(SELF_EXE);
+    if running.exists() {
+        return Ok(running.to_owned());
+    }
     std::env::current_exe().context("finding the running xtask's executable")
 }
+
+const SELF_EXE: &str = "/proc/self/exe";
 
 /// Runs `cmd` to its end; an interrupt stops it and returns `Interrupted`.
 pub fn run(cmd: Cmd<'_>, stdout: Io, stderr: Io) -> anyhow::Result<Finished> {
@@ -42,8 +50,9 @@ fn error(e: Error) -> anyhow::Error {
 /// `interrupt::report`), so that a Ctrl-C is reported once.
 fn nested(cmd: Cmd<'_>) -> Command {
     let mut command = Command::from(cmd);
+    let program = Path::new(command.get_program());
     let ours = std::env::current_exe().ok();
-    if ours.is_some_and(|exe| Path::new(command.get_program()) == exe) {
+    if program == Path::new(SELF_EXE) || ours.is_some_and(|exe| program == exe) {
         command.env(interrupt::PARENT, std::process::id().to_string());
     }
     command

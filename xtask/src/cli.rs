@@ -380,6 +380,10 @@ pub struct VerifyArgs {
     /// (with one --target, a single image such as `registry/name:tag-amd64` will do)
     #[arg(long, value_name = "REF")]
     pub against: Option<Reference>,
+    /// Also check that each image compared and the index carry a cosign signature by this
+    /// public key (cosign.pub), before anything is rebuilt
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Compare with a rebuild of HEAD even though the working tree has uncommitted changes

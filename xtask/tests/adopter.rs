@@ -80,7 +80,10 @@ fn the_fixture_is_a_workspace_of_its_own() {
 fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
     // Outside this repository: cargo would merge our `.cargo/config.toml` into the
     // fixture's (its alias arrays concatenated), as it would for no adopter.
-    let work = tempfile::Builder::new().prefix("adopter-").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("adopter-")
+        .tempdir()
+        .unwrap();
     let ws = work.path().join("notes");
     copy_tree(&root().join("fixtures/adopter"), &ws);
     copy_tree(&root().join("xtask"), &ws.join("xtask"));

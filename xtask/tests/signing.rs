@@ -383,4 +383,93 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
         (false, false),
         "signed with another key"
     );
+
+    // `verify --key` reads the same signatures and agrees, before anything is rebuilt.
+    verify_checks_signatures_first(&host, &public);
+}
+
+/// `verify --key` against each image above: a missing, foreign or replaced one fails in one
+/// line naming the manifest and the fix, before any rebuild; the signed one passes the check
+/// (and then stops at the empty target directory given to it, instead of rebuilding).
+fn verify_checks_signatures_first(host: &str, public: &Path) {
+    let public = public.to_str().unwrap();
+    let empty_target = tempfile::tempdir().unwrap();
+    let empty_target = empty_target.path().to_str().unwrap();
+    let verify = |against: &str, one_target: bool| {
+        let mut args = vec![
+            "verify",
+            "--allow-dirty",
+            "--key",
+            public,
+            "--against",
+            against,
+        ];
+        if one_target {
+            args.extend(["--target", "x86_64-unknown-linux-musl"]);
+        }
+        let started = Instant::now();
+        let (ok, _, err) = xtask(&args, "", &[("CARGO_TARGET_DIR", empty_target)]);
+        (ok, err, started.elapsed())
+    };
+    let refused = |against: &str, one_target: bool, says: &[&str]| {
+        let (ok, err, _) = verify(against, one_target);
+        assert!(!ok, "verify --key accepted {against}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{against}: {err}");
+        for said in says {
+            assert!(
+                lines[0].contains(said),
+                "{against}: {err} does not say {said}"
+            );
+        }
+    };
+    refused(
+        &format!("{host}/unsigned/tiny-service:t"),
+        false,
+        &["linux/amd64 sha256:", "is not signed", "cargo xtask sign"],
+    );
+    refused(
+        &format!("{host}/other-only/tiny-service:t"),
+        false,
+        &["linux/amd64 sha256:", "signed by other keys only", public],
+    );
+    refused(
+        &format!("{host}/replaced/tiny-service:t-amd64"),
+        true,
+        &[
+            "image sha256:",
+            "was changed after signing",
+            "push the image",
+        ],
+    );
+    // A private key where the public one belongs.
+    let private = public.replace(".pub", ".key");
+    let (ok, err, _) = xtask(
+        &[
+            "verify",
+            "--allow-dirty",
+            "--key",
+            &private,
+            "--against",
+            &format!("{host}/signed/tiny-service:t"),
+        ],
+        "",
+        &[],
+    );
+    assert!(
+        !ok && err.lines().count() == 1 && err.contains("verifying needs the public key"),
+        "{err}"
+    );
+
+    let (ok, err, elapsed) = verify(&format!("{host}/signed/tiny-service:t"), false);
+    eprintln!(
+        "verify --key read and checked the signatures of both platforms and the index in {elapsed:?}"
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("verified the signatures of") && err.contains("3 manifests signed by"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("no staged binaries"), "{err}");
 }

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use oci_spec::distribution::Reference;
 use tiny_oci::auth::Login;
-use tiny_oci::registry::{self, Client, SignedManifest};
-use tiny_sign::{KeyPair, Password};
+use tiny_oci::registry::{self, Client, SignatureRefused, SignedManifest, VerifiedManifest};
+use tiny_sign::{KeyPair, Password, PublicKey};
 
 use crate::report;
 
@@ -18,6 +18,61 @@ pub fn signing_key(path: &Path) -> anyhow::Result<KeyPair> {
     let password = Password::from_env().unwrap_or_default();
     tiny_sign::read_private_key(path, password.as_bytes())
         .with_context(|| format!("signing key {}", path.display()))
+}
+
+/// The public key at `path`, to verify signatures with.
+pub fn public_key(path: &Path) -> anyhow::Result<PublicKey> {
+    tiny_sign::read_public_key(path).with_context(|| format!("public key {}", path.display()))
+}
+
+/// Checks every manifest `reference` stands for (each platform's image and the index) in its
+/// registry: each must carry a signature by `key` (read from `key_path`) that vouches for
+/// it. The first that does not ends the check with one line naming it and the fix.
+pub fn require_signatures(
+    client: &mut Client,
+    reference: &Reference,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<Vec<VerifiedManifest>> {
+    let started = Instant::now();
+    let mut verified = Vec::new();
+    for verdict in registry::verify_manifests(client, reference, key)? {
+        match verdict {
+            Ok(manifest) => verified.push(manifest),
+            Err(refused) => bail!("{}", refusal(reference, key_path, &refused)),
+        }
+    }
+    eprintln!(
+        "  verified the signatures of {reference}: {} manifests signed by {} ({:.2} s)",
+        verified.len(),
+        key_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(verified)
+}
+
+/// The one line a refused signature ends a command with: which manifest, why, and the fix.
+pub fn refusal(reference: &Reference, key_path: &Path, refused: &SignatureRefused) -> String {
+    let subject = format!("{} {} of {reference}", refused.what, refused.digest);
+    let key = key_path.display();
+    match &refused.cause {
+        tiny_sign::Error::Unsigned => format!(
+            "{subject} is not signed: sign it with `cargo xtask sign {reference} --key <private key>`"
+        ),
+        tiny_sign::Error::ForeignKey => format!(
+            "{subject} is signed by other keys only, none of them {key}: give the public key \
+             of the key it was signed with, or sign it with the private half of {key}"
+        ),
+        tiny_sign::Error::DigestMismatch { signed, .. } => format!(
+            "{subject} was changed after signing: the signature by {key} vouches for {signed}; \
+             push the image that was signed again, or sign this one once you trust it"
+        ),
+        tiny_sign::Error::TamperedPayload => format!(
+            "{subject} has a tampered signature: its signed payload no longer verifies with \
+             {key}; sign the image again"
+        ),
+        other => format!("{subject}: its signatures cannot be read ({other}): sign it again"),
+    }
 }
 
 /// Signs every manifest `reference` stands for in its registry (each platform's image, then

@@ -209,7 +209,7 @@ fn put(
     Ok(raw)
 }
 
-/// What [`verify_manifest`] found for one manifest.
+/// What [`verify_manifest`] found for one manifest whose signatures hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedManifest {
     /// The manifest's digest.
@@ -222,45 +222,70 @@ pub struct VerifiedManifest {
     pub bundles: usize,
 }
 
+/// A manifest whose signatures do not hold: none at all, other keys' only, or ours over
+/// other bytes. `cause` says which ([`tiny_sign::Error::Unsigned`],
+/// [`tiny_sign::Error::ForeignKey`], [`tiny_sign::Error::TamperedPayload`],
+/// [`tiny_sign::Error::DigestMismatch`], or a malformed signature document).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {digest}: {cause}")]
+pub struct SignatureRefused {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// `os/arch`, `index` or `image`, as in [`SignedManifest::what`].
+    pub what: String,
+    /// Why it is refused.
+    #[source]
+    pub cause: tiny_sign::Error,
+}
+
+/// One manifest's verdict: its signatures hold, or why they do not. The outer
+/// [`crate::Result`] of the functions returning it is for the registry (unreachable,
+/// refused), the verdict for the signatures.
+pub type Verdict = Result<VerifiedManifest, SignatureRefused>;
+
 /// Checks that `subject` in `repository` carries a `.sig` signature by `key` that vouches for
 /// its digest, and that every sigstore bundle referrer signed by `key` (its key hint names
 /// it) verifies and names the digest. Bundles by other keys are not ours to judge and are
 /// skipped.
 ///
-/// Errors: a [`tiny_sign::Error`] in the chain ([`tiny_sign::Error::Unsigned`] when there is
-/// no `.sig` image, [`tiny_sign::Error::ForeignKey`], [`tiny_sign::Error::TamperedPayload`],
-/// [`tiny_sign::Error::DigestMismatch`]), with the manifest named.
+/// The verdict is [`SignatureRefused`] with [`tiny_sign::Error::Unsigned`] when there is no
+/// `.sig` image, [`tiny_sign::Error::ForeignKey`] when only other keys signed, and
+/// [`tiny_sign::Error::TamperedPayload`] or [`tiny_sign::Error::DigestMismatch`] when the
+/// key's signature is over other bytes (the manifest was replaced after signing).
 pub fn verify_manifest(
     client: &mut Client,
     repository: &str,
     subject: &Descriptor,
     what: &str,
     key: &PublicKey,
-) -> crate::Result<VerifiedManifest> {
-    Ok(verify_one(client, repository, subject, what, key)
-        .with_context(|| format!("{what} {} of {repository}", subject.digest()))?)
-}
-
-fn verify_one(
-    client: &mut Client,
-    repository: &str,
-    subject: &Descriptor,
-    what: &str,
-    key: &PublicKey,
-) -> anyhow::Result<VerifiedManifest> {
+) -> crate::Result<Verdict> {
+    let refused = |cause: tiny_sign::Error| SignatureRefused {
+        digest: subject.digest().clone(),
+        what: what.to_owned(),
+        cause,
+    };
     let digest = sign_digest(subject.digest())?;
     let tag = signature_tag(&digest);
     let Some(raw) = client.manifest_if_exists(repository, &tag)? else {
-        return Err(anyhow::Error::new(tiny_sign::Error::Unsigned)
-            .context(format!("no signature image {tag}")));
+        return Ok(Err(refused(tiny_sign::Error::Unsigned)));
     };
-    let sigs = SignatureImage::from_manifest(&raw.bytes)?;
+    let sigs = match SignatureImage::from_manifest(&raw.bytes) {
+        Ok(sigs) => sigs,
+        Err(e) => return Ok(Err(refused(e))),
+    };
     let mut payloads = Vec::new();
     for layer in sigs.layers() {
-        let layer_digest: Digest = layer.digest.as_str().parse()?;
+        let layer_digest: Digest = layer
+            .digest
+            .as_str()
+            .parse()
+            .with_context(|| format!("a layer of {repository}:{tag}"))?;
         payloads.push(client.blob_bytes(repository, &layer_digest)?);
     }
-    let signed = sigs.verify(key, &digest, &payloads)?;
+    let signed = match sigs.verify(key, &digest, &payloads) {
+        Ok(signed) => signed,
+        Err(e) => return Ok(Err(refused(e))),
+    };
     let hint = key.hint();
     let mut bundles = 0;
     for referrer in client.referrer_manifests(repository, subject.digest())? {
@@ -277,31 +302,51 @@ fn verify_one(
             continue;
         };
         let bytes = client.blob_bytes(repository, layer.digest())?;
-        let bundle = Bundle::from_json(&bytes)
-            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        let bundle = match Bundle::from_json(&bytes) {
+            Ok(bundle) => bundle,
+            Err(e) => return Ok(Err(refused(e))),
+        };
         if bundle.key_hint != hint {
             continue;
         }
-        bundle
-            .verify_image(key, &digest)
-            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        if let Err(e) = bundle.verify_image(key, &digest) {
+            return Ok(Err(refused(e)));
+        }
         bundles += 1;
     }
-    Ok(VerifiedManifest {
+    Ok(Ok(VerifiedManifest {
         digest: subject.digest().clone(),
         what: what.to_owned(),
         docker_reference: signed.docker_reference,
         bundles,
-    })
+    }))
 }
 
-/// Checks every manifest `reference` stands for ([`signable_manifests`]) with
-/// [`verify_manifest`]; the first that fails ends the check.
+/// Checks every manifest `reference` stands for ([`signable_manifests`]: each platform's
+/// image, then the index) with [`verify_manifest`], and returns every verdict, so a caller
+/// can name each manifest that fails.
+///
+/// ```no_run
+/// # fn main() -> tiny_oci::Result<()> {
+/// use tiny_oci::auth::Login;
+/// use tiny_oci::registry::{Client, verify_manifests};
+///
+/// let reference = "127.0.0.1:5000/team/app:1.0".parse().unwrap();
+/// let mut client = Client::connect(&reference, Login::default())?;
+/// let key = tiny_sign::PublicKey::from_pem(b"-----BEGIN PUBLIC KEY-----...").unwrap();
+/// for verdict in verify_manifests(&mut client, &reference, &key)? {
+///     match verdict {
+///         Ok(signed) => println!("{} {} signed as {}", signed.what, signed.digest, signed.docker_reference),
+///         Err(refused) => println!("refused: {refused}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub fn verify_manifests(
     client: &mut Client,
     reference: &Reference,
     key: &PublicKey,
-) -> crate::Result<Vec<VerifiedManifest>> {
+) -> crate::Result<Vec<Verdict>> {
     let manifests = signable_manifests(client, reference)?;
     if manifests.is_empty() {
         bail!("{reference} lists no manifests to verify");

@@ -265,6 +265,11 @@ pub struct SmokeArgs {
     /// Test the dev images `image --fast` built (`<tag>-dev-<arch>`), with the same checks
     #[arg(long)]
     pub fast: bool,
+    /// Refuse, before any container starts, an image whose registry holds no cosign
+    /// signature by this public key for the digest the engine pulled (a local image has none:
+    /// refused)
+    #[arg(long, value_name = "KEY")]
+    pub require_signature: Option<std::path::PathBuf>,
     /// Print the results as JSON (schema in README) instead of a table; progress stays on
     /// stderr
     #[arg(long)]
@@ -302,6 +307,10 @@ pub struct RunArgs {
     /// Build and run a dev image (`image --fast`) instead of a release one
     #[arg(long)]
     pub fast: bool,
+    /// Refuse, before any container starts, an image the registry --tag names holds no
+    /// cosign signature for by this public key (the digest of the image built here)
+    #[arg(long, value_name = "KEY")]
+    pub require_signature: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

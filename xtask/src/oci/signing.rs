@@ -9,8 +9,11 @@ use oci_spec::distribution::Reference;
 use tiny_oci::auth::Login;
 use tiny_oci::registry::{self, Client, SignatureRefused, SignedManifest, VerifiedManifest};
 use tiny_sign::{KeyPair, Password, PublicKey};
+use xshell::Shell;
 
+use crate::oci::reference::ImageRef;
 use crate::report;
+use crate::tools::credential_helper::stored_login;
 
 /// The private key at `path`, opened with `COSIGN_PASSWORD` (empty when unset, as cosign
 /// reads a key with no terminal to ask on).
@@ -49,6 +52,70 @@ pub fn require_signatures(
         started.elapsed().as_secs_f64()
     );
     Ok(verified)
+}
+
+/// Refuses to go on unless the image `digest` in `repository` (`registry/name`, as
+/// [`registry::docker_reference`] writes it) and, for an index, each of its images carry a
+/// signature by `key` (read from `key_path`). The registry's credentials are the user's
+/// stored ones.
+pub fn require_signed_image(
+    sh: &Shell,
+    repository: &str,
+    digest: &str,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<()> {
+    let reference: Reference = format!("{repository}@{digest}")
+        .parse()
+        .with_context(|| format!("`{repository}@{digest}` is not an image reference"))?;
+    let mut client = Client::connect(&reference, stored_login(sh, &reference)?)?;
+    match require_signatures(&mut client, &reference, key, key_path) {
+        Err(e) if matches!(e.downcast_ref(), Some(tiny_oci::Error::NotFound(_))) => bail!(
+            "{digest} is not in {repository}, so no signature there vouches for it: push \
+             and sign it, or run the image that was signed"
+        ),
+        other => other.map(drop),
+    }
+}
+
+/// Refuses to go on unless the engine's `image`, known as `reference`, was pulled from (or
+/// pushed to) the registry `reference` names, and the digest the engine recorded there is
+/// signed by `key` ([`require_signed_image`]). A local image has no such digest: nothing to
+/// check against, so it is refused.
+pub fn require_signed_engine_image(
+    sh: &Shell,
+    reference: &str,
+    image: &tiny_engine::inspect::Image,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<()> {
+    let parsed: ImageRef = reference.parse()?;
+    let Some(registry) = parsed.registry() else {
+        bail!(
+            "{reference} names no registry, so there is no signature to check it against: \
+             pull the signed image (REGISTRY/NAME:TAG) and test that, or leave out \
+             --require-signature"
+        );
+    };
+    let name = reference.split('@').next().unwrap_or(reference);
+    let repository = match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => name,
+    };
+    let digest = image
+        .repo_digests
+        .iter()
+        .flatten()
+        .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repository))
+        .map(|(_, digest)| digest);
+    let Some(digest) = digest else {
+        bail!(
+            "{reference} has no digest from {registry} in the engine (built or loaded here, \
+             never pulled), so there is nothing to check its signature against: pull it \
+             from {registry} first, or leave out --require-signature"
+        );
+    };
+    require_signed_image(sh, repository, digest, key, key_path)
 }
 
 /// The one line a refused signature ends a command with: which manifest, why, and the fix.

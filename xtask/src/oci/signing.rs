@@ -196,7 +196,11 @@ pub fn print_signed(signed: &[SignedManifest], json: bool) -> anyhow::Result<()>
                 s.what.clone(),
                 s.digest.to_string(),
                 added(s.signature_added),
-                added(s.bundle_added),
+                match s.what.ends_with(" provenance") {
+                    // The envelope is the signature: no bundle of its own.
+                    true => "-".to_owned(),
+                    false => added(s.bundle_added),
+                },
             ]
         })
         .collect();

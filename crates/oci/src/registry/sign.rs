@@ -8,9 +8,11 @@ use anyhow::Context;
 use oci_spec::distribution::Reference;
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageIndex, MediaType};
 use tiny_sign::{
-    BUNDLE_MEDIA_TYPE, Bundle, ImageSignature, KeyPair, PublicKey, SignatureImage, SimpleSigning,
-    signature_tag,
+    BUNDLE_MEDIA_TYPE, Bundle, Envelope, ImageSignature, KeyPair, PublicKey, SignatureImage,
+    SimpleSigning, signature_tag,
 };
+
+use crate::referrers::{Kind, document_layer};
 
 use super::client::{Client, RawManifest};
 use crate::error::bail;
@@ -21,7 +23,9 @@ pub struct SignedManifest {
     /// The signed manifest's digest.
     pub digest: Digest,
     /// `os/arch` of a platform's image, `index` for an index, `image` for a manifest signed
-    /// on its own.
+    /// on its own; `<os/arch> sbom` for an image's SBOM referrer (signed as an artifact of
+    /// its own) and `<os/arch> provenance` for the DSSE envelope of its provenance (`digest`
+    /// is then the envelope referrer's, `signature_added` whether it was attached now).
     pub what: String,
     /// Whether a layer was added to its `.sig` image (`false`: this key's signature of
     /// this manifest was there already).
@@ -73,6 +77,12 @@ pub fn docker_reference(reference: &Reference) -> String {
 /// referrer is attached unless the same one is. `created` (RFC 3339) is the bundle
 /// referrer's creation time.
 ///
+/// What is attached to each platform's image is signed too: the SBOM referrer gets a `.sig`
+/// and a bundle of its own (as `cosign sign` signs an attachment), and the provenance
+/// statement is attached again as a DSSE envelope signed with `key` (artifact type
+/// [`tiny_sign::DSSE_ENVELOPE_MEDIA_TYPE`], the key named by its hint), which in-toto's
+/// tools verify.
+///
 /// The right to push is checked before anything is pushed, so a registry that refuses pushes
 /// leaves nothing behind. Platform images are signed before the index.
 ///
@@ -104,12 +114,25 @@ pub fn sign_manifests(
         let (signature_added, bundle_added) =
             sign_one(client, repository, &identity, &descriptor, key, created)
                 .with_context(|| format!("signing {what} {}", descriptor.digest()))?;
+        let attached = match what.as_str() {
+            "index" => Vec::new(),
+            _ => sign_attached(
+                client,
+                repository,
+                &identity,
+                &descriptor,
+                &what,
+                key,
+                created,
+            )?,
+        };
         signed.push(SignedManifest {
             digest: descriptor.digest().clone(),
             what,
             signature_added,
             bundle_added,
         });
+        signed.extend(attached);
     }
     Ok(signed)
 }
@@ -145,52 +168,126 @@ fn sign_one(
     }
 
     let bundle = Bundle::sign_image(key, &digest);
-    let subject_descriptor = tiny_sign::Descriptor {
+    let artifact = bundle.referrer(&sign_descriptor(subject)?, created)?;
+    let bundle_added = attach(client, repository, subject.digest(), &artifact)?;
+    Ok((signature_added, bundle_added))
+}
+
+fn sign_descriptor(subject: &Descriptor) -> anyhow::Result<tiny_sign::Descriptor> {
+    Ok(tiny_sign::Descriptor {
         media_type: subject.media_type().to_string(),
         size: subject.size(),
-        digest: digest.clone(),
+        digest: sign_digest(subject.digest())?,
         annotations: Default::default(),
         artifact_type: None,
-    };
-    let artifact = bundle.referrer(&subject_descriptor, created)?;
-    let bundle_layer = &artifact.manifest.layers[0].digest;
+    })
+}
+
+/// Attaches `artifact` as a referrer of `subject` unless a referrer with the same document
+/// (layer) is attached already; returns whether it was attached now.
+fn attach(
+    client: &mut Client,
+    repository: &str,
+    subject: &Digest,
+    artifact: &tiny_sign::Artifact,
+) -> anyhow::Result<bool> {
+    let layer = &artifact.manifest.layers[0].digest;
     let attached = client
-        .referrer_manifests(repository, subject.digest())?
+        .referrer_manifests(repository, subject)?
         .into_iter()
         .any(|r| {
             r.manifest
                 .layers()
                 .iter()
-                .any(|l| l.digest().as_ref() == bundle_layer.as_str())
+                .any(|l| l.digest().as_ref() == layer.as_str())
         });
-    if !attached {
-        for blob in &artifact.blobs {
-            client.put_blob(repository, &blob.data)?;
-        }
-        let manifest_digest = artifact.manifest.digest();
-        let raw = put(
-            client,
-            repository,
-            manifest_digest.as_str(),
-            &artifact.manifest,
-        )?;
-        let listed: Descriptor = DescriptorBuilder::default()
-            .media_type(MediaType::ImageManifest)
-            .digest(raw.digest.clone())
-            .size(raw.bytes.len() as u64)
-            .artifact_type(MediaType::from(BUNDLE_MEDIA_TYPE))
-            .annotations(
-                artifact
-                    .manifest
-                    .annotations
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<std::collections::HashMap<_, _>>(),
-            )
-            .build()?;
-        client.list_referrers(repository, subject.digest(), &[listed])?;
+    if attached {
+        return Ok(false);
     }
-    Ok((signature_added, !attached))
+    for blob in &artifact.blobs {
+        client.put_blob(repository, &blob.data)?;
+    }
+    let manifest_digest = artifact.manifest.digest();
+    let raw = put(
+        client,
+        repository,
+        manifest_digest.as_str(),
+        &artifact.manifest,
+    )?;
+    let artifact_type = artifact
+        .manifest
+        .artifact_type
+        .clone()
+        .context("a referrer without an artifact type")?;
+    let listed: Descriptor = DescriptorBuilder::default()
+        .media_type(MediaType::ImageManifest)
+        .digest(raw.digest.clone())
+        .size(raw.bytes.len() as u64)
+        .artifact_type(MediaType::from(artifact_type.as_str()))
+        .annotations(
+            artifact
+                .manifest
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+        .build()?;
+    client.list_referrers(repository, subject, &[listed])?;
+    Ok(true)
+}
+
+/// Signs what is attached to the image `subject` (see [`sign_manifests`]): its SBOM
+/// referrer as an artifact of its own (a `.sig` and a bundle for the referrer manifest's
+/// digest, as `cosign sign` does for an attachment), and its provenance statement again as
+/// a DSSE envelope signed with `key` (in-toto's attestation format), attached beside it.
+fn sign_attached(
+    client: &mut Client,
+    repository: &str,
+    identity: &str,
+    subject: &Descriptor,
+    what: &str,
+    key: &KeyPair,
+    created: &str,
+) -> anyhow::Result<Vec<SignedManifest>> {
+    let mut signed = Vec::new();
+    for referrer in client.referrer_manifests(repository, subject.digest())? {
+        match Kind::of_manifest(&referrer.manifest) {
+            Some(Kind::Sbom) => {
+                let (signature_added, bundle_added) = sign_one(
+                    client,
+                    repository,
+                    identity,
+                    &referrer.descriptor,
+                    key,
+                    created,
+                )
+                .with_context(|| format!("signing the sbom of {what}"))?;
+                signed.push(SignedManifest {
+                    digest: referrer.raw.digest.clone(),
+                    what: format!("{what} sbom"),
+                    signature_added,
+                    bundle_added,
+                });
+            }
+            Some(Kind::Provenance) => {
+                let layer = document_layer(&referrer.manifest)?;
+                let statement = client.blob_bytes(repository, layer.digest())?;
+                let envelope = Envelope::sign_statement(key, &statement);
+                let artifact = envelope.referrer(&sign_descriptor(subject)?, created)?;
+                let added = attach(client, repository, subject.digest(), &artifact)
+                    .with_context(|| format!("attaching the signed provenance of {what}"))?;
+                signed.push(SignedManifest {
+                    digest: artifact.manifest.digest().as_str().parse()?,
+                    what: format!("{what} provenance"),
+                    signature_added: added,
+                    bundle_added: false,
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(signed)
 }
 
 fn put(

@@ -8,8 +8,8 @@ use anyhow::Context;
 use oci_spec::distribution::Reference;
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageIndex, MediaType};
 use tiny_sign::{
-    BUNDLE_MEDIA_TYPE, Bundle, Envelope, ImageSignature, KeyPair, PublicKey, SignatureImage,
-    SimpleSigning, signature_tag,
+    BUNDLE_MEDIA_TYPE, Bundle, DSSE_ENVELOPE_MEDIA_TYPE, Envelope, ImageSignature, KeyPair,
+    PublicKey, SignatureImage, SimpleSigning, signature_tag,
 };
 
 use crate::referrers::{Kind, document_layer};
@@ -342,8 +342,9 @@ pub type Verdict = Result<VerifiedManifest, SignatureRefused>;
 
 /// Checks that `subject` in `repository` carries a `.sig` signature by `key` that vouches for
 /// its digest, and that every sigstore bundle referrer signed by `key` (its key hint names
-/// it) verifies and names the digest. Bundles by other keys are not ours to judge and are
-/// skipped.
+/// it) verifies and names the digest, as every DSSE envelope referrer (the signed
+/// provenance) whose signature names the key. Bundles and envelopes by other keys are not
+/// ours to judge and are skipped.
 ///
 /// The verdict is [`SignatureRefused`] with [`tiny_sign::Error::Unsigned`] when there is no
 /// `.sig` image, [`tiny_sign::Error::ForeignKey`] when only other keys signed, and
@@ -386,18 +387,35 @@ pub fn verify_manifest(
     let hint = key.hint();
     let mut bundles = 0;
     for referrer in client.referrer_manifests(repository, subject.digest())? {
-        if referrer
+        let artifact_type = referrer
             .manifest
             .artifact_type()
             .as_ref()
-            .map(|t| t.to_string())
-            != Some(BUNDLE_MEDIA_TYPE.to_owned())
-        {
-            continue;
-        }
+            .map(|t| t.to_string());
         let Some(layer) = referrer.manifest.layers().first() else {
             continue;
         };
+        if artifact_type.as_deref() == Some(DSSE_ENVELOPE_MEDIA_TYPE) {
+            // A signed attestation (the provenance): one that names this key must verify.
+            let bytes = client.blob_bytes(repository, layer.digest())?;
+            let checked = Envelope::from_json(&bytes).and_then(|envelope| {
+                match envelope
+                    .signatures
+                    .iter()
+                    .any(|s| s.keyid.as_deref() == Some(&hint))
+                {
+                    true => envelope.verify(key, Some(&hint)),
+                    false => Ok(()),
+                }
+            });
+            if let Err(e) = checked {
+                return Ok(Err(refused(e)));
+            }
+            continue;
+        }
+        if artifact_type.as_deref() != Some(BUNDLE_MEDIA_TYPE) {
+            continue;
+        }
         let bytes = client.blob_bytes(repository, layer.digest())?;
         let bundle = match Bundle::from_json(&bytes) {
             Ok(bundle) => bundle,

@@ -265,6 +265,11 @@ pub struct SmokeArgs {
     /// Test the dev images `image --fast` built (`<tag>-dev-<arch>`), with the same checks
     #[arg(long)]
     pub fast: bool,
+    /// Refuse, before any container starts, an image whose registry holds no cosign
+    /// signature by this public key for the digest the engine pulled (a local image has none:
+    /// refused)
+    #[arg(long, value_name = "KEY")]
+    pub require_signature: Option<std::path::PathBuf>,
     /// Print the results as JSON (schema in README) instead of a table; progress stays on
     /// stderr
     #[arg(long)]
@@ -302,6 +307,10 @@ pub struct RunArgs {
     /// Build and run a dev image (`image --fast`) instead of a release one
     #[arg(long)]
     pub fast: bool,
+    /// Refuse, before any container starts, an image the registry --tag names holds no
+    /// cosign signature for by this public key (the digest of the image built here)
+    #[arg(long, value_name = "KEY")]
+    pub require_signature: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +389,10 @@ pub struct VerifyArgs {
     /// (with one --target, a single image such as `registry/name:tag-amd64` will do)
     #[arg(long, value_name = "REF")]
     pub against: Option<Reference>,
+    /// Also check that each image compared and the index carry a cosign signature by this
+    /// public key (cosign.pub), before anything is rebuilt
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Compare with a rebuild of HEAD even though the working tree has uncommitted changes

@@ -736,3 +736,60 @@ fn bad_signing_keys_are_refused_in_one_line_before_the_registry_is_asked() {
     assert_all(&cases, check);
     assert!(!dir.path().join("fresh.key").exists());
 }
+
+#[test]
+fn required_signatures_that_cannot_be_checked_are_refused_in_one_line_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let out = Command::new(XTASK)
+        .args(["keygen", "--output-key-prefix", &path("cosign")])
+        .env("COSIGN_PASSWORD", "pw")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (public, private) = (path("cosign.pub"), path("cosign.key"));
+    // Nothing listens there: each is refused before any connection is tried.
+    let against = format!("127.0.0.1:{}/signed/app:1", closed_port());
+    assert_all_refused_early(&[
+        case(
+            &["run", "--target", "amd64", "--require-signature", &public],
+            "give --tag REGISTRY/NAME:TAG",
+        ),
+        case(
+            &[
+                "run",
+                "--target",
+                "amd64",
+                "--tag",
+                "app:1",
+                "--require-signature",
+                &public,
+            ],
+            "give --tag REGISTRY/NAME:TAG",
+        ),
+        case(
+            &["run", "--require-signature", &private],
+            "verifying needs the public key",
+        ),
+        case(
+            &["smoke-test", "--require-signature", &path("missing.pub")],
+            "missing.pub",
+        ),
+        case(
+            &[
+                "verify",
+                "--allow-dirty",
+                "--key",
+                &private,
+                "--against",
+                &against,
+            ],
+            "verifying needs the public key",
+        ),
+        case(
+            &["verify", "--allow-dirty", "--key", &public],
+            "compare with the pushed images (--against REF)",
+        ),
+    ]);
+}

@@ -3,11 +3,21 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::malformed;
-use crate::{Error, KeyPair, PublicKey, Result};
+use crate::oci::{OCI_EMPTY_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE};
+use crate::{
+    Artifact, Blob, CREATED_ANNOTATION, Descriptor, Error, KeyPair, Manifest, PublicKey, Result,
+};
 
 /// The payload type of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// Media type of a DSSE envelope (in-toto's attestation envelope): the artifact type and
+/// layer media type of [`Envelope::referrer`].
+pub const DSSE_ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// Referrer annotation naming the predicate type of the in-toto statement an envelope signs.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "in-toto.io/predicate-type";
 
 /// DSSE's pre-authentication encoding: what is actually signed,
 /// `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`, lengths in decimal ASCII.
@@ -132,6 +142,82 @@ impl Envelope {
             payload_type: json.payload_type,
             payload,
             signatures,
+        })
+    }
+
+    /// Signs an in-toto statement (JSON bytes) with `key`, naming the key by its
+    /// [`PublicKey::hint`] as `keyid`: the envelope in-toto and securesystemslib verify.
+    ///
+    /// ```
+    /// use tiny_sign::{Envelope, KeyPair};
+    ///
+    /// let key = KeyPair::generate();
+    /// let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}"#;
+    /// let envelope = Envelope::sign_statement(&key, statement);
+    /// envelope.verify(&key.public_key(), Some(&key.public_key().hint()))?;
+    /// assert_eq!(envelope.predicate_type()?, "https://slsa.dev/provenance/v1");
+    /// # Ok::<(), tiny_sign::Error>(())
+    /// ```
+    pub fn sign_statement(key: &KeyPair, statement: &[u8]) -> Envelope {
+        let keyid = key.public_key().hint();
+        Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement, key, Some(&keyid))
+    }
+
+    /// The `predicateType` of the in-toto statement the envelope carries.
+    pub fn predicate_type(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Statement {
+            predicate_type: String,
+        }
+        if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
+            return Err(malformed(
+                "DSSE envelope",
+                format!(
+                    "payload type {:?}, not an in-toto statement",
+                    self.payload_type
+                ),
+            ));
+        }
+        let statement: Statement =
+            serde_json::from_slice(&self.payload).map_err(|e| malformed("in-toto statement", e))?;
+        Ok(statement.predicate_type)
+    }
+
+    /// The OCI referrer of `subject` carrying this envelope: an image manifest with artifact
+    /// type [`DSSE_ENVELOPE_MEDIA_TYPE`], the empty `{}` config, the envelope ([`Envelope::to_json`])
+    /// as its one layer, and annotations [`PREDICATE_TYPE_ANNOTATION`] and
+    /// [`CREATED_ANNOTATION`] (`created`, RFC 3339).
+    pub fn referrer(&self, subject: &Descriptor, created: &str) -> Result<Artifact> {
+        let config = Blob {
+            media_type: OCI_EMPTY_MEDIA_TYPE.to_owned(),
+            data: b"{}".to_vec(),
+        };
+        let layer = Blob {
+            media_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            data: self.to_json(),
+        };
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: OCI_MANIFEST_MEDIA_TYPE.to_owned(),
+            config: config.descriptor(),
+            layers: vec![layer.descriptor()],
+            annotations: BTreeMap::from([
+                (PREDICATE_TYPE_ANNOTATION.to_owned(), self.predicate_type()?),
+                (CREATED_ANNOTATION.to_owned(), created.to_owned()),
+            ]),
+            subject: Some(Descriptor {
+                media_type: subject.media_type.clone(),
+                size: subject.size,
+                digest: subject.digest.clone(),
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+            }),
+            artifact_type: Some(DSSE_ENVELOPE_MEDIA_TYPE.to_owned()),
+        };
+        Ok(Artifact {
+            manifest,
+            blobs: vec![config, layer],
         })
     }
 

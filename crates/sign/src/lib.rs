@@ -80,7 +80,10 @@ pub use bundle::{
     Bundle, COSIGN_SIGN_PREDICATE_TYPE, CREATED_ANNOTATION, IN_TOTO_STATEMENT_V1,
 };
 pub use digest::Digest;
-pub use dsse::{Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, pae};
+pub use dsse::{
+    DSSE_ENVELOPE_MEDIA_TYPE, Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE,
+    PREDICATE_TYPE_ANNOTATION, pae,
+};
 pub use error::{Error, Result};
 pub use keys::{
     COSIGN_PRIVATE_KEY_PEM, KeyPair, PublicKey, SIGSTORE_PRIVATE_KEY_PEM,

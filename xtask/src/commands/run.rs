@@ -13,6 +13,8 @@ use xshell::{Shell, cmd};
 use crate::cli::RunArgs;
 use crate::interrupt::{Undo, wait_until};
 use crate::model::project::Project;
+use crate::oci::reference::ImageRef;
+use crate::oci::signing;
 use crate::report::{self, ExitStatus, Reported, step};
 use crate::tools::probe::{self, free_port};
 use crate::tools::process::{self, Io};
@@ -30,6 +32,8 @@ const MIGRATE_LIMIT: Duration = Duration::from_secs(120);
 struct Built {
     arch: String,
     reference: String,
+    /// The manifest digest (the builtin engine's).
+    digest: Option<String>,
 }
 
 impl RunArgs {
@@ -61,6 +65,14 @@ impl RunArgs {
         if let Some(port) = self.port {
             probe::servable_port(port)?;
         }
+        let signer = match &self.require_signature {
+            Some(path) => Some((
+                signing::public_key(path)?,
+                path,
+                signed_in(self.tag.as_ref())?,
+            )),
+            None => None,
+        };
         let target = match self.target {
             Some(target) => target,
             None => Target::host().context(
@@ -84,6 +96,22 @@ impl RunArgs {
             self.fast,
         )?;
         let reference = built.reference.as_str();
+        if let Some((key, path, registry)) = &signer {
+            let Some(digest) = &built.digest else {
+                bail!(
+                    "{reference} was built without a manifest digest, so there is nothing to \
+                     check its signature against: build it with the builtin engine, or leave \
+                     out --require-signature"
+                );
+            };
+            let repository = match reference.rsplit_once(':') {
+                Some((repository, tag)) if !tag.contains('/') => repository,
+                _ => reference,
+            };
+            step(format_args!("signed in {registry}"), || {
+                signing::require_signed_image(sh, repository, digest, key, path)
+            })?;
+        }
 
         let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
         let run_name = format!("xtask-run-{}-{}", std::process::id(), target.arch());
@@ -197,6 +225,19 @@ impl RunArgs {
             message: format!("the service exited with status {code}"),
         }
         .into())
+    }
+}
+
+/// The registry `--tag` names, where `--require-signature` looks for the signature of the
+/// image built here; refused before anything is built when there is none.
+fn signed_in(tag: Option<&ImageRef>) -> anyhow::Result<String> {
+    match tag.and_then(ImageRef::registry) {
+        Some(registry) => Ok(registry.to_owned()),
+        None => bail!(
+            "--require-signature: the image run builds is local, with no registry to check its \
+             signature in: give --tag REGISTRY/NAME:TAG, the reference it was pushed and signed \
+             as"
+        ),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::model::project::Project;
 use crate::model::verify::{Outcome, Row, binary_rows};
 use crate::oci::arches;
 use crate::oci::reference::ImageNames;
+use crate::oci::signing;
 use crate::report::{self, step};
 use crate::tools::git;
 use crate::tools::process::{self, Io};
@@ -98,9 +99,12 @@ impl VerifyArgs {
             );
         }
         let targets = project.targets(&self.targets);
-        // Everything expected is read first: a missing build fails before minutes of work.
+        // Everything expected is read first, signatures included: a missing build or
+        // signature fails before minutes of work.
+        let key = self.key.as_deref().map(signing::public_key).transpose()?;
+        let (mut expected, expected_images, against) =
+            self.expected(sh, project, &targets, key.as_ref())?;
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
-        let (mut expected, expected_images, against) = self.expected(sh, project, &targets)?;
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(
@@ -229,6 +233,7 @@ impl VerifyArgs {
         sh: &Shell,
         project: &Project,
         targets: &[Target],
+        key: Option<&tiny_sign::PublicKey>,
     ) -> anyhow::Result<(Expected, Images, String)> {
         if let Some(reference) = &self.against {
             let client = Client::connect(reference, self.auth.login(sh, reference)?)?;
@@ -239,6 +244,9 @@ impl VerifyArgs {
             let images = step(format_args!("read {reference}"), || {
                 Ok(Images::from_registry(&mut repository, &arches(targets))?)
             })?;
+            if let (Some(key), Some(path)) = (key, &self.key) {
+                signing::require_signatures(&mut repository.client, reference, key, path)?;
+            }
             let against = reference.to_string();
             return Ok((Expected::Registry(Box::new(repository)), images, against));
         }
@@ -246,6 +254,12 @@ impl VerifyArgs {
             Some(dir) => dir.clone(),
             None => project.work_dir().join("oci").join(project.image_name()),
         };
+        if key.is_some() {
+            bail!(
+                "--key checks the signatures a registry holds, and {dir} holds none: compare \
+                 with the pushed images (--against REF)"
+            );
+        }
         let names = ImageNames::new(
             self.tag.as_deref(),
             None,

@@ -4,13 +4,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use oci_spec::distribution::Reference;
 use tiny_oci::auth::Login;
-use tiny_oci::registry::{self, Client, SignedManifest};
-use tiny_sign::{KeyPair, Password};
+use tiny_oci::registry::{self, Client, SignatureRefused, SignedManifest, VerifiedManifest};
+use tiny_sign::{KeyPair, Password, PublicKey};
+use xshell::Shell;
 
+use crate::oci::reference::ImageRef;
 use crate::report;
+use crate::tools::credential_helper::stored_login;
 
 /// The private key at `path`, opened with `COSIGN_PASSWORD` (empty when unset, as cosign
 /// reads a key with no terminal to ask on).
@@ -18,6 +21,125 @@ pub fn signing_key(path: &Path) -> anyhow::Result<KeyPair> {
     let password = Password::from_env().unwrap_or_default();
     tiny_sign::read_private_key(path, password.as_bytes())
         .with_context(|| format!("signing key {}", path.display()))
+}
+
+/// The public key at `path`, to verify signatures with.
+pub fn public_key(path: &Path) -> anyhow::Result<PublicKey> {
+    tiny_sign::read_public_key(path).with_context(|| format!("public key {}", path.display()))
+}
+
+/// Checks every manifest `reference` stands for (each platform's image and the index) in its
+/// registry: each must carry a signature by `key` (read from `key_path`) that vouches for
+/// it. The first that does not ends the check with one line naming it and the fix.
+pub fn require_signatures(
+    client: &mut Client,
+    reference: &Reference,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<Vec<VerifiedManifest>> {
+    let started = Instant::now();
+    let mut verified = Vec::new();
+    for verdict in registry::verify_manifests(client, reference, key)? {
+        match verdict {
+            Ok(manifest) => verified.push(manifest),
+            Err(refused) => bail!("{}", refusal(reference, key_path, &refused)),
+        }
+    }
+    eprintln!(
+        "  verified the signatures of {reference}: {} manifests signed by {} ({:.2} s)",
+        verified.len(),
+        key_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(verified)
+}
+
+/// Refuses to go on unless the image `digest` in `repository` (`registry/name`, as
+/// [`registry::docker_reference`] writes it) and, for an index, each of its images carry a
+/// signature by `key` (read from `key_path`). The registry's credentials are the user's
+/// stored ones.
+pub fn require_signed_image(
+    sh: &Shell,
+    repository: &str,
+    digest: &str,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<()> {
+    let reference: Reference = format!("{repository}@{digest}")
+        .parse()
+        .with_context(|| format!("`{repository}@{digest}` is not an image reference"))?;
+    let mut client = Client::connect(&reference, stored_login(sh, &reference)?)?;
+    match require_signatures(&mut client, &reference, key, key_path) {
+        Err(e) if matches!(e.downcast_ref(), Some(tiny_oci::Error::NotFound(_))) => bail!(
+            "{digest} is not in {repository}, so no signature there vouches for it: push \
+             and sign it, or run the image that was signed"
+        ),
+        other => other.map(drop),
+    }
+}
+
+/// Refuses to go on unless the engine's `image`, known as `reference`, was pulled from (or
+/// pushed to) the registry `reference` names, and the digest the engine recorded there is
+/// signed by `key` ([`require_signed_image`]). A local image has no such digest: nothing to
+/// check against, so it is refused.
+pub fn require_signed_engine_image(
+    sh: &Shell,
+    reference: &str,
+    image: &tiny_engine::inspect::Image,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<()> {
+    let parsed: ImageRef = reference.parse()?;
+    let Some(registry) = parsed.registry() else {
+        bail!(
+            "{reference} names no registry, so there is no signature to check it against: \
+             pull the signed image (REGISTRY/NAME:TAG) and test that, or leave out \
+             --require-signature"
+        );
+    };
+    let name = reference.split('@').next().unwrap_or(reference);
+    let repository = match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => name,
+    };
+    let digest = image
+        .repo_digests
+        .iter()
+        .flatten()
+        .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repository))
+        .map(|(_, digest)| digest);
+    let Some(digest) = digest else {
+        bail!(
+            "{reference} has no digest from {registry} in the engine (built or loaded here, \
+             never pulled), so there is nothing to check its signature against: pull it \
+             from {registry} first, or leave out --require-signature"
+        );
+    };
+    require_signed_image(sh, repository, digest, key, key_path)
+}
+
+/// The one line a refused signature ends a command with: which manifest, why, and the fix.
+pub fn refusal(reference: &Reference, key_path: &Path, refused: &SignatureRefused) -> String {
+    let subject = format!("{} {} of {reference}", refused.what, refused.digest);
+    let key = key_path.display();
+    match &refused.cause {
+        tiny_sign::Error::Unsigned => format!(
+            "{subject} is not signed: sign it with `cargo xtask sign {reference} --key <private key>`"
+        ),
+        tiny_sign::Error::ForeignKey => format!(
+            "{subject} is signed by other keys only, none of them {key}: give the public key \
+             of the key it was signed with, or sign it with the private half of {key}"
+        ),
+        tiny_sign::Error::DigestMismatch { signed, .. } => format!(
+            "{subject} was changed after signing: the signature by {key} vouches for {signed}; \
+             push the image that was signed again, or sign this one once you trust it"
+        ),
+        tiny_sign::Error::TamperedPayload => format!(
+            "{subject} has a tampered signature: its signed payload no longer verifies with \
+             {key}; sign the image again"
+        ),
+        other => format!("{subject}: its signatures cannot be read ({other}): sign it again"),
+    }
 }
 
 /// Signs every manifest `reference` stands for in its registry (each platform's image, then
@@ -74,7 +196,11 @@ pub fn print_signed(signed: &[SignedManifest], json: bool) -> anyhow::Result<()>
                 s.what.clone(),
                 s.digest.to_string(),
                 added(s.signature_added),
-                added(s.bundle_added),
+                match s.what.ends_with(" provenance") {
+                    // The envelope is the signature: no bundle of its own.
+                    true => "-".to_owned(),
+                    false => added(s.bundle_added),
+                },
             ]
         })
         .collect();

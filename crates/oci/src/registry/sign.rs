@@ -8,9 +8,11 @@ use anyhow::Context;
 use oci_spec::distribution::Reference;
 use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageIndex, MediaType};
 use tiny_sign::{
-    BUNDLE_MEDIA_TYPE, Bundle, ImageSignature, KeyPair, PublicKey, SignatureImage, SimpleSigning,
-    signature_tag,
+    BUNDLE_MEDIA_TYPE, Bundle, DSSE_ENVELOPE_MEDIA_TYPE, Envelope, ImageSignature, KeyPair,
+    PublicKey, SignatureImage, SimpleSigning, signature_tag,
 };
+
+use crate::referrers::{Kind, document_layer};
 
 use super::client::{Client, RawManifest};
 use crate::error::bail;
@@ -21,7 +23,9 @@ pub struct SignedManifest {
     /// The signed manifest's digest.
     pub digest: Digest,
     /// `os/arch` of a platform's image, `index` for an index, `image` for a manifest signed
-    /// on its own.
+    /// on its own; `<os/arch> sbom` for an image's SBOM referrer (signed as an artifact of
+    /// its own) and `<os/arch> provenance` for the DSSE envelope of its provenance (`digest`
+    /// is then the envelope referrer's, `signature_added` whether it was attached now).
     pub what: String,
     /// Whether a layer was added to its `.sig` image (`false`: this key's signature of
     /// this manifest was there already).
@@ -73,6 +77,12 @@ pub fn docker_reference(reference: &Reference) -> String {
 /// referrer is attached unless the same one is. `created` (RFC 3339) is the bundle
 /// referrer's creation time.
 ///
+/// What is attached to each platform's image is signed too: the SBOM referrer gets a `.sig`
+/// and a bundle of its own (as `cosign sign` signs an attachment), and the provenance
+/// statement is attached again as a DSSE envelope signed with `key` (artifact type
+/// [`tiny_sign::DSSE_ENVELOPE_MEDIA_TYPE`], the key named by its hint), which in-toto's
+/// tools verify.
+///
 /// The right to push is checked before anything is pushed, so a registry that refuses pushes
 /// leaves nothing behind. Platform images are signed before the index.
 ///
@@ -104,12 +114,25 @@ pub fn sign_manifests(
         let (signature_added, bundle_added) =
             sign_one(client, repository, &identity, &descriptor, key, created)
                 .with_context(|| format!("signing {what} {}", descriptor.digest()))?;
+        let attached = match what.as_str() {
+            "index" => Vec::new(),
+            _ => sign_attached(
+                client,
+                repository,
+                &identity,
+                &descriptor,
+                &what,
+                key,
+                created,
+            )?,
+        };
         signed.push(SignedManifest {
             digest: descriptor.digest().clone(),
             what,
             signature_added,
             bundle_added,
         });
+        signed.extend(attached);
     }
     Ok(signed)
 }
@@ -145,52 +168,126 @@ fn sign_one(
     }
 
     let bundle = Bundle::sign_image(key, &digest);
-    let subject_descriptor = tiny_sign::Descriptor {
+    let artifact = bundle.referrer(&sign_descriptor(subject)?, created)?;
+    let bundle_added = attach(client, repository, subject.digest(), &artifact)?;
+    Ok((signature_added, bundle_added))
+}
+
+fn sign_descriptor(subject: &Descriptor) -> anyhow::Result<tiny_sign::Descriptor> {
+    Ok(tiny_sign::Descriptor {
         media_type: subject.media_type().to_string(),
         size: subject.size(),
-        digest: digest.clone(),
+        digest: sign_digest(subject.digest())?,
         annotations: Default::default(),
         artifact_type: None,
-    };
-    let artifact = bundle.referrer(&subject_descriptor, created)?;
-    let bundle_layer = &artifact.manifest.layers[0].digest;
+    })
+}
+
+/// Attaches `artifact` as a referrer of `subject` unless a referrer with the same document
+/// (layer) is attached already; returns whether it was attached now.
+fn attach(
+    client: &mut Client,
+    repository: &str,
+    subject: &Digest,
+    artifact: &tiny_sign::Artifact,
+) -> anyhow::Result<bool> {
+    let layer = &artifact.manifest.layers[0].digest;
     let attached = client
-        .referrer_manifests(repository, subject.digest())?
+        .referrer_manifests(repository, subject)?
         .into_iter()
         .any(|r| {
             r.manifest
                 .layers()
                 .iter()
-                .any(|l| l.digest().as_ref() == bundle_layer.as_str())
+                .any(|l| l.digest().as_ref() == layer.as_str())
         });
-    if !attached {
-        for blob in &artifact.blobs {
-            client.put_blob(repository, &blob.data)?;
-        }
-        let manifest_digest = artifact.manifest.digest();
-        let raw = put(
-            client,
-            repository,
-            manifest_digest.as_str(),
-            &artifact.manifest,
-        )?;
-        let listed: Descriptor = DescriptorBuilder::default()
-            .media_type(MediaType::ImageManifest)
-            .digest(raw.digest.clone())
-            .size(raw.bytes.len() as u64)
-            .artifact_type(MediaType::from(BUNDLE_MEDIA_TYPE))
-            .annotations(
-                artifact
-                    .manifest
-                    .annotations
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<std::collections::HashMap<_, _>>(),
-            )
-            .build()?;
-        client.list_referrers(repository, subject.digest(), &[listed])?;
+    if attached {
+        return Ok(false);
     }
-    Ok((signature_added, !attached))
+    for blob in &artifact.blobs {
+        client.put_blob(repository, &blob.data)?;
+    }
+    let manifest_digest = artifact.manifest.digest();
+    let raw = put(
+        client,
+        repository,
+        manifest_digest.as_str(),
+        &artifact.manifest,
+    )?;
+    let artifact_type = artifact
+        .manifest
+        .artifact_type
+        .clone()
+        .context("a referrer without an artifact type")?;
+    let listed: Descriptor = DescriptorBuilder::default()
+        .media_type(MediaType::ImageManifest)
+        .digest(raw.digest.clone())
+        .size(raw.bytes.len() as u64)
+        .artifact_type(MediaType::from(artifact_type.as_str()))
+        .annotations(
+            artifact
+                .manifest
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+        .build()?;
+    client.list_referrers(repository, subject, &[listed])?;
+    Ok(true)
+}
+
+/// Signs what is attached to the image `subject` (see [`sign_manifests`]): its SBOM
+/// referrer as an artifact of its own (a `.sig` and a bundle for the referrer manifest's
+/// digest, as `cosign sign` does for an attachment), and its provenance statement again as
+/// a DSSE envelope signed with `key` (in-toto's attestation format), attached beside it.
+fn sign_attached(
+    client: &mut Client,
+    repository: &str,
+    identity: &str,
+    subject: &Descriptor,
+    what: &str,
+    key: &KeyPair,
+    created: &str,
+) -> anyhow::Result<Vec<SignedManifest>> {
+    let mut signed = Vec::new();
+    for referrer in client.referrer_manifests(repository, subject.digest())? {
+        match Kind::of_manifest(&referrer.manifest) {
+            Some(Kind::Sbom) => {
+                let (signature_added, bundle_added) = sign_one(
+                    client,
+                    repository,
+                    identity,
+                    &referrer.descriptor,
+                    key,
+                    created,
+                )
+                .with_context(|| format!("signing the sbom of {what}"))?;
+                signed.push(SignedManifest {
+                    digest: referrer.raw.digest.clone(),
+                    what: format!("{what} sbom"),
+                    signature_added,
+                    bundle_added,
+                });
+            }
+            Some(Kind::Provenance) => {
+                let layer = document_layer(&referrer.manifest)?;
+                let statement = client.blob_bytes(repository, layer.digest())?;
+                let envelope = Envelope::sign_statement(key, &statement);
+                let artifact = envelope.referrer(&sign_descriptor(subject)?, created)?;
+                let added = attach(client, repository, subject.digest(), &artifact)
+                    .with_context(|| format!("attaching the signed provenance of {what}"))?;
+                signed.push(SignedManifest {
+                    digest: artifact.manifest.digest().as_str().parse()?,
+                    what: format!("{what} provenance"),
+                    signature_added: added,
+                    bundle_added: false,
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(signed)
 }
 
 fn put(
@@ -209,7 +306,7 @@ fn put(
     Ok(raw)
 }
 
-/// What [`verify_manifest`] found for one manifest.
+/// What [`verify_manifest`] found for one manifest whose signatures hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedManifest {
     /// The manifest's digest.
@@ -222,86 +319,149 @@ pub struct VerifiedManifest {
     pub bundles: usize,
 }
 
+/// A manifest whose signatures do not hold: none at all, other keys' only, or ours over
+/// other bytes. `cause` says which ([`tiny_sign::Error::Unsigned`],
+/// [`tiny_sign::Error::ForeignKey`], [`tiny_sign::Error::TamperedPayload`],
+/// [`tiny_sign::Error::DigestMismatch`], or a malformed signature document).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {digest}: {cause}")]
+pub struct SignatureRefused {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// `os/arch`, `index` or `image`, as in [`SignedManifest::what`].
+    pub what: String,
+    /// Why it is refused.
+    #[source]
+    pub cause: tiny_sign::Error,
+}
+
+/// One manifest's verdict: its signatures hold, or why they do not. The outer
+/// [`crate::Result`] of the functions returning it is for the registry (unreachable,
+/// refused), the verdict for the signatures.
+pub type Verdict = Result<VerifiedManifest, SignatureRefused>;
+
 /// Checks that `subject` in `repository` carries a `.sig` signature by `key` that vouches for
 /// its digest, and that every sigstore bundle referrer signed by `key` (its key hint names
-/// it) verifies and names the digest. Bundles by other keys are not ours to judge and are
-/// skipped.
+/// it) verifies and names the digest, as every DSSE envelope referrer (the signed
+/// provenance) whose signature names the key. Bundles and envelopes by other keys are not
+/// ours to judge and are skipped.
 ///
-/// Errors: a [`tiny_sign::Error`] in the chain ([`tiny_sign::Error::Unsigned`] when there is
-/// no `.sig` image, [`tiny_sign::Error::ForeignKey`], [`tiny_sign::Error::TamperedPayload`],
-/// [`tiny_sign::Error::DigestMismatch`]), with the manifest named.
+/// The verdict is [`SignatureRefused`] with [`tiny_sign::Error::Unsigned`] when there is no
+/// `.sig` image, [`tiny_sign::Error::ForeignKey`] when only other keys signed, and
+/// [`tiny_sign::Error::TamperedPayload`] or [`tiny_sign::Error::DigestMismatch`] when the
+/// key's signature is over other bytes (the manifest was replaced after signing).
 pub fn verify_manifest(
     client: &mut Client,
     repository: &str,
     subject: &Descriptor,
     what: &str,
     key: &PublicKey,
-) -> crate::Result<VerifiedManifest> {
-    Ok(verify_one(client, repository, subject, what, key)
-        .with_context(|| format!("{what} {} of {repository}", subject.digest()))?)
-}
-
-fn verify_one(
-    client: &mut Client,
-    repository: &str,
-    subject: &Descriptor,
-    what: &str,
-    key: &PublicKey,
-) -> anyhow::Result<VerifiedManifest> {
+) -> crate::Result<Verdict> {
+    let refused = |cause: tiny_sign::Error| SignatureRefused {
+        digest: subject.digest().clone(),
+        what: what.to_owned(),
+        cause,
+    };
     let digest = sign_digest(subject.digest())?;
     let tag = signature_tag(&digest);
     let Some(raw) = client.manifest_if_exists(repository, &tag)? else {
-        return Err(anyhow::Error::new(tiny_sign::Error::Unsigned)
-            .context(format!("no signature image {tag}")));
+        return Ok(Err(refused(tiny_sign::Error::Unsigned)));
     };
-    let sigs = SignatureImage::from_manifest(&raw.bytes)?;
+    let sigs = match SignatureImage::from_manifest(&raw.bytes) {
+        Ok(sigs) => sigs,
+        Err(e) => return Ok(Err(refused(e))),
+    };
     let mut payloads = Vec::new();
     for layer in sigs.layers() {
-        let layer_digest: Digest = layer.digest.as_str().parse()?;
+        let layer_digest: Digest = layer
+            .digest
+            .as_str()
+            .parse()
+            .with_context(|| format!("a layer of {repository}:{tag}"))?;
         payloads.push(client.blob_bytes(repository, &layer_digest)?);
     }
-    let signed = sigs.verify(key, &digest, &payloads)?;
+    let signed = match sigs.verify(key, &digest, &payloads) {
+        Ok(signed) => signed,
+        Err(e) => return Ok(Err(refused(e))),
+    };
     let hint = key.hint();
     let mut bundles = 0;
     for referrer in client.referrer_manifests(repository, subject.digest())? {
-        if referrer
+        let artifact_type = referrer
             .manifest
             .artifact_type()
             .as_ref()
-            .map(|t| t.to_string())
-            != Some(BUNDLE_MEDIA_TYPE.to_owned())
-        {
-            continue;
-        }
+            .map(|t| t.to_string());
         let Some(layer) = referrer.manifest.layers().first() else {
             continue;
         };
+        if artifact_type.as_deref() == Some(DSSE_ENVELOPE_MEDIA_TYPE) {
+            // A signed attestation (the provenance): one that names this key must verify.
+            let bytes = client.blob_bytes(repository, layer.digest())?;
+            let checked = Envelope::from_json(&bytes).and_then(|envelope| {
+                match envelope
+                    .signatures
+                    .iter()
+                    .any(|s| s.keyid.as_deref() == Some(&hint))
+                {
+                    true => envelope.verify(key, Some(&hint)),
+                    false => Ok(()),
+                }
+            });
+            if let Err(e) = checked {
+                return Ok(Err(refused(e)));
+            }
+            continue;
+        }
+        if artifact_type.as_deref() != Some(BUNDLE_MEDIA_TYPE) {
+            continue;
+        }
         let bytes = client.blob_bytes(repository, layer.digest())?;
-        let bundle = Bundle::from_json(&bytes)
-            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        let bundle = match Bundle::from_json(&bytes) {
+            Ok(bundle) => bundle,
+            Err(e) => return Ok(Err(refused(e))),
+        };
         if bundle.key_hint != hint {
             continue;
         }
-        bundle
-            .verify_image(key, &digest)
-            .with_context(|| format!("the bundle referrer {}", referrer.raw.digest))?;
+        if let Err(e) = bundle.verify_image(key, &digest) {
+            return Ok(Err(refused(e)));
+        }
         bundles += 1;
     }
-    Ok(VerifiedManifest {
+    Ok(Ok(VerifiedManifest {
         digest: subject.digest().clone(),
         what: what.to_owned(),
         docker_reference: signed.docker_reference,
         bundles,
-    })
+    }))
 }
 
-/// Checks every manifest `reference` stands for ([`signable_manifests`]) with
-/// [`verify_manifest`]; the first that fails ends the check.
+/// Checks every manifest `reference` stands for ([`signable_manifests`]: each platform's
+/// image, then the index) with [`verify_manifest`], and returns every verdict, so a caller
+/// can name each manifest that fails.
+///
+/// ```no_run
+/// # fn main() -> tiny_oci::Result<()> {
+/// use tiny_oci::auth::Login;
+/// use tiny_oci::registry::{Client, verify_manifests};
+///
+/// let reference = "127.0.0.1:5000/team/app:1.0".parse().unwrap();
+/// let mut client = Client::connect(&reference, Login::default())?;
+/// let key = tiny_sign::PublicKey::from_pem(b"-----BEGIN PUBLIC KEY-----...").unwrap();
+/// for verdict in verify_manifests(&mut client, &reference, &key)? {
+///     match verdict {
+///         Ok(signed) => println!("{} {} signed as {}", signed.what, signed.digest, signed.docker_reference),
+///         Err(refused) => println!("refused: {refused}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub fn verify_manifests(
     client: &mut Client,
     reference: &Reference,
     key: &PublicKey,
-) -> crate::Result<Vec<VerifiedManifest>> {
+) -> crate::Result<Vec<Verdict>> {
     let manifests = signable_manifests(client, reference)?;
     if manifests.is_empty() {
         bail!("{reference} lists no manifests to verify");

@@ -14,6 +14,7 @@ use crate::cli::SmokeArgs;
 use crate::interrupt::{self, Interrupted, Undo};
 use crate::model::project::Project;
 use crate::oci::reference::{ImageNames, ImageRef};
+use crate::oci::signing;
 use crate::report;
 use crate::tools::probe::{self, free_port};
 use results::{Check, Outcome};
@@ -40,12 +41,26 @@ struct Subject {
 
 impl SmokeArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
+        let key = self.require_signature.as_deref();
+        let key = key.map(|k| Ok::<_, anyhow::Error>((signing::public_key(k)?, k)));
+        let key = key.transpose()?;
         let engine = Engine::detect(sh, self.engine.map(Into::into))?;
         let _whole_run = engine.remover().whole_run();
         if let Some(notice) = engine.sweep_leftovers(sh)? {
             eprintln!("  {notice}");
         }
         let subjects = self.subjects(sh, project, &engine)?;
+        if let Some((key, path)) = &key {
+            for subject in &subjects {
+                signing::require_signed_engine_image(
+                    sh,
+                    &subject.reference,
+                    &subject.image,
+                    key,
+                    path,
+                )?;
+            }
+        }
         eprintln!("  engine: {}", engine.describe());
         let timeout = Duration::from_secs(self.timeout);
         eprintln!("{}", results::live_header());

@@ -34,6 +34,8 @@ const REBUILD_TAG: &str = "verify";
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The declared image compared.
+    image: String,
     commit: String,
     /// Whether the working tree had uncommitted changes (`--allow-dirty`).
     dirty: bool,
@@ -71,7 +73,8 @@ impl Expected {
 }
 
 impl VerifyArgs {
-    /// Every declared image, or those named with `--image`, one after the other.
+    /// Every declared image, or those named with `--image`: one rebuild of HEAD's binaries,
+    /// then each image rebuilt and compared in turn.
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let given: Vec<&str> = [
             (self.tag.is_some(), "--tag"),
@@ -82,13 +85,6 @@ impl VerifyArgs {
         .filter_map(|(given, flag)| given.then_some(flag))
         .collect();
         let images = project.select_one_if(&self.image_names, &given)?;
-        for image in &images {
-            self.clone().run_one(sh, &project.for_image(image))?;
-        }
-        Ok(())
-    }
-
-    fn run_one(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let commit = git::head(sh)?;
         let short = &commit[..commit.len().min(12)];
         let dirty = git::is_dirty(sh);
@@ -102,8 +98,12 @@ impl VerifyArgs {
         // Everything expected is read first, signatures included: a missing build or
         // signature fails before minutes of work.
         let key = self.key.as_deref().map(signing::public_key).transpose()?;
-        let (mut expected, expected_images, against) =
-            self.expected(sh, project, &targets, key.as_ref())?;
+        let mut expectations = Vec::new();
+        for image in &images {
+            let project = project.for_image(image);
+            let expected = self.expected(sh, &project, &targets, key.as_ref())?;
+            expectations.push((project, expected));
+        }
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
@@ -112,9 +112,9 @@ impl VerifyArgs {
                  rebuild of HEAD ({short}) anyway"
             );
         }
-        let zstd = expected_images
-            .images
+        let zstd = expectations
             .iter()
+            .flat_map(|(_, (_, images, _))| &images.images)
             .any(|i| compare::uses_zstd(&i.manifest));
 
         let scratch = scratch_dir()?;
@@ -127,104 +127,46 @@ impl VerifyArgs {
             layout: scratch.join("layout"),
             machine: OtherMachine::new(&scratch.join("machine"))?,
         };
-        let (rebuilt, rebuilt_images) = rebuild.run(sh, &commit, &targets, zstd)?;
-
-        let mut rows = binary_rows(&staged, &rebuilt);
-        let binaries = rows.len();
-        for image in &expected_images.images {
-            let got = rebuilt_images.platform(&image.platform);
-            rows.push(Row::new(
-                format!("image {}", image.platform),
-                Some(image.digest.as_ref()),
-                got.map(|g| g.digest.as_ref()),
-            ));
-        }
-        for image in &rebuilt_images.images {
-            if expected_images.platform(&image.platform).is_none() {
-                rows.push(Row::new(
-                    format!("image {}", image.platform),
-                    None,
-                    Some(image.digest.as_ref()),
-                ));
+        let rebuilt = rebuild.binaries(sh, &commit, &targets)?;
+        let mut reports = Vec::new();
+        let mut differences = Vec::new();
+        for (project, (expected, expected_images, against)) in expectations {
+            let rebuilt_images = rebuild.images(sh, &project, &commit, &targets, zstd)?;
+            let layout = rebuild.layout_of(&project)?;
+            let compared = Compared {
+                project: &project,
+                staged: &staged,
+                rebuilt: &rebuilt,
+                layout: &layout,
+                commit: &commit,
+                dirty,
+            };
+            let (report, difference) =
+                compared.report(expected, &expected_images, &rebuilt_images, against)?;
+            if !self.json {
+                if images.len() > 1 {
+                    println!("{}", project.image_name());
+                }
+                print!("{}", table(&report.rows));
             }
+            differences.extend(difference);
+            reports.push(report);
         }
-        // The documents attached to each image must be the rebuild's, byte for byte.
-        let mut rebuilt_layout = Layout::open(&utf8(scratch.join("layout"))?)?;
-        let mut documents = Vec::new();
-        for image in &expected_images.images {
-            let got = rebuilt_images.platform(&image.platform);
-            for document in referrers::Kind::ALL {
-                let kind = document.name();
-                let want = compare::attached_document(expected.blobs(), &image.digest, document)?;
-                let have = match got {
-                    Some(got) => {
-                        compare::attached_document(&mut rebuilt_layout, &got.digest, document)?
-                    }
-                    None => None,
-                };
-                rows.push(Row::new(
-                    format!("{kind} {}", image.platform),
-                    want.as_ref().map(|d| d.digest.as_ref()),
-                    have.as_ref().map(|d| d.digest.as_ref()),
-                ));
-                documents.push(DocumentCheck {
-                    kind,
-                    platform: image.platform.clone(),
-                    want,
-                    have,
-                });
-            }
-        }
-        // One target is compared image by image: a single-platform build writes no index.
-        if expected_images.index.is_some() || rebuilt_images.index.is_some() {
-            rows.push(Row::new(
-                "index",
-                expected_images.index.as_ref().map(AsRef::as_ref),
-                rebuilt_images.index.as_ref().map(AsRef::as_ref),
-            ));
-        }
-        let passed = rows.iter().all(|r| r.result == Outcome::Pass);
-        let compared = expected.name();
-        let difference = match passed {
-            true => None,
-            false => Some(first_difference(
-                &rows,
-                binaries,
-                &mut expected,
-                &expected_images,
-                &rebuilt_images,
-                &documents,
-                &scratch,
-            )?),
-        };
-        let staged_binaries = format!(
-            "the binaries staged in {}",
-            project.relative(&project.target_dir.join("dist"))
-        );
-        let (first_difference, side) = match difference {
-            None => (None, None),
-            Some((line, Side::Binaries)) => (Some(line), Some(staged_binaries)),
-            Some((line, Side::Compared)) => (Some(line), Some(compared)),
-        };
-        let report = Report {
-            commit: commit.clone(),
-            dirty,
-            against,
-            passed,
-            first_difference,
-            rows,
-        };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", table(&report.rows));
+            // One object for one image; an array for several.
+            let out = match &reports[..] {
+                [one] => serde_json::to_value(one)?,
+                _ => serde_json::to_value(&reports)?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        match (report.first_difference, side) {
-            (Some(difference), Some(side)) => {
-                bail!("the rebuild of {short} differs from {side}: {difference}")
-            }
-            _ => Ok(()),
+        if !differences.is_empty() {
+            bail!(
+                "the rebuild of {short} differs from {}",
+                differences.join("; and from ")
+            );
         }
+        Ok(())
     }
 
     /// The staged (or pushed) images, and a description of where they are.
@@ -276,6 +218,121 @@ impl VerifyArgs {
         let images = Images::from_layout(&layout, tag, &arches(targets))
             .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
         Ok((Expected::Layout(layout), images, dir.to_string()))
+    }
+}
+
+/// One image's comparison: what is staged or pushed against the rebuild.
+struct Compared<'a> {
+    project: &'a Project,
+    staged: &'a [Manifest],
+    rebuilt: &'a [Manifest],
+    /// The rebuild's layout of this image.
+    layout: &'a Utf8Path,
+    commit: &'a str,
+    dirty: bool,
+}
+
+impl Compared<'_> {
+    /// The report's rows, and the first difference (with what differs from the rebuild).
+    fn report(
+        &self,
+        mut expected: Expected,
+        expected_images: &Images,
+        rebuilt_images: &Images,
+        against: String,
+    ) -> anyhow::Result<(Report, Option<String>)> {
+        let mut rows = binary_rows(self.staged, self.rebuilt);
+        let binaries = rows.len();
+        for image in &expected_images.images {
+            let got = rebuilt_images.platform(&image.platform);
+            rows.push(Row::new(
+                format!("image {}", image.platform),
+                Some(image.digest.as_ref()),
+                got.map(|g| g.digest.as_ref()),
+            ));
+        }
+        for image in &rebuilt_images.images {
+            if expected_images.platform(&image.platform).is_none() {
+                rows.push(Row::new(
+                    format!("image {}", image.platform),
+                    None,
+                    Some(image.digest.as_ref()),
+                ));
+            }
+        }
+        // The documents attached to each image must be the rebuild's, byte for byte.
+        let mut rebuilt_layout = Layout::open(self.layout)?;
+        let mut documents = Vec::new();
+        for image in &expected_images.images {
+            let got = rebuilt_images.platform(&image.platform);
+            for document in referrers::Kind::ALL {
+                let kind = document.name();
+                let want = compare::attached_document(expected.blobs(), &image.digest, document)?;
+                let have = match got {
+                    Some(got) => {
+                        compare::attached_document(&mut rebuilt_layout, &got.digest, document)?
+                    }
+                    None => None,
+                };
+                rows.push(Row::new(
+                    format!("{kind} {}", image.platform),
+                    want.as_ref().map(|d| d.digest.as_ref()),
+                    have.as_ref().map(|d| d.digest.as_ref()),
+                ));
+                documents.push(DocumentCheck {
+                    kind,
+                    platform: image.platform.clone(),
+                    want,
+                    have,
+                });
+            }
+        }
+        // One target is compared image by image: a single-platform build writes no index.
+        if expected_images.index.is_some() || rebuilt_images.index.is_some() {
+            rows.push(Row::new(
+                "index",
+                expected_images.index.as_ref().map(AsRef::as_ref),
+                rebuilt_images.index.as_ref().map(AsRef::as_ref),
+            ));
+        }
+        let passed = rows.iter().all(|r| r.result == Outcome::Pass);
+        let compared = expected.name();
+        let difference = match passed {
+            true => None,
+            false => Some(first_difference(
+                &rows,
+                binaries,
+                &mut expected,
+                expected_images,
+                rebuilt_images,
+                &documents,
+                self.layout,
+            )?),
+        };
+        let project = self.project;
+        let staged_binaries = format!(
+            "the binaries staged in {}",
+            project.relative(&project.target_dir.join("dist"))
+        );
+        let (first_difference, side) = match difference {
+            None => (None, None),
+            Some((line, Side::Binaries)) => (Some(line), Some(staged_binaries)),
+            Some((line, Side::Compared)) => (Some(line), Some(compared)),
+        };
+        let report = Report {
+            image: project.image_name().to_owned(),
+            commit: self.commit.to_owned(),
+            dirty: self.dirty,
+            against,
+            passed,
+            first_difference,
+            rows,
+        };
+        let difference = match (&report.first_difference, side) {
+            (Some(difference), Some(side)) => Some(format!("{side}: {difference}")),
+            _ => None,
+        };
+        Ok((report, difference))
     }
 }
 
@@ -375,13 +432,13 @@ impl Drop for Umask {
 }
 
 impl Rebuild<'_> {
-    fn run(
+    /// Checks `commit` out and builds its binaries, as another machine.
+    fn binaries(
         &self,
         sh: &Shell,
         commit: &str,
         targets: &[Target],
-        zstd: bool,
-    ) -> anyhow::Result<(Vec<Manifest>, Images)> {
+    ) -> anyhow::Result<Vec<Manifest>> {
         let short = &commit[..commit.len().min(12)];
         // From the checkout on, as another machine: its files get that machine's modes.
         let _umask = Umask::other();
@@ -391,28 +448,50 @@ impl Rebuild<'_> {
         )?;
         let exe = process::own_exe()?;
         let triples = Target::cargo_args(targets);
-        let compression = if zstd { "zstd" } else { "gzip" };
-        let layout = &self.layout;
         let _dir = sh.push_dir(&self.src);
         step(format_args!("rebuilt the binaries of {short}"), || {
             let triples = &triples;
             self.xtask(cmd!(sh, "{exe} build {triples...}"))
         })?;
-        step(format_args!("rebuilt the images of {short}"), || {
-            let triples = &triples;
-            let name = self.project.image_name();
-            let tag = format!("{name}:{REBUILD_TAG}");
-            self.xtask(cmd!(
+        dist_manifests(self.project, targets, &self.target_dir, "the rebuild")
+    }
+
+    /// The images of `project`'s current image, from the rebuilt binaries, in a layout of
+    /// their own.
+    fn images(
+        &self,
+        sh: &Shell,
+        project: &Project,
+        commit: &str,
+        targets: &[Target],
+        zstd: bool,
+    ) -> anyhow::Result<Images> {
+        let short = &commit[..commit.len().min(12)];
+        let _umask = Umask::other();
+        let exe = process::own_exe()?;
+        let triples = Target::cargo_args(targets);
+        let compression = if zstd { "zstd" } else { "gzip" };
+        let layout = self.layout_of(project)?;
+        let name = project.image_name();
+        let _dir = sh.push_dir(&self.src);
+        step(
+            format_args!("rebuilt the images of {name} at {short}"),
+            || {
+                let triples = &triples;
+                let tag = format!("{name}:{REBUILD_TAG}");
+                self.xtask(cmd!(
                 sh,
                 "{exe} image --image {name} --no-load --layout {layout} --tag {tag} --compression {compression} {triples...}"
             ))
-        })?;
-        let manifests = dist_manifests(self.project, targets, &self.target_dir, "the rebuild")?;
-        let layout = Layout::open(utf8(self.layout.clone())?.as_path())?;
-        Ok((
-            manifests,
-            Images::from_layout(&layout, REBUILD_TAG, &arches(targets))?,
-        ))
+            },
+        )?;
+        let layout = Layout::open(&layout)?;
+        Ok(Images::from_layout(&layout, REBUILD_TAG, &arches(targets))?)
+    }
+
+    /// Where the rebuild writes the images of `project`'s current image.
+    fn layout_of(&self, project: &Project) -> anyhow::Result<Utf8PathBuf> {
+        utf8(self.layout.join(project.image_name()))
     }
 
     /// Runs the xtask in the worktree with its own target dir; what it prints on stdout
@@ -520,7 +599,7 @@ fn first_difference(
     expected_images: &Images,
     rebuilt_images: &Images,
     documents: &[DocumentCheck],
-    scratch: &Path,
+    layout: &Utf8Path,
 ) -> anyhow::Result<(String, Side)> {
     for want in &expected_images.images {
         let Some(got) = rebuilt_images.platform(&want.platform) else {
@@ -530,8 +609,7 @@ fn first_difference(
         if want.digest == got.digest {
             continue;
         }
-        let dir = utf8(scratch.join("layout"))?;
-        let mut rebuilt = Layout::open(&dir)?;
+        let mut rebuilt = Layout::open(layout)?;
         let found = compare::first_difference(
             &want.platform,
             (&want.manifest, expected.blobs()),

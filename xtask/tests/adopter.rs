@@ -199,3 +199,29 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The guide's step 2 lists exactly the libraries `xtask/Cargo.toml` takes by path.
+#[test]
+fn the_guide_names_every_library_the_xtask_uses() {
+    let by_path = |text: &str, marker: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("tiny-") && l.contains(marker))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let ours = by_path(&read("xtask/Cargo.toml"), "path = \"../crates/");
+    let guide = by_path(
+        &read("README.md"),
+        "git = \"https://github.com/tiny-images/tiny-images\"",
+    );
+    assert!(ours.len() >= 5, "{ours:?}");
+    assert_eq!(
+        guide, ours,
+        "README, Use it in your workspace, step 2 must list the libraries of xtask/Cargo.toml"
+    );
+}

@@ -9,6 +9,7 @@ mod commands;
 mod interrupt;
 mod model;
 mod oci;
+mod ours;
 mod report;
 mod tools;
 

@@ -743,7 +743,10 @@ impl Server {
         }
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         for i in 0..workload.stored_messages {
-            probe::websocket_echo(addr, &format!("benchmark message {i}: {}", "x".repeat(64)))?;
+            crate::ours::websocket_echo(
+                addr,
+                &format!("benchmark message {i}: {}", "x".repeat(64)),
+            )?;
         }
         Ok(Server { process, port })
     }

@@ -1,7 +1,6 @@
 //! `cargo xtask smoke-test`: each architecture's image as a real container, checked the way
 //! production would use it: read-only, non-root, no capabilities, host network on loopback.
 
-mod ours;
 mod results;
 
 use std::net::SocketAddr;
@@ -25,6 +24,26 @@ use tiny_declare::{self as declared, Check as Declared, Expect, Role};
 use tiny_engine::Engine;
 use tiny_engine::Resources;
 use tiny_engine::inspect;
+
+/// What a check of the running service is given (the project's own checks, registered in
+/// `crate::ours`).
+pub struct Running<'a> {
+    pub addr: SocketAddr,
+    /// A text unique to this run (the message it stores and finds again).
+    pub token: &'a str,
+}
+
+/// A check of the running service; its `Ok` is the row's detail.
+pub struct Own {
+    pub name: &'static str,
+    /// Run after the service was stopped and started again on the same volumes.
+    pub after_restart: bool,
+    pub run: Probe,
+}
+
+/// What a check does: a closure, so checks can share state (an id stored before the restart
+/// and looked up after it, through an `Arc<Mutex<_>>` both capture).
+pub type Probe = Box<dyn Fn(&Running<'_>) -> anyhow::Result<String>>;
 
 /// The labels every image must carry.
 const REQUIRED_LABELS: [&str; 6] = [
@@ -407,11 +426,11 @@ fn smoke(
     };
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let running = ours::Running {
+    let running = Running {
         addr,
         token: &message,
     };
-    let own = ours::checks(&image_decl.name);
+    let own = crate::ours::checks(&image_decl.name);
     let http = |checks: &mut Checks, after: bool| {
         for check in &image_decl.checks {
             let Declared::Http(c) = check else { continue };

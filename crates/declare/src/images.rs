@@ -73,6 +73,8 @@ pub enum Role {
         port_env: String,
         /// The one it reads its bind address from, if it has one.
         address_env: Option<String>,
+        /// The one it reads `address:port` from, if it takes both in one.
+        listen_env: Option<String>,
     },
     /// Runs to completion and exits (a migration before a rollout).
     Job,
@@ -214,6 +216,32 @@ impl Image {
         }
     }
 
+    /// The environment that makes a service listen on `127.0.0.1:<port>` only (every
+    /// variable it declares it reads); none for a job.
+    pub fn listen_on_loopback(&self, port: u16) -> Vec<(String, String)> {
+        let Role::Service {
+            port_env,
+            address_env,
+            listen_env,
+            ..
+        } = &self.role
+        else {
+            return Vec::new();
+        };
+        let mut env = vec![(port_env.clone(), port.to_string())];
+        env.extend(
+            address_env
+                .iter()
+                .map(|a| (a.clone(), "127.0.0.1".to_owned())),
+        );
+        env.extend(
+            listen_env
+                .iter()
+                .map(|l| (l.clone(), format!("127.0.0.1:{port}"))),
+        );
+        env
+    }
+
     /// The largest the image may be on `base`, if it has a budget there.
     pub fn size_budget(&self, base: Base) -> Option<u64> {
         match base {
@@ -313,6 +341,7 @@ struct Declared {
     port: Option<u16>,
     port_env: Option<String>,
     address_env: Option<String>,
+    listen_env: Option<String>,
     health: Option<String>,
     healthcheck: Option<Vec<String>>,
     base: Option<Base>,
@@ -387,6 +416,7 @@ impl Declarations {
                     ("port", defaults.port.is_some()),
                     ("port-env", defaults.port_env.is_some()),
                     ("address-env", defaults.address_env.is_some()),
+                    ("listen-env", defaults.listen_env.is_some()),
                     ("health", defaults.health.is_some()),
                     ("healthcheck", defaults.healthcheck.is_some()),
                     ("checks", defaults.checks.is_some()),
@@ -593,11 +623,15 @@ fn resolve(name: &str, own: &Declared, defaults: &Shared, members: &Members) -> 
             if let Some(address_env) = &own.address_env {
                 check_variable(&ctx, "address-env", address_env)?;
             }
+            if let Some(listen_env) = &own.listen_env {
+                check_variable(&ctx, "listen-env", listen_env)?;
+            }
             Role::Service {
                 port,
                 health: health.clone(),
                 port_env,
                 address_env: own.address_env.clone(),
+                listen_env: own.listen_env.clone(),
             }
         }
         (None, Some(_)) => fail!(
@@ -608,6 +642,7 @@ fn resolve(name: &str, own: &Declared, defaults: &Shared, members: &Members) -> 
             for (key, set) in [
                 ("port-env", own.port_env.is_some()),
                 ("address-env", own.address_env.is_some()),
+                ("listen-env", own.listen_env.is_some()),
             ] {
                 if set {
                     fail!(
@@ -910,6 +945,7 @@ expect-contains = "pending"
                 health: "/healthz".into(),
                 port_env: "PORT".into(),
                 address_env: Some("BIND_ADDRESS".into()),
+                listen_env: None,
             }
         );
         assert_eq!(
@@ -990,6 +1026,7 @@ expect-contains = "pending"
                 health: "/status/live".into(),
                 port_env: "LISTEN_PORT".into(),
                 address_env: Some("LISTEN_ADDR".into()),
+                listen_env: None,
             }
         );
         let after: Vec<String> = notes
@@ -1113,7 +1150,7 @@ health = "/"
             (
                 "port = 8080",
                 "prot = 8080",
-                format!("{s} unknown field `prot`, expected one of `package`, `binaries`, `entrypoint`, `args`, `port`, `port-env`, `address-env`, `health`, `healthcheck`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`, `checks`"),
+                format!("{s} unknown field `prot`, expected one of `package`, `binaries`, `entrypoint`, `args`, `port`, `port-env`, `address-env`, `listen-env`, `health`, `healthcheck`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`, `checks`"),
             ),
             (
                 "port = 8080",
@@ -1344,5 +1381,29 @@ health = "/"
         // Two tables of one name never reach us: TOML itself refuses them.
         let twice = "[workspace.metadata.xtask.images.a]\n[workspace.metadata.xtask.images.a]\n";
         assert!(toml::from_str::<Value>(twice).is_err());
+    }
+
+    #[test]
+    fn a_service_that_takes_address_and_port_in_one_variable_is_put_on_loopback() {
+        let manifest = r#"
+[workspace.metadata.xtask.images.bin]
+package = "bin"
+port = 8088
+health = "/"
+listen-env = "BIN_ADDRESS_PORT"
+"#;
+        let members = Members::new([("bin".into(), vec!["bin".into()])]);
+        let images = parse(manifest, &members).unwrap();
+        let env = images[0].listen_on_loopback(40123);
+        assert_eq!(
+            env,
+            [
+                ("PORT".to_owned(), "40123".to_owned()),
+                ("BIN_ADDRESS_PORT".to_owned(), "127.0.0.1:40123".to_owned())
+            ]
+        );
+        let job = "[workspace.metadata.xtask.images.bin]\npackage = \"bin\"\nlisten-env = \"A\"\n";
+        let err = parse(job, &members).unwrap_err().to_string();
+        assert!(err.contains("listen-env: the image has no `port`"), "{err}");
     }
 }

@@ -38,6 +38,7 @@
 //! | `port`        | the port it serves on; no port means a job               | none                       |
 //! | `port-env`    | the variable it reads its port from (the smoke test moves it to a free one) | `PORT`  |
 //! | `address-env` | the variable it reads its bind address from (set to `127.0.0.1` in tests) | none     |
+//! | `listen-env`  | the variable it reads `address:port` from, for a service that takes both in one (set to `127.0.0.1:<port>`) | none |
 //! | `health`      | the path that answers 200 once it is live (needs `port`) | required with `port`       |
 //! | `healthcheck` | a command baked into the image as `HEALTHCHECK`          | none                       |
 //! | `base`        | `scratch` or `alpine`                                    | `scratch`                  |

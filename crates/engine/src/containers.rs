@@ -158,24 +158,21 @@ impl<'a> Resources<'a> {
         Ok((code, logs))
     }
 
-    /// Starts the service detached on `port`, bound to loopback only (host networking):
-    /// `port_env` and `address_env` say where it reads them from.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the service detached with `env` added (what puts it on a port of loopback
+    /// only: the containers share the host's network).
     pub fn start(
         &self,
         name: &str,
         platform: &str,
         mounts: &[String],
         reference: &str,
-        (port_env, address_env): (&str, Option<&str>),
-        port: u16,
+        env: &[(String, String)],
     ) -> Result<()> {
         self.track_container(name);
-        let port = format!("{port_env}={port}");
-        let address = address_env.map(|a| format!("{a}=127.0.0.1"));
-        let mut all = vec!["run", "--detach", "--name", name, "--env", &port];
-        if let Some(address) = &address {
-            all.extend(["--env", address.as_str()]);
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut all = vec!["run", "--detach", "--name", name];
+        for pair in &env {
+            all.extend(["--env", pair.as_str()]);
         }
         all.extend(self.run_args(platform, mounts));
         all.push(reference);

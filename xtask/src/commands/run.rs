@@ -48,13 +48,7 @@ impl RunArgs {
                 .unwrap_or(&project.image)
                 .clone(),
         };
-        let Role::Service {
-            health,
-            port_env,
-            address_env,
-            ..
-        } = &declared.role
-        else {
+        let Role::Service { health, .. } = &declared.role else {
             bail!(
                 "--image {}: a job (no `port` in [workspace.metadata.xtask.images.{}]) has \
                  nothing to serve: run a service image",
@@ -171,8 +165,8 @@ impl RunArgs {
         let port = self.port.unwrap_or_else(free_port);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let name = format!("{run_name}-service");
-        let env = (port_env.as_str(), address_env.as_deref());
-        resources.start(&name, &platform, &mounts, reference, env, port)?;
+        let env = declared.listen_on_loopback(port);
+        resources.start(&name, &platform, &mounts, reference, &env)?;
         let mut logs = resources.follow_logs(&name)?;
         // Ctrl-C stops the service the way `docker stop` would, briefly, before the
         // container's own undo removes it; made after the log stream, so undone before it

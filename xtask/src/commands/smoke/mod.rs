@@ -470,16 +470,12 @@ fn smoke(
             });
             commands(&mut checks, true);
         }
-        Role::Service {
-            health,
-            port_env,
-            address_env,
-            ..
-        } => {
-            let env = (port_env.as_str(), address_env.as_deref());
+        Role::Service { health, .. } => {
+            let env = image_decl.listen_on_loopback(port);
+            let env = env.as_slice();
             let first = format!("{volume}-1");
             checks.run(health, || {
-                resources.start(&first, &platform, &mounts, reference, env, port)?;
+                resources.start(&first, &platform, &mounts, reference, env)?;
                 Ok(resources.wait_healthy(&first, addr, health, timeout)?)
             });
             http(&mut checks, false);
@@ -500,7 +496,7 @@ fn smoke(
             if !mounts.is_empty() && after {
                 let second = format!("{volume}-2");
                 checks.run("restart", || {
-                    resources.start(&second, &platform, &mounts, reference, env, port)?;
+                    resources.start(&second, &platform, &mounts, reference, env)?;
                     Ok(resources.wait_healthy(&second, addr, health, timeout)?)
                 });
                 http(&mut checks, true);

@@ -360,7 +360,7 @@ fn a_commit_whose_binaries_embed_their_build_time_fails_verify() {
     std::io::Write::write_all(&mut zlib, list).unwrap();
     std::fs::write(clock.join("src/dep-v0"), zlib.finish().unwrap()).unwrap();
     let manifest = std::fs::read_to_string(clone.join("Cargo.toml")).unwrap();
-    for needed in ["members = [", r#"package = "service""#] {
+    for needed in ["members = [", r#"package = "service""#, "port = 8080"] {
         assert!(
             manifest.contains(needed),
             "the root Cargo.toml has no `{needed}`"
@@ -368,7 +368,9 @@ fn a_commit_whose_binaries_embed_their_build_time_fails_verify() {
     }
     let manifest = manifest
         .replacen("members = [", r#"members = ["clock", "#, 1)
-        .replacen(r#"package = "service""#, r#"package = "clock""#, 1);
+        .replacen(r#"package = "service""#, r#"package = "clock""#, 1)
+        // No binary is named like the package: the service image names its entrypoint.
+        .replacen("port = 8080", "entrypoint = \"service\"\nport = 8080", 1);
     std::fs::write(clone.join("Cargo.toml"), manifest).unwrap();
 
     // The clone's own cargo runs: without what `cargo test` gave us about this checkout.

@@ -369,7 +369,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
     let contexts = scratch.join("image");
     for b in &built {
         context::stage(
-            &contexts.join(b.target.arch()),
+            &contexts.join(b.target.short()),
             b,
             &project.image,
             true,
@@ -392,7 +392,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
             let layout = Layout::create(&dir)?;
             // As `image` does it: the architectures side by side.
             images = assemble::side_by_side(&built, |b| {
-                let context = contexts.join(b.target.arch());
+                let context = contexts.join(b.target.short());
                 assemble::image(&layout, &recipe, None, &context, arch(b.target), settings)
             })?;
             assemble::publish(&layout, "bench", &images, &[])?;
@@ -424,7 +424,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
         Ok(docker) => {
             let dockerfile = contexts.join(context::DOCKERFILE);
             std::fs::write(&dockerfile, context::dockerfile(project)?)?;
-            let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.arch());
+            let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.short());
             // Removed again however the bench ends.
             let _tags: Vec<Undo> = built
                 .iter()
@@ -439,7 +439,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
                         &BuildRequest {
                             target: b.target,
                             dockerfile: &dockerfile,
-                            context: &contexts.join(b.target.arch()),
+                            context: &contexts.join(b.target.short()),
                             tag: &tag(b.target),
                             build_args: &args,
                             epoch,

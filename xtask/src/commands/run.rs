@@ -86,7 +86,7 @@ impl RunArgs {
         let reference = built.reference.as_str();
 
         let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
-        let run_name = format!("xtask-run-{}-{}", std::process::id(), target.arch());
+        let run_name = format!("xtask-run-{}-{}", std::process::id(), target.short());
         // A volume the user named is theirs: made by the engine on first use, with no run
         // label, so neither this run nor a later sweep removes it.
         let volume = match &self.volume {
@@ -205,7 +205,7 @@ fn build_image(
     fast: bool,
 ) -> anyhow::Result<Built> {
     let xtask = process::own_exe()?;
-    let arch = target.arch();
+    let arch = target.short();
     let load = engine.name();
     let mut options: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();
     if fast {

@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 pub struct Image {
     pub id: String,
     pub architecture: String,
+    /// `v7`, `v6` for 32-bit ARM; engines leave it out for other architectures.
+    #[serde(default)]
+    pub variant: Option<String>,
     pub size: u64,
     pub config: ImageConfig,
     /// `name@sha256:…` for each registry the image was pushed to or pulled from.

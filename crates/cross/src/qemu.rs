@@ -1,4 +1,5 @@
-//! arm64 (and any foreign) binaries run through qemu-user registered with binfmt_misc.
+//! Foreign binaries (arm64, arm, riscv64, ppc64le, loong64 on an x86-64 host) run through
+//! qemu-user registered with binfmt_misc.
 //!
 //! ```no_run
 //! use tiny_cross::target::Target;
@@ -20,7 +21,7 @@ const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 /// Whether the kernel runs `target`'s binaries through qemu, also inside containers (the
 /// `F` flag: the interpreter is opened at registration, not looked up in the container).
 pub fn emulation(target: Target) -> crate::Result<String> {
-    let machine = target.machine();
+    let machine = target.qemu();
     let fix = format!(
         "install qemu-user-static and register qemu-{machine} with binfmt_misc with the F flag \
          (README: Troubleshooting)"

@@ -229,6 +229,13 @@ impl Target {
         }
     }
 
+    /// Whether the machine running us executes this target's binaries without emulation:
+    /// its own, and 32-bit x86 on x86-64.
+    pub fn runs_natively(self) -> bool {
+        let host = Target::host();
+        host == Some(self) || (self == Target::I686Musl && host == Some(Target::X86_64Musl))
+    }
+
     /// The target of a machine name as `uname -m` gives it (`x86_64`, `aarch64`).
     pub fn from_machine(machine: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|t| t.machine() == machine)

@@ -313,6 +313,14 @@ pub fn cross_env(
             c_compiler(sh, workspace, target, progress)?
         ));
     }
+    // The wrappers look for zig above the target directory they build in: the targets
+    // built from source have one of their own.
+    let zig = zig_link(&workspace.target_dir);
+    if std.iter().any(|(_, s)| *s == StdSource::FromSource)
+        && let Ok(to) = zig.read_link_utf8()
+    {
+        link(&to, &zig_link(&std_from_source_dir(&workspace.target_dir)))?;
+    }
     Ok(CrossEnv { compilers, std })
 }
 

@@ -67,7 +67,7 @@ impl RunArgs {
                 "this host's architecture has no supported target: choose one with --target",
             )?,
         };
-        if Target::host() != Some(target) {
+        if !target.runs_natively() {
             qemu::emulation(target)?;
         }
         let engine = Engine::detect(sh, self.engine)?;

@@ -324,7 +324,7 @@ fn smoke(
             &subject.declared,
         )
     });
-    if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
+    if let Some(foreign) = target.filter(|t| !t.runs_natively()) {
         checks.run("emulation", || Ok(qemu::emulation(foreign)?));
     }
     checks.run("size", || {

@@ -52,7 +52,9 @@ fn verify_as<H: FileHeader<Endian = Endianness>>(
         );
     }
     if endian != Endianness::Little {
-        bail!("big-endian, not the little-endian {target}: it would fail with \"exec format error\"");
+        bail!(
+            "big-endian, not the little-endian {target}: it would fail with \"exec format error\""
+        );
     }
     check_abi(header, endian, bytes, target)?;
     let segments = header
@@ -146,13 +148,11 @@ fn check_abi<H: FileHeader<Endian = Endianness>>(
             1 => wrong("ELFv1 ABI", "ELFv2 ABI"),
             _ => wrong("unspecified ABI", "ELFv2 ABI"),
         },
-        Abi::LoongArchDouble => {
-            match flags & elf::EF_LARCH_ABI_MODIFIER_MASK {
-                elf::EF_LARCH_ABI_DOUBLE_FLOAT => Ok(()),
-                elf::EF_LARCH_ABI_SOFT_FLOAT => wrong("soft-float ABI", "double-float ABI"),
-                _ => wrong("single-float ABI", "double-float ABI"),
-            }
-        }
+        Abi::LoongArchDouble => match flags & elf::EF_LARCH_ABI_MODIFIER_MASK {
+            elf::EF_LARCH_ABI_DOUBLE_FLOAT => Ok(()),
+            elf::EF_LARCH_ABI_SOFT_FLOAT => wrong("soft-float ABI", "double-float ABI"),
+            _ => wrong("single-float ABI", "double-float ABI"),
+        },
     }
 }
 
@@ -526,7 +526,11 @@ mod tests {
         out.extend(&attributes);
         out.extend([0u8; 40]);
         let mut section = [0u8; 40];
-        let kind = if cpu_arch.is_some() { elf::SHT_ARM_ATTRIBUTES } else { elf::SHT_PROGBITS };
+        let kind = if cpu_arch.is_some() {
+            elf::SHT_ARM_ATTRIBUTES
+        } else {
+            elf::SHT_PROGBITS
+        };
         section[4..8].copy_from_slice(&kind.to_le_bytes());
         section[16..20].copy_from_slice(&52u32.to_le_bytes());
         section[20..24].copy_from_slice(&(attributes.len() as u32).to_le_bytes());
@@ -540,9 +544,14 @@ mod tests {
     fn arm_v7_and_v6_binaries_pass_in_their_own_folder_only() {
         let v7 = arm(EABI5_HARD, Some(10));
         let v6 = arm(EABI5_HARD, Some(6));
-        assert_eq!(verify(&v7, Target::Armv7Musleabihf).unwrap(), Linkage::Static);
+        assert_eq!(
+            verify(&v7, Target::Armv7Musleabihf).unwrap(),
+            Linkage::Static
+        );
         assert_eq!(verify(&v6, Target::ArmMusleabihf).unwrap(), Linkage::Static);
-        let err = verify(&v6, Target::Armv7Musleabihf).unwrap_err().to_string();
+        let err = verify(&v6, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "built for ARMv6 (arm/v6), not ARMv7 (arm/v7) (armv7-unknown-linux-musleabihf): an \
@@ -550,23 +559,38 @@ mod tests {
              armv7-unknown-linux-musleabihf"
         );
         let err = verify(&v7, Target::ArmMusleabihf).unwrap_err().to_string();
-        assert!(err.starts_with("built for ARMv7 (arm/v7), not ARMv6 (arm/v6)"), "{err}");
+        assert!(
+            err.starts_with("built for ARMv7 (arm/v7), not ARMv6 (arm/v6)"),
+            "{err}"
+        );
         assert!(!err.contains('\n'));
         // 64-bit targets refuse 32-bit files before looking further.
         let err = verify(&v7, Target::Aarch64Musl).unwrap_err().to_string();
-        assert!(err.starts_with("a 32-bit ELF file, not the 64-bit"), "{err}");
+        assert!(
+            err.starts_with("a 32-bit ELF file, not the 64-bit"),
+            "{err}"
+        );
     }
 
     #[test]
     fn arm_soft_float_old_eabi_and_unlabelled_binaries_are_refused() {
         let soft = arm(elf::EF_ARM_EABI_VER5, Some(10));
-        let err = verify(&soft, Target::Armv7Musleabihf).unwrap_err().to_string();
-        assert!(err.starts_with("built for the soft-float ABI, not the hard-float ABI"), "{err}");
+        let err = verify(&soft, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("built for the soft-float ABI, not the hard-float ABI"),
+            "{err}"
+        );
         let eabi4 = arm(0x0400_0000 | elf::EF_ARM_ABI_FLOAT_HARD, Some(10));
-        let err = verify(&eabi4, Target::Armv7Musleabihf).unwrap_err().to_string();
+        let err = verify(&eabi4, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("built for the ARM EABI version 4"), "{err}");
         let unlabelled = arm(EABI5_HARD, None);
-        let err = verify(&unlabelled, Target::ArmMusleabihf).unwrap_err().to_string();
+        let err = verify(&unlabelled, Target::ArmMusleabihf)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("no ARM architecture version"), "{err}");
     }
 
@@ -578,17 +602,44 @@ mod tests {
             bin
         };
         let rvc_double = elf::EF_RISCV_RVC | elf::EF_RISCV_FLOAT_ABI_DOUBLE;
-        assert!(verify(&with_flags(elf::EM_RISCV, rvc_double), Target::Riscv64gcMusl).is_ok());
-        let err = verify(&with_flags(elf::EM_RISCV, elf::EF_RISCV_RVC), Target::Riscv64gcMusl)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("built for the soft-float ABI, not the double-float ABI"), "{err}");
+        assert!(
+            verify(
+                &with_flags(elf::EM_RISCV, rvc_double),
+                Target::Riscv64gcMusl
+            )
+            .is_ok()
+        );
+        let err = verify(
+            &with_flags(elf::EM_RISCV, elf::EF_RISCV_RVC),
+            Target::Riscv64gcMusl,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("built for the soft-float ABI, not the double-float ABI"),
+            "{err}"
+        );
         assert!(verify(&with_flags(elf::EM_PPC64, 2), Target::Powerpc64leMusl).is_ok());
         let err = verify(&with_flags(elf::EM_PPC64, 1), Target::Powerpc64leMusl)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("built for the ELFv1 ABI, not the ELFv2 ABI"), "{err}");
-        assert!(verify(&with_flags(elf::EM_LOONGARCH, 0x43), Target::Loongarch64Musl).is_ok());
-        assert!(verify(&with_flags(elf::EM_LOONGARCH, 0x41), Target::Loongarch64Musl).is_err());
+        assert!(
+            err.starts_with("built for the ELFv1 ABI, not the ELFv2 ABI"),
+            "{err}"
+        );
+        assert!(
+            verify(
+                &with_flags(elf::EM_LOONGARCH, 0x43),
+                Target::Loongarch64Musl
+            )
+            .is_ok()
+        );
+        assert!(
+            verify(
+                &with_flags(elf::EM_LOONGARCH, 0x41),
+                Target::Loongarch64Musl
+            )
+            .is_err()
+        );
     }
 }

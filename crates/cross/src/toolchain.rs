@@ -277,8 +277,11 @@ fn ensure_rust_target(
     }
     let dir = note.parent().context("note path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-    std::fs::write(&note, "rustup target add failed; the standard library is built from rust-src\n")
-        .with_context(|| format!("writing {note}"))?;
+    std::fs::write(
+        &note,
+        "rustup target add failed; the standard library is built from rust-src\n",
+    )
+    .with_context(|| format!("writing {note}"))?;
     Ok(StdSource::FromSource)
 }
 

@@ -101,8 +101,7 @@ impl Arch {
             _ => None,
         };
         Arch::ALL.into_iter().find(|a| {
-            a.architecture() == architecture
-                && (architecture != "arm" || a.variant() == variant)
+            a.architecture() == architecture && (architecture != "arm" || a.variant() == variant)
         })
     }
 

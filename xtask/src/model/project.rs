@@ -57,7 +57,8 @@ impl Project {
     /// The targets asked for, or the workspace's defaults, each once, in order.
     pub fn targets(&self, asked: &[Selection]) -> Vec<Target> {
         if asked.is_empty() {
-            let defaults: Vec<Selection> = self.settings.targets.iter().map(|&t| t.into()).collect();
+            let defaults: Vec<Selection> =
+                self.settings.targets.iter().map(|&t| t.into()).collect();
             return Selection::expand(&defaults);
         }
         Selection::expand(asked)

@@ -270,6 +270,17 @@ fn smoke(
         failure: None,
         fatal: None,
     };
+    // Under qemu everything takes longer: the same checks, with more time.
+    let emulated = Target::from_arch(
+        &subject.image.architecture,
+        subject.image.variant.as_deref(),
+    )
+    .is_some_and(|t| !t.runs_natively());
+    let timeout = if emulated {
+        timeout * qemu::SLOWDOWN
+    } else {
+        timeout
+    };
     let resources = Resources::new(sh, engine, timeout);
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());

@@ -319,7 +319,10 @@ mod tests {
             ["tiny-service", "tiny-service-migrate"]
         );
         assert_eq!(project.image.name, "tiny-service");
-        assert_eq!(project.settings.targets, Target::ALL);
+        assert_eq!(
+            project.settings.targets,
+            [Target::X86_64Musl, Target::Aarch64Musl]
+        );
         assert!(
             project
                 .dist_dir(Target::Aarch64Musl)

@@ -268,7 +268,14 @@ mod tests {
             }
             let section = &config["target"][triple];
             let linker = section["linker"].as_str().unwrap();
-            let flags = section.get("rustflags").map(|f| f.to_string()).unwrap_or_default();
+            let flags: Vec<&str> = section
+                .get("rustflags")
+                .and_then(|f| f.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .collect();
+            let flags = flags.join(" ");
             if matches!(
                 target,
                 Target::X86_64Musl | Target::Aarch64Musl | Target::I686Musl
@@ -276,7 +283,10 @@ mod tests {
                 assert_eq!(linker, "rust-lld", "{triple}");
             } else {
                 assert_eq!(linker, format!(".cargo/cc/{triple}-cc"), "{triple}");
-                assert!(flags.contains("link-self-contained=no"), "{triple}: {flags}");
+                assert!(
+                    flags.contains("link-self-contained=no"),
+                    "{triple}: {flags}"
+                );
                 assert!(flags.contains("+crt-static"), "{triple}: {flags}");
             }
             for var in [target.cc_env(), target.cc_env().replacen("CC_", "AR_", 1)] {

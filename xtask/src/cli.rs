@@ -6,7 +6,7 @@ use oci_spec::distribution::Reference;
 
 use crate::model::choice::{BaseKind, BuildEngine, Compression, EngineKind};
 use crate::oci::reference::{BaseRef, ImageRef, Registry};
-use tiny_cross::target::Target;
+use tiny_cross::target::{Selection, Target};
 use tiny_engine::VolumeName;
 
 /// Builds the service as static binaries for x86_64 and aarch64 Linux (musl), packages
@@ -54,11 +54,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Build for this target; repeatable. Also accepts amd64/x86_64 and arm64/aarch64
+    /// Build for this target, or `all`; repeatable. Also accepts the platform (amd64, arm64,
+    /// arm/v7, arm/v6, 386, riscv64, ppc64le, loong64) or the machine (x86_64, aarch64, ...)
     /// [default: `targets` in [workspace.metadata.xtask]: x86_64-unknown-linux-musl and
     /// aarch64-unknown-linux-musl]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// The cargo profile to build with; binaries of any profile but release are staged in
     /// `dist/<profile>/<triple>`
     #[arg(long, value_name = "NAME", default_value = "release")]
@@ -79,7 +80,7 @@ pub struct ImageArgs {
     /// `<tag>-<arch>` only, and an index `<tag>` left in the layout that does not list that
     /// very image is taken out [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
     /// [default: every declared image]
     #[arg(long = "image", value_name = "NAME")]
@@ -190,7 +191,7 @@ pub struct PullArgs {
     /// Fetch this target's platform; repeatable [default: `targets` in
     /// [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
 }
@@ -220,7 +221,7 @@ pub struct IndexArgs {
     /// With --registry: the architectures to merge; repeatable [default: `targets` in
     /// [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE", requires = "registry")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     #[command(flatten)]
     pub auth: RegistryAuthArgs,
     /// Print the index and its members as JSON instead of a table
@@ -246,7 +247,7 @@ pub struct SmokeArgs {
     /// Test this target's image (`<name>:<version>-<arch>`); repeatable
     /// [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// Test this declared image (`[workspace.metadata.xtask.images.<NAME>]`), or this image
     /// reference instead (its architecture read from the image, its checks those of the
     /// declared image its repository is named after, else of the one whose entrypoint it
@@ -353,7 +354,7 @@ pub struct SbomArgs {
     /// Describe this target's build; repeatable (amd64, arm64 and the triples are accepted)
     /// [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
     /// [default: every declared image]
     #[arg(long = "image", value_name = "NAME")]
@@ -373,7 +374,7 @@ pub struct VerifyArgs {
     /// too; one target compares its image alone (`<tag>-<arch>` in the layout, or that
     /// platform's image of --against) [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// Only this declared image (`[workspace.metadata.xtask.images.<NAME>]`); repeatable
     /// [default: every declared image]
     #[arg(long = "image", value_name = "NAME")]
@@ -435,7 +436,7 @@ pub struct SignArgs {
 pub struct DoctorArgs {
     /// Check for these targets [default: `targets` in [workspace.metadata.xtask]]
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<Target>,
+    pub targets: Vec<Selection>,
     /// Print the tools as JSON (schema in README) instead of a table
     #[arg(long)]
     pub json: bool,
@@ -466,7 +467,10 @@ mod tests {
         let Command::Build(args) = cli.command else {
             panic!("not build")
         };
-        assert_eq!(args.targets, [Target::Aarch64Musl, Target::X86_64Musl]);
+        assert_eq!(
+            Selection::expand(&args.targets),
+            [Target::Aarch64Musl, Target::X86_64Musl]
+        );
     }
 
     #[test]

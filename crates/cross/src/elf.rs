@@ -5,11 +5,11 @@
 use anyhow::Context;
 
 use crate::error::bail;
-use object::elf::{self, FileHeader64};
-use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::elf::{self, FileHeader32, FileHeader64};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, FileKind};
 
-use crate::target::Target;
+use crate::target::{Abi, Target};
 
 /// How a verified binary is linked, as `file` would put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,13 +20,28 @@ pub enum Linkage {
     StaticPie,
 }
 
-/// Checks that `bytes` are a 64-bit ELF executable for `target`, statically linked (no
-/// interpreter, no shared libraries), and says how.
+/// Checks that `bytes` are an ELF executable for `target` (its class, byte order, machine
+/// and ABI flags: float ABI, EABI version, ELFv2, the ARM architecture version), statically
+/// linked (no interpreter, no shared libraries), and says how.
 pub fn verify(bytes: &[u8], target: Target) -> crate::Result<Linkage> {
-    if FileKind::parse(bytes).ok() != Some(FileKind::Elf64) {
-        bail!("not a 64-bit ELF executable");
+    let bits = if target.is_64_bit() { 64 } else { 32 };
+    match (FileKind::parse(bytes).ok(), bits) {
+        (Some(FileKind::Elf64), 64) => verify_as::<FileHeader64<Endianness>>(bytes, target),
+        (Some(FileKind::Elf32), 32) => verify_as::<FileHeader32<Endianness>>(bytes, target),
+        (Some(FileKind::Elf64 | FileKind::Elf32), _) => bail!(
+            "a {} ELF file, not the {bits}-bit executable {target} needs: it would fail with \
+             \"exec format error\"",
+            if bits == 64 { "32-bit" } else { "64-bit" }
+        ),
+        _ => bail!("not a {bits}-bit ELF executable"),
     }
-    let header = FileHeader64::<Endianness>::parse(bytes).context("malformed ELF header")?;
+}
+
+fn verify_as<H: FileHeader<Endian = Endianness>>(
+    bytes: &[u8],
+    target: Target,
+) -> crate::Result<Linkage> {
+    let header = H::parse(bytes).context("malformed ELF header")?;
     let endian = header.endian().context("malformed ELF header")?;
     let machine = header.e_machine(endian);
     if machine != target.elf_machine() {
@@ -36,6 +51,12 @@ pub fn verify(bytes: &[u8], target: Target) -> crate::Result<Linkage> {
             target.machine()
         );
     }
+    if endian != Endianness::Little {
+        bail!(
+            "big-endian, not the little-endian {target}: it would fail with \"exec format error\""
+        );
+    }
+    check_abi(header, endian, bytes, target)?;
     let segments = header
         .program_headers(endian, bytes)
         .context("malformed program headers: the file is truncated or corrupt")?;
@@ -77,12 +98,171 @@ pub fn verify(bytes: &[u8], target: Target) -> crate::Result<Linkage> {
     })
 }
 
+/// The ABI the header's flags (and, for ARM, the `.ARM.attributes` section) declare must be
+/// the target's: a soft-float or single-float binary, or one for a newer CPU, may start and
+/// then crash or compute wrong results on the target's hardware.
+fn check_abi<H: FileHeader<Endian = Endianness>>(
+    header: &H,
+    endian: Endianness,
+    bytes: &[u8],
+    target: Target,
+) -> crate::Result<()> {
+    let flags = header.e_flags(endian);
+    let wrong = |found: &str, wanted: &str| -> crate::Result<()> {
+        bail!("built for the {found}, not the {wanted} of {target} (ELF flags {flags:#x})")
+    };
+    match target.abi() {
+        Abi::Plain => Ok(()),
+        Abi::ArmHardFloat {
+            min_cpu_arch,
+            max_cpu_arch,
+        } => {
+            if flags & elf::EF_ARM_EABIMASK != elf::EF_ARM_EABI_VER5 {
+                return wrong(
+                    &format!("ARM EABI version {}", flags >> 24),
+                    "ARM EABI version 5",
+                );
+            }
+            if flags & elf::EF_ARM_ABI_FLOAT_HARD == 0 {
+                return wrong("soft-float ABI", "hard-float ABI");
+            }
+            let arch = arm_cpu_arch(header, endian, bytes)?;
+            if !(min_cpu_arch..=max_cpu_arch).contains(&arch) {
+                bail!(
+                    "built for {}, not {} ({target}): an arm/v6 and an arm/v7 binary are not \
+                     interchangeable; build it for {target}",
+                    arm_arch_name(arch),
+                    arm_arch_name(min_cpu_arch)
+                );
+            }
+            Ok(())
+        }
+        Abi::RiscvDouble => match flags & elf::EF_RISCV_FLOAT_ABI {
+            elf::EF_RISCV_FLOAT_ABI_DOUBLE => Ok(()),
+            elf::EF_RISCV_FLOAT_ABI_SOFT => wrong("soft-float ABI", "double-float ABI"),
+            elf::EF_RISCV_FLOAT_ABI_SINGLE => wrong("single-float ABI", "double-float ABI"),
+            _ => wrong("quad-float ABI", "double-float ABI"),
+        },
+        Abi::Ppc64ElfV2 => match flags & elf::EF_PPC64_ABI {
+            2 => Ok(()),
+            1 => wrong("ELFv1 ABI", "ELFv2 ABI"),
+            _ => wrong("unspecified ABI", "ELFv2 ABI"),
+        },
+        Abi::LoongArchDouble => match flags & elf::EF_LARCH_ABI_MODIFIER_MASK {
+            elf::EF_LARCH_ABI_DOUBLE_FLOAT => Ok(()),
+            elf::EF_LARCH_ABI_SOFT_FLOAT => wrong("soft-float ABI", "double-float ABI"),
+            _ => wrong("single-float ABI", "double-float ABI"),
+        },
+    }
+}
+
+/// `Tag_CPU_arch` of the `.ARM.attributes` section: the ARM architecture version the code
+/// needs (6 for ARMv6, 10 for ARMv7-A, ...).
+fn arm_cpu_arch<H: FileHeader<Endian = Endianness>>(
+    header: &H,
+    endian: Endianness,
+    bytes: &[u8],
+) -> crate::Result<u8> {
+    let missing = "no ARM architecture version (.ARM.attributes Tag_CPU_arch): cannot tell \
+                   arm/v6 from arm/v7; build it with `cargo xtask build`";
+    let sections = header
+        .section_headers(endian, bytes)
+        .context("malformed section headers: the file is truncated or corrupt")?;
+    let section = sections
+        .iter()
+        .find(|s| s.sh_type(endian) == elf::SHT_ARM_ATTRIBUTES)
+        .with_context(|| missing.to_string())?;
+    let data = section
+        .data(endian, bytes)
+        .map_err(|_| crate::Error::Other("malformed .ARM.attributes section".into()))?;
+    Ok(tag_cpu_arch(data).with_context(|| missing.to_string())?)
+}
+
+/// `Tag_CPU_arch` (6) in the `aeabi` subsection's file attributes of an `.ARM.attributes`
+/// section (ARM IHI 0045, build attributes).
+fn tag_cpu_arch(data: &[u8]) -> Option<u8> {
+    let mut rest = data.strip_prefix(b"A")?;
+    while rest.len() >= 4 {
+        let len = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
+        let sub = rest.get(4..len)?;
+        rest = &rest[len..];
+        let Some(sub) = sub.strip_prefix(b"aeabi\0") else {
+            continue;
+        };
+        let mut items = sub;
+        while items.len() >= 5 {
+            let (tag, size) = (items[0], u32::from_le_bytes(items[1..5].try_into().ok()?));
+            let body = items.get(5..size as usize)?;
+            items = &items[size as usize..];
+            // Tag_File: attributes of the whole file.
+            if tag == 1 {
+                return file_attribute(body, 6);
+            }
+        }
+    }
+    None
+}
+
+/// The value of integer attribute `wanted` in a list of (tag, value) pairs.
+fn file_attribute(mut body: &[u8], wanted: u64) -> Option<u8> {
+    fn uleb(data: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = data.split_first()?;
+            *data = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    fn string(data: &mut &[u8]) -> Option<()> {
+        let end = data.iter().position(|&b| b == 0)?;
+        *data = &data[end + 1..];
+        Some(())
+    }
+    while !body.is_empty() {
+        let tag = uleb(&mut body)?;
+        match tag {
+            // Tag_CPU_raw_name, Tag_CPU_name, Tag_conformance: strings.
+            4 | 5 | 67 => string(&mut body)?,
+            // Tag_compatibility: a number and a string.
+            32 => {
+                uleb(&mut body)?;
+                string(&mut body)?;
+            }
+            // Tag_nodefaults takes a number; above 32, odd tags are strings.
+            t if t > 32 && t % 2 == 1 => string(&mut body)?,
+            t => {
+                let value = uleb(&mut body)?;
+                if t == wanted {
+                    return u8::try_from(value).ok();
+                }
+            }
+        }
+    }
+    None
+}
+
+fn arm_arch_name(tag_cpu_arch: u8) -> String {
+    match tag_cpu_arch {
+        6 => "ARMv6 (arm/v6)".into(),
+        7 => "ARMv6KZ (arm/v6)".into(),
+        8 => "ARMv6T2".into(),
+        9 => "ARMv6K (arm/v6)".into(),
+        10 => "ARMv7 (arm/v7)".into(),
+        14 => "ARMv8".into(),
+        other => format!("ARM architecture {other}"),
+    }
+}
+
 /// A cut-off binary still has a valid header: the loader would map bytes that are not
 /// there and the program would crash (SIGSEGV or SIGBUS) on first use of them.
-fn check_whole(
-    header: &FileHeader64<Endianness>,
+fn check_whole<H: FileHeader<Endian = Endianness>>(
+    header: &H,
     endian: Endianness,
-    segments: &[elf::ProgramHeader64<Endianness>],
+    segments: &[H::ProgramHeader],
     len: u64,
 ) -> crate::Result<()> {
     let fix = "the file is truncated or corrupt: delete it and build again";
@@ -90,7 +270,10 @@ fn check_whole(
         if segment.p_type(endian) != elf::PT_LOAD {
             continue;
         }
-        let (offset, size) = (segment.p_offset(endian), segment.p_filesz(endian));
+        let (offset, size) = (
+            segment.p_offset(endian).into(),
+            segment.p_filesz(endian).into(),
+        );
         match offset.checked_add(size) {
             Some(end) if end <= len => {}
             _ => bail!(
@@ -100,7 +283,7 @@ fn check_whole(
             ),
         }
     }
-    let table = header.e_shoff(endian);
+    let table: u64 = header.e_shoff(endian).into();
     if table != 0 {
         // With more sections than the header can count, the count is in the first entry:
         // that one entry must be there at least.
@@ -125,6 +308,8 @@ fn machine_name(machine: u16) -> String {
         elf::EM_RISCV => "riscv".into(),
         elf::EM_386 => "i386".into(),
         elf::EM_ARM => "arm".into(),
+        elf::EM_PPC64 => "ppc64".into(),
+        elf::EM_LOONGARCH => "loongarch".into(),
         other => format!("ELF machine {other}"),
     }
 }
@@ -306,5 +491,155 @@ mod tests {
         let mut elf32 = elf(elf::ET_EXEC, elf::EM_ARM, &[]);
         elf32[4] = 1;
         assert!(verify(&elf32, Target::Aarch64Musl).is_err());
+    }
+
+    /// A little-endian ELF32 ARM executable with `flags` and an `.ARM.attributes` section
+    /// naming `cpu_arch` (none when `None`).
+    fn arm(flags: u32, cpu_arch: Option<u8>) -> Vec<u8> {
+        let attributes: Vec<u8> = match cpu_arch {
+            Some(arch) => {
+                // Tag_CPU_name "7-A", Tag_CPU_arch, Tag_ABI_VFP_args 1.
+                let attrs = [&[5u8][..], b"7-A\0", &[6, arch, 28, 1]].concat();
+                let file = [&[1u8][..], &(5 + attrs.len() as u32).to_le_bytes(), &attrs].concat();
+                let sub = [b"aeabi\0".as_slice(), &file].concat();
+                [b"A".as_slice(), &(4 + sub.len() as u32).to_le_bytes(), &sub].concat()
+            }
+            None => Vec::new(),
+        };
+        let mut attributes = attributes;
+        attributes.resize(attributes.len().next_multiple_of(4), 0);
+        let shoff = 52 + attributes.len();
+        let mut out = vec![0u8; 52];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 1; // 32-bit
+        out[5] = 1; // little-endian
+        out[6] = 1;
+        out[16..18].copy_from_slice(&elf::ET_EXEC.to_le_bytes());
+        out[18..20].copy_from_slice(&elf::EM_ARM.to_le_bytes());
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[32..36].copy_from_slice(&(shoff as u32).to_le_bytes());
+        out[36..40].copy_from_slice(&flags.to_le_bytes());
+        out[40..42].copy_from_slice(&52u16.to_le_bytes());
+        out[42..44].copy_from_slice(&32u16.to_le_bytes());
+        out[46..48].copy_from_slice(&40u16.to_le_bytes());
+        out[48..50].copy_from_slice(&2u16.to_le_bytes());
+        out.extend(&attributes);
+        out.extend([0u8; 40]);
+        let mut section = [0u8; 40];
+        let kind = if cpu_arch.is_some() {
+            elf::SHT_ARM_ATTRIBUTES
+        } else {
+            elf::SHT_PROGBITS
+        };
+        section[4..8].copy_from_slice(&kind.to_le_bytes());
+        section[16..20].copy_from_slice(&52u32.to_le_bytes());
+        section[20..24].copy_from_slice(&(attributes.len() as u32).to_le_bytes());
+        out.extend(section);
+        out
+    }
+
+    const EABI5_HARD: u32 = elf::EF_ARM_EABI_VER5 | elf::EF_ARM_ABI_FLOAT_HARD;
+
+    #[test]
+    fn arm_v7_and_v6_binaries_pass_in_their_own_folder_only() {
+        let v7 = arm(EABI5_HARD, Some(10));
+        let v6 = arm(EABI5_HARD, Some(6));
+        assert_eq!(
+            verify(&v7, Target::Armv7Musleabihf).unwrap(),
+            Linkage::Static
+        );
+        assert_eq!(verify(&v6, Target::ArmMusleabihf).unwrap(), Linkage::Static);
+        let err = verify(&v6, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "built for ARMv6 (arm/v6), not ARMv7 (arm/v7) (armv7-unknown-linux-musleabihf): an \
+             arm/v6 and an arm/v7 binary are not interchangeable; build it for \
+             armv7-unknown-linux-musleabihf"
+        );
+        let err = verify(&v7, Target::ArmMusleabihf).unwrap_err().to_string();
+        assert!(
+            err.starts_with("built for ARMv7 (arm/v7), not ARMv6 (arm/v6)"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+        // 64-bit targets refuse 32-bit files before looking further.
+        let err = verify(&v7, Target::Aarch64Musl).unwrap_err().to_string();
+        assert!(
+            err.starts_with("a 32-bit ELF file, not the 64-bit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn arm_soft_float_old_eabi_and_unlabelled_binaries_are_refused() {
+        let soft = arm(elf::EF_ARM_EABI_VER5, Some(10));
+        let err = verify(&soft, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("built for the soft-float ABI, not the hard-float ABI"),
+            "{err}"
+        );
+        let eabi4 = arm(0x0400_0000 | elf::EF_ARM_ABI_FLOAT_HARD, Some(10));
+        let err = verify(&eabi4, Target::Armv7Musleabihf)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("built for the ARM EABI version 4"), "{err}");
+        let unlabelled = arm(EABI5_HARD, None);
+        let err = verify(&unlabelled, Target::ArmMusleabihf)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("no ARM architecture version"), "{err}");
+    }
+
+    #[test]
+    fn float_abis_are_checked() {
+        let with_flags = |machine: u16, flags: u32| {
+            let mut bin = elf(elf::ET_EXEC, machine, &[]);
+            bin[48..52].copy_from_slice(&flags.to_le_bytes());
+            bin
+        };
+        let rvc_double = elf::EF_RISCV_RVC | elf::EF_RISCV_FLOAT_ABI_DOUBLE;
+        assert!(
+            verify(
+                &with_flags(elf::EM_RISCV, rvc_double),
+                Target::Riscv64gcMusl
+            )
+            .is_ok()
+        );
+        let err = verify(
+            &with_flags(elf::EM_RISCV, elf::EF_RISCV_RVC),
+            Target::Riscv64gcMusl,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("built for the soft-float ABI, not the double-float ABI"),
+            "{err}"
+        );
+        assert!(verify(&with_flags(elf::EM_PPC64, 2), Target::Powerpc64leMusl).is_ok());
+        let err = verify(&with_flags(elf::EM_PPC64, 1), Target::Powerpc64leMusl)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("built for the ELFv1 ABI, not the ELFv2 ABI"),
+            "{err}"
+        );
+        assert!(
+            verify(
+                &with_flags(elf::EM_LOONGARCH, 0x43),
+                Target::Loongarch64Musl
+            )
+            .is_ok()
+        );
+        assert!(
+            verify(
+                &with_flags(elf::EM_LOONGARCH, 0x41),
+                Target::Loongarch64Musl
+            )
+            .is_err()
+        );
     }
 }

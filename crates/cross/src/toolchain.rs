@@ -170,21 +170,77 @@ pub fn rust_target_installed(sysroot: &Utf8Path, target: Target) -> bool {
         .is_ok_and(|mut entries| entries.next().is_some())
 }
 
-/// Adds the target's standard library with rustup when it is missing.
+/// Where a target's Rust standard library comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdSource {
+    /// rustup's prebuilt one, installed in the toolchain.
+    Prebuilt,
+    /// Built by cargo from the toolchain's `rust-src` (`-Zbuild-std`), because rustup
+    /// has none for the target here (a tier-3 target, or a download server without it).
+    FromSource,
+}
+
+/// The cargo options and environment that build the standard library from `rust-src`
+/// along with the crate, on a stable toolchain.
+///
+/// ```
+/// let (args, env) = tiny_cross::toolchain::BUILD_STD;
+/// assert_eq!(args, ["-Zbuild-std=std,panic_unwind"]);
+/// assert_eq!(env, [("RUSTC_BOOTSTRAP", "1")]);
+/// ```
+pub const BUILD_STD: ([&str; 1], [(&str, &str); 1]) =
+    (["-Zbuild-std=std,panic_unwind"], [("RUSTC_BOOTSTRAP", "1")]);
+
+/// The folder, under the target directory, where the targets whose standard library is
+/// built from source are compiled. They get a cargo target directory of their own:
+/// `RUSTC_BOOTSTRAP` (which `-Zbuild-std` needs) turns on nightly features in build
+/// scripts that probe for them (proc-macro2's), so sharing the host's build scripts and
+/// proc macros with the other targets would rebuild them, and all that depends on them,
+/// each time one or the other set is built.
+pub fn std_from_source_dir(target_dir: &Utf8Path) -> Utf8PathBuf {
+    target_dir.join("std-from-source")
+}
+
+/// Where the toolchain keeps the standard library's sources (the `rust-src` component).
+pub fn rust_src(sysroot: &Utf8Path) -> Utf8PathBuf {
+    sysroot.join("lib/rustlib/src/rust/library")
+}
+
+/// A note that rustup had no standard library for the target here, so that the next
+/// build does not ask again (a failed download costs a round trip each build).
+fn no_download_note(workspace: &Workspace, target: Target) -> Utf8PathBuf {
+    workspace
+        .work_dir()
+        .join("std-from-source")
+        .join(target.triple())
+}
+
+/// Finds the target's standard library: the installed one, else rustup's download, else
+/// the toolchain's `rust-src` (added with rustup when missing) to build it from.
 fn ensure_rust_target(
     sh: &Shell,
+    workspace: &Workspace,
     sysroot: &Utf8Path,
     target: Target,
     progress: &dyn Progress,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<StdSource> {
     if rust_target_installed(sysroot, target) {
-        return Ok(());
+        return Ok(StdSource::Prebuilt);
     }
     let triple = target.triple();
+    let note = no_download_note(workspace, target);
+    let has_src = |s: &Utf8Path| rust_src(s).join("std/Cargo.toml").is_file();
+    if note.is_file() && has_src(sysroot) {
+        return Ok(StdSource::FromSource);
+    }
     if find_on_path("rustup").is_none() {
+        if has_src(sysroot) {
+            return Ok(StdSource::FromSource);
+        }
         bail!(
             "the Rust standard library for {triple} is missing and there is no rustup to add it: \
-             install it for your toolchain (rustup target add {triple})"
+             install it for your toolchain (rustup target add {triple}), or its sources \
+             (rust-src) to build it from"
         );
     }
     progress.note(&format!(
@@ -193,24 +249,54 @@ fn ensure_rust_target(
     let done = run(
         cmd!(sh, "rustup target add {triple}").quiet(),
         Io::Null,
-        Io::Inherit,
+        Io::Null,
     )?;
-    if !done.status.success() {
-        bail!("`rustup target add {triple}` failed (offline?)");
+    if done.status.success() {
+        return Ok(StdSource::Prebuilt);
     }
-    Ok(())
+    if !has_src(sysroot) {
+        progress.note(&format!(
+            "rustup has no standard library for {triple} here: building it from source; \
+             adding rust-src (rustup component add rust-src)"
+        ));
+        let done = run(
+            cmd!(sh, "rustup component add rust-src").quiet(),
+            Io::Null,
+            Io::Inherit,
+        )?;
+        if !done.status.success() || !has_src(sysroot) {
+            bail!(
+                "rustup has no standard library for {triple} here and `rustup component add \
+                 rust-src` failed (offline?): install either for your toolchain"
+            );
+        }
+    } else {
+        progress.note(&format!(
+            "rustup has no standard library for {triple} here: building it from rust-src"
+        ));
+    }
+    let dir = note.parent().context("note path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+    std::fs::write(
+        &note,
+        "rustup target add failed; the standard library is built from rust-src\n",
+    )
+    .with_context(|| format!("writing {note}"))?;
+    Ok(StdSource::FromSource)
 }
 
 /// What cargo needs to cross-compile for some targets, all provisioned.
 pub struct CrossEnv {
     /// Each target's C compiler, for the build log and errors.
     pub compilers: Vec<String>,
+    /// Where each target's standard library comes from, in the order asked.
+    pub std: Vec<(Target, StdSource)>,
 }
 
-/// Adds any missing standard library and finds, or provisions, each target's C compiler.
-/// Cargo itself gets the compiler from `[env]` in `.cargo/config.toml` (or the user's
-/// `CC_<target>`): we set no variables, so a plain `cargo build` sees the same environment
-/// and reuses this build, and the other way round.
+/// Adds any missing standard library (or its sources) and finds, or provisions, each
+/// target's C compiler. Cargo itself gets the compiler from `[env]` in
+/// `.cargo/config.toml` (or the user's `CC_<target>`): we set no variables, so a plain
+/// `cargo build` sees the same environment and reuses this build, and the other way round.
 pub fn cross_env(
     sh: &Shell,
     workspace: &Workspace,
@@ -219,14 +305,26 @@ pub fn cross_env(
 ) -> crate::Result<CrossEnv> {
     let sysroot = sysroot(sh)?;
     let mut compilers = Vec::new();
+    let mut std = Vec::new();
     for &target in targets {
-        ensure_rust_target(sh, &sysroot, target, progress)?;
+        std.push((
+            target,
+            ensure_rust_target(sh, workspace, &sysroot, target, progress)?,
+        ));
         compilers.push(format!(
             "{target}: {}",
             c_compiler(sh, workspace, target, progress)?
         ));
     }
-    Ok(CrossEnv { compilers })
+    // The wrappers look for zig above the target directory they build in: the targets
+    // built from source have one of their own.
+    let zig = zig_link(&workspace.target_dir);
+    if std.iter().any(|(_, s)| *s == StdSource::FromSource)
+        && let Ok(to) = zig.read_link_utf8()
+    {
+        link(&to, &zig_link(&std_from_source_dir(&workspace.target_dir)))?;
+    }
+    Ok(CrossEnv { compilers, std })
 }
 
 /// How the C cross compiler would be found, without changing anything.

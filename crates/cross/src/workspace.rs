@@ -27,7 +27,8 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// A workspace at `root` building into `target_dir`, for every target.
+    /// A workspace at `root` building into `target_dir`, for every target (set `targets`
+    /// to the ones it builds by default).
     pub fn new(root: Utf8PathBuf, target_dir: Utf8PathBuf, zig: String) -> Workspace {
         Workspace {
             root,

@@ -18,6 +18,9 @@ pub struct Image {
     pub id: String,
     /// `amd64`, `arm64`, …
     pub architecture: String,
+    /// `v7`, `v6` for 32-bit ARM; engines leave it out for other architectures.
+    #[serde(default)]
+    pub variant: Option<String>,
     /// Its size unpacked, in bytes.
     pub size: u64,
     /// What runs.

@@ -116,15 +116,18 @@ impl BaseImage {
         name: &str,
         target: crate::platform::Arch,
     ) -> crate::Result<BaseImage> {
-        let (_, manifest) = layout.manifest_for(name, target.as_str())?;
+        let (_, manifest) = layout.manifest_for(name, target)?;
         let config = ImageConfig::parse(&layout.read_blob(manifest.config().digest().as_ref())?)
             .with_context(|| format!("reading the config of {name}"))?;
         let arch = config.image.architecture().to_string();
-        if arch != target.as_str() {
+        let variant = config.image.variant().as_deref();
+        if !target.matches(&arch, variant) {
+            let found = [arch.as_str(), variant.unwrap_or_default()].join("/");
             bail!(
-                "{name} in {} is for {arch}, not {}",
+                "{name} in {} is for {}, not {}",
                 layout.dir,
-                target.as_str()
+                found.trim_end_matches('/'),
+                target.platform()
             );
         }
         Ok(BaseImage {
@@ -208,10 +211,14 @@ pub fn image(
     }
 
     let inherited = base.map(|b| &b.config);
+    let mut image = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(Arch::from(target.architecture()));
+    if let Some(variant) = target.variant() {
+        image = image.variant(variant.to_owned());
+    }
     let config = ImageConfig {
-        image: ImageConfigurationBuilder::default()
-            .created(created)
-            .architecture(Arch::from(target.as_str()))
+        image: image
             .os(Os::Linux)
             .config(run_config(
                 &recipe.config,
@@ -241,12 +248,13 @@ pub fn image(
         .layers(layers)
         .build()?;
     let mut descriptor = out.put_json(MediaType::ImageManifest, &manifest)?;
-    descriptor.set_platform(Some(
-        PlatformBuilder::default()
-            .architecture(Arch::from(target.as_str()))
-            .os(Os::Linux)
-            .build()?,
-    ));
+    let mut platform = PlatformBuilder::default()
+        .architecture(Arch::from(target.architecture()))
+        .os(Os::Linux);
+    if let Some(variant) = target.variant() {
+        platform = platform.variant(variant.to_owned());
+    }
+    descriptor.set_platform(Some(platform.build()?));
     Ok(Assembled {
         target,
         manifest: descriptor,

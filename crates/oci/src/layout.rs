@@ -260,7 +260,7 @@ impl Layout {
     pub fn manifest_for(
         &self,
         name: &str,
-        arch: &str,
+        arch: crate::platform::Arch,
     ) -> crate::Result<(Descriptor, ImageManifest)> {
         let mut descriptor = self.find(name)?;
         // Indexes may nest (an index.json entry pointing at an image index).
@@ -284,11 +284,14 @@ impl Layout {
                 .iter()
                 .find(|d| {
                     d.platform().as_ref().is_some_and(|p| {
-                        p.architecture().to_string() == arch && p.os().to_string() == "linux"
+                        arch.matches(&p.architecture().to_string(), p.variant().as_deref())
+                            && p.os().to_string() == "linux"
                     })
                 })
                 .cloned()
-                .with_context(|| format!("`{name}` in {} has no linux/{arch} image", self.dir))?;
+                .with_context(|| {
+                    format!("`{name}` in {} has no {} image", self.dir, arch.platform())
+                })?;
         }
         bail!("`{name}` in {} nests indexes too deeply", self.dir)
     }

@@ -112,19 +112,19 @@ impl BenchArgs {
         };
         match self.only {
             Some(BenchSection::Devloop) => {
-                toolchain::cross_env(sh, project, &Target::ALL)?;
+                toolchain::cross_env(sh, project, &project.targets(&[]))?;
                 out.devloop(devloop::measure(sh, project, self.devloop_rounds as usize)?);
                 return out.finish();
             }
             Some(BenchSection::Noop) => {
-                compile::build(sh, project, &Target::ALL, profile::RELEASE)?;
+                compile::build(sh, project, &project.targets(&[]), profile::RELEASE)?;
                 out.noop(noop_times(sh, project)?);
                 return out.finish();
             }
             Some(BenchSection::Throughput) => {
                 let wrk = which::find_on_path("wrk")
                     .context("the benchmark needs wrk: sudo apt-get install wrk")?;
-                toolchain::cross_env(sh, project, &Target::ALL)?;
+                toolchain::cross_env(sh, project, &project.targets(&[]))?;
                 compile::build(sh, project, &[Target::X86_64Musl], profile::RELEASE)?;
                 let scratch = project.work_dir().join("bench-throughput");
                 let _scratch_removed = Undo::remove_dir(&scratch);
@@ -147,7 +147,7 @@ impl BenchArgs {
             .context("the benchmark needs wrk: sudo apt-get install wrk")?;
         // Provisions zig once; the builds below, in scratch target directories under ours,
         // share it (see `share_zig`), so they differ only in the driver.
-        toolchain::cross_env(sh, project, &Target::ALL)?;
+        toolchain::cross_env(sh, project, &project.targets(&[]))?;
         let scratch = project.work_dir().join("bench");
         let _ = std::fs::remove_dir_all(&scratch);
         let _scratch_removed = Undo::remove_dir(&scratch);
@@ -176,7 +176,7 @@ fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Res
     let xtask = process::own_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
-    let triples = Target::cargo_args(&Target::ALL);
+    let triples = Target::cargo_args(&project.targets(&[]));
     let mut rows = Vec::new();
     let mut cold = Vec::new();
     for (label, dir) in [
@@ -234,7 +234,7 @@ fn noop_times(sh: &Shell, project: &Project) -> anyhow::Result<Noop> {
     let xtask = process::own_exe()?;
     let cargo = toolchain::cargo();
     let package = &project.package.name;
-    let triples = Target::cargo_args(&Target::ALL);
+    let triples = Target::cargo_args(&project.targets(&[]));
     let labels = [
         "cargo xtask build",
         "xtask build (the binary alone)",
@@ -328,7 +328,7 @@ impl Noop {
 }
 
 fn sizes(sh: &Shell, project: &Project) -> anyhow::Result<String> {
-    let built = compile::build(sh, project, &Target::ALL, "release")?;
+    let built = compile::build(sh, project, &project.targets(&[]), "release")?;
     let mut rows = Vec::new();
     for b in &built {
         for file in &b.manifest.files {
@@ -357,7 +357,7 @@ const IMAGE_ROUNDS: usize = 3;
 /// `image --engine docker` does, with `--no-cache` (its BuildKit cache is not pruned: the
 /// build context's synced copy stays warm, which favours docker).
 fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Result<String> {
-    let built = compile::build(sh, project, &Target::ALL, "release")?;
+    let built = compile::build(sh, project, &project.targets(&[]), "release")?;
     let epoch = git::source_date_epoch(sh)?;
     let args = context::build_args(
         project,
@@ -370,7 +370,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
     let contexts = scratch.join("image");
     for b in &built {
         context::stage(
-            &contexts.join(b.target.arch()),
+            &contexts.join(b.target.short()),
             b,
             &project.image,
             true,
@@ -393,7 +393,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
             let layout = Layout::create(&dir)?;
             // As `image` does it: the architectures side by side.
             images = assemble::side_by_side(&built, |b| {
-                let context = contexts.join(b.target.arch());
+                let context = contexts.join(b.target.short());
                 assemble::image(&layout, &recipe, None, &context, arch(b.target), settings)
             })?;
             assemble::publish(&layout, "bench", &images, &[])?;
@@ -425,7 +425,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
         Ok(docker) => {
             let dockerfile = contexts.join(context::DOCKERFILE);
             std::fs::write(&dockerfile, context::dockerfile(project)?)?;
-            let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.arch());
+            let tag = |target: Target| format!("xtask-bench/tiny-service:{}", target.short());
             // Removed again however the bench ends.
             let _tags: Vec<Undo> = built
                 .iter()
@@ -440,7 +440,7 @@ fn image_assembly(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::
                         &BuildRequest {
                             target: b.target,
                             dockerfile: &dockerfile,
-                            context: &contexts.join(b.target.arch()),
+                            context: &contexts.join(b.target.short()),
                             tag: &tag(b.target),
                             build_args: &args,
                             epoch: epoch.seconds(),

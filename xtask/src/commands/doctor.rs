@@ -8,9 +8,7 @@ use crate::model::project::Project;
 use crate::tools::toolchain::{self, CSource};
 use crate::tools::which;
 use tiny_cross::qemu;
-use tiny_cross::target::Target;
-use tiny_engine::EngineKind;
-use tiny_engine::{Builder, Engine};
+use tiny_engine::{Builder, Engine, EngineKind};
 
 /// The version of the `--json` document (schema in README).
 const SCHEMA: u32 = 1;
@@ -106,7 +104,10 @@ impl DoctorArgs {
                 Tool::ok(name, "installed".into())
                     .at(sysroot.join("lib/rustlib").join(target.triple()))
             } else if which::find_on_path("rustup").is_some() {
-                let fix = format!("`cargo xtask build` adds it (rustup target add {target})");
+                let fix = format!(
+                    "`cargo xtask build` adds it (rustup target add {target}), or builds it \
+                     from rust-src where rustup has none"
+                );
                 Tool::not_ok(name, Status::Auto, fix)
             } else {
                 let fix = format!("install it for your toolchain (rustup target add {target})");
@@ -144,12 +145,13 @@ impl DoctorArgs {
                 "run `cargo xtask build` once: it links zig for the .cargo/cc wrappers".into(),
             ),
         });
-        let foreign = project
-            .targets(&self.targets)
-            .into_iter()
-            .filter(|t| Target::host() != Some(*t));
-        for target in foreign {
+        // Which platforms this host runs: natively, or through qemu (how to add it if not).
+        for target in project.targets(&self.targets) {
             let name = format!("emulation {}", target.platform());
+            if target.runs_natively() {
+                tools.push(Tool::ok(name, "runs natively".into()));
+                continue;
+            }
             tools.push(match qemu::emulation(target) {
                 Ok(found) => Tool::ok(name, found),
                 Err(e) => Tool::not_ok(name, Status::Missing, format!("{e:#}")),

@@ -285,7 +285,7 @@ impl ImageArgs {
                 let _whole_run = engine.remover().whole_run();
                 for artifacts in &built {
                     let reference = names.for_target(artifacts.target);
-                    let what = format!("{}: image {reference}", artifacts.target.arch());
+                    let what = format!("{}: image {reference}", artifacts.target.short());
                     let (image, tag) = step(what, || {
                         job.with_engine(sh, &engine, &build_args, artifacts, &reference)
                     })?;
@@ -363,7 +363,7 @@ struct Job<'a> {
 
 impl Job<'_> {
     fn context_dir(&self, target: Target) -> Utf8PathBuf {
-        self.contexts.join(target.arch())
+        self.contexts.join(target.short())
     }
 
     fn stage(&self, artifacts: &Built) -> anyhow::Result<u64> {
@@ -490,7 +490,7 @@ impl Job<'_> {
         let started = Instant::now();
         let target = artifacts.target;
         let reference = names.for_target(target);
-        let what = format!("{}: image {reference}", target.arch());
+        let what = format!("{}: image {reference}", target.short());
         let (image, context_size) = step(what, || {
             let context_size = self.stage(artifacts)?;
             let image = assemble::image(
@@ -505,7 +505,7 @@ impl Job<'_> {
             Ok((image, context_size))
         })?;
         let summary = Image {
-            arch: target.arch(),
+            arch: target.short(),
             base: self.base.to_owned(),
             reference,
             size: image.size,
@@ -609,7 +609,7 @@ impl Job<'_> {
             return Err(e.context("removed it"));
         }
         let image = Image {
-            arch: target.arch(),
+            arch: target.short(),
             base: self.base.to_owned(),
             reference: reference.to_owned(),
             size,
@@ -726,7 +726,7 @@ fn check_local_base(recipe: &Recipe, targets: &[Target]) -> anyhow::Result<()> {
         let (layout, name) = local?;
         for target in targets {
             layout
-                .manifest_for(&name, target.arch())
+                .manifest_for(&name, arch(*target))
                 .with_context(|| format!("--base-image {reference}"))?;
         }
     }

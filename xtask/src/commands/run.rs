@@ -73,7 +73,7 @@ impl RunArgs {
                 "this host's architecture has no supported target: choose one with --target",
             )?,
         };
-        if Target::host() != Some(target) {
+        if !target.runs_natively() {
             qemu::emulation(target)?;
         }
         let engine = Engine::detect(sh, self.engine.map(Into::into))?;
@@ -108,7 +108,7 @@ impl RunArgs {
         }
 
         let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
-        let run_name = format!("xtask-run-{}-{}", std::process::id(), target.arch());
+        let run_name = format!("xtask-run-{}-{}", std::process::id(), target.short());
         // A volume the user named is theirs: made by the engine on first use, with no run
         // label, so neither this run nor a later sweep removes it.
         let volume = match &self.volume {
@@ -246,7 +246,7 @@ fn build_image(
     fast: bool,
 ) -> anyhow::Result<Built> {
     let xtask = process::own_exe()?;
-    let arch = target.arch();
+    let arch = target.short();
     let load = engine.name();
     let mut options: Vec<&str> = tag.map(|t| vec!["--tag", t]).unwrap_or_default();
     if fast {

@@ -55,7 +55,7 @@ impl SbomArgs {
                 let what = format!(
                     "{} {}: sbom and provenance",
                     image.name,
-                    artifacts.target.arch()
+                    artifacts.target.short()
                 );
                 written.push(step(what, || {
                     describe(sh, &project, &info, &artifacts, &out)

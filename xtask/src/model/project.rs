@@ -6,7 +6,7 @@ use cargo_metadata::{MetadataCommand, TargetKind};
 use serde::Deserialize;
 
 use tiny_cross::dist::Built;
-use tiny_cross::target::Target;
+use tiny_cross::target::{Selection, Target};
 
 use tiny_sbom::audit::VersionInfo;
 
@@ -57,19 +57,13 @@ pub struct Settings {
 
 impl Project {
     /// The targets asked for, or the workspace's defaults, each once, in order.
-    pub fn targets(&self, asked: &[Target]) -> Vec<Target> {
-        let mut targets = if asked.is_empty() {
-            self.settings.targets.clone()
-        } else {
-            asked.to_vec()
-        };
-        let mut seen = Vec::new();
-        targets.retain(|t| {
-            let first = !seen.contains(t);
-            seen.push(*t);
-            first
-        });
-        targets
+    pub fn targets(&self, asked: &[Selection]) -> Vec<Target> {
+        if asked.is_empty() {
+            let defaults: Vec<Selection> =
+                self.settings.targets.iter().map(|&t| t.into()).collect();
+            return Selection::expand(&defaults);
+        }
+        Selection::expand(asked)
     }
 
     pub fn load() -> anyhow::Result<Project> {
@@ -363,7 +357,10 @@ mod tests {
             ["tiny-service", "tiny-service-migrate"]
         );
         assert_eq!(project.image.name, "tiny-service");
-        assert_eq!(project.settings.targets, Target::ALL);
+        assert_eq!(
+            project.settings.targets,
+            [Target::X86_64Musl, Target::Aarch64Musl]
+        );
         assert!(
             project
                 .dist_dir(Target::Aarch64Musl)

@@ -13,6 +13,12 @@ pub fn arch(target: Target) -> Arch {
     match target {
         Target::X86_64Musl => Arch::Amd64,
         Target::Aarch64Musl => Arch::Arm64,
+        Target::Armv7Musleabihf => Arch::ArmV7,
+        Target::ArmMusleabihf => Arch::ArmV6,
+        Target::I686Musl => Arch::I386,
+        Target::Riscv64gcMusl => Arch::Riscv64,
+        Target::Powerpc64leMusl => Arch::Ppc64le,
+        Target::Loongarch64Musl => Arch::Loong64,
     }
 }
 

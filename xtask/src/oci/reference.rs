@@ -213,7 +213,7 @@ impl ImageNames {
     }
 
     pub fn for_target(&self, target: Target) -> String {
-        format!("{}-{}", self.index, target.arch())
+        format!("{}-{}", self.index, target.short())
     }
 
     /// The registry the index would be pushed to, if it names one.

@@ -17,9 +17,13 @@ use tiny_cross::dist::{Built, Manifest, Staging, read_manifest};
 use tiny_cross::elf;
 use tiny_cross::fresh::{self, Output, Record};
 use tiny_cross::target::Target;
+use tiny_cross::toolchain::StdSource;
 
 /// Compiles every target in one cargo run (cargo schedules them side by side, as a plain
-/// `cargo build --target a --target b` does), then verifies and stages each target's binaries.
+/// `cargo build --target a --target b` does), or two: one for the targets with a prebuilt
+/// standard library and one for those whose standard library is built from source (in a
+/// target directory of their own, see `std_from_source_dir`); then verifies and stages each
+/// target's binaries.
 pub fn build(
     sh: &Shell,
     project: &Project,
@@ -28,17 +32,34 @@ pub fn build(
 ) -> anyhow::Result<Vec<Built>> {
     let started = Instant::now();
     let cross = toolchain::cross_env(sh, project, targets)?;
-    let triples: Vec<&str> = targets.iter().map(|t| t.triple()).collect();
-    let binaries = step(format_args!("compiled {}", triples.join(", ")), || {
-        compile(sh, project, targets, profile)
-    })
-    .with_context(|| {
-        format!(
-            "building {} (C compilers: {})",
-            names(project),
-            cross.compilers.join("; ")
-        )
-    })?;
+    let mut binaries = Vec::new();
+    for std in [StdSource::Prebuilt, StdSource::FromSource] {
+        let group: Vec<Target> = cross
+            .std
+            .iter()
+            .filter(|(_, s)| *s == std)
+            .map(|(t, _)| *t)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let triples: Vec<&str> = group.iter().map(|t| t.triple()).collect();
+        let how = match std {
+            StdSource::Prebuilt => "",
+            StdSource::FromSource => " (standard library from source)",
+        };
+        let built = step(format_args!("compiled {}{how}", triples.join(", ")), || {
+            compile(sh, project, &group, profile, std)
+        })
+        .with_context(|| {
+            format!(
+                "building {} (C compilers: {})",
+                names(project),
+                cross.compilers.join("; ")
+            )
+        })?;
+        binaries.extend(built);
+    }
     let compiled = started.elapsed();
     let mut digests = Digests::load(&project.digest_cache());
     let built = targets
@@ -133,6 +154,7 @@ fn compile(
     project: &Project,
     targets: &[Target],
     profile: &str,
+    std: StdSource,
 ) -> anyhow::Result<Vec<(Target, String, Utf8PathBuf)>> {
     let cargo = toolchain::cargo();
     let triples = Target::cargo_args(targets);
@@ -141,6 +163,15 @@ fn compile(
         args.extend(["--package", package.name.as_str()]);
     }
     args.extend(triples);
+    let (build_std, bootstrap) = toolchain::BUILD_STD;
+    let target_dir = match std {
+        StdSource::Prebuilt => project.target_dir.clone(),
+        StdSource::FromSource => toolchain::std_from_source_dir(&project.target_dir),
+    };
+    if std == StdSource::FromSource {
+        args.extend(build_std);
+        args.extend(["--target-dir", target_dir.as_str()]);
+    }
     args.extend([
         "--profile",
         profile,
@@ -152,7 +183,10 @@ fn compile(
         return executables(targets, outputs);
     }
     let started = record.start()?;
-    let command = toolchain::as_typed(cmd!(sh, "{cargo} {args...}").quiet());
+    let mut command = toolchain::as_typed(cmd!(sh, "{cargo} {args...}").quiet());
+    if std == StdSource::FromSource {
+        command = command.envs(bootstrap);
+    }
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
     if !output.status.success() {
@@ -192,7 +226,7 @@ fn compile(
                 .iter()
                 .any(|p| p.id == artifact.package_id && p.binaries.contains(&name));
         let target = exe
-            .strip_prefix(&project.target_dir)
+            .strip_prefix(&target_dir)
             .ok()
             .and_then(|rel| rel.components().next())
             .and_then(|dir| targets.iter().find(|t| t.triple() == dir.as_str()));

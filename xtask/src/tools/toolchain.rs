@@ -9,8 +9,8 @@ use tiny_cross::target::Target;
 use tiny_cross::workspace::{Progress, Workspace};
 
 pub use tiny_cross::toolchain::{
-    CSource, CrossEnv, RUSTC_WRAPPER_SETTING, as_typed, cargo, link, rust_target_installed,
-    sysroot, tool_home, watched_files, zig_link,
+    BUILD_STD, CSource, CrossEnv, RUSTC_WRAPPER_SETTING, as_typed, cargo, link,
+    rust_target_installed, std_from_source_dir, sysroot, tool_home, watched_files, zig_link,
 };
 
 /// The workspace as the cross crate sees it.
@@ -243,6 +243,55 @@ mod tests {
                 &target.cc_env()[3..]
             );
             assert!(config.contains(&ar), "missing: {ar}");
+        }
+    }
+
+    /// `.cargo/config.toml` and the C wrappers cover every target the same way the cross
+    /// crate describes it: plain cargo builds what `cargo xtask build` builds.
+    #[test]
+    fn every_target_has_its_cargo_config_and_c_wrapper() {
+        let root = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config: toml::Table =
+            toml::from_str(&std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap())
+                .unwrap();
+        for target in Target::ALL {
+            let triple = target.triple();
+            let wrapper = std::fs::read_to_string(committed(&format!("{triple}-cc"))).unwrap();
+            let exec = wrapper.lines().last().unwrap();
+            assert!(
+                exec.contains(&format!(" cc {} ", target.zig_target())),
+                "{triple}: {exec}"
+            );
+            match target.zig_cpu() {
+                Some(cpu) => assert!(exec.contains(&format!("-mcpu={cpu} ")), "{triple}: {exec}"),
+                None => assert!(!exec.contains("-mcpu"), "{triple}: {exec}"),
+            }
+            let section = &config["target"][triple];
+            let linker = section["linker"].as_str().unwrap();
+            let flags: Vec<&str> = section
+                .get("rustflags")
+                .and_then(|f| f.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .collect();
+            let flags = flags.join(" ");
+            if matches!(
+                target,
+                Target::X86_64Musl | Target::Aarch64Musl | Target::I686Musl
+            ) {
+                assert_eq!(linker, "rust-lld", "{triple}");
+            } else {
+                assert_eq!(linker, format!(".cargo/cc/{triple}-cc"), "{triple}");
+                assert!(
+                    flags.contains("link-self-contained=no"),
+                    "{triple}: {flags}"
+                );
+                assert!(flags.contains("+crt-static"), "{triple}: {flags}");
+            }
+            for var in [target.cc_env(), target.cc_env().replacen("CC_", "AR_", 1)] {
+                assert!(config["env"].get(&var).is_some(), "{var}");
+            }
         }
     }
 }

@@ -106,7 +106,13 @@ pub fn push_layout(
                 mount_from.as_deref(),
             )?;
         }
-        let arch_tag = format!("{tag}-{}", platform.architecture());
+        let arch = crate::platform::Arch::of(
+            &platform.architecture().to_string(),
+            platform.variant().as_deref(),
+        )
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_else(|| platform.architecture().to_string());
+        let arch_tag = format!("{tag}-{arch}");
         let raw = RawManifest {
             media_type: descriptor.media_type().to_string(),
             digest: descriptor.digest().clone(),
@@ -279,7 +285,9 @@ fn pick(top: &ImageIndex, tag: &str) -> anyhow::Result<Pick> {
     let per_platform: Vec<Descriptor> = images
         .iter()
         .filter(|d| {
-            let arch = d.platform().as_ref().map(|p| p.architecture().to_string());
+            let arch = d.platform().as_ref().and_then(|p| {
+                crate::platform::Arch::of(&p.architecture().to_string(), p.variant().as_deref())
+            });
             arch.is_some_and(|a| ref_name(d) == Some(&format!("{tag}-{a}")))
         })
         .map(|d| (*d).clone())

@@ -122,7 +122,7 @@ pub fn measure(sh: &Shell, project: &Project, rounds: usize) -> anyhow::Result<D
             .with_context(|| format!("editing {EDITED} in the bench's worktree"))
     };
 
-    let both = Target::ALL.to_vec();
+    let both = project.targets(&[]);
     let one = vec![Target::X86_64Musl];
     let started = Instant::now();
     if !place.target_dir.exists() {

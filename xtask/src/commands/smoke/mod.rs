@@ -209,13 +209,13 @@ impl SmokeArgs {
                 format!(
                     "no image {reference} in {}: build it with `cargo xtask image --image {name} --target {}{tag}`",
                     engine.name(),
-                    target.arch()
+                    target.short()
                 )
             })?;
             subjects.push(Subject {
                 declared: project.image.clone(),
                 reference,
-                expected_arch: Some(target.arch()),
+                expected_arch: Some(target.short()),
                 image,
             });
         }
@@ -308,6 +308,17 @@ fn smoke(
         failure: None,
         fatal: None,
     };
+    // Under qemu everything takes longer: the same checks, with more time.
+    let emulated = Target::from_arch(
+        &subject.image.architecture,
+        subject.image.variant.as_deref(),
+    )
+    .is_some_and(|t| !t.runs_natively());
+    let timeout = if emulated {
+        timeout * qemu::SLOWDOWN
+    } else {
+        timeout
+    };
     let resources = Resources::new(sh, engine, timeout);
     let reference = subject.reference.as_str();
     let message = format!("smoke {} {}", checks.label, std::process::id());
@@ -349,8 +360,8 @@ fn smoke(
     };
     // Rows name the architecture; the image's reference stands in the total row.
     checks.label = facts.arch.clone();
-    let platform = format!("linux/{}", facts.arch);
-    let target = Target::from_arch(&facts.arch);
+    let target = facts.arch.parse::<Target>().ok();
+    let platform = target.map_or_else(|| format!("linux/{}", facts.arch), |t| t.platform());
     checks.run("binary", || {
         binary_matches(
             sh,
@@ -362,7 +373,7 @@ fn smoke(
             &subject.declared,
         )
     });
-    if let Some(foreign) = target.filter(|t| Target::host() != Some(*t)) {
+    if let Some(foreign) = target.filter(|t| !t.runs_natively()) {
         checks.run("emulation", || Ok(qemu::emulation(foreign)?));
     }
     checks.run("size", || {
@@ -538,7 +549,9 @@ struct Facts {
 }
 
 fn read_facts(image: &inspect::Image, expected_arch: Option<&str>) -> anyhow::Result<Facts> {
-    let arch = image.architecture.clone();
+    // The platform's one-word name (`armv7` for arm/v7), as tags and rows name it.
+    let arch = Target::from_arch(&image.architecture, image.variant.as_deref())
+        .map_or_else(|| image.architecture.clone(), |t| t.short().to_owned());
     if let Some(expected) = expected_arch {
         ensure!(
             arch == expected,

@@ -1,0 +1,258 @@
+//! A shared compilation cache: every rustc and C compile of one build goes through
+//! [sccache](https://github.com/mozilla/sccache), whose backend (Redis, S3, WebDAV, the
+//! GitHub Actions cache, a local folder) its own `SCCACHE_*` variables configure.
+//!
+//! Each build starts a server of its own on a free loopback port, so that it reports the
+//! hits and misses of this build alone, sees the compilers of this build only, and never
+//! meets a server someone else started with other settings. The compiles reach it through
+//! the committed wrappers (`.cargo/rustc-wrapper`, `.cargo/cc/zig`), which hand sccache a
+//! compiler that maps this machine's paths itself (`.cargo/cache/rustc` and `cc`): sccache
+//! keys entries on the arguments it sees, so two clones at different paths share them.
+//!
+//! A cache that fails never fails the build: a server that does not start is an
+//! [`Error`], on which the caller builds without it; compiles whose cache read or write
+//! failed ran locally and show as [`Stats::errors`]; a server gone mid-build leaves the
+//! compilers running without it (`SCCACHE_IGNORE_SERVER_IO_ERROR`).
+//!
+//! ```
+//! use tiny_cross::cache::Stats;
+//!
+//! let json = r#"{"stats": {"compile_requests": 9, "requests_not_cacheable": 3,
+//!   "cache_hits": {"counts": {"Rust": 4, "C/C++": 1}}, "cache_misses": {"counts": {"Rust": 1}},
+//!   "cache_errors": {"counts": {}}, "cache_read_errors": 0, "cache_write_errors": 0,
+//!   "cache_timeouts": 0}}"#;
+//! let stats = Stats::parse(json)?;
+//! assert_eq!((stats.hits, stats.misses, stats.not_cacheable), (5, 1, 3));
+//! assert_eq!(stats.to_string(), "5 hits, 1 miss (83% hit), 3 not cacheable");
+//! # Ok::<(), tiny_cross::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use xshell::{Shell, cmd};
+
+use crate::error::bail;
+
+/// What sccache counted, over a whole server's life or (after [`Stats::since`]) one build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Compiles served from the cache.
+    pub hits: u64,
+    /// Compiles that could be cached and were not there (compiled, then stored).
+    pub misses: u64,
+    /// Compiles sccache does not cache: crates that link (binaries, build scripts,
+    /// proc-macros), incremental ones, version queries.
+    pub not_cacheable: u64,
+    /// Cache reads or writes that failed or timed out (the compile ran here).
+    pub errors: u64,
+    /// Every compile request the server got.
+    pub requests: u64,
+}
+
+#[derive(Deserialize)]
+struct Counts {
+    counts: BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    compile_requests: u64,
+    requests_not_cacheable: u64,
+    cache_hits: Counts,
+    cache_misses: Counts,
+    cache_errors: Counts,
+    cache_read_errors: u64,
+    cache_write_errors: u64,
+    cache_timeouts: u64,
+}
+
+#[derive(Deserialize)]
+struct Report {
+    stats: Raw,
+}
+
+impl Stats {
+    /// Reads `sccache --show-stats --stats-format json`.
+    pub fn parse(json: &str) -> crate::Result<Stats> {
+        let raw = serde_json::from_str::<Report>(json)
+            .context("reading sccache's statistics")?
+            .stats;
+        let sum = |c: &Counts| c.counts.values().sum::<u64>();
+        Ok(Stats {
+            hits: sum(&raw.cache_hits),
+            misses: sum(&raw.cache_misses),
+            not_cacheable: raw.requests_not_cacheable,
+            errors: sum(&raw.cache_errors)
+                + raw.cache_read_errors
+                + raw.cache_write_errors
+                + raw.cache_timeouts,
+            requests: raw.compile_requests,
+        })
+    }
+
+    /// What was counted since `before`; `None` when these counts are not a continuation
+    /// of those (the server was restarted in between).
+    pub fn since(self, before: Stats) -> Option<Stats> {
+        Some(Stats {
+            hits: self.hits.checked_sub(before.hits)?,
+            misses: self.misses.checked_sub(before.misses)?,
+            not_cacheable: self.not_cacheable.checked_sub(before.not_cacheable)?,
+            errors: self.errors.checked_sub(before.errors)?,
+            requests: self.requests.checked_sub(before.requests)?,
+        })
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: u64, one: &str, many: &str| match n {
+            1 => format!("{n} {one}"),
+            _ => format!("{n} {many}"),
+        };
+        write!(
+            f,
+            "{}, {}",
+            plural(self.hits, "hit", "hits"),
+            plural(self.misses, "miss", "misses")
+        )?;
+        if let Some(rate) = (self.hits * 100).checked_div(self.hits + self.misses) {
+            write!(f, " ({rate}% hit)")?;
+        }
+        write!(f, ", {} not cacheable", self.not_cacheable)?;
+        if self.errors > 0 {
+            write!(
+                f,
+                ", {}",
+                plural(self.errors, "cache error", "cache errors")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A running sccache server of one build; stopped when dropped.
+#[derive(Debug)]
+pub struct Sccache {
+    program: Utf8PathBuf,
+    port: u16,
+    c_key: String,
+    started: Stats,
+}
+
+impl Sccache {
+    /// Starts `program` (an sccache) as a server of its own on a free loopback port, with
+    /// this process's environment (the `SCCACHE_*` backend settings). `c_key` names what
+    /// sccache cannot see of the C compiler (the zig version, the wrappers): it is part of
+    /// every C entry's key. An error (the program did not run, the backend refused) means:
+    /// build without the cache.
+    pub fn start(sh: &Shell, program: &Utf8Path, c_key: &str) -> crate::Result<Sccache> {
+        let port = free_port()?;
+        let mut cache = Sccache {
+            program: program.to_owned(),
+            port,
+            c_key: c_key.to_owned(),
+            started: Stats::default(),
+        };
+        let started = cache
+            .command(sh, &["--start-server"])
+            // An sccache server lives on after a killed build for this long, not 10 minutes.
+            .env("SCCACHE_IDLE_TIMEOUT", "120")
+            .ignore_status()
+            .output();
+        let output = started.map_err(|e| anyhow::anyhow!("{program} did not run: {e}"))?;
+        if !output.status.success() {
+            let said = String::from_utf8_lossy(&output.stderr);
+            let last = said.lines().rev().find(|l| !l.trim().is_empty());
+            bail!(
+                "sccache did not start: {}",
+                last.unwrap_or("no message").trim()
+            );
+        }
+        cache.started = cache.stats(sh)?;
+        Ok(cache)
+    }
+
+    /// The variables the compiles of the build need (for cargo): the committed wrappers
+    /// run through this sccache, which they reach on its port, and compile here when it
+    /// stops answering.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("XTASK_SCCACHE", self.program.to_string()),
+            ("SCCACHE_SERVER_PORT", self.port.to_string()),
+            ("SCCACHE_IGNORE_SERVER_IO_ERROR", "1".into()),
+            ("SCCACHE_C_CUSTOM_CACHE_BUSTER", self.c_key.clone()),
+        ]
+    }
+
+    /// What the server counted since it started (this build); an error when it no longer
+    /// answers, or answers as another (restarted) server.
+    pub fn stats_since_start(&self, sh: &Shell) -> crate::Result<Stats> {
+        let now = self.stats(sh)?;
+        match now.since(self.started) {
+            Some(stats) => Ok(stats),
+            None => bail!("the sccache server was restarted during the build"),
+        }
+    }
+
+    fn stats(&self, sh: &Shell) -> crate::Result<Stats> {
+        let json = self
+            .command(sh, &["--show-stats", "--stats-format", "json"])
+            .ignore_stderr()
+            .read()
+            .context("sccache does not answer")?;
+        Stats::parse(&json)
+    }
+
+    fn command<'a>(&self, sh: &'a Shell, args: &[&str]) -> xshell::Cmd<'a> {
+        let program = &self.program;
+        cmd!(sh, "{program} {args...}")
+            .quiet()
+            .env("SCCACHE_SERVER_PORT", self.port.to_string())
+    }
+}
+
+impl Drop for Sccache {
+    fn drop(&mut self) {
+        let sh = Shell::new();
+        if let Ok(sh) = sh {
+            let _ = self
+                .command(&sh, &["--stop-server"])
+                .ignore_status()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> crate::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The key for what sccache cannot see of a C compile through the committed wrappers: the
+/// C compiler's version line (`zig version`) and the wrappers' contents, hashed.
+///
+/// ```
+/// let a = tiny_cross::cache::c_key("0.13.0", &[b"#!/bin/sh\n".as_slice()]);
+/// assert_ne!(a, tiny_cross::cache::c_key("0.14.0", &[b"#!/bin/sh\n".as_slice()]));
+/// assert!(a.starts_with("zig 0.13.0, wrappers "));
+/// ```
+pub fn c_key(zig_version: &str, wrappers: &[&[u8]]) -> String {
+    let mut digest = Sha256::new();
+    for wrapper in wrappers {
+        digest.update((wrapper.len() as u64).to_le_bytes());
+        digest.update(wrapper);
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("zig {}, wrappers {hex}", zig_version.trim())
+}

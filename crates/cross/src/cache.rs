@@ -29,11 +29,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tiny_interrupt::process::{self, Io, Running};
+use tiny_interrupt::wait_until;
 use xshell::{Shell, cmd};
 
 use crate::error::bail;
@@ -136,43 +139,57 @@ impl fmt::Display for Stats {
 }
 
 /// A running sccache server of one build; stopped when dropped.
-#[derive(Debug)]
 pub struct Sccache {
     program: Utf8PathBuf,
     port: u16,
     c_key: String,
     started: Stats,
+    server: Option<Running>,
 }
 
 impl Sccache {
     /// Starts `program` (an sccache) as a server of its own on a free loopback port, with
     /// this process's environment (the `SCCACHE_*` backend settings). `c_key` names what
     /// sccache cannot see of the C compiler (the zig version, the wrappers): it is part of
-    /// every C entry's key. An error (the program did not run, the backend refused) means:
-    /// build without the cache.
-    pub fn start(sh: &Shell, program: &Utf8Path, c_key: &str) -> crate::Result<Sccache> {
+    /// every C entry's key. An error (the program did not run, the backend did not answer
+    /// within `limit`) means: build without the cache.
+    pub fn start(
+        sh: &Shell,
+        program: &Utf8Path,
+        c_key: &str,
+        limit: Duration,
+    ) -> crate::Result<Sccache> {
         let port = free_port()?;
+        // In the foreground, as our child: a server that never gets ready (a backend that
+        // does not answer) is stopped with us, instead of living on as a daemon.
+        let server = cmd!(sh, "{program}")
+            .env("SCCACHE_START_SERVER", "1")
+            .env("SCCACHE_NO_DAEMON", "1")
+            .env("SCCACHE_SERVER_PORT", port.to_string())
+            // Should we be killed, it still goes after two idle minutes.
+            .env("SCCACHE_IDLE_TIMEOUT", "120")
+            .ignore_stderr();
+        let mut server = process::spawn(server, Io::Null)
+            .map_err(|e| anyhow::anyhow!("{program} did not run: {e}"))?;
+        let ready = wait_until(limit, || -> crate::Result<Option<()>> {
+            if let Ok(Some(status)) = server.try_wait() {
+                bail!("sccache stopped as it started ({status})");
+            }
+            Ok(listening(port).then_some(()))
+        })?;
+        if ready.is_none() {
+            bail!(
+                "sccache was not ready within {} s (does its backend answer?)",
+                limit.as_secs()
+            );
+        }
         let mut cache = Sccache {
             program: program.to_owned(),
             port,
             c_key: c_key.to_owned(),
             started: Stats::default(),
+            server: Some(server),
         };
-        let started = cache
-            .command(sh, &["--start-server"])
-            // An sccache server lives on after a killed build for this long, not 10 minutes.
-            .env("SCCACHE_IDLE_TIMEOUT", "120")
-            .ignore_status()
-            .output();
-        let output = started.map_err(|e| anyhow::anyhow!("{program} did not run: {e}"))?;
-        if !output.status.success() {
-            let said = String::from_utf8_lossy(&output.stderr);
-            let last = said.lines().rev().find(|l| !l.trim().is_empty());
-            bail!(
-                "sccache did not start: {}",
-                last.unwrap_or("no message").trim()
-            );
-        }
         cache.started = cache.stats(sh)?;
         Ok(cache)
     }
@@ -200,6 +217,10 @@ impl Sccache {
     }
 
     fn stats(&self, sh: &Shell) -> crate::Result<Stats> {
+        // Asked with nobody listening, sccache would start a server of its own.
+        if !listening(self.port) {
+            bail!("the sccache server is gone");
+        }
         let json = self
             .command(sh, &["--show-stats", "--stats-format", "json"])
             .ignore_stderr()
@@ -218,16 +239,22 @@ impl Sccache {
 
 impl Drop for Sccache {
     fn drop(&mut self) {
-        let sh = Shell::new();
-        if let Ok(sh) = sh {
-            let _ = self
-                .command(&sh, &["--stop-server"])
-                .ignore_status()
-                .ignore_stdout()
-                .ignore_stderr()
-                .run();
+        if let (true, Ok(sh)) = (listening(self.port), Shell::new()) {
+            let stop = self.command(&sh, &["--stop-server"]).ignore_stdout();
+            let _ = process::run_for(stop, Io::Null, Io::Null, Duration::from_secs(10));
         }
+        // Reaped, or stopped if it did not go.
+        self.server.take();
     }
+}
+
+/// Whether something accepts connections on the loopback `port`.
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    )
+    .is_ok()
 }
 
 /// A loopback port nobody listens on right now.

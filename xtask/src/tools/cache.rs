@@ -4,6 +4,8 @@
 //! `SCCACHE_GHA_ENABLED`, else a local `SCCACHE_DIR`). A cache that fails never fails a
 //! build: one warning line, and the build goes on without it.
 
+use std::time::Duration;
+
 use anyhow::bail;
 use cargo_metadata::camino::Utf8PathBuf;
 use xshell::{Shell, cmd};
@@ -53,7 +55,9 @@ pub fn start(sh: &Shell, project: &Project) -> anyhow::Result<Option<Sccache>> {
         .map(|w| std::fs::read(w).unwrap_or_default())
         .collect();
     let wrappers: Vec<&[u8]> = wrappers.iter().map(Vec::as_slice).collect();
-    match Sccache::start(sh, &program, &cache::c_key(&version, &wrappers)) {
+    // sccache's own limit for a server to start.
+    let limit = Duration::from_secs(10);
+    match Sccache::start(sh, &program, &cache::c_key(&version, &wrappers), limit) {
         Ok(server) => Ok(Some(server)),
         Err(e) => {
             eprintln!("warning: shared compilation cache unavailable ({e}): building without it");

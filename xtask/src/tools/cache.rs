@@ -68,7 +68,7 @@ pub fn start(sh: &Shell, project: &Project) -> anyhow::Result<Option<Sccache>> {
 
 /// Prints the build's hits and misses in one line, or one warning line when the cache
 /// failed during the build (the compiles it failed ran here), and stops the server.
-pub fn report(sh: &Shell, server: Sccache) {
+pub fn report(sh: &Shell, mut server: Sccache) {
     match server.stats_since_start(sh) {
         Ok(stats) if stats.errors == 0 => eprintln!("  shared cache (sccache): {stats}"),
         Ok(stats) => eprintln!(

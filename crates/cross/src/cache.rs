@@ -235,10 +235,9 @@ impl Sccache {
                     .quiet()
                     .ignore_stderr()
                     .read();
-                if let Some(stats) = json.ok().and_then(|j| Stats::parse(&j).ok()) {
-                    if stats.errors > started.errors {
-                        break stats;
-                    }
+                let stats = json.ok().and_then(|j| Stats::parse(&j).ok());
+                if let Some(stats) = stats.filter(|s| s.errors > started.errors) {
+                    break stats;
                 }
             };
             server.lock().ok()?.take();

@@ -235,9 +235,10 @@ impl Sccache {
                     .quiet()
                     .ignore_stderr()
                     .read();
-                let stats = json.ok().and_then(|j| Stats::parse(&j).ok());
-                if let Some(stats) = stats.filter(|s| s.errors > started.errors) {
-                    break stats;
+                if let Some(stats) = json.ok().and_then(|j| Stats::parse(&j).ok()) {
+                    if stats.errors > started.errors {
+                        break stats;
+                    }
                 }
             };
             server.lock().ok()?.take();

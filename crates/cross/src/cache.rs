@@ -29,8 +29,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -146,9 +144,7 @@ pub struct Sccache {
     port: u16,
     c_key: String,
     started: Stats,
-    server: Arc<Mutex<Option<Running>>>,
-    /// Stops the watcher, which returns what was counted when it cut the cache off.
-    watcher: Option<(mpsc::Sender<()>, JoinHandle<Option<Stats>>)>,
+    server: Option<Running>,
 }
 
 impl Sccache {
@@ -194,11 +190,9 @@ impl Sccache {
             port,
             c_key: c_key.to_owned(),
             started: Stats::default(),
-            server: Arc::new(Mutex::new(Some(server))),
-            watcher: None,
+            server: Some(server),
         };
         cache.started = cache.stats(sh)?;
-        cache.watcher = Some(cache.watch());
         Ok(cache)
     }
 
@@ -214,64 +208,10 @@ impl Sccache {
         ]
     }
 
-    /// Cuts the cache off at its first failure: a backend that stopped answering makes
-    /// sccache wait out its retries on every compile (about a minute each with Redis
-    /// stopped). Once the server counts an error, it is stopped and its port held by a
-    /// listener that drops every connection, so each later compile fails to reach it and
-    /// runs here at once (`SCCACHE_IGNORE_SERVER_IO_ERROR`).
-    fn watch(&self) -> (mpsc::Sender<()>, JoinHandle<Option<Stats>>) {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let (program, port, started) = (self.program.clone(), self.port, self.started);
-        let server = Arc::clone(&self.server);
-        let thread = std::thread::spawn(move || {
-            let sh = Shell::new().ok()?;
-            let failed = loop {
-                match stopped.recv_timeout(Duration::from_secs(1)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return None,
-                }
-                let json = cmd!(sh, "{program} --show-stats --stats-format json")
-                    .env("SCCACHE_SERVER_PORT", port.to_string())
-                    .quiet()
-                    .ignore_stderr()
-                    .read();
-                if let Some(stats) = json.ok().and_then(|j| Stats::parse(&j).ok()) {
-                    if stats.errors > started.errors {
-                        break stats;
-                    }
-                }
-            };
-            server.lock().ok()?.take();
-            let listener = std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
-            listener.set_nonblocking(true).ok()?;
-            loop {
-                match stopped.recv_timeout(Duration::from_millis(20)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return Some(failed),
-                }
-                while let Ok((connection, _)) = listener.accept() {
-                    drop(connection);
-                }
-            }
-        });
-        (stop, thread)
-    }
-
     /// What the server counted since it started (this build); an error when it no longer
-    /// answers, answers as another (restarted) server, or was cut off (see `watch`).
+    /// answers, or answers as another (restarted) server.
     pub fn stats_since_start(&mut self, sh: &Shell) -> crate::Result<Stats> {
-        if let Some((stop, thread)) = self.watcher.take() {
-            let _ = stop.send(());
-            if let Ok(Some(failed)) = thread.join() {
-                let failed = failed.since(self.started).unwrap_or(failed);
-                bail!("it failed ({failed}) and was cut off: the rest was compiled here");
-            }
-        }
-        let status = match self.server.lock() {
-            Ok(mut server) => server.as_mut().and_then(|s| s.try_wait().ok().flatten()),
-            Err(_) => None,
-        };
-        if let Some(status) = status {
+        if let Some(Ok(Some(status))) = self.server.as_mut().map(Running::try_wait) {
             bail!("the sccache server stopped during the build ({status})");
         }
         let now = self.stats(sh)?;
@@ -304,18 +244,12 @@ impl Sccache {
 
 impl Drop for Sccache {
     fn drop(&mut self) {
-        if let Some((stop, thread)) = self.watcher.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
         if let (true, Ok(sh)) = (listening(self.port), Shell::new()) {
             let stop = self.command(&sh, &["--stop-server"]).ignore_stdout();
             let _ = process::run_for(stop, Io::Null, Io::Null, Duration::from_secs(10));
         }
         // Reaped, or stopped if it did not go.
-        if let Ok(mut server) = self.server.lock() {
-            server.take();
-        }
+        self.server.take();
     }
 }
 

@@ -75,6 +75,9 @@ pub fn report(sh: &Shell, mut server: Sccache) {
             "warning: shared compilation cache failed during the build ({stats}): \
              those crates were compiled here, without it"
         ),
-        Err(e) => eprintln!("warning: shared compilation cache failed during the build: {e}"),
+        Err(e) => eprintln!(
+            "warning: shared compilation cache stopped answering during the build ({e}): \
+             the rest was compiled here, without it"
+        ),
     }
 }

@@ -253,7 +253,9 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
             })
             .count()
         });
-        Ok::<_, tiny_interrupt::Interrupted>((rlibs >= 5).then_some(()))
+        // Late, so that few compiles are left: each waits out sccache's retries on the
+        // stopped Redis (about a minute) before it runs here.
+        Ok::<_, tiny_interrupt::Interrupted>((rlibs >= 75).then_some(()))
     })
     .unwrap();
     assert!(

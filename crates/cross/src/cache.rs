@@ -12,7 +12,12 @@
 //! A cache that fails never fails the build: a server that does not start is an
 //! [`Error`], on which the caller builds without it; compiles whose cache read or write
 //! failed ran locally and show as [`Stats::errors`]; a server gone mid-build leaves the
-//! compilers running without it (`SCCACHE_IGNORE_SERVER_IO_ERROR`).
+//! compilers running without it (`SCCACHE_IGNORE_SERVER_IO_ERROR`). A backend that stops
+//! answering mid-build is cut off at its first failure: a watcher connects to its
+//! [`backend_address`] every half second and, when that fails, creates a flag file
+//! ([`Sccache::env`]'s `XTASK_SCCACHE_OFF`) on which the wrappers compile without sccache
+//! (with the same path mapping: the same bytes). The server goes on for the compiles it
+//! holds, which would fail if it stopped under them.
 //!
 //! ```
 //! use tiny_cross::cache::Stats;
@@ -29,6 +34,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -145,6 +154,129 @@ pub struct Sccache {
     c_key: String,
     started: Stats,
     server: Option<Running>,
+    off: Utf8PathBuf,
+    watcher: Option<Watcher>,
+}
+
+/// The thread that watches the backend and cuts the cache off at its first failure.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    cut: Arc<OnceLock<String>>,
+    thread: JoinHandle<()>,
+}
+
+impl Watcher {
+    /// Connects to `address` about every `every`; at the first failure creates `off` (the
+    /// wrappers then compile without sccache) and calls `on_cut_off` with the reason.
+    fn start(
+        address: (String, u16),
+        off: Utf8PathBuf,
+        every: Duration,
+        on_cut_off: Box<dyn FnOnce(&str) + Send>,
+    ) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(OnceLock::new());
+        let (stopped, reason) = (stop.clone(), cut.clone());
+        let thread = std::thread::spawn(move || {
+            let (host, port) = address;
+            while !stopped.load(Ordering::SeqCst) {
+                if let Err(e) = connects(&host, port, every.max(Duration::from_millis(500))) {
+                    let mut why = format!("{host}:{port}: {e}");
+                    if let Err(e) = std::fs::write(&off, why.as_bytes()) {
+                        // Not cut off: the remaining compiles wait out sccache's retries.
+                        why = format!("{why}; and {off}: {e}");
+                    }
+                    let _ = reason.set(why.clone());
+                    on_cut_off(&why);
+                    break;
+                }
+                std::thread::park_timeout(every);
+            }
+        });
+        Watcher { stop, cut, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// Whether `host:port` accepts a connection within `limit`.
+fn connects(host: &str, port: u16, limit: Duration) -> std::io::Result<()> {
+    let addresses = (host, port).to_socket_addrs()?;
+    let mut last = std::io::Error::other("no address");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, limit) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The host and port that sccache's backend settings name, for a backend reached over TCP:
+/// Redis (`SCCACHE_REDIS_ENDPOINT`, `SCCACHE_REDIS`, the first of
+/// `SCCACHE_REDIS_CLUSTER_ENDPOINTS`), memcached (`SCCACHE_MEMCACHED_ENDPOINT`,
+/// `SCCACHE_MEMCACHED`), WebDAV (`SCCACHE_WEBDAV_ENDPOINT`) or an S3 endpoint
+/// (`SCCACHE_ENDPOINT`). `None` for the others (a local folder, the GitHub Actions cache,
+/// S3 at AWS's default): nothing to watch.
+///
+/// ```
+/// use tiny_cross::cache::backend_address;
+///
+/// let env = |name: &str| (name == "SCCACHE_REDIS_ENDPOINT").then(|| "redis://:pw@10.0.0.2/1".to_owned());
+/// assert_eq!(backend_address(env), Some(("10.0.0.2".to_owned(), 6379)));
+/// let env = |name: &str| (name == "SCCACHE_WEBDAV_ENDPOINT").then(|| "https://[::1]:8443/cache".to_owned());
+/// assert_eq!(backend_address(env), Some(("::1".to_owned(), 8443)));
+/// assert_eq!(backend_address(|_| None), None);
+/// ```
+pub fn backend_address(env: impl Fn(&str) -> Option<String>) -> Option<(String, u16)> {
+    const SETTINGS: [(&str, u16); 7] = [
+        ("SCCACHE_REDIS_ENDPOINT", 6379),
+        ("SCCACHE_REDIS", 6379),
+        ("SCCACHE_REDIS_CLUSTER_ENDPOINTS", 6379),
+        ("SCCACHE_MEMCACHED_ENDPOINT", 11211),
+        ("SCCACHE_MEMCACHED", 11211),
+        ("SCCACHE_WEBDAV_ENDPOINT", 80),
+        ("SCCACHE_ENDPOINT", 80),
+    ];
+    SETTINGS.iter().find_map(|&(name, port)| {
+        let value = env(name)?;
+        let first = value.split(',').next()?.trim();
+        address_of(first, port)
+    })
+}
+
+/// `host` and `port` of `[scheme://][user[:password]@]host[:port][/path]`.
+fn address_of(url: &str, default_port: u16) -> Option<(String, u16)> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => ("", url),
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => default_port,
+    };
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 impl Sccache {
@@ -153,13 +285,29 @@ impl Sccache {
     /// sccache cannot see of the C compiler (the zig version, the wrappers): it is part of
     /// every C entry's key. An error (the program did not run, the backend did not answer
     /// within `limit`) means: build without the cache.
+    ///
+    /// When `backend` names a host and port (see [`backend_address`]), a watcher connects
+    /// to it about every half second; at the first failure it creates a flag file in
+    /// `dir`, on which the wrappers compile without sccache, and calls `on_cut_off` with
+    /// the reason, once.
     pub fn start(
         sh: &Shell,
         program: &Utf8Path,
         c_key: &str,
         limit: Duration,
+        dir: &Utf8Path,
+        backend: Option<(String, u16)>,
+        on_cut_off: Box<dyn FnOnce(&str) + Send>,
     ) -> crate::Result<Sccache> {
         let port = free_port()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        let off = dir.join(format!("sccache-{port}.off"));
+        match std::fs::remove_file(&off) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("removing {off}: {e}")
+            }
+            _ => {}
+        }
         // In the foreground, as our child: a server that never gets ready (a backend that
         // does not answer) is stopped with us, instead of living on as a daemon.
         let server = cmd!(sh, "{program}")
@@ -191,17 +339,31 @@ impl Sccache {
             c_key: c_key.to_owned(),
             started: Stats::default(),
             server: Some(server),
+            off: off.clone(),
+            watcher: None,
         };
         cache.started = cache.stats(sh)?;
+        cache.watcher = backend
+            .map(|address| Watcher::start(address, off, Duration::from_millis(500), on_cut_off));
         Ok(cache)
+    }
+
+    /// Why the cache was cut off during the build, if it was.
+    pub fn cut_off(&self) -> Option<&str> {
+        self.watcher
+            .as_ref()
+            .and_then(|w| w.cut.get())
+            .map(String::as_str)
     }
 
     /// The variables the compiles of the build need (for cargo): the committed wrappers
     /// run through this sccache, which they reach on its port, and compile here when it
-    /// stops answering.
+    /// stops answering, or when the flag file `XTASK_SCCACHE_OFF` names exists (the
+    /// backend was cut off).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("XTASK_SCCACHE", self.program.to_string()),
+            ("XTASK_SCCACHE_OFF", self.off.to_string()),
             ("SCCACHE_SERVER_PORT", self.port.to_string()),
             ("SCCACHE_IGNORE_SERVER_IO_ERROR", "1".into()),
             ("SCCACHE_C_CUSTOM_CACHE_BUSTER", self.c_key.clone()),
@@ -244,6 +406,10 @@ impl Sccache {
 
 impl Drop for Sccache {
     fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
+        let _ = std::fs::remove_file(&self.off);
         if let (true, Ok(sh)) = (listening(self.port), Shell::new()) {
             let stop = self.command(&sh, &["--stop-server"]).ignore_stdout();
             let _ = process::run_for(stop, Io::Null, Io::Null, Duration::from_secs(10));
@@ -255,7 +421,7 @@ impl Drop for Sccache {
 
 /// Whether something accepts connections on the loopback `port`.
 fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
+    TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_secs(1),
     )

@@ -57,7 +57,18 @@ pub fn start(sh: &Shell, project: &Project) -> anyhow::Result<Option<Sccache>> {
     let wrappers: Vec<&[u8]> = wrappers.iter().map(Vec::as_slice).collect();
     // sccache's own limit for a server to start.
     let limit = Duration::from_secs(10);
-    match Sccache::start(sh, &program, &cache::c_key(&version, &wrappers), limit) {
+    // Watched from here: at the first failure the wrappers compile without sccache (a flag
+    // file in this folder), and the build says so in one line.
+    let dir = project.target_dir.join("xtask/cache");
+    let backend = cache::backend_address(|name| std::env::var(name).ok());
+    let on_cut_off = Box::new(|why: &str| {
+        eprintln!(
+            "warning: shared compilation cache stopped answering ({why}): \
+             the rest of the build is compiled here, without it"
+        )
+    });
+    let key = cache::c_key(&version, &wrappers);
+    match Sccache::start(sh, &program, &key, limit, &dir, backend, on_cut_off) {
         Ok(server) => Ok(Some(server)),
         Err(e) => {
             eprintln!("warning: shared compilation cache unavailable ({e}): building without it");
@@ -67,8 +78,16 @@ pub fn start(sh: &Shell, project: &Project) -> anyhow::Result<Option<Sccache>> {
 }
 
 /// Prints the build's hits and misses in one line, or one warning line when the cache
-/// failed during the build (the compiles it failed ran here), and stops the server.
+/// failed during the build (the compiles it failed ran here), and stops the server. A
+/// cache cut off during the build was warned of then: its figures, no second warning.
 pub fn report(sh: &Shell, mut server: Sccache) {
+    if server.cut_off().is_some() {
+        match server.stats_since_start(sh) {
+            Ok(stats) => eprintln!("  shared cache (sccache, until cut off): {stats}"),
+            Err(e) => eprintln!("  shared cache (sccache, cut off): no figures ({e})"),
+        }
+        return;
+    }
     match server.stats_since_start(sh) {
         Ok(stats) if stats.errors == 0 => eprintln!("  shared cache (sccache): {stats}"),
         Ok(stats) => eprintln!(

@@ -4,6 +4,7 @@
 //!   compiler's name for it).
 //! - [`elf`]: a built binary is a 64-bit ELF executable for its target, statically linked.
 //! - [`dist`]: atomic staging of the shipped binaries with a manifest of their digests.
+//! - [`cache`]: a shared compilation cache (sccache) for the compiles of one build.
 //! - [`digests`]: a cache of file digests keyed by size and change time.
 //! - [`fresh`]: the no-op record: whether a previous build of the same command with the same
 //!   inputs is still what is on disk.
@@ -34,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod digests;
 pub mod dist;
 pub mod elf;

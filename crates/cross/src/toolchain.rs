@@ -30,6 +30,9 @@ pub fn wrappers(workspace: &Workspace) -> Vec<Utf8PathBuf> {
         dir.join("rustc-wrapper"),
         dir.join("cc/zig"),
         dir.join("cc/ar"),
+        // What sccache runs instead when the build uses a shared cache (`crate::cache`).
+        dir.join("cache/rustc"),
+        dir.join("cache/cc"),
     ];
     files.extend(Target::ALL.map(|t| committed_wrapper(workspace, t)));
     files

@@ -18,6 +18,7 @@ use crate::oci::arches;
 use crate::oci::reference::ImageNames;
 use crate::oci::signing;
 use crate::report::{self, step};
+use crate::tools::cache;
 use crate::tools::git;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
@@ -407,6 +408,9 @@ impl OtherMachine {
             .env("ZIG_LOCAL_CACHE_DIR", &self.zig_cache)
             .env("TZ", Self::TZ)
             .env_remove("XDG_CACHE_HOME")
+            // An independent rebuild: nothing compiled elsewhere (README, Across machines).
+            .env_remove(cache::VAR)
+            .env_remove("XTASK_RUSTC_WRAPPER")
     }
 }
 

@@ -10,6 +10,7 @@ use xshell::{Shell, cmd};
 
 use crate::model::project::Project;
 use crate::report::step;
+use crate::tools::cache;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
 use tiny_cross::digests::{Digests, Stamp};
@@ -183,12 +184,17 @@ fn compile(
         return executables(targets, outputs);
     }
     let started = record.start()?;
-    let mut command = toolchain::as_typed(cmd!(sh, "{cargo} {args...}").quiet());
+    let server = cache::start(sh, project)?;
+    let cached = server.iter().flat_map(|s| s.env());
+    let mut command = toolchain::as_typed(cmd!(sh, "{cargo} {args...}").quiet()).envs(cached);
     if std == StdSource::FromSource {
         command = command.envs(bootstrap);
     }
     // cargo's progress and errors go to the terminal; its JSON messages come to us.
     let output = process::run(command, Io::Capture, Io::Inherit)?;
+    if let Some(server) = server {
+        cache::report(sh, server);
+    }
     if !output.status.success() {
         bail!("cargo build failed: its errors are above");
     }

@@ -2,6 +2,7 @@
 //! qemu, and the service itself as a client sees it (and under load).
 
 pub mod buildinfo;
+pub mod cache;
 pub mod compile;
 pub mod credential_helper;
 pub mod documents;

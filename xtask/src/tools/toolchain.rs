@@ -211,6 +211,148 @@ mod tests {
     }
 
     #[test]
+    fn with_the_shared_cache_sccache_sees_no_path_of_this_machine_and_the_compiler_maps_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
+        let target_dir = dir.join("target");
+        let out = target_dir.join("release/deps");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
+        // A fake sccache that prints what it was given, then runs it as sccache would.
+        let sccache = dir.join("sccache");
+        let script = "#!/bin/sh\nprintf 'sccache:%s\\n' \"$@\"\nexec \"$@\"\n";
+        std::fs::write(&sccache, script).unwrap();
+        std::fs::set_permissions(&sccache, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args = ["--crate-name", "a", "--out-dir", out.as_str()];
+        let env = [
+            ("XTASK_SCCACHE", sccache.as_str()),
+            ("CARGO_HOME", "/h/cargo"),
+            ("RUSTUP_HOME", "/h/rustup"),
+        ];
+        let ran = rustc(dir, &args, &env);
+        assert!(ran.status.success(), "{ran:?}");
+        let said = String::from_utf8(ran.stdout).unwrap();
+        let (seen, ran): (Vec<&str>, Vec<&str>) =
+            said.lines().partition(|l| l.starts_with("sccache:"));
+        let shim = committed("../cache/rustc");
+        let expected = [
+            shim.as_str(),
+            "--crate-name",
+            "a",
+            "--out-dir",
+            out.as_str(),
+        ];
+        assert_eq!(seen, expected.map(|a| format!("sccache:{a}")));
+        let root = committed("../..").canonicalize_utf8().unwrap();
+        assert_eq!(
+            ran,
+            [
+                "--crate-name".to_owned(),
+                "a".into(),
+                "--out-dir".into(),
+                out.to_string(),
+                format!("--remap-path-prefix={root}=."),
+                format!("--remap-path-prefix={target_dir}=/target"),
+                "--remap-path-prefix=/h/cargo=/cargo".into(),
+                "--remap-path-prefix=/h/rustup=/rustup".into(),
+            ]
+        );
+
+        // The C compiler: sccache sees the target and the compiler's own arguments; zig
+        // gets the mapping, as without the cache.
+        let out = target_dir.join("x86_64-unknown-linux-musl/release/build/x-1/out");
+        std::fs::create_dir_all(&out).unwrap();
+        let fake_zig = dir.join("zig");
+        std::fs::write(&fake_zig, "#!/bin/sh\nprintf 'zig:%s\\n' \"$@\"\n").unwrap();
+        std::fs::set_permissions(&fake_zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        link(&fake_zig, &zig_link(&target_dir)).unwrap();
+        let cc = std::process::Command::new(committed("x86_64-unknown-linux-musl-cc"))
+            .args(["-O2", "--target=x86_64-unknown-linux-musl", "-c", "a.c"])
+            .env("OUT_DIR", &out)
+            .env("XTASK_SCCACHE", &sccache)
+            .env("CARGO_HOME", "/h/cargo")
+            .output()
+            .unwrap();
+        assert!(cc.status.success(), "{cc:?}");
+        let said = String::from_utf8(cc.stdout).unwrap();
+        let (seen, ran): (Vec<&str>, Vec<&str>) =
+            said.lines().partition(|l| l.starts_with("sccache:"));
+        let shim = committed("../cache/cc");
+        let expected = [
+            shim.as_str(),
+            "-target",
+            "x86_64-linux-musl",
+            "-O2",
+            "-c",
+            "a.c",
+        ];
+        assert_eq!(seen, expected.map(|a| format!("sccache:{a}")));
+        let expected = [
+            "cc".to_owned(),
+            "-target".into(),
+            "x86_64-linux-musl".into(),
+            "-ffile-prefix-map=/h/cargo=/cargo".into(),
+            format!("-ffile-prefix-map={root}=."),
+            format!("-ffile-prefix-map={target_dir}=/target"),
+            "-O2".into(),
+            "-c".into(),
+            "a.c".into(),
+        ];
+        assert_eq!(ran, expected.map(|a| format!("zig:{a}")));
+    }
+
+    #[test]
+    fn once_the_cache_is_cut_off_the_wrappers_compile_here_with_the_same_mapping() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
+        let target_dir = dir.join("target");
+        let out = target_dir.join("release/deps");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
+        // An sccache that must not run, and the flag file the build creates.
+        let sccache = dir.join("sccache");
+        std::fs::write(&sccache, "#!/bin/sh\necho sccache ran\nexit 1\n").unwrap();
+        std::fs::set_permissions(&sccache, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let off = dir.join("sccache-1.off");
+        let args = ["--crate-name", "a", "--out-dir", out.as_str()];
+        let homes = [("CARGO_HOME", "/h/cargo"), ("RUSTUP_HOME", "/h/rustup")];
+        let without = rustc(dir, &args, &homes);
+        let mut env = vec![
+            ("XTASK_SCCACHE", sccache.as_str()),
+            ("XTASK_SCCACHE_OFF", off.as_str()),
+        ];
+        env.extend(homes);
+        // Before the cut: through sccache.
+        let ran = rustc(dir, &args, &env);
+        assert!(!ran.status.success(), "{ran:?}");
+        std::fs::write(&off, "").unwrap();
+        let ran = rustc(dir, &args, &env);
+        assert!(ran.status.success(), "{ran:?}");
+        assert_eq!(ran.stdout, without.stdout);
+
+        let out = target_dir.join("x86_64-unknown-linux-musl/release/build/x-1/out");
+        std::fs::create_dir_all(&out).unwrap();
+        let fake_zig = dir.join("zig");
+        std::fs::write(&fake_zig, "#!/bin/sh\nprintf 'zig:%s\\n' \"$@\"\n").unwrap();
+        std::fs::set_permissions(&fake_zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        link(&fake_zig, &zig_link(&target_dir)).unwrap();
+        let cc = |env: &[(&str, &str)]| {
+            std::process::Command::new(committed("x86_64-unknown-linux-musl-cc"))
+                .args(["-O2", "--target=x86_64-unknown-linux-musl", "-c", "a.c"])
+                .env("OUT_DIR", &out)
+                .env("CARGO_HOME", "/h/cargo")
+                .env_remove("XTASK_SCCACHE")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap()
+        };
+        let ran = cc(&env);
+        assert!(ran.status.success(), "{ran:?}");
+        assert!(!ran.stdout.is_empty());
+        assert_eq!(ran.stdout, cc(&[]).stdout);
+    }
+
+    #[test]
     fn a_link_is_replaced_only_when_it_points_elsewhere() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();

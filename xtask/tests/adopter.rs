@@ -106,16 +106,24 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
 
     let cargo = |args: &[&str]| -> String {
         eprintln!("$ (fixture) cargo {}", args.join(" "));
-        let out = Command::new(env!("CARGO"))
+        let mut command = Command::new(env!("CARGO"));
+        command
             .args(args)
             .current_dir(&ws)
             .env("CARGO_TARGET_DIR", root().join("target/adopter"))
             // The xtask's dependencies resolve from what this workspace already fetched:
             // a test reaches no registry but the local one.
             .env("CARGO_NET_OFFLINE", "true")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
+            .env_remove("CARGO_MANIFEST_DIR")
+            .stderr(Stdio::inherit());
+        // `cargo test` hands us our own [env] (the C compilers of this checkout): the
+        // fixture's cargo reads its own.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CC_") || key.starts_with("AR_") {
+                command.env_remove(key);
+            }
+        }
+        let out = command.output().unwrap();
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(
             out.status.success(),

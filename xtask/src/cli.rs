@@ -328,6 +328,10 @@ pub struct BenchArgs {
     /// Measure this section only
     #[arg(long, value_enum, value_name = "SECTION")]
     pub only: Option<BenchSection>,
+    /// The targets of `--only cold`, or `all`; repeatable [default: `targets` in
+    /// [workspace.metadata.xtask]]
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<Selection>,
     /// Rounds of each path in the change-to-images loop (the median is reported)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub devloop_rounds: u32,
@@ -347,6 +351,9 @@ pub enum BenchSection {
     Throughput,
     /// `/healthz` and `/hello` latency under 300 idle websockets and 1,100 slow clients
     Hostile,
+    /// A cold `cargo xtask build` of each target alone, then of all of them in one run (the
+    /// standard library built from source included where rustup has none)
+    Cold,
 }
 
 #[derive(Debug, Args)]

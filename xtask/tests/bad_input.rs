@@ -793,3 +793,79 @@ fn required_signatures_that_cannot_be_checked_are_refused_in_one_line_before_bui
         ),
     ]);
 }
+
+/// A file put in place of another by rename, as a user moving binaries around would; the
+/// original is put back, the same way, when this is dropped.
+struct RenamedOver {
+    path: PathBuf,
+    original: Vec<u8>,
+}
+
+impl RenamedOver {
+    fn new(from: &Path, over: &Path) -> RenamedOver {
+        let original = std::fs::read(over).unwrap();
+        let copy = over.with_file_name(".renamed-over");
+        std::fs::copy(from, &copy).unwrap();
+        std::fs::rename(&copy, over).unwrap();
+        RenamedOver {
+            path: over.to_owned(),
+            original,
+        }
+    }
+}
+
+impl Drop for RenamedOver {
+    fn drop(&mut self) {
+        let copy = self.path.with_file_name(".renamed-back");
+        std::fs::write(&copy, &self.original).unwrap();
+        std::fs::rename(&copy, &self.path).unwrap();
+    }
+}
+
+#[test]
+fn an_arm_v6_binary_in_the_arm_v7_dist_folder_and_the_reverse_are_refused_in_one_line() {
+    const V7: &str = "armv7-unknown-linux-musleabihf";
+    const V6: &str = "arm-unknown-linux-musleabihf";
+    let _turn = one_at_a_time();
+    // Both folders staged: a no-op when they are, as after the platforms test.
+    let built = Command::new(XTASK)
+        .args(["build", "--target", "arm/v6", "--target", "arm/v7"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let dist = root().join("target/dist");
+    let cases = [
+        (
+            V6,
+            V7,
+            "built for ARMv6 (arm/v6), not ARMv7 (arm/v7) (armv7-unknown-linux-musleabihf): an \
+             arm/v6 and an arm/v7 binary are not interchangeable; build it for \
+             armv7-unknown-linux-musleabihf",
+        ),
+        (
+            V7,
+            V6,
+            "built for ARMv7 (arm/v7), not ARMv6 (arm/v6) (arm-unknown-linux-musleabihf): an \
+             arm/v6 and an arm/v7 binary are not interchangeable; build it for \
+             arm-unknown-linux-musleabihf",
+        ),
+    ];
+    for (from, into, says) in cases {
+        let folder = dist.join(into);
+        let _renamed = RenamedOver::new(&dist.join(from).join("service"), &folder.join("service"));
+        let before = snapshot(&folder);
+        // verify reads what is staged before anything else (the manifest still lists the
+        // file, its content is what is checked).
+        let wrong = check_alone(&case(&["verify", "--allow-dirty", "--target", into], says));
+        assert!(wrong.is_none(), "{}", wrong.unwrap_or_default());
+        assert!(
+            snapshot(&folder) == before,
+            "{into}: the dist folder was changed"
+        );
+    }
+}

@@ -8,6 +8,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::elf;
+use crate::error::bail;
 use crate::target::Target;
 use tiny_interrupt::{self as interrupt, Undo};
 
@@ -130,16 +132,23 @@ pub fn read_manifest(dir: &Utf8Path) -> crate::Result<Manifest> {
 }
 
 /// The manifest of a dist folder with each file's size and sha256 as the file is now: what
-/// would ship, even if something changed it after staging.
+/// would ship, even if something changed it after staging. Each file must still pass
+/// [`elf::verify`] for the manifest's target, so a binary of another target copied or renamed
+/// into the folder (an arm/v6 one among the arm/v7 ones, say) is refused, not shipped.
 pub fn read_staged(dir: &Utf8Path) -> crate::Result<Manifest> {
     let mut manifest = read_manifest(dir)?;
+    let target: Target = manifest.target.parse()?;
     for file in &mut manifest.files {
         let path = dir.join(&file.name);
-        file.size = path
-            .metadata()
-            .with_context(|| format!("{path} is listed in {MANIFEST} but missing"))?
-            .len();
-        file.sha256 = sha256(&path)?;
+        if !path.exists() {
+            bail!("{path} is listed in {MANIFEST} but missing");
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        if let Err(e) = elf::verify(&bytes, target) {
+            bail!("refusing {path}: {e}");
+        }
+        file.size = bytes.len() as u64;
+        file.sha256 = sha256_bytes(&bytes);
     }
     Ok(manifest)
 }
@@ -201,15 +210,20 @@ mod tests {
             entry.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        staging.commit(&manifest(vec![entry.clone()])).unwrap();
+        let mut staged = manifest(vec![entry.clone()]);
+        staged.target = "armv7-unknown-linux-musleabihf".into();
+        staging.commit(&staged).unwrap();
 
         assert!(!dest.join("stale").exists());
-        assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry.clone()]));
-        // A file changed after staging shows in what is read back, not in the manifest.
+        assert_eq!(read_manifest(&dest).unwrap(), staged);
+        // What is read back is checked as it is now, not as the manifest says it was.
         std::fs::write(dest.join("service"), b"abd").unwrap();
-        let now = read_staged(&dest).unwrap();
-        assert_ne!(now.files[0].sha256, entry.sha256);
-        assert_eq!(read_manifest(&dest).unwrap(), manifest(vec![entry]));
+        let err = read_staged(&dest).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("refusing {dest}/service: not a 32-bit ELF executable")
+        );
+        assert_eq!(read_manifest(&dest).unwrap(), staged);
         let leftovers: Vec<_> = root.join("dist").read_dir().unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the final folder remains");
     }

@@ -218,6 +218,22 @@ fn no_download_note(workspace: &Workspace, target: Target) -> Utf8PathBuf {
         .join(target.triple())
 }
 
+/// Whether an earlier build found no standard library for `target` to download and will
+/// build it from the toolchain's `rust-src` (the note it left is still there, and so are
+/// the sources).
+///
+/// ```
+/// use tiny_cross::{target::Target, toolchain, workspace::Workspace};
+///
+/// let workspace = Workspace::new("/nowhere".into(), "/nowhere/target".into(), "0.14.1".into());
+/// let sysroot = camino::Utf8Path::new("/nowhere/sysroot");
+/// assert!(!toolchain::std_from_source_noted(&workspace, sysroot, Target::X86_64Musl));
+/// ```
+pub fn std_from_source_noted(workspace: &Workspace, sysroot: &Utf8Path, target: Target) -> bool {
+    no_download_note(workspace, target).is_file()
+        && rust_src(sysroot).join("std/Cargo.toml").is_file()
+}
+
 /// Finds the target's standard library: the installed one, else rustup's download, else
 /// the toolchain's `rust-src` (added with rustup when missing) to build it from.
 fn ensure_rust_target(

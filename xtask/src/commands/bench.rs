@@ -141,6 +141,16 @@ impl BenchArgs {
                 out.hostile(hostile::measure(sh, &shipped, &scratch)?);
                 return out.finish();
             }
+            Some(BenchSection::Cold) => {
+                let targets = project.targets(&self.targets);
+                toolchain::cross_env(sh, project, &targets)?;
+                let scratch = project.work_dir().join("bench-cold");
+                let _ = std::fs::remove_dir_all(&scratch);
+                let _scratch_removed = Undo::remove_dir(&scratch);
+                std::fs::create_dir_all(&scratch)?;
+                out.table(cold_times(sh, project, &targets, &scratch)?);
+                return out.finish();
+            }
             None => {}
         }
         let wrk = which::find_on_path("wrk")
@@ -219,6 +229,56 @@ fn build_times(sh: &Shell, project: &Project, scratch: &Utf8Path) -> anyhow::Res
         "build times, both targets ({} cores)\n{}cold: xtask / plain = {ratio:.2}\n",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         report::table(&["driver", "cold", "no-op"], &rows)
+    ))
+}
+
+/// A cold `cargo xtask build` of each target alone, then of all of them in one run, each in
+/// a fresh target directory that shares only zig: what a checkout without a cache pays,
+/// including a standard library built from rust-src where rustup has none to download.
+fn cold_times(
+    sh: &Shell,
+    project: &Project,
+    targets: &[Target],
+    scratch: &Utf8Path,
+) -> anyhow::Result<String> {
+    let xtask = process::own_exe()?;
+    let mut runs: Vec<Vec<Target>> = targets.iter().map(|&t| vec![t]).collect();
+    if targets.len() > 1 {
+        runs.push(targets.to_vec());
+    }
+    let mut rows = Vec::new();
+    for run in runs {
+        let target_dir = scratch.join("target");
+        toolchain::share_zig(project, &target_dir)?;
+        let label = match run.as_slice() {
+            [one] => one.short().to_owned(),
+            all => format!("all {} in one run", all.len()),
+        };
+        let triples = Target::cargo_args(&run);
+        let command = cmd!(sh, "{xtask} build {triples...}")
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .quiet();
+        let started = Instant::now();
+        let done = process::run(toolchain::as_typed(command), Io::Null, Io::Null)?;
+        if !done.status.success() {
+            bail!("a cold `cargo xtask build` of {label} failed: run it by hand to see why");
+        }
+        let elapsed = started.elapsed();
+        let from_source = toolchain::std_from_source_dir(&target_dir);
+        let built = run.iter().filter(|t| from_source.join(t.triple()).is_dir());
+        let std = match (built.count(), run.len()) {
+            (0, _) => "prebuilt".to_owned(),
+            (n, all) if n == all => "from source".to_owned(),
+            (n, all) => format!("from source for {n} of {all}"),
+        };
+        eprintln!("  cold {label}: {}", report::seconds(elapsed));
+        rows.push(vec![label, std, report::seconds(elapsed)]);
+        std::fs::remove_dir_all(&target_dir).with_context(|| format!("removing {target_dir}"))?;
+    }
+    Ok(format!(
+        "cold builds, a fresh target directory each ({} cores)\n{}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        report::table(&["targets", "std", "cold"], &rows)
     ))
 }
 

@@ -98,11 +98,17 @@ impl DoctorArgs {
     pub fn run(self, sh: &Shell, project: &Project) -> anyhow::Result<()> {
         let mut tools = Vec::new();
         let sysroot = toolchain::sysroot(sh)?;
+        let workspace = toolchain::workspace(project);
         for target in project.targets(&self.targets) {
             let name = format!("rust std {target}");
             tools.push(if toolchain::rust_target_installed(&sysroot, target) {
                 Tool::ok(name, "installed".into())
                     .at(sysroot.join("lib/rustlib").join(target.triple()))
+            } else if toolchain::std_from_source_noted(&workspace, &sysroot, target) {
+                let how = format!(
+                    "from source: each build compiles it from rust-src (rustup has none for {target} here)"
+                );
+                Tool::ok(name, how).at(toolchain::rust_src(&sysroot))
             } else if which::find_on_path("rustup").is_some() {
                 let fix = format!(
                     "`cargo xtask build` adds it (rustup target add {target}), or builds it \

@@ -22,7 +22,7 @@ use crate::tools::cache;
 use crate::tools::git;
 use crate::tools::process::{self, Io};
 use crate::tools::toolchain;
-use tiny_cross::dist::{Manifest, read_staged};
+use tiny_cross::dist::{MANIFEST, Manifest, read_staged};
 use tiny_cross::target::Target;
 use tiny_oci::compare::{self, AttachedDocument, Blobs, Images, Repository};
 use tiny_oci::layout::Layout;
@@ -98,6 +98,7 @@ impl VerifyArgs {
         let targets = project.targets(&self.targets);
         // Everything expected is read first, signatures included: a missing build or
         // signature fails before minutes of work.
+        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
         let key = self.key.as_deref().map(signing::public_key).transpose()?;
         let mut expectations = Vec::new();
         for image in &images {
@@ -105,7 +106,6 @@ impl VerifyArgs {
             let expected = self.expected(sh, &project, &targets, key.as_ref())?;
             expectations.push((project, expected));
         }
-        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(
@@ -521,11 +521,14 @@ fn dist_manifests(
         .iter()
         .map(|&t| {
             let dir = target_dir.join("dist").join(t.triple());
-            read_staged(&dir).with_context(|| {
-                format!(
+            if !dir.join(MANIFEST).exists() {
+                bail!(
                     "no staged binaries for {t} in {}: run {made_by} first",
                     project.relative(&dir)
-                )
+                );
+            }
+            read_staged(&dir).with_context(|| {
+                format!("the binaries staged for {t} (run {made_by} to stage them again)")
             })
         })
         .collect()

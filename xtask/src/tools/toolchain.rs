@@ -9,8 +9,9 @@ use tiny_cross::target::Target;
 use tiny_cross::workspace::{Progress, Workspace};
 
 pub use tiny_cross::toolchain::{
-    BUILD_STD, CSource, CrossEnv, RUSTC_WRAPPER_SETTING, as_typed, cargo, link,
-    rust_target_installed, std_from_source_dir, sysroot, tool_home, watched_files, zig_link,
+    BUILD_STD, CSource, CrossEnv, RUSTC_WRAPPER_SETTING, as_typed, cargo, link, rust_src,
+    rust_target_installed, std_from_source_dir, std_from_source_noted, sysroot, tool_home,
+    watched_files, zig_link,
 };
 
 /// The workspace as the cross crate sees it.

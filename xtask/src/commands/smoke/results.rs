@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::report;
+use tiny_cross::target::Target;
 
 /// The version of the `--json` document.
 pub const SCHEMA: u32 = 1;
@@ -65,8 +66,12 @@ impl Outcome {
 
 /// The table's columns; `live_row` prints them as each check ends, `table` at the end.
 pub const HEADERS: [&str; 5] = ["image", "check", "result", "time", "detail"];
-/// Fixed widths of the leading columns for rows printed as they come.
-const LIVE_WIDTHS: [usize; 4] = [5, 14, 6, 5];
+/// Fixed widths of the leading columns for rows printed as they come: the image column
+/// fits every platform's label (`ppc64le`, `riscv64` and `loong64` are the longest).
+fn live_widths() -> [usize; 4] {
+    let label = Target::ALL.iter().map(|t| t.short().len()).max();
+    [label.unwrap_or(5), 14, 6, 5]
+}
 
 fn cells(label: &str, check: &Check) -> [String; 5] {
     let time = check
@@ -85,11 +90,11 @@ fn cells(label: &str, check: &Check) -> [String; 5] {
 pub fn live_row(label: &str, check: &Check) -> String {
     let cells = cells(label, check);
     let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
-    report::live_row(&LIVE_WIDTHS, &cells)
+    report::live_row(&live_widths(), &cells)
 }
 
 pub fn live_header() -> String {
-    report::live_row(&LIVE_WIDTHS, &HEADERS)
+    report::live_row(&live_widths(), &HEADERS)
 }
 
 impl Image {
@@ -171,5 +176,15 @@ mod tests {
             table.contains("arm64  total      FAIL    3.3s  svc:1-arm64"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn live_rows_line_up_for_every_platform_label() {
+        let header = live_header();
+        let column = header.find("check").unwrap();
+        for target in Target::ALL {
+            let row = live_row(target.short(), &check("hello", Outcome::Pass, Some(1.0)));
+            assert_eq!(row.find("hello"), Some(column), "{header}\n{row}");
+        }
     }
 }

@@ -123,18 +123,23 @@ fn clone(dir: &Path) -> PathBuf {
     dir.to_owned()
 }
 
-fn target_dir(clone: &Path, name: &str) -> PathBuf {
+/// A target dir `name` in `clone`, sharing the zig provisioned in `zig_from` (none: its own
+/// build provisions one).
+fn target_dir(clone: &Path, name: &str, zig_from: Option<&Path>) -> PathBuf {
     let dir = clone.join(name);
-    let ours = Path::new(XTASK).parent().unwrap().parent().unwrap();
-    let zig = ours.join("xtask/zig");
     std::fs::create_dir_all(dir.join("xtask")).unwrap();
-    std::os::unix::fs::symlink(
-        std::fs::canonicalize(&zig)
-            .unwrap_or_else(|e| panic!("{}: {e}: run `cargo xtask build` once", zig.display())),
-        dir.join("xtask/zig"),
-    )
-    .unwrap();
+    if let Some(from) = zig_from {
+        let zig = std::fs::canonicalize(from.join("xtask/zig"))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        std::os::unix::fs::symlink(zig, dir.join("xtask/zig")).unwrap();
+    }
     dir
+}
+
+/// This checkout's target dir, if a build provisioned zig there already.
+fn ours_with_zig() -> Option<PathBuf> {
+    let ours = Path::new(XTASK).parent().unwrap().parent().unwrap();
+    ours.join("xtask/zig").exists().then(|| ours.to_owned())
 }
 
 /// `build --fast --target x86_64` in `clone` with `target`, the cache on when `redis` is
@@ -223,13 +228,16 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
     let two = clone(&scratch.path().join("runner two/a/b/repo"));
 
     // Runner one fills the cache.
-    let first = target_dir(&one, "target");
+    let ours = ours_with_zig();
+    let first = target_dir(&one, "target", ours.as_deref());
     let said = finish(build(&one, &first, Some(&redis)));
     let (hits, misses) = hits_and_misses(&said);
     assert!(misses > 20 && hits < misses, "{hits} hits, {misses} misses");
 
     // Runner two, at another path, finds what runner one compiled.
-    let second = target_dir(&two, "target");
+    // The others share the zig one of the above has.
+    let zig = ours.unwrap_or_else(|| first.clone());
+    let second = target_dir(&two, "target", Some(&zig));
     let said = finish(build(&two, &second, Some(&redis)));
     let (hits, misses) = hits_and_misses(&said);
     // All but the crates that include a build script's output by its path (OUT_DIR).
@@ -242,9 +250,9 @@ fn a_second_runner_hits_builds_the_same_bytes_and_a_failing_cache_only_warns() {
     // Side by side (two cold builds): one without the cache, and one during which Redis
     // stops, once the build has taken some crates from it (runner one's own clone: every
     // crate is in the cache).
-    let plain = target_dir(&two, "target-plain");
+    let plain = target_dir(&two, "target-plain", Some(&zig));
     let plain_build = build(&two, &plain, None);
-    let stopped = target_dir(&one, "target-stopped");
+    let stopped = target_dir(&one, "target-stopped", Some(&zig));
     let child = build(&one, &stopped, Some(&redis));
     let deps = stopped.join(TARGET).join("dev-image/deps");
     let started = tiny_interrupt::wait_until(Duration::from_secs(900), || {

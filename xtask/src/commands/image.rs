@@ -138,11 +138,6 @@ impl ImageArgs {
             false => None,
             true => Some(check_push_target(sh, &names, self, login)?),
         };
-        // The signing key opens (permissions, password) before anything is built.
-        let signing_key = match (&self.key, self.sign) {
-            (Some(path), true) => Some(signing::signing_key(path)?),
-            _ => None,
-        };
         if self.sign && !self.push && self.engine != BuildEngine::Builtin {
             let engine = match self.engine {
                 BuildEngine::Docker => "docker",
@@ -154,6 +149,11 @@ impl ImageArgs {
                  --engine builtin"
             );
         }
+        // The signing key opens (permissions, password) before anything is built.
+        let signing_key = match (&self.key, self.sign) {
+            (Some(path), true) => Some(signing::signing_key(path)?),
+            _ => None,
+        };
         let revision = git::revision(sh);
         if self.push
             && !self.allow_dirty

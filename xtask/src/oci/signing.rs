@@ -236,7 +236,9 @@ fn layout_refusal(
             "{subject} has a tampered signature: its signed payload no longer verifies with \
              {key}; build it again with --sign"
         ),
-        other => format!("{subject}: its signatures cannot be read ({other}): build it again with --sign"),
+        other => format!(
+            "{subject}: its signatures cannot be read ({other}): build it again with --sign"
+        ),
     }
 }
 

@@ -159,7 +159,11 @@ fn push_attached(
 ) -> anyhow::Result<usize> {
     let index = store.index()?;
     let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.digest());
-    if let Some(sig) = index.manifests().iter().find(|d| ref_name(d) == Some(&sig_tag)) {
+    if let Some(sig) = index
+        .manifests()
+        .iter()
+        .find(|d| ref_name(d) == Some(&sig_tag))
+    {
         push_manifest(client, store, repository, sig, &sig_tag)?;
     }
     let found = referrers::find(index.manifests(), subject, |d| store.read(d))?;

@@ -353,9 +353,9 @@ fn attach(
     let attached = store.referrers(subject)?.into_iter().any(|(_, manifest)| {
         manifest
             .layers()
-                .iter()
-                .any(|l| l.digest().as_ref() == layer.as_str())
-        });
+            .iter()
+            .any(|l| l.digest().as_ref() == layer.as_str())
+    });
     if attached {
         return Ok(false);
     }
@@ -404,7 +404,7 @@ fn sign_attached(
             Some(Kind::Sbom) => {
                 let (signature_added, bundle_added) =
                     sign_one(store, identity, &descriptor, key, created)
-                .with_context(|| format!("signing the sbom of {what}"))?;
+                        .with_context(|| format!("signing the sbom of {what}"))?;
                 signed.push(SignedManifest {
                     digest: descriptor.digest().clone(),
                     what: format!("{what} sbom"),
@@ -527,10 +527,7 @@ pub fn verify_manifest(
     let hint = key.hint();
     let mut bundles = 0;
     for (_, manifest) in store.referrers(subject.digest())? {
-        let artifact_type = manifest
-            .artifact_type()
-            .as_ref()
-            .map(|t| t.to_string());
+        let artifact_type = manifest.artifact_type().as_ref().map(|t| t.to_string());
         let Some(layer) = manifest.layers().first() else {
             continue;
         };

@@ -503,6 +503,28 @@ fn layout_signatures_travel_with_push(
             "{image} signed in the layout, checked with another key"
         );
     }
+    // Pushed where another key signed already: its signature stays beside ours.
+    xtask_ok_with(
+        &[
+            "push",
+            "--allow-dirty",
+            "--layout",
+            layout,
+            "--ref",
+            "t",
+            "--tag",
+            &format!("{host}/foreign/tiny-service:t"),
+        ],
+        &[],
+    );
+    for key in [public, other_public] {
+        assert_eq!(
+            verifiers.check("foreign/tiny-service", "t-amd64", key),
+            (true, true),
+            "pushed over another key's signature, checked with {}",
+            key.display()
+        );
+    }
     let again: Value = serde_json::from_str(&xtask_ok_with(
         &["sign", &tag, "--key", private.to_str().unwrap(), "--json"],
         &[("COSIGN_PASSWORD", PASSWORD)],

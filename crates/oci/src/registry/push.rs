@@ -164,7 +164,7 @@ fn push_attached(
         .iter()
         .find(|d| ref_name(d) == Some(&sig_tag))
     {
-        push_manifest(client, store, repository, sig, &sig_tag)?;
+        push_signatures(client, store, repository, sig, &sig_tag)?;
     }
     let found = referrers::find(index.manifests(), subject, |d| store.read(d))?;
     let mut attached = Vec::new();
@@ -175,6 +175,43 @@ fn push_attached(
     }
     client.list_referrers(repository, subject, &attached)?;
     Ok(attached.len())
+}
+
+/// Pushes the layout's `.sig` image `entry` as `tag`, merged with what the registry holds
+/// there: other keys' signatures stay, and nothing is put when each of ours is there.
+fn push_signatures(
+    client: &mut Client,
+    store: &BlobStore,
+    repository: &str,
+    entry: &Descriptor,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let Some(there) = client.manifest_if_exists(repository, tag)? else {
+        return push_manifest(client, store, repository, entry, tag);
+    };
+    if there.digest == *entry.digest() {
+        return Ok(());
+    }
+    let mut merged = tiny_sign::SignatureImage::from_manifest(&there.bytes)
+        .with_context(|| format!("the signatures at {repository}:{tag}"))?;
+    let ours = tiny_sign::SignatureImage::from_manifest(&store.read(entry.digest())?)
+        .with_context(|| format!("the signatures {tag} in the layout"))?;
+    if merged.merge(&ours) == 0 {
+        return Ok(());
+    }
+    for layer in ours.layers() {
+        let digest = Digest::from_str(layer.digest.as_str())?;
+        client.ensure_blob(repository, &digest, &store.blob_path(&digest), None)?;
+    }
+    client.put_blob(repository, &merged.config().data)?;
+    let bytes = merged.manifest().to_bytes();
+    let raw = RawManifest {
+        media_type: merged.manifest().media_type,
+        digest: sha256_digest(&bytes)?,
+        bytes,
+    };
+    client.put_manifest(repository, tag, &raw)?;
+    Ok(())
 }
 
 /// Pushes the layout's manifest `entry` (its config and layers first) as `reference`.

@@ -174,7 +174,7 @@ fn manifests_of(
     named: &str,
 ) -> crate::Result<Vec<(Descriptor, String)>> {
     let mut found = Vec::new();
-    if is_index_type(&top.media_type().to_string()) {
+    if is_index_type(top.media_type().as_ref()) {
         let index = ImageIndex::from_reader(bytes).with_context(|| format!("the index {named}"))?;
         for entry in index.manifests() {
             let what = match entry.platform() {

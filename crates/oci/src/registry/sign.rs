@@ -254,7 +254,7 @@ pub fn sign_manifests(
 /// use tiny_oci::layout::Layout;
 /// use tiny_oci::registry::sign_layout;
 ///
-/// let layout = Layout::open("target/oci/app".into())?;
+/// let layout = Layout::open(camino::Utf8Path::new("target/oci/app"))?;
 /// let key = tiny_sign::KeyPair::generate();
 /// let signed = sign_layout(&layout, "1.0", "registry.example/team/app", &key, "2025-01-01T00:00:00Z")?;
 /// println!("{} manifests signed", signed.len());
@@ -614,7 +614,7 @@ pub fn verify_manifests(
 /// use tiny_oci::layout::Layout;
 /// use tiny_oci::registry::verify_layout;
 ///
-/// let layout = Layout::open("target/oci/app".into())?;
+/// let layout = Layout::open(camino::Utf8Path::new("target/oci/app"))?;
 /// let key = tiny_sign::PublicKey::from_pem(b"-----BEGIN PUBLIC KEY-----...").unwrap();
 /// let refused = verify_layout(&layout, "1.0", &key)?.into_iter().filter(|v| v.is_err()).count();
 /// println!("{refused} manifests refused");
@@ -638,4 +638,77 @@ fn verify_in(
         .iter()
         .map(|(descriptor, what)| verify_manifest(store, descriptor, what, key))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layout with one image named `1.0` (a config and no layers): enough to sign.
+    fn layout_with_image(dir: &std::path::Path) -> (Layout, Descriptor) {
+        let dir = camino::Utf8Path::from_path(dir).unwrap();
+        let layout = Layout::create(dir).unwrap();
+        let config = layout
+            .put_bytes(
+                MediaType::ImageConfig,
+                br#"{"architecture":"amd64","os":"linux"}"#,
+            )
+            .unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": [],
+        });
+        let image = layout
+            .put_json(MediaType::ImageManifest, &manifest)
+            .unwrap();
+        layout.tag(vec![("1.0".to_owned(), image.clone())]).unwrap();
+        (layout, image)
+    }
+
+    #[test]
+    fn a_layout_holds_the_signatures_and_verifies_them_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, image) = layout_with_image(dir.path());
+        let key = KeyPair::generate();
+        let created = "2025-01-01T00:00:00Z";
+        let signed = sign_layout(&layout, "1.0", "127.0.0.1:5000/app", &key, created).unwrap();
+        assert_eq!(signed.len(), 1);
+        assert!(signed[0].signature_added && signed[0].bundle_added);
+        let tag = signature_tag(&sign_digest(image.digest()).unwrap());
+        assert!(layout.named(&tag).unwrap().is_some(), "{tag} is not named");
+        assert_eq!(layout.referrers(image.digest()).unwrap().len(), 1);
+        Layout::check_writable(&layout.dir).unwrap();
+
+        // Signing again adds nothing; another key's signature joins ours.
+        let again = sign_layout(&layout, "1.0", "127.0.0.1:5000/app", &key, created).unwrap();
+        assert!(!again[0].signature_added && !again[0].bundle_added);
+        let other = KeyPair::generate();
+        sign_layout(&layout, "1.0", "127.0.0.1:5000/app", &other, created).unwrap();
+        for k in [&key, &other] {
+            let verdicts = verify_layout(&layout, "1.0", &k.public_key()).unwrap();
+            let verified = verdicts[0].as_ref().unwrap();
+            assert_eq!(verified.docker_reference, "127.0.0.1:5000/app");
+            assert_eq!(verified.bundles, 1);
+        }
+        let stranger = KeyPair::generate().public_key();
+        let refused = verify_layout(&layout, "1.0", &stranger).unwrap();
+        assert!(matches!(
+            refused[0].as_ref().unwrap_err().cause,
+            tiny_sign::Error::ForeignKey
+        ));
+    }
+
+    #[test]
+    fn an_unsigned_layout_is_refused_as_unsigned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = layout_with_image(dir.path());
+        let key = KeyPair::generate().public_key();
+        let refused = verify_layout(&layout, "1.0", &key).unwrap();
+        assert!(matches!(
+            refused[0].as_ref().unwrap_err().cause,
+            tiny_sign::Error::Unsigned
+        ));
+    }
 }

@@ -424,7 +424,6 @@ fn layout_signatures_travel_with_push(
             layout,
             "--tag",
             &tag,
-            "--allow-dirty",
             "--sign",
             "--key",
             private.to_str().unwrap(),

@@ -120,8 +120,9 @@ pub struct ImageArgs {
     /// its `<tag>-<arch>` only: merge runners' images with `cargo xtask index`)
     #[arg(long)]
     pub push: bool,
-    /// Sign what --push pushed, as `cargo xtask sign` does, with --key
-    #[arg(long, requires = "push", requires = "key")]
+    /// Sign the images as `cargo xtask sign` does, with --key: in the registry after --push,
+    /// else in the builtin engine's OCI layout, for `push` to carry
+    #[arg(long, requires = "key")]
     pub sign: bool,
     /// The private key --sign signs with (see `sign --key`)
     #[arg(long, value_name = "FILE", requires = "sign")]

@@ -731,7 +731,18 @@ fn bad_signing_keys_are_refused_in_one_line_before_the_registry_is_asked() {
             &["keygen", "--output-key-prefix", &path("fresh")],
             "pipe it with --password-stdin or set COSIGN_PASSWORD",
         ),
-        case(&["image", "--sign"], "--push"),
+        case(&["image", "--sign"], "--key"),
+        case(
+            &[
+                "image",
+                "--engine",
+                "docker",
+                "--sign",
+                "--key",
+                &path("missing.key"),
+            ],
+            "add --push to sign them in the registry",
+        ),
     ];
     assert_all(&cases, check);
     assert!(!dir.path().join("fresh.key").exists());
@@ -788,8 +799,15 @@ fn required_signatures_that_cannot_be_checked_are_refused_in_one_line_before_bui
             "verifying needs the public key",
         ),
         case(
-            &["verify", "--allow-dirty", "--key", &public],
-            "compare with the pushed images (--against REF)",
+            &[
+                "verify",
+                "--allow-dirty",
+                "--key",
+                &public,
+                "--layout",
+                &path("no-layout"),
+            ],
+            "no staged images",
         ),
     ]);
 }

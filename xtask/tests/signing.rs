@@ -397,6 +397,146 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     verify_checks_signatures_first(&host, &public);
     // So does `smoke-test --require-signature`, with the images docker pulled.
     smoke_test_requires_signatures(&host, &public);
+    // Signed into the OCI layout, then pushed: the same signatures arrive with the images.
+    layout_signatures_travel_with_push(&verifiers, layout, &private, &public, &other_public);
+}
+
+/// `image --sign` without `--push` signs the images in the builtin engine's OCI layout (the
+/// build is the one above, so nothing is compiled again); `verify --key` checks them there,
+/// and `push` carries them: both verifiers accept the pushed images, and signing the pushed
+/// image again finds every signature (the SBOM's and the provenance envelope too) there.
+fn layout_signatures_travel_with_push(
+    verifiers: &Verifiers,
+    layout: &str,
+    private: &Path,
+    public: &Path,
+    other_public: &Path,
+) {
+    let host = &verifiers.host;
+    let tag = format!("{host}/laysigned/tiny-service:t");
+    let (ok, _, err) = xtask(
+        &[
+            "image",
+            "--image",
+            "tiny-service",
+            "--no-load",
+            "--layout",
+            layout,
+            "--tag",
+            &tag,
+            "--sign",
+            "--key",
+            private.to_str().unwrap(),
+        ],
+        "",
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("for {host}/laysigned/tiny-service")),
+        "{err}"
+    );
+    let index = std::fs::read_to_string(Path::new(layout).join("index.json")).unwrap();
+    assert_eq!(index.matches(".sig\"").count(), 5, "{index}");
+
+    // `verify --key` reads the layout's signatures before anything is rebuilt (and then
+    // stops at the empty target directory given to it).
+    let empty_target = tempfile::tempdir().unwrap();
+    let verify = |key: &Path| {
+        xtask(
+            &[
+                "verify",
+                "--allow-dirty",
+                "--image",
+                "tiny-service",
+                "--layout",
+                layout,
+                "--tag",
+                &tag,
+                "--key",
+                key.to_str().unwrap(),
+            ],
+            "",
+            &[("CARGO_TARGET_DIR", empty_target.path().to_str().unwrap())],
+        )
+    };
+    let (ok, _, err) = verify(public);
+    assert!(!ok);
+    assert!(
+        err.contains("verified the signatures of t in") && err.contains("3 manifests signed by"),
+        "{err}"
+    );
+    assert!(
+        err.lines().last().unwrap().contains("no staged binaries"),
+        "{err}"
+    );
+    let (ok, _, err) = verify(other_public);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert!(
+        !ok && lines.len() == 1 && lines[0].contains("signed by other keys only"),
+        "{err}"
+    );
+
+    xtask_ok_with(
+        &[
+            "push",
+            "--allow-dirty",
+            "--layout",
+            layout,
+            "--ref",
+            "t",
+            "--tag",
+            &tag,
+        ],
+        &[],
+    );
+    for image in ["t-amd64", "t-arm64", "t"] {
+        assert_eq!(
+            verifiers.check("laysigned/tiny-service", image, public),
+            (true, true),
+            "{image} signed in the layout, then pushed"
+        );
+        assert_eq!(
+            verifiers.check("laysigned/tiny-service", image, other_public),
+            (false, false),
+            "{image} signed in the layout, checked with another key"
+        );
+    }
+    // Pushed where another key signed already: its signature stays beside ours.
+    xtask_ok_with(
+        &[
+            "push",
+            "--allow-dirty",
+            "--layout",
+            layout,
+            "--ref",
+            "t",
+            "--tag",
+            &format!("{host}/foreign/tiny-service:t"),
+        ],
+        &[],
+    );
+    for key in [public, other_public] {
+        assert_eq!(
+            verifiers.check("foreign/tiny-service", "t-amd64", key),
+            (true, true),
+            "pushed over another key's signature, checked with {}",
+            key.display()
+        );
+    }
+    let again: Value = serde_json::from_str(&xtask_ok_with(
+        &["sign", &tag, "--key", private.to_str().unwrap(), "--json"],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    ))
+    .unwrap();
+    let again = again.as_array().unwrap();
+    assert_eq!(again.len(), 7, "{again:?}");
+    assert!(
+        again
+            .iter()
+            .all(|s| s["signature_added"] == false && s["bundle_added"] == false),
+        "{again:?}"
+    );
 }
 
 /// The provenance of the signed amd64 image, as a DSSE envelope attached beside it: in-toto's

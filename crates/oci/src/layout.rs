@@ -213,6 +213,20 @@ impl Layout {
         self.write_index(&empty_index(manifests)?)
     }
 
+    /// Lists the stored manifest `descriptor` in `index.json` without a name, once (how a
+    /// referrer is listed: see [`Layout::attach`]).
+    pub fn list(&self, descriptor: Descriptor) -> crate::Result<()> {
+        let mut manifests: Vec<Descriptor> = self.index()?.manifests().clone();
+        if manifests
+            .iter()
+            .any(|d| d.digest() == descriptor.digest() && ref_name(d).is_none())
+        {
+            return Ok(());
+        }
+        manifests.push(descriptor);
+        self.write_index(&empty_index(manifests)?)
+    }
+
     /// The descriptor `index.json` names `name`, if any.
     pub fn named(&self, name: &str) -> crate::Result<Option<Descriptor>> {
         Ok(self

@@ -148,6 +148,41 @@ impl SignatureImage {
         !duplicate
     }
 
+    /// Adds the signatures of `other` this image does not hold yet (the same payload with the
+    /// same signature), after its own; returns how many were added. How a `.sig` image
+    /// signed elsewhere (an OCI layout) joins the one a registry holds without dropping
+    /// other keys' signatures.
+    ///
+    /// ```
+    /// use tiny_sign::{ImageSignature, KeyPair, SignatureImage, SimpleSigning, Digest};
+    ///
+    /// let digest = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    /// let payload = SimpleSigning::new("registry.example/app", &digest);
+    /// let (ours, theirs) = (KeyPair::generate(), KeyPair::generate());
+    /// let mut registry = SignatureImage::new();
+    /// registry.add(&ImageSignature::sign(&theirs, &payload), &theirs.public_key());
+    /// let mut layout = SignatureImage::new();
+    /// layout.add(&ImageSignature::sign(&ours, &payload), &ours.public_key());
+    /// assert_eq!(registry.merge(&layout), 1);
+    /// assert_eq!(registry.merge(&layout), 0);
+    /// assert_eq!(registry.layers().len(), 2);
+    /// ```
+    pub fn merge(&mut self, other: &SignatureImage) -> usize {
+        let mut added = 0;
+        for layer in &other.layers {
+            let held = self.layers.iter().any(|l| {
+                l.digest == layer.digest
+                    && l.annotations.get(SIGNATURE_ANNOTATION)
+                        == layer.annotations.get(SIGNATURE_ANNOTATION)
+            });
+            if !held {
+                self.layers.push(layer.clone());
+                added += 1;
+            }
+        }
+        added
+    }
+
     /// The layers, one per signature, oldest first.
     pub fn layers(&self) -> &[Descriptor] {
         &self.layers

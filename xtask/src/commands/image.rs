@@ -138,6 +138,17 @@ impl ImageArgs {
             false => None,
             true => Some(check_push_target(sh, &names, self, login)?),
         };
+        if self.sign && !self.push && self.engine != BuildEngine::Builtin {
+            let engine = match self.engine {
+                BuildEngine::Docker => "docker",
+                _ => "podman",
+            };
+            bail!(
+                "--sign without --push signs the builtin engine's OCI layout, and {engine} keeps \
+                 its images itself: add --push to sign them in the registry, or build with \
+                 --engine builtin"
+            );
+        }
         // The signing key opens (permissions, password) before anything is built.
         let signing_key = match (&self.key, self.sign) {
             (Some(path), true) => Some(signing::signing_key(path)?),
@@ -306,8 +317,10 @@ impl ImageArgs {
                 if let Some(login) = &push_login {
                     push_layout(&names, self, login.clone(), &mut images)?;
                 }
-                if let (Some(key), Some(login)) = (&signing_key, &push_login) {
-                    sign_pushed(&names, &images, login, key)?;
+                match (&signing_key, &push_login) {
+                    (Some(key), Some(login)) => sign_pushed(&names, &images, login, key)?,
+                    (Some(key), None) => sign_layout(&names, &images, key)?,
+                    _ => {}
                 }
             }
         }
@@ -929,6 +942,29 @@ fn sign_pushed(
         .parse()
         .with_context(|| format!("invalid image reference `{reference}`"))?;
     signing::sign(&reference, login.clone(), key)?;
+    Ok(())
+}
+
+/// Signs what the builtin engine wrote into its OCI layout (the index of two images or
+/// more, or the one image) for the registry and repository the images are named for, so
+/// `push` carries the signatures with them.
+fn sign_layout(
+    names: &ImageNames,
+    images: &[Image],
+    key: &tiny_sign::KeyPair,
+) -> anyhow::Result<()> {
+    let Some(layout) = images.first().and_then(|i| i.layout.as_ref()) else {
+        bail!("the builtin engine wrote no OCI layout to sign in");
+    };
+    let (name, reference) = match (&layout.index, images) {
+        (Some(index), _) => (index.as_str(), names.index.as_str()),
+        (None, [one]) => (layout.ref_name.as_str(), one.reference.as_str()),
+        (None, _) => bail!("{} holds no index of these images to sign", layout.dir),
+    };
+    let reference: oci_spec::distribution::Reference = reference
+        .parse()
+        .with_context(|| format!("invalid image reference `{reference}`"))?;
+    signing::sign_layout(&layout.dir, name, &reference, key)?;
     Ok(())
 }
 

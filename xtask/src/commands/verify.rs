@@ -197,12 +197,6 @@ impl VerifyArgs {
             Some(dir) => dir.clone(),
             None => project.work_dir().join("oci").join(project.image_name()),
         };
-        if key.is_some() {
-            bail!(
-                "--key checks the signatures a registry holds, and {dir} holds none: compare \
-                 with the pushed images (--against REF)"
-            );
-        }
         let names = ImageNames::new(
             self.tag.as_deref(),
             None,
@@ -218,6 +212,13 @@ impl VerifyArgs {
             .with_context(|| format!("no staged images: run `cargo xtask image` first ({dir})"))?;
         let images = Images::from_layout(&layout, tag, &arches(targets))
             .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
+        if let (Some(key), Some(path)) = (key, &self.key) {
+            let name = match arches(targets).as_slice() {
+                [one] => format!("{tag}-{}", one.as_str()),
+                _ => tag.to_owned(),
+            };
+            signing::require_layout_signatures(&dir, &name, key, path)?;
+        }
         Ok((Expected::Layout(layout), images, dir.to_string()))
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use cargo_metadata::camino::Utf8Path;
 use oci_spec::distribution::Reference;
 use tiny_oci::auth::Login;
 use tiny_oci::registry::{self, Client, SignatureRefused, SignedManifest, VerifiedManifest};
@@ -159,6 +160,86 @@ pub fn sign(
         started.elapsed().as_secs_f64()
     );
     Ok(signed)
+}
+
+/// Signs the image named `name` in the OCI layout at `dir` (each platform's image, then the
+/// index) for `reference`'s registry and repository, reporting the step and how long it took.
+pub fn sign_layout(
+    dir: &Utf8Path,
+    name: &str,
+    reference: &Reference,
+    key: &KeyPair,
+) -> anyhow::Result<Vec<SignedManifest>> {
+    let started = Instant::now();
+    let layout = tiny_oci::layout::Layout::open(dir)?;
+    let identity = registry::docker_reference(reference);
+    let signed = registry::sign_layout(&layout, name, &identity, key, &now())?;
+    let added = signed.iter().filter(|s| s.signature_added).count();
+    eprintln!(
+        "  signed {name} in {dir} for {identity}: {} manifests, {added} new signatures ({:.2} s)",
+        signed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(signed)
+}
+
+/// Checks every manifest the image named `name` in the OCI layout at `dir` stands for, as
+/// [`require_signatures`] checks a registry's: the first without a signature by `key` (read
+/// from `key_path`) ends the check with one line.
+pub fn require_layout_signatures(
+    dir: &Utf8Path,
+    name: &str,
+    key: &PublicKey,
+    key_path: &Path,
+) -> anyhow::Result<Vec<VerifiedManifest>> {
+    let started = Instant::now();
+    let layout = tiny_oci::layout::Layout::open(dir)?;
+    let mut verified = Vec::new();
+    for verdict in registry::verify_layout(&layout, name, key)? {
+        match verdict {
+            Ok(manifest) => verified.push(manifest),
+            Err(refused) => bail!("{}", layout_refusal(dir, name, key_path, &refused)),
+        }
+    }
+    eprintln!(
+        "  verified the signatures of {name} in {dir}: {} manifests signed by {} ({:.2} s)",
+        verified.len(),
+        key_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(verified)
+}
+
+/// The one line a refused signature in a layout ends a command with.
+fn layout_refusal(
+    dir: &Utf8Path,
+    name: &str,
+    key_path: &Path,
+    refused: &SignatureRefused,
+) -> String {
+    let subject = format!("{} {} of {name} in {dir}", refused.what, refused.digest);
+    let key = key_path.display();
+    match &refused.cause {
+        tiny_sign::Error::Unsigned => format!(
+            "{subject} is not signed: build it with `cargo xtask image --sign --key <private key>`"
+        ),
+        tiny_sign::Error::ForeignKey => format!(
+            "{subject} is signed by other keys only, none of them {key}: give the public key \
+             of the key it was signed with, or build it again with --sign and the private \
+             half of {key}"
+        ),
+        tiny_sign::Error::DigestMismatch { signed, .. } => format!(
+            "{subject} was changed after signing: the signature by {key} vouches for {signed}; \
+             build it again with --sign"
+        ),
+        tiny_sign::Error::TamperedPayload => format!(
+            "{subject} has a tampered signature: its signed payload no longer verifies with \
+             {key}; build it again with --sign"
+        ),
+        other => format!(
+            "{subject}: its signatures cannot be read ({other}): build it again with --sign"
+        ),
+    }
 }
 
 /// Now, as RFC 3339 (a bundle referrer's creation time).

@@ -119,7 +119,7 @@ pub fn push_layout(
             bytes,
         };
         let digest = client.put_manifest(repository, &arch_tag, &raw)?;
-        let attached = push_referrers(&mut client, &store, repository, &digest)?;
+        let attached = push_attached(&mut client, &store, repository, &digest)?;
         images.push(PushedImage {
             referrers: attached,
             platform: platform_name(&platform),
@@ -132,10 +132,11 @@ pub fn push_layout(
         });
     }
     let index = match index {
-        Some(index) => Some((
-            target.clone(),
-            client.put_manifest(repository, tag, &index)?,
-        )),
+        Some(index) => {
+            let digest = client.put_manifest(repository, tag, &index)?;
+            push_attached(&mut client, &store, repository, &digest)?;
+            Some((target.clone(), digest))
+        }
         None => None,
     };
     Ok(Pushed {
@@ -146,36 +147,99 @@ pub fn push_layout(
     })
 }
 
-/// Pushes the referrers the layout lists for `subject` (their blobs, then each manifest by
-/// digest) and lists them for it (the fallback tag where the registry has no referrers
-/// API). Returns how many.
-fn push_referrers(
+/// Pushes what the layout attaches to `subject`: its cosign signatures (the manifest the
+/// layout names `sha256-<hex>.sig`, under that tag) and its referrers (their blobs, then
+/// each manifest by digest, with what is attached to them in turn), listed for it (the
+/// fallback tag where the registry has no referrers API). Returns how many referrers.
+fn push_attached(
     client: &mut Client,
     store: &BlobStore,
     repository: &str,
     subject: &Digest,
 ) -> anyhow::Result<usize> {
-    let found = referrers::find(store.index()?.manifests(), subject, |d| store.read(d))?;
+    let index = store.index()?;
+    let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.digest());
+    if let Some(sig) = index
+        .manifests()
+        .iter()
+        .find(|d| ref_name(d) == Some(&sig_tag))
+    {
+        push_signatures(client, store, repository, sig, &sig_tag)?;
+    }
+    let found = referrers::find(index.manifests(), subject, |d| store.read(d))?;
     let mut attached = Vec::new();
-    for (entry, manifest) in found {
-        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
-            client.ensure_blob(
-                repository,
-                blob.digest(),
-                &store.blob_path(blob.digest()),
-                None,
-            )?;
-        }
-        let raw = RawManifest {
-            media_type: entry.media_type().to_string(),
-            digest: entry.digest().clone(),
-            bytes: store.read(entry.digest())?,
-        };
-        client.put_manifest(repository, entry.digest().as_ref(), &raw)?;
+    for (entry, _) in found {
+        push_manifest(client, store, repository, &entry, entry.digest().as_ref())?;
+        push_attached(client, store, repository, entry.digest())?;
         attached.push(entry);
     }
     client.list_referrers(repository, subject, &attached)?;
     Ok(attached.len())
+}
+
+/// Pushes the layout's `.sig` image `entry` as `tag`, merged with what the registry holds
+/// there: other keys' signatures stay, and nothing is put when each of ours is there.
+fn push_signatures(
+    client: &mut Client,
+    store: &BlobStore,
+    repository: &str,
+    entry: &Descriptor,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let Some(there) = client.manifest_if_exists(repository, tag)? else {
+        return push_manifest(client, store, repository, entry, tag);
+    };
+    if there.digest == *entry.digest() {
+        return Ok(());
+    }
+    let mut merged = tiny_sign::SignatureImage::from_manifest(&there.bytes)
+        .with_context(|| format!("the signatures at {repository}:{tag}"))?;
+    let ours = tiny_sign::SignatureImage::from_manifest(&store.read(entry.digest())?)
+        .with_context(|| format!("the signatures {tag} in the layout"))?;
+    if merged.merge(&ours) == 0 {
+        return Ok(());
+    }
+    for layer in ours.layers() {
+        let digest = Digest::from_str(layer.digest.as_str())?;
+        client.ensure_blob(repository, &digest, &store.blob_path(&digest), None)?;
+    }
+    client.put_blob(repository, &merged.config().data)?;
+    let bytes = merged.manifest().to_bytes();
+    let raw = RawManifest {
+        media_type: merged.manifest().media_type,
+        digest: sha256_digest(&bytes)?,
+        bytes,
+    };
+    client.put_manifest(repository, tag, &raw)?;
+    Ok(())
+}
+
+/// Pushes the layout's manifest `entry` (its config and layers first) as `reference`.
+fn push_manifest(
+    client: &mut Client,
+    store: &BlobStore,
+    repository: &str,
+    entry: &Descriptor,
+    reference: &str,
+) -> anyhow::Result<()> {
+    let bytes = store.read(entry.digest())?;
+    let manifest = ImageManifest::from_reader(bytes.as_slice())
+        .with_context(|| format!("manifest {} in the layout", entry.digest()))?;
+    for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        client.ensure_blob(
+            repository,
+            blob.digest(),
+            &store.blob_path(blob.digest()),
+            None,
+        )?;
+    }
+    let raw = RawManifest {
+        media_type: entry.media_type().to_string(),
+        digest: entry.digest().clone(),
+        bytes,
+    };
+    client.put_manifest(repository, reference, &raw)?;
+    Ok(())
 }
 
 /// Copies the referrers of `subject` from repository `from` to `to` of the same registry

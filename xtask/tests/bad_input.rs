@@ -206,8 +206,18 @@ fn closed_port() -> u16 {
 fn every_bad_input_fails_with_one_line_that_names_the_fix_and_leaves_nothing() {
     let (_busy, busy) = busy_port();
     let closed = closed_port();
-    let unknown_setting =
-        doctored_workspace(|m| m.replace("zig = \"0.13.0\"", "zig = \"0.13.0\"\ncolour = \"red\""));
+    let unknown_setting = doctored_workspace(|m| {
+        let doctored = m.replacen(
+            "[workspace.metadata.xtask]\n",
+            "[workspace.metadata.xtask]\ncolour = \"red\"\n",
+            1,
+        );
+        assert_ne!(
+            doctored, m,
+            "no [workspace.metadata.xtask] table to add a key to"
+        );
+        doctored
+    });
     let bad_budget = doctored_workspace(|m| m.replace("scratch = \"10 MiB\"", "scratch = \"ten\""));
     let bad_target = doctored_workspace(|m| {
         m.replace(

@@ -542,13 +542,13 @@ fn failing_images_fail_clearly_and_leave_nothing(dist: &Path) {
     // skipped.
     let smoke = SmokeRun::parse(&out.stdout);
     assert!(!smoke.passed && !smoke.images[0].passed, "{smoke:#?}");
-    let healthz = smoke.images[0].check("healthz");
+    let healthz = smoke.images[0].check("/healthz");
     assert_eq!(healthz.result, "fail");
     assert_eq!(
         healthz.detail,
-        "healthz: the container exited with status 1 before /healthz answered"
+        "/healthz: the container exited with status 1 before /healthz answered"
     );
-    assert_eq!(smoke.images[0].check("hello").result, "skip");
+    assert_eq!(smoke.images[0].check("GET /hello -> 200").result, "skip");
     assert_eq!(
         smoke.images[0].failure.as_deref(),
         Some(healthz.detail.as_str())
@@ -556,7 +556,7 @@ fn failing_images_fail_clearly_and_leave_nothing(dist: &Path) {
     // Each row went to stderr as its check ended, the error after them.
     let row = err
         .lines()
-        .position(|l| l.contains(" healthz ") && l.contains(" FAIL "));
+        .position(|l| l.contains(" /healthz ") && l.contains(" FAIL "));
     let error = err
         .lines()
         .position(|l| l.starts_with("error: smoke test failed"));

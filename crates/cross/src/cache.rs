@@ -10,7 +10,7 @@
 //! keys entries on the arguments it sees, so two clones at different paths share them.
 //!
 //! A cache that fails never fails the build: a server that does not start is an
-//! [`Error`], on which the caller builds without it; compiles whose cache read or write
+//! [`crate::Error`], on which the caller builds without it; compiles whose cache read or write
 //! failed ran locally and show as [`Stats::errors`]; a server gone mid-build leaves the
 //! compilers running without it (`SCCACHE_IGNORE_SERVER_IO_ERROR`). A backend that stops
 //! answering mid-build is cut off at its first failure: a watcher connects to its

@@ -91,9 +91,8 @@ fn pipeline() {
     pushed_index_covers_both_platforms_and_each_runs(&registry);
     per_architecture_pushes_merge_into_one_index(&registry);
     failing_images_fail_clearly_and_leave_nothing(&dist);
-    ctrl_c_during_the_smoke_test_leaves_nothing(
-        &busybox.path().join("amd64/context/rootfs/bin/busybox"),
-    );
+    ctrl_c_during_the_smoke_test_leaves_nothing();
+    drop(busybox);
     podman_builds_pushes_and_runs_the_same_images(&registry);
     ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
     sigterm_during_bench_stops_its_builds();
@@ -964,26 +963,41 @@ fn a_truncated_binary_in_cargos_output_is_refused() {
 
 /// Ctrl-C reaches the whole foreground process group; xtask must still remove what it
 /// started and exit non-zero.
-fn ctrl_c_during_the_smoke_test_leaves_nothing(busybox: &Path) {
+fn ctrl_c_during_the_smoke_test_leaves_nothing() {
+    // The declared entrypoint, as a static binary that never answers: smoke-test checks
+    // the image as tiny-service and then waits for /healthz.
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("never_healthy.rs");
+    std::fs::write(
+        &source,
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
+    )
+    .unwrap();
+    let binary = scratch.path().join("service");
+    succeed(
+        Command::new("rustc")
+            .args(["--edition", "2021", "--target", "x86_64-unknown-linux-musl"])
+            .args([
+                "-C",
+                "linker=rust-lld",
+                "-C",
+                "relocation-model=static",
+                "-o",
+            ])
+            .arg(&binary)
+            .arg(&source),
+    );
+    let image = "xtask-test/tiny-service:never-healthy";
     derived_image(
-        "xtask-test/never-healthy:latest",
-        "FROM tiny-service:0.1.0-amd64\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
-        &[("busybox", busybox)],
+        image,
+        "FROM tiny-service:0.1.0-amd64\nCOPY service /usr/local/bin/service\n",
+        &[("service", &binary)],
     );
-    let mut job = spawn_job(
-        &[
-            "smoke-test",
-            "--image",
-            "xtask-test/never-healthy:latest",
-            "--timeout",
-            "300",
-        ],
-        &[],
-    );
+    let mut job = spawn_job(&["smoke-test", "--image", image, "--timeout", "300"], &[]);
     wait_for_a_service_container();
     let ended = job.signal("INT").expect("still running");
     assert_interrupted_cleanly(&ended, "Ctrl-C while waiting for /healthz");
-    docker(&["rmi", "xtask-test/never-healthy:latest"]);
+    docker(&["rmi", image]);
 }
 
 fn podman_builds_pushes_and_runs_the_same_images(registry: &Registry) {

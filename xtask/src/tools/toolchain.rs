@@ -211,14 +211,20 @@ mod tests {
         );
     }
 
+    /// A target directory under `dir` as cargo leaves it, with its `release/deps`.
+    fn target_with_deps(dir: &Utf8Path) -> Utf8PathBuf {
+        let target_dir = dir.join("target");
+        std::fs::create_dir_all(target_dir.join("release/deps")).unwrap();
+        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
+        target_dir
+    }
+
     #[test]
     fn with_the_shared_cache_sccache_sees_no_path_of_this_machine_and_the_compiler_maps_them() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();
-        let target_dir = dir.join("target");
+        let target_dir = target_with_deps(dir);
         let out = target_dir.join("release/deps");
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
         // A fake sccache that prints what it was given, then runs it as sccache would.
         let sccache = dir.join("sccache");
         let script = "#!/bin/sh\nprintf 'sccache:%s\\n' \"$@\"\nexec \"$@\"\n";
@@ -306,10 +312,8 @@ mod tests {
     fn once_the_cache_is_cut_off_the_wrappers_compile_here_with_the_same_mapping() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();
-        let target_dir = dir.join("target");
+        let target_dir = target_with_deps(dir);
         let out = target_dir.join("release/deps");
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(target_dir.join("CACHEDIR.TAG"), "").unwrap();
         // An sccache that must not run, and the flag file the build creates.
         let sccache = dir.join("sccache");
         std::fs::write(&sccache, "#!/bin/sh\necho sccache ran\nexit 1\n").unwrap();

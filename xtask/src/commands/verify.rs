@@ -98,7 +98,8 @@ impl VerifyArgs {
         let targets = project.targets(&self.targets);
         // Everything expected is read first, signatures included: a missing build or
         // signature fails before minutes of work.
-        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
+        // The key and the images come before the binaries: what names a flag the user gave
+        // is said before what a build would fix.
         let key = self.key.as_deref().map(signing::public_key).transpose()?;
         let mut expectations = Vec::new();
         for image in &images {
@@ -106,6 +107,7 @@ impl VerifyArgs {
             let expected = self.expected(sh, &project, &targets, key.as_ref())?;
             expectations.push((project, expected));
         }
+        let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(

@@ -230,6 +230,22 @@ impl Client {
         Ok(client)
     }
 
+    /// Another client to the same registry, with the same credentials and tokens and the
+    /// same connection pool, for work on another thread; its uploads are counted apart.
+    pub fn fork(&self) -> Client {
+        Client {
+            agent: self.agent.clone(),
+            host: self.host.clone(),
+            base: self.base.clone(),
+            login: self.login.clone(),
+            deadlines: self.deadlines,
+            scheme: self.scheme.clone(),
+            tokens: self.tokens.clone(),
+            uploads: Uploads::default(),
+            progress: self.progress.clone(),
+        }
+    }
+
     /// Reports large transfers to `progress` (by default, nothing is reported).
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Client {
         self.progress = progress;

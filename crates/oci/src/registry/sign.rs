@@ -214,7 +214,9 @@ pub fn docker_reference(reference: &Reference) -> String {
 /// tools verify.
 ///
 /// The right to push is checked before anything is pushed, so a registry that refuses pushes
-/// leaves nothing behind. Platform images are signed before the index.
+/// leaves nothing behind. The platform images are signed at the same time, one thread and
+/// connection each (the registry's round trips, not the signing, take the time), and the
+/// index after them: an index is never signed while one of its images is not.
 ///
 /// ```no_run
 /// # fn main() -> tiny_oci::Result<()> {
@@ -239,8 +241,35 @@ pub fn sign_manifests(
     let manifests = signable_manifests(client, reference)?;
     client.check_push(repository)?;
     let identity = docker_reference(reference);
+    let (indexes, images): (Vec<_>, Vec<_>) =
+        manifests.into_iter().partition(|(_, what)| what == "index");
+    let signed_images: Vec<crate::Result<Vec<SignedManifest>>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = images
+            .into_iter()
+            .map(|(descriptor, what)| {
+                let mut client = client.fork();
+                let identity = &identity;
+                scope.spawn(move || {
+                    let mut store = RegistryRepository {
+                        client: &mut client,
+                        repository,
+                    };
+                    sign_manifest(&mut store, identity, descriptor, what, key, created)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut signed = Vec::new();
+    for one in signed_images {
+        signed.extend(one?);
+    }
     let mut store = RegistryRepository { client, repository };
-    sign_in(&mut store, manifests, &identity, key, created)
+    signed.extend(sign_in(&mut store, indexes, &identity, key, created)?);
+    Ok(signed)
 }
 
 /// Signs the image named `name` in `layout` as [`sign_manifests`] signs a registry's, with
@@ -280,20 +309,34 @@ fn sign_in(
 ) -> crate::Result<Vec<SignedManifest>> {
     let mut signed = Vec::new();
     for (descriptor, what) in manifests {
-        let (signature_added, bundle_added) = sign_one(store, identity, &descriptor, key, created)
-            .with_context(|| format!("signing {what} {}", descriptor.digest()))?;
-        let attached = match what.as_str() {
-            "index" => Vec::new(),
-            _ => sign_attached(store, identity, &descriptor, &what, key, created)?,
-        };
-        signed.push(SignedManifest {
-            digest: descriptor.digest().clone(),
-            what,
-            signature_added,
-            bundle_added,
-        });
-        signed.extend(attached);
+        signed.extend(sign_manifest(store, identity, descriptor, what, key, created)?);
     }
+    Ok(signed)
+}
+
+/// Signs one manifest and, for a platform's image, what is attached to it: the manifest's
+/// row first, then its attachments'.
+fn sign_manifest(
+    store: &mut impl SignatureStore,
+    identity: &str,
+    descriptor: Descriptor,
+    what: String,
+    key: &KeyPair,
+    created: &str,
+) -> crate::Result<Vec<SignedManifest>> {
+    let (signature_added, bundle_added) = sign_one(store, identity, &descriptor, key, created)
+        .with_context(|| format!("signing {what} {}", descriptor.digest()))?;
+    let attached = match what.as_str() {
+        "index" => Vec::new(),
+        _ => sign_attached(store, identity, &descriptor, &what, key, created)?,
+    };
+    let mut signed = vec![SignedManifest {
+        digest: descriptor.digest().clone(),
+        what,
+        signature_added,
+        bundle_added,
+    }];
+    signed.extend(attached);
     Ok(signed)
 }
 

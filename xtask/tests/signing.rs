@@ -721,7 +721,7 @@ fn verify_checks_signatures_first(host: &str, public: &Path) {
         &[
             "image sha256:",
             "was changed after signing",
-            "push the image",
+            "put back the image that was signed",
         ],
     );
     // A private key where the public one belongs.

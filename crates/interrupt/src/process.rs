@@ -47,20 +47,22 @@ pub enum Error {
         limit: Duration,
     },
     /// The child could not be started (typically: the program is not installed).
-    #[error("starting {program}: {source}")]
+    // The OS error is said in the message, not chained as a source: a chain printer would
+    // say it twice.
+    #[error("starting {program}: {error}")]
     Start {
         /// The program as it was started.
         program: String,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Waiting on the child failed.
-    #[error("waiting for {program}: {source}")]
+    #[error("waiting for {program}: {error}")]
     Wait {
         /// The program as it was started.
         program: String,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -145,7 +147,7 @@ pub fn spawn(cmd: impl Into<Command>, stdout: Io) -> Result<Running, Error> {
     let program = command.get_program().to_string_lossy().into_owned();
     let child = command
         .spawn()
-        .map_err(|source| Error::Start { program, source })?;
+        .map_err(|error| Error::Start { program, error })?;
     let group = Group::register(child.id());
     Ok(Running { child, group })
 }
@@ -171,9 +173,9 @@ impl Running {
     /// `Io::Capture`).
     pub fn output(mut self) -> Result<(ExitStatus, String), Error> {
         let out = self.child.stdout.take().map(drain).unwrap_or_default();
-        let status = self.child.wait().map_err(|source| Error::Wait {
+        let status = self.child.wait().map_err(|error| Error::Wait {
             program: "the spawned child".into(),
-            source,
+            error,
         })?;
         Ok((status, out))
     }
@@ -200,7 +202,7 @@ fn run_inner(
         .process_group(0);
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(source) => return Err(Error::Start { program, source }),
+        Err(error) => return Err(Error::Start { program, error }),
     };
     let group = Group::register(child.id());
     let out = child.stdout.take().map(|s| std::thread::spawn(|| drain(s)));
@@ -211,7 +213,7 @@ fn run_inner(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(source) => return Err(Error::Wait { program, source }),
+            Err(error) => return Err(Error::Wait { program, error }),
         }
         if interruptible && crate::requested() {
             stop(&mut child, &group);

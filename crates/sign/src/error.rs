@@ -53,12 +53,13 @@ pub enum Error {
         path: PathBuf,
     },
     /// The key file's metadata could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    // Said in the message, not chained as a source: a chain printer would say it twice.
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A string is not a `sha256:<64 lower-case hex digits>` digest.
     #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]

@@ -252,9 +252,9 @@ impl PublicKey {
 /// [`KeyPair::from_pem`] takes bytes and does not look at files. On non-Unix systems it only
 /// checks that the file exists.
 pub fn check_private_key_permissions(path: &Path) -> Result<()> {
-    let metadata = std::fs::metadata(path).map_err(|source| Error::Io {
+    let metadata = std::fs::metadata(path).map_err(|error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     #[cfg(unix)]
     {
@@ -324,13 +324,13 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let io = |source: std::io::Error| match source.kind() {
+    let io = |error: std::io::Error| match error.kind() {
         std::io::ErrorKind::AlreadyExists => Error::KeyFileExists {
             path: path.to_owned(),
         },
         _ => Error::Io {
             path: path.to_owned(),
-            source,
+            error,
         },
     };
     let mut file = options.open(path).map_err(io)?;
@@ -345,9 +345,9 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 /// Reads a private key file for signing: [`Error::PublicKeyGiven`] for a public key file,
 /// then [`check_private_key_permissions`], then [`KeyPair::from_pem`] with `password`.
 pub fn read_private_key(path: &Path, password: &[u8]) -> Result<KeyPair> {
-    let text = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| Error::Io {
+    let text = zeroize::Zeroizing::new(std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?);
     if decode_pem(&text).is_ok_and(|(label, _)| label == "PUBLIC KEY") {
         return Err(Error::PublicKeyGiven);
@@ -358,9 +358,9 @@ pub fn read_private_key(path: &Path, password: &[u8]) -> Result<KeyPair> {
 
 /// Reads a public key file ([`PublicKey::from_pem`]).
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
-    let text = std::fs::read(path).map_err(|source| Error::Io {
+    let text = std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     PublicKey::from_pem(&text)
 }

@@ -122,24 +122,29 @@ pub fn require_signed_engine_image(
 /// The one line a refused signature ends a command with: which manifest, why, and the fix.
 pub fn refusal(reference: &Reference, key_path: &Path, refused: &SignatureRefused) -> String {
     let subject = format!("{} {} of {reference}", refused.what, refused.digest);
+    let resign = format!("sign it with `cargo xtask sign {reference} --key <private key>`");
+    refusal_line(&subject, key_path, &refused.cause, &resign)
+}
+
+/// What a refusal says, for `subject`: why its signature by the key at `key_path` does not
+/// hold, then `resign`, how to sign it again where it is.
+fn refusal_line(subject: &str, key_path: &Path, cause: &tiny_sign::Error, resign: &str) -> String {
     let key = key_path.display();
-    match &refused.cause {
-        tiny_sign::Error::Unsigned => format!(
-            "{subject} is not signed: sign it with `cargo xtask sign {reference} --key <private key>`"
-        ),
+    match cause {
+        tiny_sign::Error::Unsigned => format!("{subject} is not signed: {resign}"),
         tiny_sign::Error::ForeignKey => format!(
             "{subject} is signed by other keys only, none of them {key}: give the public key \
-             of the key it was signed with, or sign it with the private half of {key}"
+             of the key it was signed with, or {resign} (the private half of {key})"
         ),
         tiny_sign::Error::DigestMismatch { signed, .. } => format!(
             "{subject} was changed after signing: the signature by {key} vouches for {signed}; \
-             push the image that was signed again, or sign this one once you trust it"
+             put back the image that was signed, or {resign} once you trust this one"
         ),
         tiny_sign::Error::TamperedPayload => format!(
             "{subject} has a tampered signature: its signed payload no longer verifies with \
-             {key}; sign the image again"
+             {key}; {resign}"
         ),
-        other => format!("{subject}: its signatures cannot be read ({other}): sign it again"),
+        other => format!("{subject}: its signatures cannot be read ({other}): {resign}"),
     }
 }
 
@@ -218,28 +223,8 @@ fn layout_refusal(
     refused: &SignatureRefused,
 ) -> String {
     let subject = format!("{} {} of {name} in {dir}", refused.what, refused.digest);
-    let key = key_path.display();
-    match &refused.cause {
-        tiny_sign::Error::Unsigned => format!(
-            "{subject} is not signed: build it with `cargo xtask image --sign --key <private key>`"
-        ),
-        tiny_sign::Error::ForeignKey => format!(
-            "{subject} is signed by other keys only, none of them {key}: give the public key \
-             of the key it was signed with, or build it again with --sign and the private \
-             half of {key}"
-        ),
-        tiny_sign::Error::DigestMismatch { signed, .. } => format!(
-            "{subject} was changed after signing: the signature by {key} vouches for {signed}; \
-             build it again with --sign"
-        ),
-        tiny_sign::Error::TamperedPayload => format!(
-            "{subject} has a tampered signature: its signed payload no longer verifies with \
-             {key}; build it again with --sign"
-        ),
-        other => format!(
-            "{subject}: its signatures cannot be read ({other}): build it again with --sign"
-        ),
-    }
+    let resign = "build it again with `cargo xtask image --sign --key <private key>`";
+    refusal_line(&subject, key_path, &refused.cause, resign)
 }
 
 /// Now, as RFC 3339 (a bundle referrer's creation time).

@@ -881,18 +881,14 @@ fn push_layout(
         dev: args.allow_dev,
         dirty: args.allow_dirty,
     };
-    let pushed = step(format_args!("pushed {what}"), || {
-        Ok(registry::push_layout(
-            layout.dir.as_std_path(),
-            Some(name),
-            &target,
-            login,
-            allow,
-            report::progress(),
-        )?)
-    })?;
-    pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
-    eprintln!("  {}", pushed.uploads);
+    let pushed = super::push::push_layout(
+        what,
+        layout.dir.as_std_path(),
+        Some(name),
+        &target,
+        login,
+        allow,
+    )?;
     for image in images.iter_mut() {
         let platform = format!("linux/{}", image.arch);
         image.digest = pushed

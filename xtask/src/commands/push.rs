@@ -1,7 +1,7 @@
 //! `cargo xtask push`: OCI image layouts (what the builtin engine writes) straight to a
 //! registry, with no container engine: each declared image's own layout, or one given.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use oci_spec::distribution::Reference;
@@ -27,18 +27,7 @@ impl PushArgs {
         };
         let mut documents = Vec::new();
         for (layout, tag) in &jobs {
-            let pushed = report::step(format!("pushed {tag}"), || {
-                Ok(registry::push_layout(
-                    layout,
-                    self.name.as_deref(),
-                    tag,
-                    login.clone(),
-                    allow,
-                    report::progress(),
-                )?)
-            })?;
-            pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
-            eprintln!("  {}", pushed.uploads);
+            let pushed = push_layout(tag, layout, self.name.as_deref(), tag, login.clone(), allow)?;
             if pushed.index.is_none() {
                 eprintln!(
                     "  {tag} left as it was: what was pushed has no multi-architecture index (merge per-platform images with `cargo xtask index`)"
@@ -99,6 +88,31 @@ impl PushArgs {
             })
             .collect()
     }
+}
+
+/// Pushes the image (or index) named `name` in the layout at `dir` to `tag`, as one step
+/// reported as `pushed {what}`, then says what the registry warned of and what was uploaded.
+pub fn push_layout(
+    what: impl std::fmt::Display,
+    dir: &Path,
+    name: Option<&str>,
+    tag: &Reference,
+    login: tiny_oci::auth::Login,
+    allow: registry::Allow,
+) -> anyhow::Result<Pushed> {
+    let pushed = report::step(format!("pushed {what}"), || {
+        Ok(registry::push_layout(
+            dir,
+            name,
+            tag,
+            login,
+            allow,
+            report::progress(),
+        )?)
+    })?;
+    pushed.warnings.iter().for_each(|w| eprintln!("  {w}"));
+    eprintln!("  {}", pushed.uploads);
+    Ok(pushed)
 }
 
 fn json(pushed: &Pushed) -> serde_json::Value {

@@ -44,22 +44,7 @@ fn xtask_in(command: &mut Command, home: &Path, stdin: &str) -> Output {
             None => command.env_remove(key),
         };
     }
-    let mut child = command
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    out
+    support::output_with_stdin(command.current_dir(root()), stdin)
 }
 
 fn xtask_ok(args: &[&str], home: &Path) -> String {

@@ -8,9 +8,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -24,25 +23,15 @@ const PASSWORD: &str = "correct horse battery staple";
 /// Runs the xtask with `stdin` and `env`; returns (success, stdout, stderr).
 fn xtask(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String, String) {
     eprintln!("$ cargo xtask {}", args.join(" "));
-    let mut child = Command::new(XTASK)
-        .args(args)
-        .env_remove("COSIGN_PASSWORD")
-        .envs(env.iter().copied())
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::output_with_stdin(
+        Command::new(XTASK)
+            .args(args)
+            .env_remove("COSIGN_PASSWORD")
+            .envs(env.iter().copied())
+            .current_dir(root()),
+        stdin,
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
-    eprint!("{stderr}");
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),

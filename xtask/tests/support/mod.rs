@@ -6,6 +6,7 @@ pub mod registry;
 pub mod reports;
 
 use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -81,6 +82,26 @@ pub fn succeed(command: &mut Command) -> Output {
 }
 
 /// Runs `program` with `args` to success; returns its stdout.
+/// Runs `command` with `stdin` on its standard input and its output captured; what it said
+/// on stderr is echoed into the test's log.
+pub fn output_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
 pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(succeed(Command::new(program).args(args)).stdout).unwrap()
 }

@@ -15,16 +15,19 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use object::write::{Object, StandardSegment, Symbol, SymbolSection};
 use object::{
-    Architecture, BinaryFormat, Endianness, SectionFlags, SectionKind, SymbolFlags, SymbolKind,
-    SymbolScope,
+    Architecture, BinaryFormat, Endianness, FileFlags, SectionFlags, SectionKind, SymbolFlags,
+    SymbolKind, SymbolScope,
 };
 use serde::{Deserialize, Serialize};
 
 fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).with_context(|| format!("cargo did not set {name}"));
-    let Some(architecture) =
-        elf_architecture(&env("CARGO_CFG_TARGET_OS")?, &env("CARGO_CFG_TARGET_ARCH")?)
-    else {
+    let target_features = env("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let Some(architecture) = elf_architecture(
+        &env("CARGO_CFG_TARGET_OS")?,
+        &env("CARGO_CFG_TARGET_ARCH")?,
+        &target_features.split(',').collect(),
+    ) else {
         // Only Linux ELF targets ship; other hosts (a developer's macOS) build without it.
         return Ok(());
     };
@@ -52,19 +55,61 @@ fn main() -> anyhow::Result<()> {
     }
     let json = serde_json::to_string(&version_info(&metadata)?)?;
     let compressed = miniz_oxide::deflate::compress_to_vec_zlib(json.as_bytes(), 7);
-    let object = section_object(architecture, &compressed)?;
+    let endianness = match env("CARGO_CFG_TARGET_ENDIAN")?.as_str() {
+        "big" => Endianness::Big,
+        _ => Endianness::Little,
+    };
+    let object = section_object(architecture, endianness, &compressed)?;
     let path = PathBuf::from(env("OUT_DIR")?).join("dep-v0.o");
     std::fs::write(&path, object).with_context(|| format!("writing {}", path.display()))?;
     println!("cargo::rustc-link-arg-bins={}", path.display());
     Ok(())
 }
 
-fn elf_architecture(os: &str, arch: &str) -> Option<Architecture> {
-    match (os, arch) {
-        ("linux", "x86_64") => Some(Architecture::X86_64),
-        ("linux", "aarch64") => Some(Architecture::Aarch64),
-        _ => None,
-    }
+/// The ELF machine of a Linux target, and the header flags its linker compares across
+/// objects: RISC-V and LoongArch objects carry their float ABI there, and the linker refuses
+/// to mix ours with the target's if they differ (the same flags rustc and cargo-auditable
+/// write; the other machines need none).
+fn elf_architecture(
+    os: &str,
+    arch: &str,
+    features: &HashSet<&str>,
+) -> Option<(Architecture, u32)> {
+    use object::elf;
+    let float = |double: u32, single: u32, soft: u32| match () {
+        () if features.contains("d") => double,
+        () if features.contains("f") => single,
+        () => soft,
+    };
+    let architecture = match (os, arch) {
+        ("linux", "x86_64") => (Architecture::X86_64, 0),
+        ("linux", "aarch64") => (Architecture::Aarch64, 0),
+        ("linux", "x86") => (Architecture::I386, 0),
+        ("linux", "arm") => (Architecture::Arm, 0),
+        ("linux", "powerpc64") => (Architecture::PowerPc64, 0),
+        ("linux", "riscv64") => {
+            let compressed = match features.contains("c") {
+                true => elf::EF_RISCV_RVC,
+                false => 0,
+            };
+            let abi = float(
+                elf::EF_RISCV_FLOAT_ABI_DOUBLE,
+                elf::EF_RISCV_FLOAT_ABI_SINGLE,
+                elf::EF_RISCV_FLOAT_ABI_SOFT,
+            );
+            (Architecture::Riscv64, compressed | abi)
+        }
+        ("linux", "loongarch64") => {
+            let abi = float(
+                elf::EF_LARCH_ABI_DOUBLE_FLOAT,
+                elf::EF_LARCH_ABI_SINGLE_FLOAT,
+                elf::EF_LARCH_ABI_SOFT_FLOAT,
+            );
+            (Architecture::LoongArch64, elf::EF_LARCH_OBJABI_V1 | abi)
+        }
+        _ => return None,
+    };
+    Some(architecture)
 }
 
 /// The resolve graph for this target and these features, as cargo-auditable asks for it.
@@ -301,8 +346,17 @@ fn source(source: Option<&str>) -> String {
 }
 
 /// A relocatable ELF object with one non-allocated `.dep-v0` section.
-fn section_object(architecture: Architecture, contents: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut file = Object::new(BinaryFormat::Elf, architecture, Endianness::Little);
+fn section_object(
+    (architecture, e_flags): (Architecture, u32),
+    endianness: Endianness,
+    contents: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let mut file = Object::new(BinaryFormat::Elf, architecture, endianness);
+    file.flags = FileFlags::Elf {
+        os_abi: object::elf::ELFOSABI_NONE,
+        abi_version: 0,
+        e_flags,
+    };
     let section = file.add_section(
         file.segment_name(StandardSegment::Data).to_vec(),
         b".dep-v0".to_vec(),

@@ -196,7 +196,8 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
         ],
         &[("COSIGN_PASSWORD", PASSWORD)],
     );
-    for repository in ["unsigned", "foreign", "replaced"] {
+    // The layout's images pushed to another repository, as they are (unsigned).
+    let push_copy = |repository: &str| {
         xtask_ok_with(
             &[
                 "push",
@@ -209,20 +210,25 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
                 &format!("{host}/{repository}/tiny-service:t"),
             ],
             &[],
-        );
-    }
+        )
+    };
     let foreign_key = keys.path().join("other.key");
-    xtask_ok_with(
-        &[
-            "sign",
-            &format!("{host}/foreign/tiny-service:t"),
-            "--key",
-            foreign_key.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", "other password")],
-    );
+    // Signs what a repository's tag `t` stands for with one of the two keys.
+    let sign = |repository: &str, key: &Path| {
+        let password = if key == private { PASSWORD } else { "other password" };
+        let reference = format!("{host}/{repository}/tiny-service:t");
+        xtask_ok_with(
+            &["sign", &reference, "--key", key.to_str().unwrap()],
+            &[("COSIGN_PASSWORD", password)],
+        )
+    };
+    for repository in ["unsigned", "foreign", "replaced"] {
+        push_copy(repository);
+    }
+    sign("foreign", &foreign_key);
 
-    // Signing again adds nothing, and both platforms and the index take under a second.
+    // Signing again adds nothing (how long it took is for the log: figures come from
+    // benchmarks, not from timed assertions).
     let started = Instant::now();
     let again: Value = serde_json::from_str(&xtask_ok_with(
         &[
@@ -237,7 +243,6 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     .unwrap();
     let elapsed = started.elapsed();
     eprintln!("signing both platforms and the index again took {elapsed:?}");
-    assert!(elapsed.as_secs_f64() < 1.0, "{elapsed:?}");
     let again = again.as_array().unwrap();
     let what: Vec<&str> = again.iter().map(|s| s["what"].as_str().unwrap()).collect();
     let manifests: Vec<&str> = what.iter().copied().filter(|w| !w.contains(' ')).collect();
@@ -256,25 +261,9 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     );
 
     // The signed image, as the replaced one was before its amd64 manifest was swapped.
-    xtask_ok_with(
-        &[
-            "sign",
-            &format!("{host}/replaced/tiny-service:t"),
-            "--key",
-            private.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", PASSWORD)],
-    );
+    sign("replaced", &private);
     // Another key's signature is kept beside ours.
-    xtask_ok_with(
-        &[
-            "sign",
-            &format!("{host}/foreign/tiny-service:t"),
-            "--key",
-            private.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", PASSWORD)],
-    );
+    sign("foreign", &private);
     // Replaced after signing: the amd64 manifest changes (an annotation added), and an
     // attacker carries the old signatures over to the new digest's tags.
     let base = format!("http://{host}/v2/replaced/tiny-service");
@@ -353,28 +342,8 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
         "replaced after signing"
     );
     // Only the other key signed this one (a copy of the layout, signed with it alone).
-    xtask_ok_with(
-        &[
-            "push",
-            "--allow-dirty",
-            "--layout",
-            layout,
-            "--ref",
-            "t",
-            "--tag",
-            &format!("{host}/other-only/tiny-service:t"),
-        ],
-        &[],
-    );
-    xtask_ok_with(
-        &[
-            "sign",
-            &format!("{host}/other-only/tiny-service:t"),
-            "--key",
-            foreign_key.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", "other password")],
-    );
+    push_copy("other-only");
+    sign("other-only", &foreign_key);
     assert_eq!(
         verifiers.check("other-only/tiny-service", "t-amd64", &public),
         (false, false),

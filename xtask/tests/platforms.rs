@@ -1,7 +1,7 @@
 //! Every Linux platform Rust has a musl standard library for, end to end: `--target all`
-//! builds each one static for its own machine and ABI, its images pass the smoke test under
-//! their qemu, and pushed to a real registry the index lists all eight, which docker pulls
-//! and runs by platform.
+//! builds each one static for its own machine and ABI, with its crate list embedded; its
+//! images pass the smoke test under their qemu, and pushed to a real registry the index
+//! lists all eight, which docker pulls and runs by platform.
 
 mod support;
 
@@ -44,6 +44,21 @@ fn every_platform_builds_static_passes_its_smoke_test_and_runs_from_the_registry
                     .any(|(_, machine)| described.contains(machine)),
                 "{described}"
             );
+            // The crate list is embedded on every platform: syft reads it.
+            let scanned = Command::new("syft")
+                .args(["scan", &format!("file:{path}"), "-o", "json", "-q"])
+                .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+                .output()
+                .expect("syft did not run: run .ci/provision");
+            let report: Value = serde_json::from_slice(&scanned.stdout).expect("syft's JSON");
+            let crates: Vec<&str> = report["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["type"] == "rust-crate")
+                .filter_map(|a| a["name"].as_str())
+                .collect();
+            assert!(crates.contains(&"tokio"), "{path}: syft finds {crates:?}");
         }
     }
 

@@ -70,11 +70,7 @@ fn main() -> anyhow::Result<()> {
 /// objects: RISC-V and LoongArch objects carry their float ABI there, and the linker refuses
 /// to mix ours with the target's if they differ (the same flags rustc and cargo-auditable
 /// write; the other machines need none).
-fn elf_architecture(
-    os: &str,
-    arch: &str,
-    features: &HashSet<&str>,
-) -> Option<(Architecture, u32)> {
+fn elf_architecture(os: &str, arch: &str, features: &HashSet<&str>) -> Option<(Architecture, u32)> {
     use object::elf;
     let float = |double: u32, single: u32, soft: u32| match () {
         () if features.contains("d") => double,

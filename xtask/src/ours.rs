@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::commands::smoke::Own;
 use crate::tools::probe::{agent, http_get};
+use tiny_smoke::Own;
 
 /// The checks registered for the declared image `image`.
 pub fn checks(image: &str) -> Vec<Own> {

@@ -215,7 +215,11 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     let foreign_key = keys.path().join("other.key");
     // Signs what a repository's tag `t` stands for with one of the two keys.
     let sign = |repository: &str, key: &Path| {
-        let password = if key == private { PASSWORD } else { "other password" };
+        let password = if key == private {
+            PASSWORD
+        } else {
+            "other password"
+        };
         let reference = format!("{host}/{repository}/tiny-service:t");
         xtask_ok_with(
             &["sign", &reference, "--key", key.to_str().unwrap()],

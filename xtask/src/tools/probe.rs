@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-pub use tiny_engine::probe::{agent, free_port, http, http_get, servable_port};
+pub use tiny_engine::probe::{agent, free_port, http_get, servable_port};
 
 /// Checks that the registry at `host[:port]` answers before anything is built for it. A
 /// loopback registry must answer `GET /v2/` as a registry does (docker talks plain HTTP to

@@ -260,7 +260,10 @@ pub fn sign_manifests(
             .collect();
         threads
             .into_iter()
-            .map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     let mut signed = Vec::new();
@@ -309,7 +312,9 @@ fn sign_in(
 ) -> crate::Result<Vec<SignedManifest>> {
     let mut signed = Vec::new();
     for (descriptor, what) in manifests {
-        signed.extend(sign_manifest(store, identity, descriptor, what, key, created)?);
+        signed.extend(sign_manifest(
+            store, identity, descriptor, what, key, created,
+        )?);
     }
     Ok(signed)
 }

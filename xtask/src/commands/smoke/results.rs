@@ -1,68 +1,10 @@
-//! What a smoke test found: one value per check, per image and for the run, printed as a
-//! table or serialised for `--json` (schema in README; bump `SCHEMA` when a field changes
-//! meaning or goes away).
-
-use serde::Serialize;
+//! The smoke test's results as people read them: a row on stderr as each check ends, and a
+//! table of the whole run (the values are `tiny_smoke::results`'; `--json` prints them as
+//! they are, schema in README).
 
 use crate::report;
 use tiny_cross::target::Target;
-
-/// The version of the `--json` document.
-pub const SCHEMA: u32 = 1;
-
-/// The whole run: `smoke-test --json`.
-#[derive(Debug, Serialize)]
-pub struct Run {
-    pub schema: u32,
-    /// Every image passed every check.
-    pub passed: bool,
-    /// The engine the containers ran in, as `doctor` describes it.
-    pub engine: String,
-    pub images: Vec<Image>,
-}
-
-/// One image's checks, in the order they ran.
-#[derive(Debug, Serialize)]
-pub struct Image {
-    /// The reference tested.
-    pub image: String,
-    /// `amd64`, `arm64`: the image's own, or the one expected of it if it could not be read.
-    pub arch: Option<String>,
-    pub passed: bool,
-    pub seconds: f64,
-    /// The first failed check and why (`healthz: the container exited ...`).
-    pub failure: Option<String>,
-    pub checks: Vec<Check>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub result: Outcome,
-    /// `None` when skipped.
-    pub seconds: Option<f64>,
-    /// What the check saw, or why it failed.
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    /// Not run: an earlier check of the image failed.
-    Skip,
-}
-
-impl Outcome {
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "skip",
-        }
-    }
-}
+use tiny_smoke::results::{Check, Run};
 
 /// The table's columns; `live_row` prints them as each check ends, `table` at the end.
 pub const HEADERS: [&str; 5] = ["image", "check", "result", "time", "detail"];
@@ -97,43 +39,21 @@ pub fn live_header() -> String {
     report::live_row(&live_widths(), &HEADERS)
 }
 
-impl Image {
-    /// The label of its rows: the architecture, else the reference.
-    pub fn label(&self) -> &str {
-        self.arch.as_deref().unwrap_or(&self.image)
-    }
-
-    /// The row that sums it up, after its checks.
-    pub fn total(&self) -> Check {
-        Check {
-            name: "total".into(),
-            result: if self.passed {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
-            },
-            seconds: Some(self.seconds),
-            detail: self.image.clone(),
+/// Every image's checks and its total, aligned.
+pub fn table(run: &Run) -> String {
+    let mut rows = Vec::new();
+    for image in &run.images {
+        for check in image.checks.iter().chain([&image.total()]) {
+            rows.push(cells(image.label(), check).to_vec());
         }
     }
-}
-
-impl Run {
-    /// Every image's checks and its total, aligned.
-    pub fn table(&self) -> String {
-        let mut rows = Vec::new();
-        for image in &self.images {
-            for check in image.checks.iter().chain([&image.total()]) {
-                rows.push(cells(image.label(), check).to_vec());
-            }
-        }
-        report::table(&HEADERS, &rows)
-    }
+    report::table(&HEADERS, &rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tiny_smoke::results::{Image, Outcome, SCHEMA};
 
     fn check(name: &str, result: Outcome, seconds: Option<f64>) -> Check {
         Check {
@@ -145,7 +65,7 @@ mod tests {
     }
 
     #[test]
-    fn the_json_names_outcomes_in_lower_case_and_the_table_shouts_failures() {
+    fn the_table_shouts_failures_and_dashes_skipped_times() {
         let run = Run {
             schema: SCHEMA,
             passed: false,
@@ -162,14 +82,7 @@ mod tests {
                 ],
             }],
         };
-        let json: serde_json::Value = serde_json::to_value(&run).unwrap();
-        assert_eq!(json["schema"], 1);
-        assert_eq!(json["images"][0]["checks"][0]["result"], "fail");
-        assert_eq!(
-            json["images"][0]["checks"][1]["seconds"],
-            serde_json::Value::Null
-        );
-        let table = run.table();
+        let table = table(&run);
         assert!(table.contains("arm64  hello      FAIL    1.0s"), "{table}");
         assert!(table.contains("arm64  websocket  skip    -"), "{table}");
         assert!(

@@ -98,19 +98,26 @@ impl VerifyArgs {
         let targets = project.targets(&self.targets);
         // Everything expected is read first, signatures included: a missing build or
         // signature fails before minutes of work.
-        // What the user named (the key, a layout) is checked first, then what a build
-        // stages (the binaries, checked for their platform), then the images.
+        // What the user named is checked first: the key, then the registry or layout given
+        // (with its signatures); then what a build stages (the binaries, checked for their
+        // platform); then the images staged by default.
         let key = self.key.as_deref().map(signing::public_key).transpose()?;
-        if let Some(dir) = &self.layout {
-            Layout::open(dir).with_context(|| no_staged_images(dir))?;
-        }
+        let expectations = |key| -> anyhow::Result<Vec<_>> {
+            let mut expectations = Vec::new();
+            for image in &images {
+                let project = project.for_image(image);
+                let expected = self.expected(sh, &project, &targets, key)?;
+                expectations.push((project, expected));
+            }
+            Ok(expectations)
+        };
+        let named = self.against.is_some() || self.layout.is_some();
+        let named_first = if named { Some(expectations(key.as_ref())?) } else { None };
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
-        let mut expectations = Vec::new();
-        for image in &images {
-            let project = project.for_image(image);
-            let expected = self.expected(sh, &project, &targets, key.as_ref())?;
-            expectations.push((project, expected));
-        }
+        let expectations = match named_first {
+            Some(read) => read,
+            None => expectations(key.as_ref())?,
+        };
         // Said once nothing can be refused any more, so that a refusal stays one line.
         if dirty {
             eprintln!(
@@ -213,7 +220,8 @@ impl VerifyArgs {
             .parse()
             .with_context(|| format!("`{}` is not an image reference", names.index))?;
         let tag = reference.tag().unwrap_or("latest");
-        let layout = Layout::open(&dir).with_context(|| no_staged_images(&dir))?;
+        let layout = Layout::open(&dir)
+            .with_context(|| format!("no staged images: run `cargo xtask image` first ({dir})"))?;
         let images = Images::from_layout(&layout, tag, &arches(targets))
             .with_context(|| "run `cargo xtask image` (with the same --tag) before verify")?;
         if let (Some(key), Some(path)) = (key, &self.key) {
@@ -514,10 +522,6 @@ impl Rebuild<'_> {
         }
         Ok(())
     }
-}
-
-fn no_staged_images(dir: &Utf8Path) -> String {
-    format!("no staged images: run `cargo xtask image` first ({dir})")
 }
 
 fn dist_manifests(

@@ -112,7 +112,11 @@ impl VerifyArgs {
             Ok(expectations)
         };
         let named = self.against.is_some() || self.layout.is_some();
-        let named_first = if named { Some(expectations(key.as_ref())?) } else { None };
+        let named_first = if named {
+            Some(expectations(key.as_ref())?)
+        } else {
+            None
+        };
         let staged = dist_manifests(project, &targets, &project.target_dir, "cargo xtask build")?;
         let expectations = match named_first {
             Some(read) => read,

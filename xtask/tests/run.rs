@@ -136,6 +136,8 @@ fn interrupt(child: &mut Child, signal: &str) -> (std::process::ExitStatus, Dura
 
 #[test]
 fn run_serves_on_loopback_and_ctrl_c_leaves_nothing() {
+    // One run at a time: both build into the same OCI layout.
+    let _turn = support::engine_turn();
     let _cleanup = Cleanup;
     let (mut child, url) = start(&["--target", "arm64", "--tag", TAG, "--engine", "docker"]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
@@ -160,6 +162,7 @@ fn run_serves_on_loopback_and_ctrl_c_leaves_nothing() {
 
 #[test]
 fn a_named_volume_outlives_the_run_and_keeps_the_data() {
+    let _turn = support::engine_turn();
     let _cleanup = Cleanup;
     let volume = format!("xtask-test-run-{}", std::process::id());
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,10 +4,12 @@
 //! pulls base images into. Every blob read or written is checked against its digest; files
 //! appear atomically (written aside, then renamed).
 
-use std::fs::File;
+use std::collections::BTreeMap;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::error::bail;
 use crate::error::ensure;
@@ -22,6 +24,14 @@ use crate::json::{canonical_json, empty_index};
 pub struct BlobStore {
     root: PathBuf,
 }
+
+/// The right to change a layout's `index.json` and remove its blobs: while one process
+/// holds it, another that asks for it waits (an advisory `flock` on the layout's folder).
+/// Asked for again by the process that holds it, it is shared, not waited for, so a
+/// change made under a held lock can call functions that lock themselves. Released when
+/// the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Lock(#[allow(dead_code)] Arc<File>);
 
 impl BlobStore {
     /// An existing layout (it has an `oci-layout` file).
@@ -60,6 +70,47 @@ impl BlobStore {
             store.set_index(&empty_index(Vec::new())?)?;
         }
         Ok(store)
+    }
+
+    /// Locks the layout for a change (see [`Lock`]), waiting as long as another process
+    /// holds it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = tiny_oci::blobstore::BlobStore::create(dir.path())?;
+    /// let held = store.lock()?;
+    /// let again = store.lock()?; // the same process: shared, not waited for
+    /// # drop((held, again));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock(&self) -> crate::Result<Lock> {
+        self.lock_or_wait(|| {})
+    }
+
+    /// As [`BlobStore::lock`], calling `waiting` first if another process holds the lock.
+    pub fn lock_or_wait(&self, waiting: impl FnOnce()) -> crate::Result<Lock> {
+        static HELD: Mutex<BTreeMap<PathBuf, Weak<File>>> = Mutex::new(BTreeMap::new());
+        let locking = || format!("locking the OCI layout {}", self.root.display());
+        let key = std::fs::canonicalize(&self.root).with_context(locking)?;
+        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = held.get(&key).and_then(Weak::upgrade) {
+            return Ok(Lock(file));
+        }
+        let file = File::open(&key).with_context(locking)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                waiting();
+                file.lock().with_context(locking)?;
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(anyhow::Error::from(e).context(locking()).into());
+            }
+        }
+        let file = Arc::new(file);
+        held.retain(|_, f| f.strong_count() > 0);
+        held.insert(key, Arc::downgrade(&file));
+        Ok(Lock(file))
     }
 
     /// The layout's directory.

@@ -173,14 +173,29 @@ impl Layout {
     /// returned undo is disarmed, the layout goes back to what it was (its `index.json`
     /// restored, the blobs this run wrote removed, a layout this run created removed). Call
     /// `prune` only once it is disarmed: the old `index.json` needs its blobs.
-    pub fn create_undoable(dir: &Utf8Path) -> crate::Result<(Layout, Undo)> {
-        let before = Before::look(dir);
-        let undo = Undo::new(move || before.restore());
-        Ok((Layout::create(dir)?, undo))
+    ///
+    /// Until then the layout is locked (see [`Lock`](crate::blobstore::Lock)): another
+    /// process's run on the same layout waits, so neither removes blobs the other has
+    /// written and not yet named. `waiting` is called first if one has to wait.
+    pub fn create_undoable(
+        dir: &Utf8Path,
+        waiting: impl FnOnce(),
+    ) -> crate::Result<(Layout, Undo)> {
+        let mut before = Before::look(dir);
+        let layout = Layout::create(dir)?;
+        let lock = layout.store.lock_or_wait(waiting)?;
+        // Under the lock: what another run finished before this one began is kept.
+        before.contents(dir);
+        let undo = Undo::new(move || {
+            before.restore();
+            drop(lock);
+        });
+        Ok((layout, undo))
     }
 
     /// Names each descriptor in `index.json` by its ref name, replacing what had that name.
     pub fn tag(&self, refs: Vec<(String, Descriptor)>) -> crate::Result<()> {
+        let _lock = self.store.lock()?;
         let names: BTreeSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
         let mut manifests: Vec<Descriptor> = self
             .index()?
@@ -203,6 +218,7 @@ impl Layout {
     /// Removes the name `name` from `index.json` (what it named goes with the next `prune`
     /// unless another name reaches it).
     pub fn untag(&self, name: &str) -> crate::Result<()> {
+        let _lock = self.store.lock()?;
         let manifests: Vec<Descriptor> = self
             .index()?
             .manifests()
@@ -216,6 +232,7 @@ impl Layout {
     /// Lists the stored manifest `descriptor` in `index.json` without a name, once (how a
     /// referrer is listed: see [`Layout::attach`]).
     pub fn list(&self, descriptor: Descriptor) -> crate::Result<()> {
+        let _lock = self.store.lock()?;
         let mut manifests: Vec<Descriptor> = self.index()?.manifests().clone();
         if manifests
             .iter()
@@ -318,6 +335,7 @@ impl Layout {
     /// image is reproducible, its documents may change), are dropped, so `prune` removes
     /// their blobs.
     pub fn attach(&self, referrers: &[Referrer]) -> crate::Result<()> {
+        let _lock = self.store.lock()?;
         for r in referrers {
             self.put_blob(EMPTY_CONFIG)?;
             self.put_blob(&r.document)?;
@@ -375,7 +393,9 @@ impl Layout {
     }
 
     /// Removes blobs nothing in `index.json` reaches (earlier builds' layers).
+    /// Waits for the layout's lock (see [`Layout::create_undoable`]).
     pub fn prune(&self) -> crate::Result<()> {
+        let _lock = self.store.lock()?;
         let mut keep = BTreeSet::new();
         let mut todo: Vec<Descriptor> = self.index()?.manifests().clone();
         while let Some(d) = todo.pop() {
@@ -433,17 +453,8 @@ struct Before {
 impl Before {
     const MADE: [&'static str; 3] = ["oci-layout", "blobs", "blobs/sha256"];
 
+    /// What exists of the layout's folders and files, before anything is made.
     fn look(dir: &Utf8Path) -> Before {
-        let blobs = dir
-            .join("blobs/sha256")
-            .read_dir_utf8()
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
         let created = dir
             .ancestors()
             .take_while(|a| !a.as_str().is_empty() && !a.exists())
@@ -456,9 +467,27 @@ impl Before {
                 .into_iter()
                 .filter(|p| dir.join(p).exists())
                 .collect(),
-            index: std::fs::read(dir.join("index.json")).ok(),
-            blobs,
+            index: None,
+            blobs: BTreeSet::new(),
         }
+    }
+
+    /// What the layout holds: read under its lock, once it exists.
+    fn contents(&mut self, dir: &Utf8Path) {
+        if self.created.is_some() {
+            return;
+        }
+        self.index = std::fs::read(dir.join("index.json")).ok();
+        self.blobs = dir
+            .join("blobs/sha256")
+            .read_dir_utf8()
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
     }
 
     fn restore(self) {
@@ -585,7 +614,7 @@ mod tests {
         // No layout yet: a failed run leaves no folder, its parents included.
         let root = parent.join("made/by/the/run");
         {
-            let (layout, _undo) = Layout::create_undoable(&root).unwrap();
+            let (layout, _undo) = Layout::create_undoable(&root, || {}).unwrap();
             let one = empty_image(&layout, b"{\"one\":1}");
             layout.tag(vec![("a".into(), one)]).unwrap();
         }
@@ -597,7 +626,7 @@ mod tests {
         layout.tag(vec![("a".into(), one.clone())]).unwrap();
         let before = files(&root);
         {
-            let (layout, _undo) = Layout::create_undoable(&root).unwrap();
+            let (layout, _undo) = Layout::create_undoable(&root, || {}).unwrap();
             let two = empty_image(&layout, b"{\"two\":2}");
             layout.tag(vec![("a".into(), two)]).unwrap();
             assert_ne!(files(&root), before);
@@ -605,13 +634,64 @@ mod tests {
         assert_eq!(files(&root), before);
         Layout::check_writable(&root).unwrap();
         // A run that succeeds keeps what it wrote.
-        let (layout, undo) = Layout::create_undoable(&root).unwrap();
+        let (layout, undo) = Layout::create_undoable(&root, || {}).unwrap();
         let two = empty_image(&layout, b"{\"two\":2}");
         layout.tag(vec![("a".into(), two.clone())]).unwrap();
         undo.disarm();
         layout.prune().unwrap();
         assert_eq!(layout.find("a").unwrap().digest(), two.digest());
         assert!(!layout.blob_path(one.digest().as_ref()).unwrap().exists());
+    }
+
+    /// Whether another process (util-linux's `flock`) could take the layout's lock now.
+    fn free_for_another_process(root: &Utf8Path) -> bool {
+        let status = std::process::Command::new("flock")
+            .args(["--nonblock", root.as_str(), "true"])
+            .status()
+            .unwrap();
+        status.success()
+    }
+
+    #[test]
+    fn runs_of_two_processes_on_one_layout_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("layout")).unwrap();
+        let layout = Layout::create(&root).unwrap();
+        let kept = empty_image(&layout, b"{\"kept\":1}");
+        layout.tag(vec![("kept".into(), kept.clone())]).unwrap();
+        // Another process holds the lock until its stdin closes.
+        let mut other = std::process::Command::new("flock")
+            .args([root.as_str(), "sh", "-c", "echo held; cat >/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut held = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(other.stdout.take().unwrap()),
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(held, "held\n");
+        let release = other.stdin.take().unwrap();
+        let waited = std::cell::Cell::new(false);
+        let (layout, undo) = Layout::create_undoable(&root, || {
+            waited.set(true);
+            drop(release);
+        })
+        .unwrap();
+        assert!(waited.get(), "the run did not see the lock held");
+        assert!(other.wait().unwrap().success());
+        // While this run is open, another waits for it; its prune, `tag` and `attach` share
+        // this run's lock.
+        assert!(!free_for_another_process(&root));
+        let new = empty_image(&layout, b"{\"new\":2}");
+        layout.tag(vec![("new".into(), new.clone())]).unwrap();
+        undo.disarm();
+        assert!(free_for_another_process(&root));
+        layout.prune().unwrap();
+        assert_eq!(layout.find("kept").unwrap().digest(), kept.digest());
+        assert_eq!(layout.find("new").unwrap().digest(), new.digest());
     }
 
     #[test]

@@ -424,7 +424,9 @@ impl Job<'_> {
         }
         let dir = layout_dir(self.project, args);
         // Put back as it was unless every image, document and the index are written.
-        let (out, written) = Layout::create_undoable(&dir)?;
+        let (out, written) = Layout::create_undoable(&dir, || {
+            eprintln!("  waiting for another run that is writing {dir}")
+        })?;
         let settings = Settings {
             epoch: self.epoch,
             compression: args.compression.into(),

@@ -115,6 +115,8 @@ pub fn pull_base(
         "org.opencontainers.image.ref.name".to_owned(),
         name.clone(),
     )])));
+    // Runs pulling other bases into the same cache change the same index.
+    let _lock = store.lock()?;
     let mut index = store.index()?;
     let mut listed = index.manifests().clone();
     listed.retain(|d| ref_name(d) != Some(name.as_str()));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::tools::probe::{agent, http_get};
+use tiny_commands::tools::probe::{agent, http_get};
 use tiny_smoke::Own;
 
 /// The checks registered for the declared image `image`.

@@ -24,8 +24,8 @@ use tiny_declare::{Check, Role};
 use tiny_engine::Engine;
 use tiny_engine::Resources;
 
-/// How long `migrate up` may take (under emulation, seconds).
-const MIGRATE_LIMIT: Duration = Duration::from_secs(120);
+/// How long each declared command run before the service (a migration, say) may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
 /// What `image --json` says of one image; the rest of its fields are not needed here.
 #[derive(Debug, Deserialize)]
@@ -108,7 +108,7 @@ impl RunArgs {
             })?;
         }
 
-        let resources = Resources::new(sh, &engine, MIGRATE_LIMIT);
+        let resources = Resources::new(sh, &engine, COMMAND_LIMIT);
         let run_name = format!("xtask-run-{}-{}", std::process::id(), target.short());
         // A volume the user named is theirs: made by the engine on first use, with no run
         // label, so neither this run nor a later sweep removes it.
@@ -134,7 +134,7 @@ impl RunArgs {
             })
             .collect::<anyhow::Result<_>>()?;
         let platform = target.platform();
-        // What the smoke test runs before the service starts (our `migrate up`).
+        // What the smoke test runs before the service starts (our `migrate up`, say).
         for (i, check) in declared.checks.iter().enumerate() {
             let Check::Command(c) = check else { continue };
             if c.after_restart {

@@ -24,6 +24,19 @@ pub(crate) struct Facts {
     pub size: u64,
 }
 
+impl Facts {
+    /// The Rust target of the image's platform, if it is one of ours.
+    pub fn target(&self) -> Option<Target> {
+        self.arch.parse().ok()
+    }
+
+    /// The platform as engines name it (`linux/arm/v7`).
+    pub fn platform(&self) -> String {
+        self.target()
+            .map_or_else(|| format!("linux/{}", self.arch), |t| t.platform())
+    }
+}
+
 pub(crate) fn read_facts(
     image: &inspect::Image,
     expected_arch: Option<&str>,
@@ -86,14 +99,15 @@ pub(crate) fn read_facts(
 pub(crate) fn binary_matches(
     sh: &Shell,
     resources: &Resources,
-    target: Option<Target>,
-    platform: &str,
     reference: &str,
     facts: &Facts,
     declared: &declared::Image,
+    copies: &str,
 ) -> anyhow::Result<String> {
-    let target =
-        target.with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
+    let platform = &facts.platform();
+    let target = facts
+        .target()
+        .with_context(|| format!("unsupported image architecture `{}`", facts.arch))?;
     let mut paths = vec![facts.entrypoint.clone()];
     for binary in &declared.binaries {
         let path = format!("{}/{binary}", declared::BIN_DIR);
@@ -105,7 +119,7 @@ pub(crate) fn binary_matches(
     let _removed = tiny_interrupt::Undo::remove_dir(dir.path());
     let mut linkage = None;
     for (i, path) in paths.iter().enumerate() {
-        let name = format!("xtask-smoke-{}-{}-copy-{i}", std::process::id(), facts.arch);
+        let name = format!("{copies}-{i}");
         let local = dir.path().join(format!("binary-{i}"));
         resources.copy_out(&name, platform, reference, path, &local)?;
         let bytes = std::fs::read(&local)?;

@@ -41,6 +41,7 @@
 //!             Ok(format!("{status}"))
 //!         }),
 //!     }],
+//!     names: "app-smoke".to_owned(),
 //! };
 //! let result = tiny_smoke::check_image(&sh, &engine, &subject, &options, &())?;
 //! for check in &result.checks {
@@ -112,6 +113,9 @@ pub struct Options {
     pub timeout: Duration,
     /// The caller's own checks of a service, run after the declared HTTP probes.
     pub own: Vec<Own>,
+    /// What the containers and volumes of the run are named after:
+    /// `<names>-<process id>-<arch>[-…]`, so that a user who finds one knows whose it is.
+    pub names: String,
 }
 
 /// What a caller sees of a run as it goes: `()` sees nothing.
@@ -276,12 +280,16 @@ pub fn check_image(
     };
     // Rows name the architecture; the image's reference stands in the total row.
     checks.label = facts.arch.clone();
-    let target = facts.arch.parse::<Target>().ok();
-    let platform = target.map_or_else(|| format!("linux/{}", facts.arch), |t| t.platform());
+    let target = facts.target();
+    let platform = facts.platform();
     checks.run("binary", || {
-        facts::binary_matches(
-            sh, &resources, target, &platform, reference, &facts, declared,
-        )
+        let copies = format!(
+            "{}-{}-{}-copy",
+            options.names,
+            std::process::id(),
+            facts.arch
+        );
+        facts::binary_matches(sh, &resources, reference, &facts, declared, &copies)
     });
     if let Some(foreign) = target.filter(|t| !t.runs_natively()) {
         checks.run("emulation", || Ok(qemu::emulation(foreign)?));
@@ -303,7 +311,7 @@ pub fn check_image(
         );
         Ok(format!("{} of {} budget", size(facts.size), size(budget)))
     });
-    let volume = format!("xtask-smoke-{}-{}", std::process::id(), facts.arch);
+    let volume = format!("{}-{}-{}", options.names, std::process::id(), facts.arch);
     checks.stop_if_fatal()?;
     // Every declared volume, each on a volume of its own, the same for every container.
     let mounts: Vec<String> = declared

@@ -67,6 +67,7 @@ impl SmokeArgs {
             let options = Options {
                 timeout,
                 own: checks(&subject.declared.name),
+                names: "xtask-smoke".to_owned(),
             };
             images.push(tiny_smoke::check_image(
                 sh, &engine, subject, &options, &LiveRows,

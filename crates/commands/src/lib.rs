@@ -1,8 +1,9 @@
 //! The commands of `cargo xtask` as a library: `build`, `image`, `smoke-test`, `run`,
 //! `push`, `pull`, `index`, `sbom`, `keygen`, `sign`, `verify` and `doctor`, over the images a
 //! workspace declares in its `Cargo.toml` (`[workspace.metadata.xtask]`, see
-//! [`tiny_declare`]). A workspace's xtask is its `main`, its own Rust smoke checks and any
-//! commands of its own ([`Ours`]):
+//! [`tiny_declare`]). A workspace's xtask is its `main`: [`main`] with
+//! [`NoCommands`], [`main_with_checks`] for Rust smoke checks of its own,
+//! or, with commands of its own too, an [`Ours`]:
 //!
 //! ```no_run
 //! use clap::Subcommand;
@@ -15,9 +16,9 @@
 //! }
 //!
 //! impl Ours for Mine {
-//!     fn checks(image: &str) -> Vec<tiny_smoke::Own> {
+//!     fn checks(image: &str) -> Vec<tiny_commands::Own> {
 //!         match image {
-//!             "notes" => vec![tiny_smoke::Own {
+//!             "notes" => vec![tiny_commands::Own {
 //!                 name: "the front page links the notes",
 //!                 after_restart: false,
 //!                 run: Box::new(|service| {
@@ -79,7 +80,7 @@ use xshell::Shell;
 /// declared ones, and commands of its own (a clap subcommand enum).
 pub trait Ours: Subcommand {
     /// The Rust checks `smoke-test` runs on the image declared as `image`.
-    fn checks(image: &str) -> Vec<tiny_smoke::Own> {
+    fn checks(image: &str) -> Vec<Own> {
         let _ = image;
         Vec::new()
     }
@@ -94,10 +95,41 @@ impl Ours for NoCommands {
     }
 }
 
+pub use tiny_smoke::{Own, Running};
+
 /// Parses the command line, runs the command and turns its outcome into the exit status:
 /// usage errors and failures as one line on stderr, an interrupt as exit 130 after its
 /// undo, a closed stdout quietly.
 pub fn main<E: Ours>() -> ExitCode {
+    main_checking::<E>(E::checks)
+}
+
+/// [`main`] for a workspace that adds Rust smoke checks and no commands: `checks` gives
+/// those of the image declared as its argument.
+///
+/// ```no_run
+/// use tiny_commands::Own;
+///
+/// fn checks(image: &str) -> Vec<Own> {
+///     match image {
+///         "notes" => vec![Own {
+///             name: "the front page names the service",
+///             after_restart: false,
+///             run: Box::new(|service| Ok(format!("asked {}", service.addr))),
+///         }],
+///         _ => Vec::new(),
+///     }
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     tiny_commands::main_with_checks(checks)
+/// }
+/// ```
+pub fn main_with_checks(checks: fn(&str) -> Vec<Own>) -> ExitCode {
+    main_checking::<NoCommands>(checks)
+}
+
+fn main_checking<E: Ours>(checks: fn(&str) -> Vec<Own>) -> ExitCode {
     // First of all, so that no moment of a run is left to the default (die at once).
     interrupt::install();
     report::quiet_on_closed_output();
@@ -112,7 +144,7 @@ pub fn main<E: Ours>() -> ExitCode {
     };
     // A closed stdout (`cargo xtask doctor | head -1`) unwinds the run from the print that
     // found it, undoing what the run made on the way, and ends it quietly.
-    let result = match catch_unwind(AssertUnwindSafe(|| run(cli))) {
+    let result = match catch_unwind(AssertUnwindSafe(|| run(cli, checks))) {
         Ok(result) => result,
         Err(panic) if report::closed_output(panic.as_ref()) => {
             return ExitCode::from(report::CLOSED_OUTPUT);
@@ -169,7 +201,7 @@ fn one_line(rendered: &str) -> String {
     line
 }
 
-fn run<E: Ours>(cli: Cli<E>) -> anyhow::Result<()> {
+fn run<E: Ours>(cli: Cli<E>, checks: fn(&str) -> Vec<Own>) -> anyhow::Result<()> {
     // Read by every build this command starts: a value no build can record is refused
     // before anything runs.
     if stamps_time(&cli.command) {
@@ -188,7 +220,7 @@ fn run<E: Ours>(cli: Cli<E>) -> anyhow::Result<()> {
         Command::Push(args) => args.run(&sh, &project),
         Command::Pull(args) => args.run(&sh, &project),
         Command::Index(args) => args.run(&sh, &project),
-        Command::SmokeTest(args) => args.run(&sh, &project, E::checks),
+        Command::SmokeTest(args) => args.run(&sh, &project, checks),
         Command::Doctor(args) => args.run(&sh, &project),
         Command::Sbom(args) => args.run(&sh, &project),
         Command::Verify(args) => args.run(&sh, &project),

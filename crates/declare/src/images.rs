@@ -116,6 +116,9 @@ pub struct HttpCheck {
     pub method: Method,
     /// With its query, if any: `/messages?limit=0`.
     pub path: String,
+    /// The request's headers, by name (`Content-Type`, say): none but the client's own
+    /// (`Host`, `Content-Length`) unless declared.
+    pub headers: BTreeMap<String, String>,
     /// The request body, if any.
     pub body: Option<String>,
     /// The status expected.
@@ -272,11 +275,28 @@ impl Expect {
         match self {
             Expect::Exact(want) if got == want => Ok(()),
             Expect::Contains(part) if got.contains(part.as_str()) => Ok(()),
-            Expect::Exact(want) => Err(format!("expected {want:?}, got {got:?}")),
-            Expect::Contains(part) => {
-                Err(format!("expected a text containing {part:?}, got {got:?}"))
-            }
+            Expect::Exact(want) => Err(format!("expected {want:?}, got {}", excerpt(got))),
+            Expect::Contains(part) => Err(format!(
+                "expected a text containing {part:?}, got {}",
+                excerpt(got)
+            )),
         }
+    }
+}
+
+/// `text` quoted for a one-line report: its start, and how long it is when that is not all
+/// of it (a whole HTML page would fill the terminal).
+///
+/// ```
+/// assert_eq!(tiny_declare::excerpt("ready"), "\"ready\"");
+/// let page = "<p>".repeat(200);
+/// assert!(tiny_declare::excerpt(&page).ends_with("… (600 bytes)"));
+/// ```
+pub fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 160;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &text[..end], text.len()),
     }
 }
 
@@ -365,6 +385,8 @@ struct DeclaredBudget {
 struct DeclaredCheck {
     http: Option<String>,
     command: Option<Vec<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     body: Option<String>,
     status: Option<u16>,
     exit: Option<u8>,
@@ -814,10 +836,21 @@ fn check(
             if !(100..=599).contains(&status) {
                 fail!("{ctx} status: {status} is not an HTTP status (100 to 599)");
             }
+            for (name, value) in &declared.headers {
+                // RFC 9110's token characters for names; no line breaks in values.
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || !name.chars().all(token) {
+                    fail!("{ctx} headers: `{name}` is not a header name (letters, digits, `-`)");
+                }
+                if value.contains(['\r', '\n']) {
+                    fail!("{ctx} headers: the value of `{name}` spans lines: keep it on one");
+                }
+            }
             Ok(Check::Http(HttpCheck {
                 after_restart,
                 method,
                 path: path.to_owned(),
+                headers: declared.headers,
                 body: declared.body,
                 status,
                 expect,
@@ -833,6 +866,9 @@ fn check(
                 fail!(
                     "{ctx} body: is sent by HTTP checks only; a command takes `command` arguments"
                 );
+            }
+            if !declared.headers.is_empty() {
+                fail!("{ctx} headers: are sent by HTTP checks only");
             }
             Ok(Check::Command(CommandCheck {
                 after_restart,
@@ -1037,12 +1073,28 @@ expect-contains = "pending"
             .collect();
         assert_eq!(after, ["GET /notes/1 -> 200 (after restart)"]);
         assert_eq!(notes.checks.len(), 6);
+        let typed: Vec<_> = notes
+            .checks
+            .iter()
+            .filter_map(|c| match c {
+                Check::Http(h) if !h.headers.is_empty() => Some((h.path.as_str(), &h.headers)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            typed,
+            [(
+                "/notes",
+                &BTreeMap::from([("Content-Type".to_owned(), "text/plain".to_owned())])
+            )]
+        );
         assert_eq!(
             notes.checks[1],
             Check::Http(HttpCheck {
                 after_restart: false,
                 method: Method::Post,
                 path: "/checksum".into(),
+                headers: BTreeMap::new(),
                 body: Some("hello".into()),
                 status: 200,
                 expect: Some(Expect::Exact("adler32:062c0215 words:1\n".into())),
@@ -1230,7 +1282,22 @@ health = "/"
             (
                 "command = [\"migrate\", \"status\"]",
                 "command = [\"migrate\", \"status\"]\nexpects = \"x\"",
-                format!("{m} checks[1] unknown field `expects`, expected one of `http`, `command`, `body`, `status`, `exit`, `expect`, `expect-contains`, `after-restart`"),
+                format!("{m} checks[1] unknown field `expects`, expected one of `http`, `command`, `headers`, `body`, `status`, `exit`, `expect`, `expect-contains`, `after-restart`"),
+            ),
+            (
+                "http = \"GET /hello\"",
+                "http = \"GET /hello\"\nheaders = { \"Content Type\" = \"text/plain\" }",
+                format!("{s} checks[1] headers: `Content Type` is not a header name (letters, digits, `-`)"),
+            ),
+            (
+                "http = \"GET /hello\"",
+                "http = \"GET /hello\"\nheaders = { X-Note = \"a\\nb\" }",
+                format!("{s} checks[1] headers: the value of `X-Note` spans lines: keep it on one"),
+            ),
+            (
+                "command = [\"migrate\", \"status\"]",
+                "command = [\"migrate\", \"status\"]\nheaders = { Accept = \"text/plain\" }",
+                format!("{m} checks[1] headers: are sent by HTTP checks only"),
             ),
             (
                 "http = \"GET /hello\"",

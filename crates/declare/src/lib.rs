@@ -52,7 +52,8 @@
 //! `[workspace.metadata.xtask.image-defaults]` takes the keys every image may share
 //! (`package`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`); a key set in an
 //! image's table replaces the default's value whole. A check is a table with either
-//! `http = "[METHOD] /path"` (`body` sent, `status` expected, default 200) or
+//! `http = "[METHOD] /path"` (`headers = { Content-Type = "..." }` and `body` sent; no
+//! `Content-Type` unless declared; `status` expected, default 200) or
 //! `command = ["binary", "arg", ...]` (`exit` expected, default 0), and optionally `expect`
 //! (the whole response body or standard output) or `expect-contains` (a part of it).
 //! `after-restart = true` runs a check after the container was stopped and started again on

@@ -58,17 +58,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
     Ok(body)
 }
 
-/// `method path` (with `body`, if any) and the answer: its status and body, whatever the
-/// status.
-pub fn http(
+/// `method path` (with `headers` and `body`, if any) and the answer: its status and body,
+/// whatever the status. The body goes with no `Content-Type` unless `headers` has one.
+pub fn http<'a>(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     body: Option<&str>,
 ) -> Result<(u16, String)> {
-    let request = ureq::http::Request::builder()
+    let mut request = ureq::http::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"))
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(body.unwrap_or_default().to_owned())
         .with_context(|| format!("{method} {path} is not a request"))?;
     let mut response = agent().run(request)?;

@@ -36,7 +36,7 @@
 //!         name: "hello says hello",
 //!         after_restart: false,
 //!         run: Box::new(|s| {
-//!             let (status, body) = tiny_engine::probe::http(s.addr, "GET", "/hello", None)?;
+//!             let (status, body) = tiny_engine::probe::http(s.addr, "GET", "/hello", [], None)?;
 //!             anyhow::ensure!(body.contains("hello"), "answered {status}: {body}");
 //!             Ok(format!("{status}"))
 //!         }),
@@ -365,11 +365,14 @@ pub fn check_image(
             }
             checks.run(&check.to_string(), || {
                 let method = c.method.as_str();
-                let (status, body) = probe::http(addr, method, &c.path, c.body.as_deref())?;
+                let headers = c.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                let (status, body) =
+                    probe::http(addr, method, &c.path, headers, c.body.as_deref())?;
                 ensure!(
                     status == c.status,
-                    "answered {status}, expected {}: {body}",
-                    c.status
+                    "answered {status}, expected {}: {}",
+                    c.status,
+                    declared::excerpt(&body)
                 );
                 expect(c.expect.as_ref(), &body)?;
                 Ok(format!("{status}"))

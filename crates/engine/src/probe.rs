@@ -39,9 +39,15 @@ pub fn servable_port(port: u16) -> Result<()> {
 /// The HTTP client of every probe: 5 s for a whole request, and any status an answer (a
 /// check decides what it expects).
 pub fn agent() -> ureq::Agent {
+    agent_following(10)
+}
+
+/// [`agent`], following at most `redirects` redirects.
+fn agent_following(redirects: u32) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)
+        .max_redirects(redirects)
         .build()
         .into()
 }
@@ -59,7 +65,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
 }
 
 /// `method path` (with `headers` and `body`, if any) and the answer: its status and body,
-/// whatever the status. The body goes with no `Content-Type` unless `headers` has one.
+/// whatever the status. The body goes with no `Content-Type` unless `headers` has one. A
+/// redirect is the answer (`302`, say), not followed: a check says what this request gets.
 pub fn http<'a>(
     addr: SocketAddr,
     method: &str,
@@ -76,14 +83,53 @@ pub fn http<'a>(
     let request = request
         .body(body.unwrap_or_default().to_owned())
         .with_context(|| format!("{method} {path} is not a request"))?;
-    let mut response = agent().run(request)?;
+    let mut response = agent_following(0).run(request)?;
     let text = response.body_mut().read_to_string()?;
     Ok((response.status().as_u16(), text))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
     use super::*;
+
+    /// Answers one request with `answer`, and returns what it was sent (head and body).
+    fn serve_once(answer: &'static str) -> (SocketAddr, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                reader.read_line(&mut head).unwrap();
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            let mut body = vec![0; length];
+            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+            reader.get_mut().write_all(answer.as_bytes()).unwrap();
+            head + &String::from_utf8(body).unwrap()
+        });
+        (addr, served)
+    }
+
+    #[test]
+    fn a_check_sends_its_headers_and_body_and_takes_a_redirect_as_the_answer() {
+        let (addr, served) = serve_once(
+            "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 5\r\n\r\nmoved",
+        );
+        let headers = [("Content-Type", "application/json")];
+        let (status, body) = http(addr, "POST", "/notes", headers, Some("{}")).unwrap();
+        assert_eq!((status, body.as_str()), (302, "moved"));
+        let sent = served.join().unwrap().to_ascii_lowercase();
+        assert!(sent.starts_with("post /notes http/1.1\r\n"), "{sent}");
+        assert!(sent.contains("\r\ncontent-type: application/json\r\n"), "{sent}");
+        assert!(sent.ends_with("\r\n\r\n{}"), "{sent}");
+    }
 
     #[test]
     fn a_taken_privileged_or_zero_port_is_refused_and_a_free_one_accepted() {

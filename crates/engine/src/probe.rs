@@ -107,7 +107,11 @@ mod tests {
             }
             let length = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
                 .map_or(0, |n| n.trim().parse().unwrap());
             let mut body = vec![0; length];
             std::io::Read::read_exact(&mut reader, &mut body).unwrap();
@@ -127,7 +131,10 @@ mod tests {
         assert_eq!((status, body.as_str()), (302, "moved"));
         let sent = served.join().unwrap().to_ascii_lowercase();
         assert!(sent.starts_with("post /notes http/1.1\r\n"), "{sent}");
-        assert!(sent.contains("\r\ncontent-type: application/json\r\n"), "{sent}");
+        assert!(
+            sent.contains("\r\ncontent-type: application/json\r\n"),
+            "{sent}"
+        );
         assert!(sent.ends_with("\r\n\r\n{}"), "{sent}");
     }
 

@@ -53,7 +53,7 @@
 //! (`package`, `base`, `alpine`, `size-budget`, `dockerfile`, `env`, `volumes`); a key set in an
 //! image's table replaces the default's value whole. A check is a table with either
 //! `http = "[METHOD] /path"` (`headers = { Content-Type = "..." }` and `body` sent; no
-//! `Content-Type` unless declared; `status` expected, default 200) or
+//! `Content-Type` unless declared; `status` expected, default 200, a redirect not followed) or
 //! `command = ["binary", "arg", ...]` (`exit` expected, default 0), and optionally `expect`
 //! (the whole response body or standard output) or `expect-contains` (a part of it).
 //! `after-restart = true` runs a check after the container was stopped and started again on

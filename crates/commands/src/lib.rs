@@ -95,7 +95,7 @@ impl Ours for NoCommands {
     }
 }
 
-pub use tiny_smoke::{Own, Running};
+pub use tiny_smoke::{Answer, Own, Running};
 
 /// Parses the command line, runs the command and turns its outcome into the exit status:
 /// usage errors and failures as one line on stderr, an interrupt as exit 130 after its

@@ -64,8 +64,30 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
     Ok(body)
 }
 
-/// `method path` (with `headers` and `body`, if any) and the answer: its status and body,
-/// whatever the status. The body goes with no `Content-Type` unless `headers` has one. A
+/// What a service answered: the status, the headers and the body as text, whatever the
+/// status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in the order they came.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Answer {
+    /// The first value of the header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `method path` (with `headers` and `body`, if any) and the answer, whatever its status. The body goes with no `Content-Type` unless `headers` has one. A
 /// redirect is the answer (`302`, say), not followed: a check says what this request gets.
 pub fn http<'a>(
     addr: SocketAddr,
@@ -73,7 +95,7 @@ pub fn http<'a>(
     path: &str,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     body: Option<&str>,
-) -> Result<(u16, String)> {
+) -> Result<Answer> {
     let mut request = ureq::http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
@@ -84,8 +106,21 @@ pub fn http<'a>(
         .body(body.unwrap_or_default().to_owned())
         .with_context(|| format!("{method} {path} is not a request"))?;
     let mut response = agent_following(0).run(request)?;
-    let text = response.body_mut().read_to_string()?;
-    Ok((response.status().as_u16(), text))
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Ok(Answer {
+        status: response.status().as_u16(),
+        headers,
+        body: response.body_mut().read_to_string()?,
+    })
 }
 
 #[cfg(test)]
@@ -127,8 +162,9 @@ mod tests {
             "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 5\r\n\r\nmoved",
         );
         let headers = [("Content-Type", "application/json")];
-        let (status, body) = http(addr, "POST", "/notes", headers, Some("{}")).unwrap();
-        assert_eq!((status, body.as_str()), (302, "moved"));
+        let answer = http(addr, "POST", "/notes", headers, Some("{}")).unwrap();
+        assert_eq!((answer.status, answer.body.as_str()), (302, "moved"));
+        assert_eq!(answer.header("LOCATION"), Some("/elsewhere"));
         let sent = served.join().unwrap().to_ascii_lowercase();
         assert!(sent.starts_with("post /notes http/1.1\r\n"), "{sent}");
         assert!(

@@ -36,9 +36,9 @@
 //!         name: "hello says hello",
 //!         after_restart: false,
 //!         run: Box::new(|s| {
-//!             let (status, body) = tiny_engine::probe::http(s.addr, "GET", "/hello", [], None)?;
-//!             anyhow::ensure!(body.contains("hello"), "answered {status}: {body}");
-//!             Ok(format!("{status}"))
+//!             let answer = s.http("GET", "/hello", [], None)?;
+//!             anyhow::ensure!(answer.body.contains("hello"), "answered {answer:?}");
+//!             Ok(format!("{}", answer.status))
 //!         }),
 //!     }],
 //!     names: "app-smoke".to_owned(),
@@ -89,6 +89,22 @@ pub struct Running<'a> {
     pub addr: SocketAddr,
     /// A text unique to this run and image, for a check to store and find again.
     pub token: &'a str,
+}
+
+pub use tiny_engine::probe::Answer;
+
+impl Running<'_> {
+    /// Sends `method path` to the service, with `headers` and `body` if any; the answer
+    /// whatever its status, a redirect not followed (see [`tiny_engine::probe::http`]).
+    pub fn http<'h>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        body: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        Ok(probe::http(self.addr, method, path, headers, body)?)
+    }
 }
 
 /// A check of the running service written in Rust, for what declared HTTP probes and
@@ -366,16 +382,16 @@ pub fn check_image(
             checks.run(&check.to_string(), || {
                 let method = c.method.as_str();
                 let headers = c.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-                let (status, body) =
-                    probe::http(addr, method, &c.path, headers, c.body.as_deref())?;
+                let answer = probe::http(addr, method, &c.path, headers, c.body.as_deref())?;
                 ensure!(
-                    status == c.status,
-                    "answered {status}, expected {}: {}",
+                    answer.status == c.status,
+                    "answered {}, expected {}: {}",
+                    answer.status,
                     c.status,
-                    declared::excerpt(&body)
+                    declared::excerpt(&answer.body)
                 );
-                expect(c.expect.as_ref(), &body)?;
-                Ok(format!("{status}"))
+                expect(c.expect.as_ref(), &answer.body)?;
+                Ok(format!("{}", answer.status))
             });
         }
         for check in options.own.iter().filter(|o| o.after_restart == after) {

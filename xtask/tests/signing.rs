@@ -197,21 +197,8 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
         &[("COSIGN_PASSWORD", PASSWORD)],
     );
     // The layout's images pushed to another repository, as they are (unsigned).
-    let push_copy = |repository: &str| {
-        xtask_ok_with(
-            &[
-                "push",
-                "--allow-dirty",
-                "--layout",
-                layout,
-                "--ref",
-                "t",
-                "--tag",
-                &format!("{host}/{repository}/tiny-service:t"),
-            ],
-            &[],
-        )
-    };
+    let push_copy =
+        |repository: &str| push_t(layout, &format!("{host}/{repository}/tiny-service:t"));
     let foreign_key = keys.path().join("other.key");
     // Signs what a repository's tag `t` stands for with one of the two keys.
     let sign = |repository: &str, key: &Path| {
@@ -363,6 +350,23 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     layout_signatures_travel_with_push(&verifiers, layout, &private, &public, &other_public);
 }
 
+/// Pushes the image the layout names `t` as `tag`.
+fn push_t(layout: &str, tag: &str) -> String {
+    xtask_ok_with(
+        &[
+            "push",
+            "--allow-dirty",
+            "--layout",
+            layout,
+            "--ref",
+            "t",
+            "--tag",
+            tag,
+        ],
+        &[],
+    )
+}
+
 /// `image --sign` without `--push` signs the images in the builtin engine's OCI layout (the
 /// build is the one above, so nothing is compiled again); `verify --key` checks them there,
 /// and `push` carries them: both verifiers accept the pushed images, and signing the pushed
@@ -439,19 +443,7 @@ fn layout_signatures_travel_with_push(
         "{err}"
     );
 
-    xtask_ok_with(
-        &[
-            "push",
-            "--allow-dirty",
-            "--layout",
-            layout,
-            "--ref",
-            "t",
-            "--tag",
-            &tag,
-        ],
-        &[],
-    );
+    push_t(layout, &tag);
     for image in ["t-amd64", "t-arm64", "t"] {
         assert_eq!(
             verifiers.check("laysigned/tiny-service", image, public),
@@ -465,19 +457,7 @@ fn layout_signatures_travel_with_push(
         );
     }
     // Pushed where another key signed already: its signature stays beside ours.
-    xtask_ok_with(
-        &[
-            "push",
-            "--allow-dirty",
-            "--layout",
-            layout,
-            "--ref",
-            "t",
-            "--tag",
-            &format!("{host}/foreign/tiny-service:t"),
-        ],
-        &[],
-    );
+    push_t(layout, &format!("{host}/foreign/tiny-service:t"));
     for key in [public, other_public] {
         assert_eq!(
             verifiers.check("foreign/tiny-service", "t-amd64", key),

@@ -83,6 +83,25 @@ mod tests {
 
     use super::*;
 
+    /// Checks that a run through the fake sccache succeeded and that sccache was handed the
+    /// committed `shim` and `args`; returns the other lines of `said` (what then ran).
+    fn sccache_saw<'s>(
+        run: &std::process::Output,
+        said: &'s str,
+        shim: &str,
+        args: &[&str],
+    ) -> Vec<&'s str> {
+        assert!(run.status.success(), "{run:?}");
+        let (seen, ran): (Vec<&str>, Vec<&str>) =
+            said.lines().partition(|l| l.starts_with("sccache:"));
+        let expected: Vec<String> = std::iter::once(committed(shim).to_string())
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| format!("sccache:{a}"))
+            .collect();
+        assert_eq!(seen, expected);
+        ran
+    }
+
     fn committed(name: &str) -> Utf8PathBuf {
         Utf8Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../.cargo/cc")
@@ -237,19 +256,13 @@ mod tests {
             ("RUSTUP_HOME", "/h/rustup"),
         ];
         let ran = rustc(dir, &args, &env);
-        assert!(ran.status.success(), "{ran:?}");
-        let said = String::from_utf8(ran.stdout).unwrap();
-        let (seen, ran): (Vec<&str>, Vec<&str>) =
-            said.lines().partition(|l| l.starts_with("sccache:"));
-        let shim = committed("../cache/rustc");
-        let expected = [
-            shim.as_str(),
-            "--crate-name",
-            "a",
-            "--out-dir",
-            out.as_str(),
-        ];
-        assert_eq!(seen, expected.map(|a| format!("sccache:{a}")));
+        let said = String::from_utf8(ran.stdout.clone()).unwrap();
+        let ran = sccache_saw(
+            &ran,
+            &said,
+            "../cache/rustc",
+            &["--crate-name", "a", "--out-dir", out.as_str()],
+        );
         let root = committed("../..").canonicalize_utf8().unwrap();
         assert_eq!(
             ran,
@@ -280,20 +293,13 @@ mod tests {
             .env("CARGO_HOME", "/h/cargo")
             .output()
             .unwrap();
-        assert!(cc.status.success(), "{cc:?}");
-        let said = String::from_utf8(cc.stdout).unwrap();
-        let (seen, ran): (Vec<&str>, Vec<&str>) =
-            said.lines().partition(|l| l.starts_with("sccache:"));
-        let shim = committed("../cache/cc");
-        let expected = [
-            shim.as_str(),
-            "-target",
-            "x86_64-linux-musl",
-            "-O2",
-            "-c",
-            "a.c",
-        ];
-        assert_eq!(seen, expected.map(|a| format!("sccache:{a}")));
+        let said = String::from_utf8(cc.stdout.clone()).unwrap();
+        let ran = sccache_saw(
+            &cc,
+            &said,
+            "../cache/cc",
+            &["-target", "x86_64-linux-musl", "-O2", "-c", "a.c"],
+        );
         let expected = [
             "cc".to_owned(),
             "-target".into(),

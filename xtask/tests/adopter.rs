@@ -140,10 +140,17 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         ws.join("Dockerfile.runtime"),
     )
     .unwrap();
-    // Step 3: the xtask a member of the package's own workspace.
+    // Step 3: the xtask a member of the package's own workspace; and step 5's library,
+    // which the fixture takes by a path inside this repository, taken from where it is.
     let manifest = ws.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = text.replacen("[workspace]\n", "[workspace]\nmembers = [\"xtask\"]\n", 1);
+    let embed = "path = \"../../crates/embed\"";
+    assert!(text.contains(embed), "{text}");
+    let text = text.replace(
+        embed,
+        &format!("path = \"{}/crates/embed\"", root().display()),
+    );
     std::fs::write(&manifest, text).unwrap();
 
     let cargo = |args: &[&str]| -> String {
@@ -202,6 +209,19 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         .map(|i| i["reference"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(built.len(), 4, "two images on two architectures: {built:?}");
+    // Step 5: the crate list is in the binaries, where scanners find it.
+    for triple in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        let binary = root()
+            .join("target/adopter/dist")
+            .join(triple)
+            .join("notes");
+        let crates = support::syft_crates(binary.to_str().unwrap());
+        assert!(
+            crates.iter().any(|(name, _)| name == "tiny_http"),
+            "{}: syft finds {crates:?}",
+            binary.display()
+        );
+    }
     let smoke = SmokeRun::parse(cargo(&["xtask", "smoke-test", "--json"]).as_bytes());
     let names: Vec<&str> = smoke.images.iter().map(|i| i.image.as_str()).collect();
     assert!(

@@ -8,28 +8,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-use support::xtask_ok;
+use support::{checker, syft_crates, xtask_ok};
 
 /// Runs a checker to success and returns its stdout.
-fn checker(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
-        .output()
-        .unwrap_or_else(|e| panic!("{program} did not run ({e}): run .ci/provision"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 fn sbom_run() -> Vec<Value> {
     serde_json::from_str(&xtask_ok(&["sbom", "--image", "tiny-service", "--json"])).unwrap()
 }
@@ -56,35 +39,6 @@ fn sbom_crates(sbom: &Value) -> BTreeSet<(String, String)> {
             (
                 p["name"].as_str().unwrap().to_owned(),
                 p["versionInfo"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// `(name, version)` of the Rust crates syft finds in one binary, located in it.
-fn syft_crates(binary: &str) -> BTreeSet<(String, String)> {
-    let json = checker(
-        "syft",
-        &["scan", &format!("file:{binary}"), "-o", "json", "-q"],
-    );
-    let report: Value = serde_json::from_str(&json).unwrap();
-    let file_name = Path::new(binary).file_name().unwrap().to_str().unwrap();
-    report["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["type"] == "rust-crate")
-        .filter(|a| {
-            a["locations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|l| l["path"].as_str().unwrap().ends_with(file_name))
-        })
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_owned(),
-                a["version"].as_str().unwrap().to_owned(),
             )
         })
         .collect()

@@ -1,4 +1,4 @@
-//! The dependency list embedded in each binary (`service/build.rs` writes it): cargo-auditable's
+//! The dependency list embedded in each binary (`tiny-embed` writes it): cargo-auditable's
 //! `.dep-v0` section, zlib-compressed JSON in the `auditable-serde` schema.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,6 +5,7 @@
 pub mod registry;
 pub mod reports;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -126,4 +127,49 @@ pub fn platforms(index: &Value) -> Vec<String> {
         .collect();
     found.sort();
     found
+}
+
+/// Runs one of the outside checkers `.ci/provision` installs; its stdout, once it succeeded.
+pub fn checker(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} did not run ({e}): run .ci/provision"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `(name, version)` of the Rust crates syft finds in one binary, located in it.
+pub fn syft_crates(binary: &str) -> BTreeSet<(String, String)> {
+    let json = checker(
+        "syft",
+        &["scan", &format!("file:{binary}"), "-o", "json", "-q"],
+    );
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let file_name = Path::new(binary).file_name().unwrap().to_str().unwrap();
+    report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rust-crate")
+        .filter(|a| {
+            a["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["path"].as_str().unwrap().ends_with(file_name))
+        })
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }

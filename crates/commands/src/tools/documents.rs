@@ -78,7 +78,8 @@ pub fn staged_files(
             None => {
                 eprintln!(
                     "  note: {} carries no dependency list (.dep-v0): its SBOM lists the \
-                     dependencies Cargo.lock resolves for {}",
+                     dependencies Cargo.lock resolves for {} (to embed one, call \
+                     tiny_embed::dependency_list() from the package's build.rs)",
                     file.name, artifacts.target
                 );
                 embedded.push(project.dependency_list(artifacts.target)?);

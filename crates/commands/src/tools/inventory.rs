@@ -62,7 +62,7 @@ pub fn gather(project: &Project, target: Target, graph: &Graph) -> anyhow::Resul
     })
 }
 
-/// The source kind as cargo-auditable names it (`service/build.rs` does the same).
+/// The source kind as cargo-auditable names it (`tiny-embed` does the same).
 fn source_kind(repr: Option<&str>) -> String {
     match repr {
         None => "local".into(),

@@ -74,6 +74,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cli::{Cli, Command, Commands, NoCommands};
 pub use model::project::Project;
+pub use tiny_smoke::{Answer, Own, Running};
 use xshell::Shell;
 
 /// What a workspace adds to the commands: Rust smoke checks for its images, beside the
@@ -94,8 +95,6 @@ impl Ours for NoCommands {
         match self {}
     }
 }
-
-pub use tiny_smoke::{Answer, Own, Running};
 
 /// Parses the command line, runs the command and turns its outcome into the exit status:
 /// usage errors and failures as one line on stderr, an interrupt as exit 130 after its

@@ -87,8 +87,9 @@ impl Answer {
     }
 }
 
-/// `method path` (with `headers` and `body`, if any) and the answer, whatever its status. The body goes with no `Content-Type` unless `headers` has one. A
-/// redirect is the answer (`302`, say), not followed: a check says what this request gets.
+/// `method path` (with `headers` and `body`, if any) and the answer, whatever its status.
+/// The body goes with no `Content-Type` unless `headers` has one. A redirect is the answer
+/// (`302`, say), not followed: a check says what this request gets.
 pub fn http<'a>(
     addr: SocketAddr,
     method: &str,

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use crate::error::bail;
 use crate::error::ensure;
@@ -97,16 +98,26 @@ impl BlobStore {
             return Ok(Lock(file));
         }
         let file = File::open(&key).with_context(locking)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                waiting();
-                file.lock().with_context(locking)?;
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(anyhow::Error::from(e).context(locking()).into());
-            }
-        }
+        // Polled rather than blocked on, so that a signal ends the wait like any other step.
+        let mut waiting = Some(waiting);
+        let taken =
+            tiny_interrupt::wait_until(Duration::from_secs(24 * 3600), || match file.try_lock() {
+                Ok(()) => Ok(Some(())),
+                Err(TryLockError::WouldBlock) => {
+                    if let Some(tell) = waiting.take() {
+                        tell();
+                    }
+                    Ok(None)
+                }
+                Err(TryLockError::Error(e)) => Err(crate::Error::from(
+                    anyhow::Error::from(e).context(locking()),
+                )),
+            })?;
+        ensure!(
+            taken.is_some(),
+            "{}: another process has held it for a day",
+            locking()
+        );
         let file = Arc::new(file);
         held.retain(|_, f| f.strong_count() > 0);
         held.insert(key, Arc::downgrade(&file));

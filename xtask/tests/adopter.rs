@@ -253,6 +253,7 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         assert!(image.passed, "{image:#?}");
         let _ = Command::new("docker").args(["rmi", &image.image]).output();
     }
+    support::tidy(&[root().join("target/adopter")]);
 }
 
 fn copy_tree(from: &Path, to: &Path) {

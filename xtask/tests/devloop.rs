@@ -112,7 +112,7 @@ fn touch_metadata(path: &Path) {
 /// file system's clock, which may lag the system's): waits until that clock has moved more
 /// than that past now, so the build after a change can be recorded.
 fn wait_out_the_margin() {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root().join("target"), Into::into);
+    let target_dir = support::target_dir();
     let probe = target_dir.join(format!("devloop-clock-{}", std::process::id()));
     let time = || {
         std::fs::write(&probe, "").unwrap();
@@ -140,7 +140,7 @@ fn the_xtask_runs_cargo_again_whenever_an_input_changed() {
     let (_, stderr) = xtask_build();
     assert!(stderr.contains(NOT_RUN), "{stderr}");
 
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root().join("target"), Into::into);
+    let target_dir = support::target_dir();
     let output = target_dir.join(TRIPLE).join("release/service");
     type Change<'a> = (&'static str, Box<dyn Fn() + 'a>);
     let changes: [Change; 6] = [

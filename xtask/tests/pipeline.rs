@@ -97,6 +97,7 @@ fn pipeline() {
     ctrl_c_during_a_build_leaves_the_dist_folders_whole(&dist);
     sigterm_during_bench_stops_its_builds();
     bench_json_reports_the_fast_path_within_its_goal();
+    support::tidy(&[support::target_dir().join("xtask/devloop")]);
     bench_json_reports_no_op_builds_against_plain_cargo();
 }
 

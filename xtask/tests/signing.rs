@@ -39,13 +39,15 @@ fn xtask(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String, Str
     )
 }
 
+/// The test-only verifier's target directory.
+fn cosign_verifier_dir() -> PathBuf {
+    support::target_dir().join("cosign-verifier")
+}
+
 /// The test-only verifier on the `sigstore` crate, built in its own target directory (its
 /// own workspace: the project's builds never compile it).
 fn cosign_verifier() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("cosign-verifier");
+    let target = cosign_verifier_dir();
     let manifest = root().join("xtask/tests/cosign-verifier/Cargo.toml");
     let status = Command::new(env!("CARGO"))
         .args(["build", "--locked", "--quiet", "--manifest-path"])
@@ -348,6 +350,7 @@ fn real_verifiers_accept_signed_images_and_refuse_unsigned_foreign_and_replaced_
     smoke_test_requires_signatures(&host, &public);
     // Signed into the OCI layout, then pushed: the same signatures arrive with the images.
     layout_signatures_travel_with_push(&verifiers, layout, &private, &public, &other_public);
+    support::tidy(&[cosign_verifier_dir()]);
 }
 
 /// Pushes the image the layout names `t` as `tag`.

@@ -10,15 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use support::{XTASK, root};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+mod support;
+
 const TAG: &str = "xtask-verify-test/tiny-service:t";
 const TAMPERED_TARGET: &str = "aarch64-unknown-linux-musl";
 const TAMPERED: &str = "migrate";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
 
 /// Runs the xtask; also returns its process id, which names its temporary folders.
 fn xtask_pid(args: &[&str]) -> (Output, u32) {
@@ -375,10 +373,7 @@ fn a_commit_whose_binaries_embed_their_build_time_fails_verify() {
 
     // The clone's own cargo runs: without what `cargo test` gave us about this checkout.
     let target_dir = scratch.path().join("target");
-    let zig_dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target"))
-        .join("xtask/cc");
+    let zig_dir = support::target_dir().join("xtask/cc");
     assert!(
         zig_dir.join("zig").exists(),
         "run `cargo xtask build` once first"

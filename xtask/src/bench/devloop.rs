@@ -231,7 +231,10 @@ fn image(
         "{xtask} image --image {name} --no-load --layout {layout} --tag {tag} {fast...} {triples...}"
     )
     .quiet();
-    let command = toolchain::in_other_checkout(project, command, &place.target_dir);
+    // Each path as its profile declares it: a CARGO_INCREMENTAL of the caller's (CI turns
+    // incremental compilation off to save disk) would take the fast path's incremental away.
+    let command = toolchain::in_other_checkout(project, command, &place.target_dir)
+        .env_remove("CARGO_INCREMENTAL");
     let started = Instant::now();
     let done = process::run(command, Io::Null, Io::Capture)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -20,6 +20,30 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
+/// The target directory the tests build in: this checkout's, or `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Removes what only the calling test builds on (a target directory of its own, platforms
+/// no later test uses) once it is done with them, when the run sets `XTASK_TEST_TIDY=1`, as
+/// CI does: a run that happens once, on a machine that may be short of disk. Otherwise they
+/// stay, and the next run starts from them.
+pub fn tidy(paths: &[PathBuf]) {
+    if std::env::var_os("XTASK_TEST_TIDY").is_none_or(|v| v != "1") {
+        return;
+    }
+    for path in paths {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => eprintln!("(XTASK_TEST_TIDY) removed {}", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {}: {e}", path.display()),
+        }
+    }
+}
+
 /// The lock file of [`engine_turn`]: one per machine, since the engines' image stores are.
 pub fn engine_lock_path() -> PathBuf {
     std::env::temp_dir().join("tiny-images-engine-tests.lock")

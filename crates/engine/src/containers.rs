@@ -271,14 +271,17 @@ impl<'a> Resources<'a> {
         Ok("read-only root file system".into())
     }
 
-    /// Prints the output of every container still tracked to stderr: for a failure.
-    pub fn print_logs(&self) {
-        for (name, _) in self.containers.borrow().iter() {
-            if let Ok(out) = self.engine.logs(self.sh, name) {
-                eprintln!("--- logs of {name} ---");
-                eprint!("{}{}", out.stdout, out.stderr);
-            }
-        }
+    /// The output of every container still tracked, by name: what the caller shows after a
+    /// failure. A container whose logs the engine cannot give is left out.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        self.containers
+            .borrow()
+            .iter()
+            .filter_map(|(name, _)| {
+                let out = self.engine.logs(self.sh, name).ok()?;
+                Some((name.clone(), format!("{}{}", out.stdout, out.stderr)))
+            })
+            .collect()
     }
 }
 

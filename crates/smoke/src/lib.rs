@@ -147,6 +147,11 @@ pub trait Observer {
     fn ended(&self, label: &str, check: &Check) {
         let _ = (label, check);
     }
+
+    /// A check of the image failed: what one of its containers printed, for the reader.
+    fn logs(&self, label: &str, container: &str, output: &str) {
+        let _ = (label, container, output);
+    }
 }
 
 impl Observer for () {}
@@ -455,7 +460,9 @@ pub fn check_image(
         return Err(fatal);
     }
     if checks.failure.is_some() {
-        resources.print_logs();
+        for (container, output) in resources.logs() {
+            observer.logs(&checks.label, &container, &output);
+        }
     }
     drop(resources);
     Ok(image(checks, Some(facts.arch.clone())))

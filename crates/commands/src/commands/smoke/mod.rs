@@ -29,6 +29,11 @@ impl tiny_smoke::Observer for LiveRows {
     fn ended(&self, label: &str, check: &Check) {
         eprintln!("{}", results::live_row(label, check));
     }
+
+    fn logs(&self, _label: &str, container: &str, output: &str) {
+        eprintln!("--- logs of {container} ---");
+        eprint!("{output}");
+    }
 }
 
 impl SmokeArgs {

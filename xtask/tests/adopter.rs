@@ -1,6 +1,6 @@
-//! The adopter fixture (`fixtures/adopter`): a service of its own, set up the way the adoption
-//! guide says (its cross-compilation settings are ours, copied, and stay so), then taken
-//! through `image` and `smoke-test` with the xtask and the libraries.
+//! The adopter fixture (`fixtures/adopter`): a service of its own with its images declared,
+//! set up the way the adoption guide says (the xtask, `init`), then taken through `image` and
+//! `smoke-test` with the xtask and the libraries; and `init` on workspaces of every kind.
 
 mod support;
 
@@ -30,24 +30,6 @@ fn files(dir: &Path) -> Vec<String> {
     }
     found.sort();
     found
-}
-
-#[test]
-fn the_fixture_copies_our_cargo_settings_and_compiler_wrappers() {
-    let ours = files(&root().join(".cargo"));
-    assert!(ours.contains(&"rustc-wrapper".to_owned()) && ours.contains(&"cc/zig".to_owned()));
-    assert_eq!(
-        files(&root().join("fixtures/adopter/.cargo")),
-        ours,
-        "fixtures/adopter/.cargo lists other files than .cargo: copy ours again"
-    );
-    for name in ours {
-        assert_eq!(
-            read(&format!("fixtures/adopter/.cargo/{name}")),
-            read(&format!(".cargo/{name}")),
-            "fixtures/adopter/.cargo/{name} differs from .cargo/{name}: copy ours again"
-        );
-    }
 }
 
 #[test]
@@ -117,8 +99,93 @@ fn the_guide_gives_the_xtask_as_two_files() {
     assert!(main.contains("tiny_commands::main::<"), "{main}");
 }
 
-/// The adoption guide, followed by a test: the fixture gets the guide's two-file xtask and
-/// our `Dockerfile.runtime`, the library by path and the xtask as a member, and nothing else.
+/// `init` in a new package, run as a user would: it writes our settings, keeps them when run
+/// again, puts ours after settings of the package's own, and writes nothing when a file of
+/// the package's own is in the way.
+#[test]
+fn init_writes_our_settings_keeps_them_and_leaves_a_file_in_the_way_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    std::fs::create_dir(ws.join("src")).unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"p\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+    )
+    .unwrap();
+    let init = || {
+        let out = Command::new(support::XTASK)
+            .arg("init")
+            .current_dir(ws)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let same_as_ours = |name: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            std::fs::read(ws.join(name)).unwrap(),
+            std::fs::read(root().join(name)).unwrap(),
+            "{name}"
+        );
+        assert_eq!(mode(&ws.join(name)), mode(&root().join(name)), "{name}");
+    };
+
+    let (ok, said) = init();
+    assert!(ok, "{said}");
+    let ours = files(&root().join(".cargo"));
+    assert_eq!(files(&ws.join(".cargo")), ours);
+    for name in &ours {
+        same_as_ours(&format!(".cargo/{name}"));
+    }
+    same_as_ours("Dockerfile.runtime");
+    // Again: all kept; and, as the package declares no image yet, what comes next.
+    let (ok, said) = init();
+    let kept = format!(
+        "  kept {} file(s) that are this version's already\n",
+        ours.len() + 1
+    );
+    assert!(ok && said.starts_with(&kept), "{said}");
+    assert!(
+        said.contains("next: declare your images in Cargo.toml"),
+        "{said}"
+    );
+
+    // Settings of the package's own that share a table with ours: one line, nothing written.
+    std::fs::remove_dir_all(ws.join(".cargo")).unwrap();
+    std::fs::remove_file(ws.join("Dockerfile.runtime")).unwrap();
+    std::fs::create_dir(ws.join(".cargo")).unwrap();
+    let own = "[build]\njobs = 2\n";
+    std::fs::write(ws.join(".cargo/config.toml"), own).unwrap();
+    let (ok, said) = init();
+    assert!(!ok);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("error: .cargo/config.toml sets [build] of its own"),
+        "{said}"
+    );
+    assert_eq!(files(&ws.join(".cargo")), ["config.toml"]);
+    assert!(!ws.join("Dockerfile.runtime").exists());
+
+    // Settings that share none: ours go after them.
+    let own = "[net]\noffline = true\n";
+    std::fs::write(ws.join(".cargo/config.toml"), own).unwrap();
+    let (ok, said) = init();
+    assert!(ok, "{said}");
+    let config = std::fs::read_to_string(ws.join(".cargo/config.toml")).unwrap();
+    assert!(config.starts_with(own) && config.ends_with(&read(".cargo/config.toml")));
+    assert!(
+        said.contains("added ours after the settings in .cargo/config.toml"),
+        "{said}"
+    );
+}
+
+/// The guide's command that writes the settings (step 3).
+const INIT: &str = "cargo run -p xtask -- init";
+
+/// The adoption guide, followed by a test: the fixture gets the guide's two-file xtask (the
+/// library by path), the xtask as a member, the settings its `init` writes, and nothing else.
 /// Its own images (another package, port, health path and C code) then build for both
 /// architectures and pass their declared checks in real containers. The fixture has a
 /// target directory of its own (`target/adopter`), so its first run compiles everything,
@@ -133,14 +200,9 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         .unwrap();
     let ws = work.path().join("notes");
     copy_tree(&root().join("fixtures/adopter"), &ws);
-    // Step 2: the xtask as the guide writes it.
+    // Step 1: the xtask as the guide writes it.
     guide_xtask(&ws);
-    std::fs::copy(
-        root().join("Dockerfile.runtime"),
-        ws.join("Dockerfile.runtime"),
-    )
-    .unwrap();
-    // Step 3: the xtask a member of the package's own workspace; and step 5's library,
+    // Step 2: the xtask a member of the package's own workspace; and step 5's library,
     // which the fixture takes by a path inside this repository, taken from where it is.
     let manifest = ws.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -181,6 +243,16 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         );
         stdout
     };
+    // Step 3: the settings, written by the xtask itself before its alias exists.
+    assert!(
+        read("README.md").contains(&format!("   {INIT}\n")),
+        "the guide has no `{INIT}`"
+    );
+    cargo(&INIT.split(' ').skip(1).collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".cargo/config.toml")).unwrap(),
+        read(".cargo/config.toml")
+    );
     // Compiling needs no engine: the turn at the engines is taken after.
     cargo(&["xtask", "build"]);
     // An adopter's repository is a git checkout, committed with the lock file cargo updated

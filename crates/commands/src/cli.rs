@@ -39,6 +39,10 @@ pub enum NoCommands {}
 /// This crate's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write the `.cargo/` settings (the `xtask` alias, the rustc wrapper, the musl linkers,
+    /// the C cross compilers) and `Dockerfile.runtime` into the workspace; the first time,
+    /// before the alias exists: `cargo run -p xtask -- init`
+    Init(InitArgs),
     /// Cross-compile the service for the musl targets and stage verified static binaries
     Build(BuildArgs),
     /// Build one container image per architecture from the staged binaries
@@ -68,6 +72,12 @@ pub enum Command {
     /// `.sig` signature and a sigstore bundle referrer
     Sign(SignArgs),
 }
+
+/// The arguments of `cargo xtask init`: none. A file that is there already is kept when it is
+/// this version's, and in the way otherwise (nothing is written then); a `.cargo/config.toml`
+/// of the workspace's own gets ours after its settings when none of its tables are ours.
+#[derive(Debug, Args)]
+pub struct InitArgs {}
 
 /// The arguments of `cargo xtask build`.
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
-//! The commands of `cargo xtask` as a library: `build`, `image`, `smoke-test`, `run`,
-//! `push`, `pull`, `index`, `sbom`, `keygen`, `sign`, `verify` and `doctor`, over the images a
-//! workspace declares in its `Cargo.toml` (`[workspace.metadata.xtask]`, see
+//! The commands of `cargo xtask` as a library: `init`, `build`, `image`, `smoke-test`, `run`,
+//! `push`, `pull`, `index`, `sbom`, `keygen`, `sign`, `verify` and `doctor`, over the images
+//! a workspace declares in its `Cargo.toml` (`[workspace.metadata.xtask]`, see
 //! [`tiny_declare`]). A workspace's xtask is its `main`: [`main`] with
 //! [`NoCommands`], [`main_with_checks`] for Rust smoke checks of its own,
 //! or, with commands of its own too, an [`Ours`]:
@@ -206,6 +206,11 @@ fn run<E: Ours>(cli: Cli<E>, checks: fn(&str) -> Vec<Own>) -> anyhow::Result<()>
     if stamps_time(&cli.command) {
         tiny_oci::epoch::Epoch::from_env()?;
     }
+    // Before the workspace declares anything: it is what sets a workspace up.
+    if let Commands::Builtin(Command::Init(args)) = cli.command {
+        let (root, declared) = model::project::workspace_root()?;
+        return args.run(root.as_std_path(), declared);
+    }
     let project = Project::load()?;
     let sh = Shell::new()?;
     sh.change_dir(&project.root);
@@ -214,6 +219,7 @@ fn run<E: Ours>(cli: Cli<E>, checks: fn(&str) -> Vec<Own>) -> anyhow::Result<()>
         Commands::Ours(ours) => return ours.run(&sh, &project),
     };
     match command {
+        Command::Init(_) => unreachable!("init runs before the workspace is read"),
         Command::Build(args) => args.run(&sh, &project),
         Command::Image(args) => (*args).run(&sh, &project),
         Command::Push(args) => args.run(&sh, &project),
@@ -247,6 +253,7 @@ fn stamps_time<E: Subcommand>(command: &Commands<E>) -> bool {
         | Command::SmokeTest(_)
         | Command::Doctor(_)
         | Command::Keygen(_)
+        | Command::Init(_)
         | Command::Sign(_) => false,
     }
 }

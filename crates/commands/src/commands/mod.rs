@@ -5,6 +5,7 @@ pub mod build;
 pub mod doctor;
 pub mod image;
 pub mod index;
+pub mod init;
 pub mod keygen;
 pub mod pull;
 pub mod push;
@@ -32,4 +33,27 @@ impl RegistryAuthArgs {
             None => stored_login(sh, reference),
         }
     }
+}
+
+/// Writes beside the file, then renames: a reader sees the old file or the new one, never a
+/// part. `mode` sets its permissions (else the default for a new file).
+fn write_atomically(
+    path: &std::path::Path,
+    contents: &str,
+    mode: Option<u32>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.as_deref().unwrap_or("file"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

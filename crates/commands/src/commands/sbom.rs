@@ -6,6 +6,7 @@ use cargo_metadata::camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use xshell::Shell;
 
+use super::write_atomically;
 use crate::cli::SbomArgs;
 use crate::model::project::Project;
 use crate::report::{self, step};
@@ -122,8 +123,8 @@ fn describe(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
     let sbom = dir.join(SBOM_FILE);
     let provenance = dir.join(PROVENANCE_FILE);
-    write_atomically(&sbom, &docs.sbom)?;
-    write_atomically(&provenance, &docs.provenance)?;
+    write_atomically(sbom.as_std_path(), &docs.sbom, None)?;
+    write_atomically(provenance.as_std_path(), &docs.provenance, None)?;
     Ok(Written {
         image: project.image_name().to_owned(),
         target: artifacts.target.triple().to_owned(),
@@ -139,15 +140,4 @@ fn describe(
         sbom,
         provenance,
     })
-}
-
-/// Writes beside the file, then renames: a reader sees the old document or the new one.
-fn write_atomically(path: &Utf8Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or("document"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {path}"))
 }

@@ -68,6 +68,24 @@ pub struct Settings {
     _image_defaults: serde::de::IgnoredAny,
 }
 
+/// The workspace's metadata, without its dependencies.
+fn metadata() -> anyhow::Result<cargo_metadata::Metadata> {
+    MetadataCommand::new()
+        .no_deps()
+        .exec()
+        .context("`cargo metadata` failed: run from inside the workspace")
+}
+
+/// The root of the workspace the command runs in, whatever it declares, and whether it
+/// declares any image.
+pub fn workspace_root() -> anyhow::Result<(Utf8PathBuf, bool)> {
+    let meta = metadata()?;
+    let declared = meta.workspace_metadata["xtask"]["images"]
+        .as_object()
+        .is_some_and(|images| !images.is_empty());
+    Ok((meta.workspace_root, declared))
+}
+
 impl Project {
     /// The targets asked for, or the workspace's defaults, each once, in order.
     pub fn targets(&self, asked: &[Selection]) -> Vec<Target> {
@@ -81,10 +99,7 @@ impl Project {
 
     /// Reads the workspace the current directory is in, its declared images checked.
     pub fn load() -> anyhow::Result<Project> {
-        let meta = MetadataCommand::new()
-            .no_deps()
-            .exec()
-            .context("`cargo metadata` failed: run from inside the workspace")?;
+        let meta = metadata()?;
         let xtask = &meta.workspace_metadata["xtask"];
         // The image declarations first: they name the old keys' replacements.
         let images =

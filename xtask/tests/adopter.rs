@@ -215,13 +215,14 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
     );
     std::fs::write(&manifest, text).unwrap();
 
+    let target = root().join("target/adopter");
     let cargo = |args: &[&str]| -> String {
         eprintln!("$ (fixture) cargo {}", args.join(" "));
         let mut command = Command::new(env!("CARGO"));
         command
             .args(args)
             .current_dir(&ws)
-            .env("CARGO_TARGET_DIR", root().join("target/adopter"))
+            .env("CARGO_TARGET_DIR", &target)
             // The xtask's dependencies resolve from what this workspace already fetched:
             // a test reaches no registry but the local one.
             .env("CARGO_NET_OFFLINE", "true")
@@ -283,10 +284,7 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
     assert_eq!(built.len(), 4, "two images on two architectures: {built:?}");
     // Step 5: the crate list is in the binaries, where scanners find it.
     for triple in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
-        let binary = root()
-            .join("target/adopter/dist")
-            .join(triple)
-            .join("notes");
+        let binary = target.join("dist").join(triple).join("notes");
         let crates = support::syft_crates(binary.to_str().unwrap());
         assert!(
             crates.iter().any(|(name, _)| name == "tiny_http"),
@@ -325,7 +323,7 @@ fn the_fixture_adopts_the_xtask_and_passes_image_and_smoke_test() {
         assert!(image.passed, "{image:#?}");
         let _ = Command::new("docker").args(["rmi", &image.image]).output();
     }
-    support::tidy(&[root().join("target/adopter")]);
+    support::tidy(&[target]);
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -36,6 +36,7 @@ fn every_platform_builds_static_passes_its_smoke_test_and_runs_from_the_registry
     assert_eq!(built.len(), PLATFORMS.len(), "{built:?}");
     // The builds of the platforms that no later test uses, and the standard libraries built
     // from source for them (removed at the end, when the run tidies).
+    let target_dir = support::target_dir();
     let only_ours: Vec<PathBuf> = built
         .iter()
         .map(|e| {
@@ -48,8 +49,8 @@ fn every_platform_builds_static_passes_its_smoke_test_and_runs_from_the_registry
             !["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"]
                 .contains(&triple.to_str().unwrap())
         })
-        .map(|triple| support::target_dir().join(triple))
-        .chain([support::target_dir().join("std-from-source")])
+        .map(|triple| target_dir.join(triple))
+        .chain([target_dir.join("std-from-source")])
         .collect();
     for (dir, manifest) in built.iter().map(|e| (e[0].as_str().unwrap(), &e[1])) {
         for file in manifest["files"].as_array().unwrap() {
